@@ -1,0 +1,46 @@
+# Every target creates or reuses .venv itself: on a fresh machine `make run` and `make test`
+# are the whole set-up.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-fast lint bench soak clean
+
+help:
+	@echo "make run    start the service on its embedded defaults"
+	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
+	@echo "make lint   ruff + mypy --strict"
+	@echo "make bench  benchmarks; JSON into bench/results/"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m scripts.run_local
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow"
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+soak: $(STAMP)
+	$(VENV)/bin/pytest -m soak --override-ini="addopts=-ra --strict-markers" tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
