@@ -116,7 +116,9 @@ class Reader:
 
 def _open_generation(directory: Path, generation: int, trusted: frozenset[int]) -> Snapshot:
     path = directory / generation_name(generation)
-    fd = os.open(path, os.O_RDONLY | OPEN_FLAGS)
+    # O_NONBLOCK: opening a FIFO planted under a generation name must fail the type check below,
+    # not block the worker forever.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | OPEN_FLAGS)
     try:
         st = os.fstat(fd)
         check_file(path, st, trusted)
