@@ -112,8 +112,9 @@ class Publisher:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise PublishError(
+                getattr(exc, "errno", None) or 0,
                 f"could not publish generation {generation} in {self._directory}: {exc}; "
-                f"generation {self._generation} stays live"
+                f"generation {self._generation} stays live",
             ) from exc
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,131 @@
+"""Invariants that need several processes: fork safety, torn reads, kill -9 of the writer."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from multiprocessing.queues import Queue
+from pathlib import Path
+
+import pytest
+
+from shm import Publisher, Reader
+from tests.shm._tables import make_table
+from tests.shm._writer import verify
+
+ROOT = Path(__file__).resolve().parents[2]
+FORK = multiprocessing.get_context("fork")
+
+
+def start_writer(directory: Path, seconds: float, *, output: bool = True) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.shm._writer", str(directory), str(seconds)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE if output else subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def newest_generation(directory: Path) -> int:
+    snapshot = Reader(directory).current()
+    return snapshot.generation if snapshot is not None else 0
+
+
+def _child_reads(reader: Reader, parent_snapshot_id: int, queue: Queue[object]) -> None:
+    snapshot = reader.current()
+    assert snapshot is not None
+    queue.put((snapshot.generation, id(snapshot) != parent_snapshot_id, os.getpid()))
+
+
+def test_forked_child_reopens_instead_of_reusing_the_parents_mapping(shm_dir: Path) -> None:
+    publisher = Publisher(shm_dir)
+    publisher.publish(make_table(10, 1.0))
+    reader = Reader(shm_dir)
+    parent_snapshot = reader.current()
+    assert parent_snapshot is not None
+    publisher.publish(make_table(10, 2.0))  # not yet seen by the parent's reader
+    queue: Queue[object] = FORK.Queue()
+    child = FORK.Process(target=_child_reads, args=(reader, id(parent_snapshot), queue))
+    child.start()
+    generation, reopened, pid = queue.get(timeout=30)  # type: ignore[misc]
+    child.join(timeout=30)
+    publisher.close()
+    assert child.exitcode == 0
+    assert pid != os.getpid()
+    assert generation == 2
+    assert reopened
+
+
+def _read_until(directory: Path, deadline: float, queue: Queue[object]) -> None:
+    reader = Reader(directory)
+    reads, generations, errors = 0, set(), []
+    last = 0
+    while time.monotonic() < deadline:
+        snapshot = reader.current()
+        if snapshot is None:
+            continue
+        reads += 1
+        if snapshot.generation < last:
+            errors.append(f"went back from {last} to {snapshot.generation}")
+        last = snapshot.generation
+        if snapshot.generation not in generations:
+            generations.add(snapshot.generation)
+            problem = verify(snapshot, full=True)
+            if problem:
+                errors.append(problem)
+        elif reads % 64 == 0:
+            problem = verify(snapshot)
+            if problem:
+                errors.append(problem)
+    queue.put((reads, len(generations), errors))
+
+
+@pytest.mark.parametrize("seconds", [3.0])
+def test_no_torn_reads_with_readers_in_other_processes(shm_dir: Path, seconds: float) -> None:
+    writer = start_writer(shm_dir, seconds)
+    deadline = time.monotonic() + seconds
+    queue: Queue[object] = FORK.Queue()
+    readers = [FORK.Process(target=_read_until, args=(shm_dir, deadline, queue)) for _ in range(3)]
+    for process in readers:
+        process.start()
+    results = [queue.get(timeout=seconds + 30) for _ in readers]
+    for process in readers:
+        process.join(timeout=30)
+    out, _ = writer.communicate(timeout=30)
+    assert writer.returncode == 0
+    published = int(out)
+    total_reads = sum(r[0] for r in results)  # type: ignore[index]
+    errors = [e for r in results for e in r[2]]  # type: ignore[index]
+    assert errors == []
+    assert published >= 10, f"writer published only {published} generations"
+    assert total_reads > 1_000
+    # Every reader followed the writer through many generations, not just one.
+    assert all(r[1] >= 5 for r in results), results  # type: ignore[index]
+
+
+def test_writer_killed_at_random_instants_leaves_a_valid_generation(shm_dir: Path) -> None:
+    rng = random.Random(20261127)
+    last_generation = 0
+    for _ in range(8):
+        writer = start_writer(shm_dir, 0, output=False)
+        # Wait for its first publication, then kill it at a random instant.
+        deadline = time.monotonic() + 30
+        while newest_generation(shm_dir) <= last_generation and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.25))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        snapshot = Reader(shm_dir).current()
+        assert snapshot is not None
+        assert verify(snapshot, full=True) is None
+        assert snapshot.generation > last_generation
+        last_generation = snapshot.generation
+    with Publisher(shm_dir) as publisher:
+        leftovers = [p.name for p in shm_dir.iterdir() if p.name.startswith(".tmp-")]
+        assert leftovers == []
+        assert publisher.publish(make_table(1)) == last_generation + 1
