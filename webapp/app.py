@@ -1,0 +1,53 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, request
+
+from webapp import metrics
+from webapp.config import Settings
+from webapp.problem import install_error_handlers
+from webapp.views import blueprint
+from webapp.window import WindowAccess
+
+__all__ = ["create_app", "warm_up"]
+
+
+def create_app(settings: Settings) -> Flask:
+    """Build the app. Opens nothing: the shm reader and the model are opened lazily in the
+    process that serves (each Gunicorn worker, after fork), see :func:`warm_up`."""
+    app = Flask("webapp")
+    app.config.update(
+        DEBUG=False,
+        TESTING=False,
+        PROPAGATE_EXCEPTIONS=False,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["webapp"] = WindowAccess(settings)
+    app.register_blueprint(blueprint)
+    install_error_handlers(app)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.get("started")
+        if started is not None:
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            metrics.observe_request(
+                route, request.method, response.status_code, time.perf_counter() - started
+            )
+        return response
+
+    return app
+
+
+def warm_up(app: Flask) -> None:
+    """Open the reader, load the model and derive the window's features in this process."""
+    access: WindowAccess = app.extensions["webapp"]
+    access.warm_up()

@@ -1,0 +1,247 @@
+"""The OpenAPI 3.1 description served at ``/openapi.json``, built from the settings so the
+documented limits are the enforced ones. Tests compare it with the app's routes and with
+the statuses the server actually returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webapp.config import Settings
+
+__all__ = ["PROBLEM_TYPES", "build_spec"]
+
+PROBLEM_TYPES: dict[str, str] = {
+    "invalid-json": "400: the body is not UTF-8 JSON (or repeats a key in an object)",
+    "bad-request": "400: the request is malformed at the HTTP level",
+    "not-found": "404: no such path",
+    "method-not-allowed": "405: the path exists but not for this method (see Allow)",
+    "payload-too-large": "413: the body exceeds MAX_BODY_BYTES",
+    "unsupported-media-type": "415: Content-Type is not application/json",
+    "validation-error": "422: the JSON does not satisfy the schema; `errors` lists each field",
+    "no-data": "503: nothing has been published yet",
+    "no-model": "503: the current generation names no loadable model",
+    "window-unusable": "503: the cached window cannot feed the model (too short, irregular)",
+    "not-ready": "503 from /readyz: restoring, stale, no model, no data or insufficient data",
+    "internal-error": "500: a server fault (never caused by input); details are in the log",
+}
+
+_VALIDATION_CODES = [
+    "not_an_object",
+    "unknown_field",
+    "not_an_integer",
+    "out_of_range",
+    "requires_data",
+    "not_a_string",
+    "missing_column",
+    "unknown_column",
+    "not_an_array",
+    "length_mismatch",
+    "too_many_rows",
+    "too_few_rows",
+    "unparseable_time",
+    "mixed_timezones",
+    "not_a_number",
+    "not_finite",
+    "duplicate_timestamps",
+    "irregular_spacing",
+]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": responses}}
+
+
+def build_spec(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document for these settings."""
+    generation_header = {
+        "X-Cache-Generation": {
+            "description": "generation of the window that answered",
+            "schema": {"type": "integer"},
+        }
+    }
+    retry_after = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+    predict_responses = {
+        "200": {
+            **_ok({"$ref": "#/components/schemas/PredictResponse"}),
+            "headers": generation_header,
+        },
+        "400": _problem("invalid JSON"),
+        "413": _problem(f"body larger than {settings.max_body_bytes} bytes"),
+        "415": _problem("Content-Type is not application/json"),
+        "422": _problem(
+            "validation failed; `errors[].code` is one of " + ", ".join(_VALIDATION_CODES)
+        ),
+        "503": {
+            **_problem("no data, no model, or the window cannot be forecast"),
+            "headers": retry_after,
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "shm-forecast",
+            "version": "1",
+            "description": (
+                "Forecasts from one live window shared by every worker. Every error is "
+                "application/problem+json (RFC 9457) with `type` = /problems/<slug>: "
+                + "; ".join(f"{k}: {v}" for k, v in PROBLEM_TYPES.items())
+            ),
+        },
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": "Forecast the next inference_length steps",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/PredictRequest"}
+                            }
+                        },
+                    },
+                    "responses": predict_responses,
+                }
+            },
+            "/healthz": _get("Liveness", {"200": _ok({"type": "object"})}),
+            "/readyz": _get(
+                "Readiness: a generation, a model and data younger than MAX_DATA_AGE_MS",
+                {
+                    "200": {**_ok({"type": "object"}), "headers": generation_header},
+                    "503": {
+                        **_problem("not ready; detail gives the reason"),
+                        "headers": retry_after,
+                    },
+                },
+            ),
+            "/cache": _get(
+                "The window this worker serves",
+                {
+                    "200": {
+                        **_ok({"$ref": "#/components/schemas/Cache"}),
+                        "headers": generation_header,
+                    },
+                    "503": _problem("nothing published yet"),
+                },
+            ),
+            "/metrics": _get(
+                "Prometheus metrics aggregated over workers",
+                {"200": {"description": "text exposition", "content": {"text/plain": {}}}},
+            ),
+            "/openapi.json": _get("This document", {"200": _ok({"type": "object"})}),
+        },
+        "components": {"schemas": _schemas(settings)},
+    }
+
+
+def _schemas(settings: Settings) -> dict[str, Any]:
+    return {
+        "PredictRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": (
+                "{} forecasts from the cached window. With data, the series must have exactly "
+                "the index column and the model's value column, unique ISO-8601 times (all with "
+                "an offset, or all without = UTC) on the model's step (gaps of up to "
+                f"{settings.max_gap_steps} steps are interpolated), at least the model's lag "
+                f"window and at most {settings.max_rows} rows, finite numbers."
+            ),
+            "properties": {
+                "inference_length": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": settings.max_inference_length,
+                    "default": settings.default_inference_length,
+                    "description": "steps to forecast; also bounded by the model's horizon",
+                },
+                "index_col": {"type": "string", "default": "time"},
+                "data": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array"},
+                    "maxProperties": 16,
+                },
+            },
+        },
+        "PredictResponse": {
+            "type": "object",
+            "required": ["generation", "model_version", "data_age_ms", "window", "predictions"],
+            "properties": {
+                "generation": {"type": "integer"},
+                "model_version": {"type": ["string", "null"]},
+                "data_age_ms": {"type": "integer"},
+                "source": {"enum": ["window", "request"]},
+                "window": {
+                    "type": "object",
+                    "properties": {"rows": {"type": "integer"}, "checksum": {"type": "string"}},
+                },
+                "predictions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "time": {"type": "string", "format": "date-time"},
+                            "value": {"type": "number"},
+                        },
+                    },
+                },
+            },
+        },
+        "Cache": {
+            "type": "object",
+            "properties": {
+                name: {}
+                for name in (
+                    "generation",
+                    "pid",
+                    "rows",
+                    "time_min",
+                    "time_max",
+                    "offsets",
+                    "source",
+                    "state",
+                    "topic",
+                    "model_version",
+                    "model_sha256",
+                    "published_at",
+                    "data_age_ms",
+                    "checksum",
+                    "checksum_matches",
+                )
+            },
+        },
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string", "enum": [f"/problems/{k}" for k in PROBLEM_TYPES]},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "field": {"type": "string"},
+                            "pointer": {"type": "string"},
+                            "code": {"enum": _VALIDATION_CODES},
+                            "detail": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    }

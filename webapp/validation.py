@@ -1,0 +1,409 @@
+"""Decoding and validation of ``POST /predict`` bodies (pure logic, no Flask, no I/O).
+
+:func:`decode_json` turns bytes into a JSON value or raises a 400 :class:`ProblemError`;
+:func:`parse_predict` checks that value against what the loaded model needs and returns a
+:class:`PredictRequest`, or raises a 422 :class:`ProblemError` listing every field error found.
+Work is bounded before it is done: row counts are checked before any element is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from forecasting import IrregularSeriesError, regularize
+from forecasting.features import FloatArray, IntArray
+from webapp.errors import FieldError, ProblemError
+
+__all__ = ["Expectations", "PredictRequest", "decode_json", "format_times", "parse_predict"]
+
+DateArray = npt.NDArray[np.datetime64]
+_FIELDS = ("inference_length", "index_col", "data")
+_MAX_LISTED = 5
+# Inside datetime64[ns] (1677..2262) with room for a forecast horizon after the last time.
+_MIN_NS = int(datetime(1700, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+_MAX_NS = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """What a body must satisfy, from the settings and the loaded model."""
+
+    columns: tuple[str, ...]
+    min_rows: int
+    step_ns: int
+    max_rows: int
+    max_inference_length: int
+    default_inference_length: int
+    max_gap_steps: int
+
+
+@dataclass(frozen=True, slots=True)
+class PredictRequest:
+    """A valid request. ``times_ns``/``values`` are None for a forecast from the cached window;
+    otherwise they are sorted, unique, on the model's grid, and ``values`` holds the single
+    model column."""
+
+    inference_length: int
+    times_ns: IntArray | None = None
+    values: FloatArray | None = None
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r} in a JSON object")
+        out[key] = value
+    return out
+
+
+def _keep_constant(name: str) -> float:
+    # NaN/Infinity are not JSON; decode them so validation can name the field they are in.
+    return float(name)
+
+
+def decode_json(raw: bytes) -> object:
+    """Decode a UTF-8 JSON body; raise a 400 ``invalid-json`` :class:`ProblemError` otherwise."""
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_keep_constant
+        )
+    except UnicodeDecodeError as exc:
+        detail = f"body is not UTF-8 (byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        detail = f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except ValueError as exc:
+        detail = f"body is not valid JSON: {exc}"
+    except RecursionError:
+        detail = "body is not valid JSON: nested too deeply"
+    raise ProblemError(400, "invalid-json", "Malformed JSON body", detail)
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse_length(body: dict[str, object], expect: Expectations, errors: list[FieldError]) -> int:
+    if "inference_length" not in body:
+        return min(expect.default_inference_length, expect.max_inference_length)
+    raw = body["inference_length"]
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        errors.append(
+            FieldError(
+                "inference_length",
+                "not_an_integer",
+                f"inference_length must be an integer, got {_type_name(raw)} {_short(raw)}",
+            )
+        )
+        return 0
+    if not 1 <= raw <= expect.max_inference_length:
+        errors.append(
+            FieldError(
+                "inference_length",
+                "out_of_range",
+                f"inference_length must be between 1 and {expect.max_inference_length}, got {raw}",
+            )
+        )
+    return raw
+
+
+def _parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _to_ns(moment: datetime) -> int:
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _parse_times(field: str, raw: list[object], errors: list[FieldError]) -> IntArray | None:
+    bad: list[int] = []
+    naive: list[int] = []
+    aware: list[int] = []
+    out: list[int] = []
+    for i, item in enumerate(raw):
+        moment = _parse_time(item)
+        if moment is None:
+            bad.append(i)
+            continue
+        (aware if moment.utcoffset() is not None else naive).append(i)
+        ns = _to_ns(moment)
+        if not _MIN_NS <= ns < _MAX_NS:
+            bad.append(i)
+            continue
+        out.append(ns)
+    if bad:
+        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in bad[:_MAX_LISTED])
+        errors.append(
+            FieldError(
+                f"{field}[{bad[0]}]",
+                "unparseable_time",
+                f"{len(bad)} value(s) are not ISO-8601 times between years 1700 and 2199: {shown}",
+            )
+        )
+        return None
+    if naive and aware:
+        errors.append(
+            FieldError(
+                f"{field}[{naive[0] if naive[0] > aware[0] else aware[0]}]",
+                "mixed_timezones",
+                f"times mix UTC offsets and no offset (row {aware[0]} has one, row {naive[0]} "
+                "does not); give every time an offset, or none (read as UTC)",
+            )
+        )
+        return None
+    return np.asarray(out, dtype=np.int64)
+
+
+def _parse_values(field: str, raw: list[object], errors: list[FieldError]) -> FloatArray | None:
+    bad = [i for i, x in enumerate(raw) if type(x) is not float and type(x) is not int]
+    if bad:
+        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in bad[:_MAX_LISTED])
+        errors.append(
+            FieldError(
+                f"{field}[{bad[0]}]",
+                "not_a_number",
+                f"{len(bad)} value(s) are not numbers: {shown}",
+            )
+        )
+        return None
+    nonfinite = [
+        i
+        for i, x in enumerate(raw)
+        if (type(x) is float and not math.isfinite(x)) or (type(x) is int and abs(x) > 1e300)
+    ]
+    if nonfinite:
+        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in nonfinite[:_MAX_LISTED])
+        errors.append(
+            FieldError(
+                f"{field}[{nonfinite[0]}]",
+                "not_finite",
+                f"{len(nonfinite)} value(s) are NaN, infinite or out of range: {shown}",
+            )
+        )
+        return None
+    return np.asarray(raw, dtype=np.float64)
+
+
+def _parse_data(
+    body: dict[str, object], expect: Expectations, errors: list[FieldError]
+) -> tuple[IntArray, FloatArray] | None:
+    index_col = body.get("index_col", "time")
+    if not isinstance(index_col, str) or not index_col:
+        errors.append(
+            FieldError("index_col", "not_a_string", "index_col must be a non-empty string")
+        )
+        return None
+    columns = _columns(body["data"], index_col, expect, errors)
+    if columns is None or not _counts_ok(columns, index_col, expect, errors):
+        return None
+    return _series(columns, index_col, expect, errors)
+
+
+def _columns(
+    data: object, index_col: str, expect: Expectations, errors: list[FieldError]
+) -> dict[str, list[object]] | None:
+    if not isinstance(data, dict):
+        errors.append(
+            FieldError(
+                "data",
+                "not_an_object",
+                f"data must be an object of column name -> array, got {_type_name(data)}",
+            )
+        )
+        return None
+    wanted = (index_col, *expect.columns)
+    found: list[FieldError] = []
+    found += [
+        FieldError(
+            f"data.{col}",
+            "missing_column",
+            f"column {col!r} is missing; data must have exactly {list(wanted)}",
+        )
+        for col in wanted
+        if col not in data
+    ]
+    found += [
+        FieldError(
+            f"data.{col}",
+            "unknown_column",
+            f"column {col!r} is not used by the model; data must have exactly {list(wanted)}",
+        )
+        for col in data
+        if col not in wanted
+    ]
+    found += [
+        FieldError(
+            f"data.{col}",
+            "not_an_array",
+            f"data.{col} must be an array, got {_type_name(data[col])}",
+        )
+        for col in wanted
+        if col in data and not isinstance(data[col], list)
+    ]
+    if found:
+        errors.extend(found)
+        return None
+    return {col: data[col] for col in wanted}
+
+
+def _counts_ok(
+    columns: dict[str, list[object]],
+    index_col: str,
+    expect: Expectations,
+    errors: list[FieldError],
+) -> bool:
+    rows = len(columns[index_col])
+    mismatched = [col for col in expect.columns if len(columns[col]) != rows]
+    for col in mismatched:
+        errors.append(
+            FieldError(
+                f"data.{col}",
+                "length_mismatch",
+                f"data.{col} has {len(columns[col])} values but data.{index_col} has {rows}",
+            )
+        )
+    if mismatched:
+        return False
+    if rows > expect.max_rows:
+        errors.append(
+            FieldError(
+                f"data.{index_col}",
+                "too_many_rows",
+                f"{rows} rows exceed the maximum of {expect.max_rows}",
+            )
+        )
+        return False
+    if rows < expect.min_rows:
+        errors.append(
+            FieldError(
+                f"data.{index_col}",
+                "too_few_rows",
+                f"the model needs at least {expect.min_rows} rows of history, got {rows}",
+            )
+        )
+        return False
+    return True
+
+
+def _series(
+    columns: dict[str, list[object]],
+    index_col: str,
+    expect: Expectations,
+    errors: list[FieldError],
+) -> tuple[IntArray, FloatArray] | None:
+    times = _parse_times(f"data.{index_col}", columns[index_col], errors)
+    value_col = expect.columns[0]
+    values = _parse_values(f"data.{value_col}", columns[value_col], errors)
+    if times is None or values is None:
+        return None
+    order = np.argsort(times, kind="stable")
+    times, values = times[order], values[order]
+    dup = np.flatnonzero(np.diff(times) == 0)
+    if len(dup):
+        first, second = int(order[dup[0]]), int(order[dup[0] + 1])
+        when = format_times(times[dup[0] : dup[0] + 1], expect.step_ns)[0]
+        errors.append(
+            FieldError(
+                f"data.{index_col}[{second}]",
+                "duplicate_timestamps",
+                f"{len(dup)} duplicate timestamp(s); {when} appears at rows {first} and {second}."
+                " Every row needs its own time",
+            )
+        )
+        return None
+    try:
+        return regularize(times, values, expect.step_ns, max_gap_steps=expect.max_gap_steps)
+    except IrregularSeriesError as exc:
+        row = int(order[exc.position])
+        errors.append(FieldError(f"data.{index_col}[{row}]", "irregular_spacing", str(exc)))
+        return None
+
+
+def parse_predict(body: object, expect: Expectations) -> PredictRequest:
+    """Validate a decoded body; raise a 422 ``validation-error`` :class:`ProblemError` listing
+    every field error (or the first blocking one per field)."""
+    errors: list[FieldError] = []
+    if not isinstance(body, dict):
+        raise _invalid(
+            [
+                FieldError(
+                    "",
+                    "not_an_object",
+                    f"the body must be a JSON object, got {_type_name(body)}",
+                )
+            ]
+        )
+    for key in body:
+        if key not in _FIELDS:
+            errors.append(
+                FieldError(
+                    key,
+                    "unknown_field",
+                    f"unknown field {key!r}; allowed fields are {list(_FIELDS)}",
+                )
+            )
+    length = _parse_length(body, expect, errors)
+    series: tuple[IntArray, FloatArray] | None = None
+    if "data" in body:
+        series = _parse_data(body, expect, errors)
+    elif "index_col" in body:
+        errors.append(
+            FieldError("index_col", "requires_data", "index_col is only allowed together with data")
+        )
+    if errors:
+        raise _invalid(errors)
+    if series is None:
+        return PredictRequest(inference_length=length)
+    return PredictRequest(inference_length=length, times_ns=series[0], values=series[1])
+
+
+def _invalid(errors: list[FieldError]) -> ProblemError:
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    label = first.field or "body"
+    return ProblemError(
+        422,
+        "validation-error",
+        "Request body failed validation",
+        f"{label}: {first.detail}{more}",
+        errors=errors,
+    )
+
+
+def format_times(times_ns: IntArray, step_ns: int) -> list[str]:
+    """ISO-8601 UTC strings ending in ``Z``; whole seconds unless the data needs more."""
+    unit: Literal["s", "us"] = (
+        "s" if step_ns % 1_000_000_000 == 0 and not np.any(times_ns % 1_000_000_000) else "us"
+    )
+    stamps = np.datetime_as_string(cast("DateArray", times_ns.astype("datetime64[ns]")), unit=unit)
+    return [f"{s}Z" for s in stamps.tolist()]

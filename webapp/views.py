@@ -1,0 +1,181 @@
+"""HTTP endpoints. Contracts: DESIGN.md section 3 (webapp) and ``/openapi.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, current_app, request
+
+from forecasting import ForecastingError
+from webapp import metrics
+from webapp.errors import ProblemError
+from webapp.openapi import build_spec
+from webapp.validation import decode_json, format_times, parse_predict
+from webapp.window import WindowAccess
+
+__all__ = ["GENERATION_HEADER", "blueprint"]
+
+GENERATION_HEADER = "X-Cache-Generation"
+
+blueprint = Blueprint("api", __name__)
+
+_seen_generation = 0
+
+
+def _access() -> WindowAccess:
+    access: WindowAccess = current_app.extensions["webapp"]
+    return access
+
+
+def _json(payload: dict[str, Any], status: int = 200, generation: int | None = None) -> Response:
+    response = Response(
+        json.dumps(payload, separators=(",", ":")), status=status, mimetype="application/json"
+    )
+    if generation is not None:
+        response.headers[GENERATION_HEADER] = str(generation)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _unavailable(slug: str, title: str, detail: str, retry_after: int) -> ProblemError:
+    return ProblemError(503, slug, title, detail, headers={"Retry-After": str(retry_after)})
+
+
+def _note_generation(generation: int) -> None:
+    global _seen_generation  # noqa: PLW0603 (one value per worker process)
+    if generation != _seen_generation:
+        _seen_generation = generation
+        metrics.set_worker_generation(generation)
+
+
+def _read_json_body() -> object:
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ProblemError(
+            415,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            f"Content-Type must be application/json, got {mimetype or 'none'}",
+        )
+    return decode_json(request.get_data(cache=False))
+
+
+@blueprint.post("/predict")
+def predict() -> Response:
+    """Forecast from the cached window or from the caller's series."""
+    body = _read_json_body()
+    access = _access()
+    retry = access.settings.retry_after_s
+    snapshot = access.snapshot()
+    if snapshot is None:
+        raise _unavailable("no-data", "No window yet", "nothing has been published yet", retry)
+    _note_generation(snapshot.generation)
+    model, why = access.model(snapshot)
+    if model is None:
+        raise _unavailable("no-model", "No model", why, retry)
+    req = parse_predict(body, access.expectations())
+    if req.times_ns is None or req.values is None:
+        origin = access.origin(snapshot, model)
+        source = "window"
+    else:
+        try:
+            origin = model.prepare(req.times_ns, req.values)
+        except ForecastingError as exc:  # validation already enforces what prepare checks
+            raise ProblemError(
+                422, "validation-error", "Request body failed validation", str(exc)
+            ) from exc
+        source = "request"
+    times, values = model.predict(origin, req.inference_length)
+    summary = access.summary(snapshot)
+    metrics.observe_prediction(source, len(values))
+    payload = {
+        "generation": snapshot.generation,
+        "model_version": access.model_version(snapshot, model),
+        "data_age_ms": access.data_age_ms(snapshot),
+        "source": source,
+        "window": {"rows": summary.rows, "checksum": summary.checksum},
+        "predictions": [
+            {"time": t, "value": v}
+            for t, v in zip(format_times(times, model.spec.step_ns), values.tolist(), strict=True)
+        ],
+    }
+    return _json(payload, generation=snapshot.generation)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    """Liveness: the worker answers. Touches no shared state."""
+    return _json({"status": "ok"})
+
+
+@blueprint.get("/readyz")
+def readyz() -> Response:
+    """200 with a generation, a model, a usable window and fresh data; else 503 + reason."""
+    access = _access()
+    state = access.readiness()
+    if state.ready:
+        return _json({"status": "ready", "generation": state.generation}, 200, state.generation)
+    reason = state.reason.split(":", 1)[0]
+    raise ProblemError(
+        503,
+        "not-ready",
+        "Not ready",
+        state.reason,
+        headers={"Retry-After": str(access.settings.retry_after_s), "X-Not-Ready": reason},
+    )
+
+
+@blueprint.get("/cache")
+def cache() -> Response:
+    """What this worker serves: generation, pid, rows, time range, offsets, model, checksum."""
+    access = _access()
+    snapshot = access.snapshot()
+    if snapshot is None:
+        raise _unavailable(
+            "no-data",
+            "No window yet",
+            "nothing has been published yet",
+            access.settings.retry_after_s,
+        )
+    _note_generation(snapshot.generation)
+    meta = snapshot.metadata
+    summary = access.summary(snapshot)
+    try:
+        offsets: object = json.loads(meta.get("offsets", "{}"))
+    except ValueError:
+        offsets = None
+    published = str(np.datetime_as_string(np.datetime64(snapshot.published_at_ns, "ns"), unit="ms"))
+    expected = meta.get("window_checksum")
+    payload = {
+        "generation": snapshot.generation,
+        "pid": os.getpid(),
+        "rows": summary.rows,
+        "time_min": summary.time_min,
+        "time_max": summary.time_max,
+        "offsets": offsets,
+        "source": meta.get("source"),
+        "state": meta.get("state"),
+        "topic": meta.get("topic"),
+        "model_version": meta.get("model_version"),
+        "model_sha256": meta.get("model_sha256"),
+        "published_at": published + "Z",
+        "data_age_ms": access.data_age_ms(snapshot),
+        "checksum": summary.checksum,
+        "checksum_matches": None if expected is None else expected == summary.checksum,
+    }
+    return _json(payload, generation=snapshot.generation)
+
+
+@blueprint.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus text exposition, aggregated over all workers."""
+    body, content_type = metrics.render(_access())
+    return Response(body, mimetype=None, content_type=content_type)
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Response:
+    return _json(build_spec(_access().settings))
