@@ -1,0 +1,36 @@
+"""The cache daemon: turns a Kafka stream (or the bundled replay) into the latest window and
+publishes it through :class:`shm.Publisher`. Run it with ``python -m cache_daemon``."""
+
+from cache_daemon.config import DaemonConfig, S3Config
+from cache_daemon.decode import REASONS, Decoder, Event
+from cache_daemon.errors import (
+    ArtifactError,
+    ConfigError,
+    DaemonError,
+    DecodeError,
+    SnapshotError,
+    StoreError,
+)
+from cache_daemon.publication import Counters, ModelInfo
+from cache_daemon.status import STATUS_FILE, read_status
+from cache_daemon.window import Outcome, Window
+
+__all__ = [
+    "REASONS",
+    "STATUS_FILE",
+    "ArtifactError",
+    "ConfigError",
+    "Counters",
+    "DaemonConfig",
+    "DaemonError",
+    "DecodeError",
+    "Decoder",
+    "Event",
+    "ModelInfo",
+    "Outcome",
+    "S3Config",
+    "SnapshotError",
+    "StoreError",
+    "Window",
+    "read_status",
+]

@@ -1,0 +1,62 @@
+"""``python -m cache_daemon``: run the sidecar until SIGTERM/SIGINT.
+
+Exit status: 0 after a clean stop (the first SIGTERM/SIGINT finishes the current publication,
+publishes what was read, and exits); 2 for a configuration error or a shm directory another
+daemon holds; a second signal kills the process at once (default action).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from cache_daemon._jsonlog import configure
+from cache_daemon.config import DaemonConfig
+from cache_daemon.errors import ConfigError, SnapshotError
+from cache_daemon.service import run_service
+from shm import PublisherLockedError, UnsafePathError
+
+log = logging.getLogger("cache_daemon")
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        del frame
+        stop.set()
+        # The next signal gets the default action: the process ends at once.
+        signal.signal(signum, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def main() -> int:
+    """Entry point; returns the exit status."""
+    try:
+        config = DaemonConfig.from_env(os.environ)
+    except ConfigError as exc:
+        configure("INFO")
+        log.critical("invalid configuration", extra={"error": str(exc)})
+        return 2
+    configure(config.log_level)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    log.info(
+        "starting",
+        extra={"source": config.source, "shm_dir": str(config.shm_dir), "pid": os.getpid()},
+    )
+    try:
+        run_service(config, stop)
+    except (PublisherLockedError, UnsafePathError, SnapshotError) as exc:
+        log.critical("cannot start", extra={"error": str(exc)})
+        return 2
+    log.info("exiting")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

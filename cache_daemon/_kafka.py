@@ -1,0 +1,320 @@
+"""The Kafka source and dead-letter producer (the only module that imports kafka-python).
+
+Consumer rules (every replica needs the whole stream, so there is no consumer group):
+
+* ``assign()`` every partition of the topic, ``group_id=None``, no auto-commit: the positions
+  that matter are the ones the daemon records in each generation.
+* Start positions: the bootstrap's offsets where it has them; a partition it does not know is
+  new and is read from its beginning. Without any bootstrap offsets, seek with
+  ``offsets_for_times(now - window duration)``, or from the beginning without a duration bound.
+* Restoring ends when every partition reaches the end offset seen at start (``caught_up``).
+* Partitions are re-checked every few seconds (metadata refresh is 5 s); new ones are added.
+* Values stay bytes (no deserializer): decoding is the daemon's job.
+
+Faults: a broker that is down or a topic that does not exist never raises out of this class.
+:meth:`KafkaSource.poll` retries with backoff (0.5 s doubling to 10 s) and reports through
+:meth:`KafkaSource.health`; kafka-python reconnects on its own once connected. Lag is measured
+with ``end_offsets`` once a second, which is also how an outage is noticed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from cache_daemon.sources import Health, Record
+
+__all__ = ["KafkaSource"]
+
+log = logging.getLogger(__name__)
+
+# A cap, not a guess: kafka-python still asks the broker for its versions and uses the lower.
+# Setting it skips the constructor's blocking bootstrap, which leaks a thread when it fails.
+_API_VERSION = (4, 0)
+_LAG_EVERY_S = 1.0
+_PARTITIONS_EVERY_S = 5.0
+_REQUEST_TIMEOUT_MS = 5000
+_MAX_POLL_RECORDS = 5000
+
+
+class KafkaSource:
+    """A :class:`~cache_daemon.sources.Source` reading every partition of ``topic``."""
+
+    kind = "kafka"
+
+    def __init__(
+        self,
+        *,
+        servers: tuple[str, ...],
+        topic: str,
+        dlq_topic: str,
+        seek_back_ms: int | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._servers = list(servers)
+        self._topic = topic
+        self._dlq_topic = dlq_topic
+        self._seek_back_ms = seek_back_ms
+        self._clock = clock
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._pending: list[Any] = []
+        self._ready = False
+        self._wanted: dict[int, int] | None = None
+        self._positions: dict[int, int] = {}
+        self._targets: dict[int, int] = {}
+        self._caught_up = False
+        self._lag: dict[int, int] = {}
+        self._connected = False
+        self._error: str | None = None
+        self._retry_at = 0.0
+        self._backoff = 0.5
+        self._next_lag = 0.0
+        self._next_partitions = 0.0
+
+    # -- Source interface ------------------------------------------------------------------
+
+    def start(self, offsets: Mapping[int, int] | None, *, resume_after_ns: int | None) -> None:
+        """Remember where to start; the connection is made lazily by :meth:`poll`."""
+        del resume_after_ns
+        self._wanted = dict(offsets) if offsets is not None else None
+        self._positions = dict(offsets or {})
+
+    def poll(self, timeout_s: float) -> list[Record]:
+        """Records from every assigned partition; ``[]`` while disconnected (never raises)."""
+        now = self._clock()
+        if not self._ready:
+            if now < self._retry_at:
+                time.sleep(max(0.0, min(timeout_s, self._retry_at - now)))
+                return []
+            self._try_connect()
+            if not self._ready:
+                return []
+        if now >= self._next_partitions:
+            self._next_partitions = now + _PARTITIONS_EVERY_S
+            self._check_partitions()
+        if now >= self._next_lag:
+            self._next_lag = now + _LAG_EVERY_S
+            self._measure_lag()
+        try:
+            batches = self._consumer.poll(
+                timeout_ms=int(timeout_s * 1000), max_records=_MAX_POLL_RECORDS
+            )
+        except KafkaError as exc:
+            self._fail(f"poll failed: {exc}")
+            return []
+        records: list[Record] = []
+        positions = self._positions
+        for tp, messages in batches.items():
+            partition = tp.partition
+            for m in messages:
+                records.append(Record(partition, m.offset, m.value, m.key))
+            if messages:
+                positions[partition] = messages[-1].offset + 1
+        if records and not self._caught_up:
+            self._update_caught_up()
+        return records
+
+    def positions(self) -> dict[int, int]:
+        """Next offset per partition (every record returned so far is before it)."""
+        return dict(self._positions)
+
+    def health(self) -> Health:
+        """Connection, restoring progress, lag and last error, as last measured."""
+        return Health(
+            connected=self._connected,
+            caught_up=self._caught_up,
+            error=self._error,
+            lag=dict(self._lag),
+        )
+
+    def dead_letter(self, record: Record, reason: str, detail: str) -> None:
+        """Queue ``record`` for the DLQ topic with headers ``reason``, ``detail`` and origin."""
+        try:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self._servers,
+                    client_id="cache-daemon-dlq",
+                    acks="all",
+                    linger_ms=20,
+                    max_block_ms=2000,
+                    request_timeout_ms=_REQUEST_TIMEOUT_MS,
+                    reconnect_backoff_max_ms=2000,
+                    api_version=_API_VERSION,
+                )
+            headers = [
+                ("reason", reason.encode()),
+                ("detail", detail[:500].encode("utf-8", errors="replace")),
+                ("source_topic", self._topic.encode()),
+                ("source_partition", str(record.partition).encode()),
+                ("source_offset", str(record.offset).encode()),
+            ]
+            future = self._producer.send(
+                self._dlq_topic, value=record.value or b"", key=record.key, headers=headers
+            )
+            self._pending.append(future)
+        except KafkaError as exc:
+            log.error(
+                "dead letter not sent",
+                extra={"partition": record.partition, "offset": record.offset, "error": str(exc)},
+            )
+            self._error = f"dead-letter topic {self._dlq_topic}: {exc}"
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait for queued dead letters; False if any failed or the wait timed out."""
+        if not self._pending:
+            return True
+        pending, self._pending = self._pending, []
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            log.error(
+                "dead letters not confirmed", extra={"count": len(pending), "error": str(exc)}
+            )
+            return False
+        failed = [f for f in pending if f.failed()]
+        if failed:
+            log.error(
+                "dead letters failed",
+                extra={"count": len(failed), "error": str(failed[0].exception)},
+            )
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the consumer and producer (bounded waits)."""
+        if self._producer is not None:
+            self._producer.close(timeout=2)
+            self._producer = None
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+            self._consumer = None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _fail(self, message: str) -> None:
+        if self._connected or self._error != message:
+            log.warning("kafka unavailable", extra={"error": message})
+        self._connected = False
+        self._error = message
+
+    def _schedule_retry(self, message: str) -> None:
+        self._fail(message)
+        self._retry_at = self._clock() + self._backoff
+        self._backoff = min(self._backoff * 2, 10.0)
+
+    def _try_connect(self) -> None:
+        try:
+            if self._consumer is None:
+                self._consumer = KafkaConsumer(
+                    bootstrap_servers=self._servers,
+                    client_id="cache-daemon",
+                    group_id=None,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    allow_auto_create_topics=False,
+                    metadata_max_age_ms=5000,
+                    request_timeout_ms=_REQUEST_TIMEOUT_MS + 1000,
+                    fetch_max_wait_ms=200,
+                    max_poll_records=_MAX_POLL_RECORDS,
+                    reconnect_backoff_max_ms=2000,
+                    api_version=_API_VERSION,
+                )
+            self._consumer.bootstrap(timeout_ms=1000)
+            partitions = sorted(self._consumer.partitions_for_topic(self._topic))
+            if not partitions:
+                self._schedule_retry(f"topic {self._topic!r} does not exist (yet)")
+                return
+            self._assign(partitions, by_time=self._wanted is None)
+            tps = [TopicPartition(self._topic, p) for p in partitions]
+            ends = self._consumer.end_offsets(tps, timeout_ms=_REQUEST_TIMEOUT_MS)
+        except KafkaError as exc:
+            self._schedule_retry(f"cannot reach Kafka at {','.join(self._servers)}: {exc}")
+            return
+        self._targets = {tp.partition: end for tp, end in ends.items()}
+        self._lag = {p: max(0, self._targets[p] - self._positions[p]) for p in self._targets}
+        self._ready = self._connected = True
+        self._error = None
+        self._backoff = 0.5
+        self._next_partitions = self._clock() + _PARTITIONS_EVERY_S
+        self._update_caught_up()
+        log.info(
+            "kafka source assigned",
+            extra={
+                "topic": self._topic,
+                "positions": self._positions,
+                "end_offsets": self._targets,
+            },
+        )
+
+    def _assign(self, partitions: list[int], *, by_time: bool) -> None:
+        """Assign ``partitions`` and seek each one to a known numeric position."""
+        consumer = self._consumer
+        tps = {p: TopicPartition(self._topic, p) for p in partitions}
+        consumer.assign(list(tps.values()))
+        unknown = [p for p in partitions if p not in self._positions]
+        if unknown:
+            self._positions.update(self._start_offsets([tps[p] for p in unknown], by_time))
+        for p, tp in tps.items():
+            consumer.seek(tp, self._positions[p])
+
+    def _start_offsets(self, tps: list[Any], by_time: bool) -> dict[int, int]:
+        consumer = self._consumer
+        beginnings = consumer.beginning_offsets(tps, timeout_ms=_REQUEST_TIMEOUT_MS)
+        result = {tp.partition: off for tp, off in beginnings.items()}
+        if by_time and self._seek_back_ms is not None:
+            # A fresh start with a time-bounded window: skip what it would drop anyway.
+            since = max(0, int(time.time() * 1000) - self._seek_back_ms)
+            found = consumer.offsets_for_times(
+                {tp: since for tp in tps}, timeout_ms=_REQUEST_TIMEOUT_MS
+            )
+            ends = consumer.end_offsets(tps, timeout_ms=_REQUEST_TIMEOUT_MS)
+            for tp in tps:
+                hit = found.get(tp)
+                result[tp.partition] = hit.offset if hit is not None else ends[tp]
+        log.info("start offsets chosen", extra={"offsets": result, "by_time": by_time})
+        return result
+
+    def _check_partitions(self) -> None:
+        try:
+            partitions = sorted(self._consumer.partitions_for_topic(self._topic))
+        except KafkaError as exc:
+            self._fail(f"partition check failed: {exc}")
+            return
+        new = [p for p in partitions if p not in self._positions]
+        if not new:
+            return
+        log.info("new partitions", extra={"topic": self._topic, "partitions": new})
+        try:
+            # New partitions of a running stream are read from their beginning.
+            self._assign(partitions, by_time=False)
+        except KafkaError as exc:
+            self._fail(f"assigning new partitions failed: {exc}")
+
+    def _measure_lag(self) -> None:
+        tps = [TopicPartition(self._topic, p) for p in self._positions]
+        try:
+            ends = self._consumer.end_offsets(tps, timeout_ms=500)
+        except KafkaError as exc:
+            self._fail(f"cannot reach Kafka at {','.join(self._servers)}: {exc}")
+            return
+        if not self._connected:
+            log.info("kafka reachable again")
+        self._connected = True
+        self._error = None
+        self._lag = {
+            tp.partition: max(0, end - self._positions[tp.partition]) for tp, end in ends.items()
+        }
+        if not self._caught_up:
+            self._update_caught_up()
+
+    def _update_caught_up(self) -> None:
+        positions = self._positions
+        if all(positions.get(p, 0) >= end for p, end in self._targets.items()):
+            self._caught_up = True
+            log.info("caught up with the end offsets seen at start", extra={"offsets": positions})

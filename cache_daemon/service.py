@@ -1,0 +1,168 @@
+"""Wiring: configuration -> bootstrap -> source, publisher, model watcher -> :class:`Daemon`.
+
+Start-up order: take the shm directory's publisher lock (a second daemon on the same directory
+fails at once), read the newest generation, choose the bootstrap (see
+:mod:`cache_daemon.bootstrap`), install the model artifact if one is configured (one bounded
+attempt; the watcher keeps trying), then run the loop. An unreachable S3 delays start-up by a
+few bounded attempts at most; Kafka is contacted only inside the loop, which never gives up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from cache_daemon._kafka import KafkaSource
+from cache_daemon._s3 import ObjectStore
+from cache_daemon.bootstrap import Bootstrap, from_generation, read_snapshot
+from cache_daemon.config import DaemonConfig
+from cache_daemon.daemon import Daemon
+from cache_daemon.errors import ArtifactError, SnapshotError, StoreError
+from cache_daemon.model import FileModelFetcher, ModelFetcher, ModelWatcher, S3ModelFetcher
+from cache_daemon.publication import ModelInfo
+from cache_daemon.replay import ReplaySource
+from cache_daemon.sources import Source
+from cache_daemon.window import Window
+from shm import CorruptGenerationError, Publisher, Reader, UnsafePathError
+
+__all__ = ["run_service"]
+
+log = logging.getLogger(__name__)
+_SNAPSHOT_ATTEMPTS = 3
+
+
+def run_service(config: DaemonConfig, stop: threading.Event) -> None:
+    """Run the daemon until ``stop`` is set. Raises only for errors no retry can fix
+    (configuration, a locked or unsafe shm directory, an unreadable replay file)."""
+    store = ObjectStore(config.s3) if config.s3 is not None else None
+    with Publisher(config.shm_dir) as publisher:
+        window = Window(
+            config.columns,
+            max_rows=config.window_rows,
+            max_duration_ns=config.window_duration_ns,
+        )
+        source = _make_source(config)
+        boot = _last_generation(config)
+        if boot is None and isinstance(source, ReplaySource):
+            boot = Bootstrap(table=source.history(), origin="replay")
+        if boot is None and store is not None and config.snapshot_bucket and config.snapshot_key:
+            boot = _snapshot(store, config, config.snapshot_bucket, config.snapshot_key, stop)
+        if boot is not None:
+            try:
+                window.load(boot.table)
+            except SnapshotError as exc:
+                log.error("bootstrap rejected", extra={"origin": boot.origin, "error": str(exc)})
+                window = Window(
+                    config.columns,
+                    max_rows=config.window_rows,
+                    max_duration_ns=config.window_duration_ns,
+                )
+                boot = None
+        log.info(
+            "bootstrap",
+            extra={
+                "origin": boot.origin if boot else "none",
+                "rows": len(window),
+                "offsets": boot.offsets if boot else None,
+            },
+        )
+        watcher, model = _model(config, store, boot.model if boot else None)
+        source.start(boot.offsets if boot else None, resume_after_ns=window.time_max)
+        daemon = Daemon(
+            source=source,
+            publisher=publisher,
+            window=window,
+            topic=config.kafka_topic if config.source == "kafka" else "",
+            shm_dir=config.shm_dir,
+            publish_interval_ms=config.publish_interval_ms,
+            gap_policy=config.gap_policy,
+            counters=boot.counters if boot else None,
+            model=model,
+            watcher=watcher,
+        )
+        if watcher is not None:
+            watcher.start()
+        first = None
+        if boot is not None and boot.publish:
+            first = "snapshot" if boot.origin == "snapshot" else source.kind
+        daemon.run(stop, publish_first=first)
+
+
+def _make_source(config: DaemonConfig) -> Source:
+    if config.source == "replay":
+        return ReplaySource(config.replay_path, config.columns, config.replay_rate)
+    duration = config.window_duration_s
+    return KafkaSource(
+        servers=config.kafka_bootstrap_servers,
+        topic=config.kafka_topic,
+        dlq_topic=config.kafka_dlq_topic,
+        seek_back_ms=int(duration * 1000) if duration else None,
+    )
+
+
+def _last_generation(config: DaemonConfig) -> Bootstrap | None:
+    try:
+        snapshot = Reader(config.shm_dir).current()
+    except (CorruptGenerationError, UnsafePathError, OSError) as exc:
+        log.warning("cannot read the last generation", extra={"error": str(exc)})
+        return None
+    if snapshot is None:
+        return None
+    return from_generation(
+        snapshot.table,
+        snapshot.metadata,
+        source=config.source,
+        topic=config.kafka_topic,
+        directory=config.shm_dir,
+    )
+
+
+def _snapshot(
+    store: ObjectStore, config: DaemonConfig, bucket: str, key: str, stop: threading.Event
+) -> Bootstrap | None:
+    where = f"s3://{bucket}/{key}"
+    for attempt in range(1, _SNAPSHOT_ATTEMPTS + 1):
+        try:
+            obj = store.get(bucket, key)
+            boot = read_snapshot(obj.data, topic=config.kafka_topic, where=where)
+        except StoreError as exc:
+            log.warning("snapshot unavailable", extra={"attempt": attempt, "error": str(exc)})
+            if exc.missing or stop.wait(min(2.0**attempt, 5.0)):
+                return None
+            continue
+        except SnapshotError as exc:
+            log.error("snapshot unusable", extra={"error": str(exc)})
+            return None
+        log.info("snapshot loaded", extra={"where": where, "rows": boot.table.num_rows})
+        return boot
+    log.error("snapshot unavailable; starting from Kafka alone", extra={"where": where})
+    return None
+
+
+def _model(
+    config: DaemonConfig, store: ObjectStore | None, previous: ModelInfo | None
+) -> tuple[ModelWatcher | None, ModelInfo | None]:
+    fetcher: ModelFetcher
+    if config.model_path is not None:
+        fetcher = FileModelFetcher(config.model_path)
+    elif config.model_bucket and config.model_key and store is not None:
+        fetcher = S3ModelFetcher(store, config.model_bucket, config.model_key)
+    else:
+        return None, previous
+    watcher = ModelWatcher(fetcher, config.shm_dir, interval_s=config.model_poll_interval_s)
+    started = time.monotonic()
+    try:
+        model = watcher.check() or previous
+    except (StoreError, ArtifactError, OSError) as exc:
+        watcher.error = f"model: {exc}"
+        log.error("model not installed", extra={"error": str(exc)})
+        model = previous
+    log.info(
+        "model",
+        extra={
+            "model_version": model.version if model else None,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    return watcher, model

@@ -1,0 +1,225 @@
+"""The live window: pure logic, no I/O, no Kafka.
+
+A :class:`Window` holds at most one row per timestamp (nanoseconds since the epoch, UTC) and
+keeps them sorted. Its rules, applied event by event:
+
+* **Duplicates**: the last write wins. Re-applying an identical row changes nothing (so
+  replaying a stream after a restart is idempotent and does not cause a new publication).
+* **Late events** whose timestamp still falls inside the window are inserted in order.
+* **Too old**: an event that would be evicted at once (older than the window's lower edge) is
+  dropped and reported as :attr:`Outcome.DROPPED_LATE`.
+* **Bounds**: at most ``max_rows`` rows, and/or only rows with
+  ``time > newest - max_duration_ns``; the oldest rows are evicted first.
+
+The window's state is exactly its rows, so :meth:`Window.load` of a published table restores
+it completely: a restart that re-applies the records after the published offsets ends in the
+same state as an uninterrupted run.
+
+Not thread-safe: the daemon's main loop is its only user.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cache_daemon.errors import SnapshotError
+
+__all__ = ["TIME_TYPE", "Outcome", "Window", "reindex_regular"]
+
+TIME_TYPE = pa.timestamp("ns", tz="UTC")
+_COMPACT_AT = 4096
+
+
+class Outcome(enum.Enum):
+    """What :meth:`Window.apply` did with one event."""
+
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DROPPED_LATE = "dropped_late"
+
+
+class Window:
+    """Sorted, de-duplicated, bounded rows of ``columns`` keyed by timestamp.
+
+    ``version`` increases by one on every change of content; callers compare it to decide
+    whether a new publication is needed.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        *,
+        max_rows: int | None,
+        max_duration_ns: int | None,
+    ) -> None:
+        if max_rows is None and max_duration_ns is None:
+            raise ValueError("a window needs max_rows or max_duration_ns")
+        if max_rows is not None and max_rows < 1:
+            raise ValueError("max_rows must be >= 1")
+        if max_duration_ns is not None and max_duration_ns < 1:
+            raise ValueError("max_duration_ns must be >= 1")
+        self.columns: tuple[str, ...] = tuple(columns)
+        self.max_rows = max_rows
+        self.max_duration_ns = max_duration_ns
+        self.version = 0
+        self._rows: dict[int, tuple[float, ...]] = {}
+        # Sorted timestamps; live ones are _keys[_head:]. Evicting from the front only moves
+        # _head, so eviction is O(1) amortised even for windows of millions of rows.
+        self._keys: list[int] = []
+        self._head = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def time_min(self) -> int | None:
+        """Oldest timestamp held (ns), or ``None`` when empty."""
+        return self._keys[self._head] if self._rows else None
+
+    @property
+    def time_max(self) -> int | None:
+        """Newest timestamp held (ns), or ``None`` when empty."""
+        return self._keys[-1] if self._rows else None
+
+    def apply(self, time_ns: int, values: tuple[float, ...]) -> Outcome:
+        """Apply one event; ``values`` is aligned with :attr:`columns`."""
+        rows = self._rows
+        old = rows.get(time_ns)
+        if old is not None:
+            if old == values:
+                return Outcome.UNCHANGED
+            rows[time_ns] = values
+            self.version += 1
+            return Outcome.UPDATED
+        keys = self._keys
+        if rows:
+            newest = keys[-1]
+            if self.max_duration_ns is not None and time_ns <= newest - self.max_duration_ns:
+                return Outcome.DROPPED_LATE
+            if (
+                self.max_rows is not None
+                and len(rows) >= self.max_rows
+                and time_ns < keys[self._head]
+            ):
+                return Outcome.DROPPED_LATE
+            if time_ns > newest:
+                keys.append(time_ns)
+            else:
+                bisect.insort(keys, time_ns, lo=self._head)
+        else:
+            keys.append(time_ns)
+        rows[time_ns] = values
+        self.version += 1
+        self._evict()
+        return Outcome.INSERTED
+
+    def _evict(self) -> None:
+        rows, keys = self._rows, self._keys
+        if self.max_rows is not None:
+            while len(rows) > self.max_rows:
+                del rows[keys[self._head]]
+                self._head += 1
+        if self.max_duration_ns is not None:
+            cutoff = keys[-1] - self.max_duration_ns
+            while keys[self._head] <= cutoff:
+                del rows[keys[self._head]]
+                self._head += 1
+        if self._head >= _COMPACT_AT and self._head * 2 >= len(keys):
+            del keys[: self._head]
+            self._head = 0
+
+    def times(self) -> np.ndarray:
+        """The live timestamps, ascending, as an int64 array (ns since the epoch, UTC)."""
+        return np.array(self._keys[self._head :], dtype=np.int64)
+
+    def values(self) -> np.ndarray:
+        """The live values as a float64 array of shape ``(rows, len(columns))``, by time."""
+        rows = self._rows
+        out = np.array([rows[k] for k in self._keys[self._head :]], dtype=np.float64)
+        return out.reshape(len(rows), len(self.columns))
+
+    def to_table(self, *, gap_policy: str = "keep") -> pa.Table:
+        """The window as an Arrow table (``time`` then one float64 column per series).
+
+        ``gap_policy="reindex"`` returns the rows on a regular grid at the inferred frequency
+        (see :func:`reindex_regular`); the window's own rows are not changed.
+        """
+        times, values = self.times(), self.values()
+        if gap_policy == "reindex":
+            times, values = reindex_regular(times, values, max_rows=self.max_rows)
+        arrays = [pa.array(times, type=pa.int64()).cast(TIME_TYPE)]
+        arrays += [pa.array(np.ascontiguousarray(values[:, i])) for i in range(len(self.columns))]
+        return pa.Table.from_arrays(arrays, names=["time", *self.columns])
+
+    def load(self, table: pa.Table) -> int:
+        """Apply every row of ``table`` (a published window or a snapshot) in time order.
+
+        ``time`` may be any timestamp type; naive timestamps are taken as UTC. Extra columns
+        are ignored. Returns the number of rows applied. Raises
+        :class:`~cache_daemon.errors.SnapshotError` when a column is missing, not numeric,
+        or holds nulls or non-finite values.
+        """
+        names = set(table.column_names)
+        missing = [c for c in ("time", *self.columns) if c not in names]
+        if missing:
+            raise SnapshotError(f"table lacks column(s) {', '.join(missing)}")
+        time_col = table.column("time")
+        if not pa.types.is_timestamp(time_col.type):
+            raise SnapshotError(f"column 'time' is {time_col.type}, not a timestamp")
+        if time_col.null_count:
+            raise SnapshotError("column 'time' holds nulls")
+        try:
+            naive = pc.cast(time_col, pa.timestamp(time_col.type.unit))
+            times = pc.cast(pc.cast(naive, pa.timestamp("ns")), pa.int64()).to_numpy()
+        except pa.ArrowInvalid as exc:
+            raise SnapshotError(f"column 'time' is out of the nanosecond range: {exc}") from None
+        columns = []
+        for name in self.columns:
+            col = table.column(name)
+            if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+                raise SnapshotError(f"column {name!r} is {col.type}, not numeric")
+            arr = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+            if col.null_count or not np.isfinite(arr).all():
+                raise SnapshotError(f"column {name!r} holds nulls or non-finite values")
+            columns.append(arr)
+        order = np.argsort(times, kind="stable")
+        stacked = np.column_stack(columns) if columns else np.empty((len(times), 0))
+        for i in order:
+            self.apply(int(times[i]), tuple(stacked[i].tolist()))
+        return len(order)
+
+
+def reindex_regular(
+    times: np.ndarray, values: np.ndarray, *, max_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample rows onto a regular grid ending at the newest timestamp.
+
+    The step is the most common difference between consecutive timestamps. Grid points that
+    have no row get values interpolated linearly in time from their neighbours; rows that fall
+    between grid points are not kept. The grid holds at most ``max_rows`` points (or four times
+    the input rows when unbounded), newest first. Fewer than three rows are returned unchanged.
+    """
+    if len(times) < 3:
+        return times, values
+    diffs = np.diff(times)
+    steps, counts = np.unique(diffs, return_counts=True)
+    step = int(steps[np.argmax(counts)])
+    if step <= 0:
+        return times, values
+    limit = max_rows if max_rows is not None else 4 * len(times)
+    points = min(int((times[-1] - times[0]) // step) + 1, limit)
+    grid = times[-1] - step * np.arange(points - 1, -1, -1, dtype=np.int64)
+    out = np.empty((points, values.shape[1]), dtype=np.float64)
+    # Interpolate on offsets from the first row: epoch nanoseconds exceed float64 precision.
+    x_grid = (grid - times[0]).astype(np.float64)
+    x_rows = (times - times[0]).astype(np.float64)
+    for i in range(values.shape[1]):
+        out[:, i] = np.interp(x_grid, x_rows, values[:, i])
+    return grid, out

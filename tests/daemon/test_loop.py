@@ -1,0 +1,193 @@
+"""The daemon loop with a real publisher on tmpfs and an in-memory source."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cache_daemon.daemon import Daemon
+from cache_daemon.publication import Counters
+from cache_daemon.status import read_status
+from cache_daemon.window import Window
+from shm import Publisher, Reader, table_checksum
+from tests.daemon.conftest import ListSource
+
+T0 = "2000-06-05T00:{:02d}:00Z"
+
+
+def event(minute: int, value: float) -> bytes:
+    return json.dumps({"time": T0.format(minute), "demand_mw": value}).encode()
+
+
+def make(shm_dir: Path, *, interval_ms: int = 20) -> tuple[Daemon, ListSource, Publisher]:
+    source = ListSource()
+    publisher = Publisher(shm_dir)
+    window = Window(["demand_mw"], max_rows=100, max_duration_ns=None)
+    daemon = Daemon(
+        source=source,
+        publisher=publisher,
+        window=window,
+        topic="demand",
+        shm_dir=shm_dir,
+        publish_interval_ms=interval_ms,
+    )
+    source.start(None, resume_after_ns=None)
+    return daemon, source, publisher
+
+
+def test_events_are_published_with_offsets_and_checksum(shm_dir: Path) -> None:
+    daemon, source, publisher = make(shm_dir)
+    source.feed(event(2, 20.0), event(0, 0.0), event(1, 10.0), event(1, 11.0))
+    daemon.step()
+    snap = Reader(shm_dir).current()
+    assert snap is not None
+    assert snap.table.column("demand_mw").to_pylist() == [0.0, 11.0, 20.0]
+    md = snap.metadata
+    assert json.loads(md["offsets"]) == {"0": 4}
+    assert md["state"] == "live" and md["source"] == "kafka" and md["rows"] == "3"
+    assert md["window_checksum"] == table_checksum(snap.table)
+    assert Counters.from_json(md["counters"]).events == 4
+    publisher.close()
+
+
+def test_poison_records_are_dead_lettered_counted_and_skipped(shm_dir: Path) -> None:
+    daemon, source, publisher = make(shm_dir)
+    source.feed(b"{oops", event(0, 1.0), b'{"time": "2000-06-05T00:01:00Z", "demand_mw": NaN}')
+    source.feed(b'{"time": "2000-06-05T00:02:00Z", "demand_mw": "x"}', b"[]", b"{oops")
+    daemon.step()
+    assert [(r.offset, reason) for r, reason in source.letters] == [
+        (0, "bad_json"),
+        (2, "non_finite"),
+        (3, "wrong_type"),
+        (4, "not_object"),
+        (5, "bad_json"),
+    ]
+    assert daemon.counters.dead_letters == {
+        "bad_json": 2,
+        "non_finite": 1,
+        "wrong_type": 1,
+        "not_object": 1,
+    }
+    snap = Reader(shm_dir).current()
+    assert snap is not None
+    assert snap.table.num_rows == 1
+    assert json.loads(snap.metadata["offsets"]) == {"0": 6}
+    publisher.close()
+
+
+def test_publications_are_coalesced_and_skipped_when_unchanged(shm_dir: Path) -> None:
+    daemon, source, publisher = make(shm_dir, interval_ms=200)
+    source.feed(event(0, 1.0))
+    daemon.step()
+    assert publisher.generation == 1
+    source.feed(event(1, 2.0))
+    daemon.step()
+    source.feed(event(2, 3.0))
+    daemon.step()
+    assert publisher.generation == 1  # inside the interval
+    time.sleep(0.2)
+    daemon.step()
+    assert publisher.generation == 2
+    assert Reader(shm_dir).current().table.num_rows == 3  # type: ignore[union-attr]
+    for _ in range(3):
+        daemon.step()
+    assert publisher.generation == 2  # nothing changed, nothing published
+    publisher.close()
+
+
+def test_restoring_then_live_each_published(shm_dir: Path) -> None:
+    daemon, source, publisher = make(shm_dir, interval_ms=1)
+    source.caught_up = False
+    source.feed(event(0, 1.0))
+    daemon.step()
+    reader = Reader(shm_dir)
+    assert reader.current().metadata["state"] == "restoring"  # type: ignore[union-attr]
+    assert read_status(shm_dir)["state"] == "restoring"  # type: ignore[index]
+    source.caught_up = True
+    time.sleep(0.002)
+    daemon.step()
+    assert reader.current().metadata["state"] == "live"  # type: ignore[union-attr]
+    assert publisher.generation == 2
+    publisher.close()
+
+
+def test_run_stops_on_flag_and_publishes_pending_changes(shm_dir: Path) -> None:
+    daemon, source, publisher = make(shm_dir, interval_ms=60_000)
+    source.feed(event(0, 1.0))
+    daemon.step()
+    source.feed(event(1, 2.0))  # read at the next poll, inside the interval
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop,))
+    thread.start()
+    time.sleep(0.3)
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert source.closed
+    snap = Reader(shm_dir).current()
+    assert snap is not None and snap.table.num_rows == 2
+    status = read_status(shm_dir)
+    assert status is not None and status["state"] == "stopping"
+    publisher.close()
+
+
+def test_status_file_contract(shm_dir: Path) -> None:
+    daemon, source, publisher = make(shm_dir)
+    source.feed(event(0, 1.0), b"bad")
+    daemon.step()
+    status = read_status(shm_dir)
+    assert status is not None
+    assert set(status) == {
+        "pid",
+        "state",
+        "source",
+        "heartbeat_ns",
+        "last_publish_ns",
+        "generation",
+        "lag",
+        "counters",
+        "last_error",
+    }
+    assert status["generation"] == 1 and status["state"] == "live"
+    assert status["counters"] == {
+        "events": 1,
+        "dead_letters": {"bad_json": 1},
+        "dropped_late": 0,
+        "publish_errors": 0,
+    }
+    assert (shm_dir / "daemon-status.json").stat().st_mode & 0o777 == 0o640
+    publisher.close()
+
+
+def test_publish_failure_keeps_last_generation_and_reports(
+    shm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon, source, publisher = make(shm_dir, interval_ms=1)
+    source.feed(event(0, 1.0))
+    daemon.step()
+    assert publisher.generation == 1
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("shm.publisher._write_file", full)
+    source.feed(event(1, 2.0))
+    time.sleep(0.002)
+    daemon.step()
+    assert publisher.generation == 1
+    assert daemon.counters.publish_errors == 1
+    status = read_status(shm_dir)
+    assert status is not None and status["state"] == "degraded"
+    assert "No space left" in str(status["last_error"])
+    assert Reader(shm_dir).current().table.num_rows == 1  # type: ignore[union-attr]
+    monkeypatch.undo()
+    deadline = time.monotonic() + 2
+    while publisher.generation == 1 and time.monotonic() < deadline:
+        daemon.step()
+    assert publisher.generation == 2
+    assert daemon.state == "live"
+    publisher.close()

@@ -1,0 +1,91 @@
+"""Coalescing and generation metadata."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from cache_daemon.publication import Coalescer, Counters, ModelInfo, build_metadata
+from cache_daemon.window import TIME_TYPE
+from shm import table_checksum
+
+MS = 1_000_000
+
+
+def test_first_publication_is_due_at_once() -> None:
+    c = Coalescer(50 * MS)
+    assert c.due(0, "a", 0)
+
+
+def test_changes_are_coalesced_to_one_per_interval() -> None:
+    c = Coalescer(50 * MS)
+    c.published(0, "a", 0)
+    assert not c.due(10 * MS, "b", 0)
+    assert c.wait_ns(10 * MS, "b", 0) == 40 * MS
+    assert c.due(50 * MS, "b", 0)
+
+
+def test_nothing_changed_means_no_publication() -> None:
+    c = Coalescer(50 * MS)
+    c.published(0, "a", 0)
+    assert not c.due(10_000 * MS, "a", 0)
+    assert c.wait_ns(10_000 * MS, "a", 0) is None
+
+
+def test_progress_without_content_change_is_checkpointed_slowly() -> None:
+    c = Coalescer(50 * MS, checkpoint_ns=1000 * MS)
+    c.published(0, "a", 0)
+    assert not c.due(500 * MS, "a", 1)
+    assert c.due(1000 * MS, "a", 1)
+
+
+def test_failure_backs_off() -> None:
+    c = Coalescer(50 * MS)
+    c.published(0, "a", 0)
+    c.failed(100 * MS, 400 * MS)
+    assert not c.due(300 * MS, "b", 0)
+    assert c.due(500 * MS, "b", 0)
+
+
+def test_metadata_contract() -> None:
+    table = pa.table(
+        {
+            "time": pa.array([0, 1_800_000_000_000], type=pa.int64()).cast(TIME_TYPE),
+            "demand_mw": [1.0, 2.0],
+        }
+    )
+    counters = Counters(events=5, dead_letters={"bad_json": 2}, dropped_late=1)
+    model = ModelInfo(version="v1", sha256="ab" * 32, file=f"model-{'ab' * 32}.skops")
+    md = build_metadata(
+        table,
+        offsets={1: 7, 0: 3},
+        topic="demand",
+        source="kafka",
+        state="live",
+        model=model,
+        counters=counters,
+    )
+    assert json.loads(md["offsets"]) == {"0": 3, "1": 7}
+    assert md["rows"] == "2"
+    assert md["time_min"] == "1970-01-01T00:00:00+00:00"
+    assert md["time_max"] == "1970-01-01T00:30:00+00:00"
+    assert md["window_checksum"] == table_checksum(table)
+    assert md["model_file"] == model.file and md["model_sha256"] == model.sha256
+    assert md["source"] == "kafka" and md["state"] == "live" and md["topic"] == "demand"
+    assert Counters.from_json(md["counters"]) == counters
+    assert all(isinstance(v, str) for v in md.values())
+
+
+def test_schema_fingerprint_changes_with_columns() -> None:
+    a = pa.table({"time": pa.array([0], type=TIME_TYPE), "x": [1.0]})
+    b = pa.table({"time": pa.array([0], type=TIME_TYPE), "y": [1.0]})
+    kwargs = {"offsets": {}, "topic": "", "source": "replay", "state": "live", "model": None}
+    fa = build_metadata(a, counters=Counters(), **kwargs)["schema_fingerprint"]  # type: ignore[arg-type]
+    fb = build_metadata(b, counters=Counters(), **kwargs)["schema_fingerprint"]  # type: ignore[arg-type]
+    assert fa != fb
+
+
+def test_counters_from_garbage_are_zero() -> None:
+    assert Counters.from_json("not json") == Counters()
+    assert Counters.from_json('{"events": "x"}') == Counters()

@@ -1,0 +1,77 @@
+"""The replay source: rate, endless continuation with shifted timestamps, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cache_daemon.config import DEFAULT_REPLAY_PATH
+from cache_daemon.decode import Decoder
+from cache_daemon.replay import ReplaySource
+
+STEP = 1800 * 10**9
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make(rate: float = 10.0) -> tuple[ReplaySource, FakeClock]:
+    clock = FakeClock()
+    src = ReplaySource(DEFAULT_REPLAY_PATH, ["demand_mw"], rate, clock=clock, sleep=clock.sleep)
+    return src, clock
+
+
+def test_history_is_first_half_and_stream_continues_after_it() -> None:
+    src, clock = make()
+    history = src.history()
+    assert history.num_rows == 2016
+    last = history.column("time")[-1].value
+    src.start(None, resume_after_ns=last)
+    clock.now = 0.35
+    records = src.poll(0.0)
+    assert len(records) == 3
+    first = Decoder(["demand_mw"]).decode(records[0].value)
+    assert first.time_ns == last + STEP
+
+
+def test_rate_is_respected_and_poll_waits_for_the_next_event() -> None:
+    src, clock = make(rate=4.0)
+    src.start(None, resume_after_ns=None)
+    assert src.poll(0.1) == []
+    assert clock.now == 0.1
+    assert len(src.poll(1.0)) == 1
+    assert abs(clock.now - 0.25) < 1e-9
+    clock.now = 2.25
+    assert len(src.poll(0.0)) == 8
+
+
+def test_sample_runs_out_then_continues_shifted_unique_and_regular() -> None:
+    src, clock = make(rate=1000.0)
+    src.start(None, resume_after_ns=None)
+    clock.now = 10.0  # 10,000 events: the 4,032-row sample more than twice
+    dec = Decoder(["demand_mw"])
+    events = []
+    while len(events) < 10_000:
+        events += [dec.decode(r.value) for r in src.poll(0.0)]
+    times = np.array([e.time_ns for e in events])
+    assert (np.diff(times) == STEP).all()
+    assert events[4032].values == events[0].values
+    assert events[4032].time_ns == events[0].time_ns + 4032 * STEP
+
+
+def test_resume_after_time_in_a_later_cycle() -> None:
+    src, clock = make(rate=1000.0)
+    origin = int(src.history().column("time")[0].value)
+    resume_at = origin + (4032 + 10) * STEP
+    src.start(None, resume_after_ns=resume_at)
+    clock.now = 0.01
+    event = Decoder(["demand_mw"]).decode(src.poll(0.0)[0].value)
+    assert event.time_ns == resume_at + STEP
+    assert event.values == (src.history().column("demand_mw")[11].as_py(),)
