@@ -44,11 +44,8 @@ PREDICTIONS = Counter(
     "webapp_predictions_total", "Successful forecasts by input source", ["source"]
 )
 PREDICTED_POINTS = Counter("webapp_predicted_points_total", "Forecast points returned")
-WORKER_GENERATION = Gauge(
-    "webapp_worker_generation",
-    "Generation last seen by each live worker",
-    multiprocess_mode="liveall",
-)
+# Created on first use, so the preloading master (which serves nothing) has no sample.
+_worker_generation: Gauge | None = None
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
@@ -62,7 +59,14 @@ def observe_prediction(source: str, points: int) -> None:
 
 
 def set_worker_generation(generation: int) -> None:
-    WORKER_GENERATION.set(generation)
+    global _worker_generation  # noqa: PLW0603 (one gauge per process, made lazily)
+    if _worker_generation is None:
+        _worker_generation = Gauge(
+            "webapp_worker_generation",
+            "Generation last seen by each live worker",
+            multiprocess_mode="liveall",
+        )
+    _worker_generation.set(generation)
 
 
 class _ScrapeCollector:
@@ -146,7 +150,8 @@ def render(access: WindowAccess) -> tuple[bytes, str]:
     if multiproc_dir is not None:
         MultiProcessCollector(registry, path=str(multiproc_dir))  # type: ignore[no-untyped-call]
     else:
-        for collector in (REQUESTS, LATENCY, PREDICTIONS, PREDICTED_POINTS, WORKER_GENERATION):
-            registry.register(collector)
+        for collector in (REQUESTS, LATENCY, PREDICTIONS, PREDICTED_POINTS, _worker_generation):
+            if collector is not None:
+                registry.register(collector)
     registry.register(_ScrapeCollector(access))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,196 @@
+"""Helpers for the webapp tests: a real shm directory and a real Gunicorn server.
+
+The window is published with ``shm.Publisher`` and the model artifact installed as
+``model-<sha256>.skops`` exactly as the daemon does; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+
+from forecasting import dumps, fit
+from forecasting.features import FeatureSpec
+from forecasting.train import load_series
+from scripts.sample_window import SAMPLE, install_model, sample_table, window_metadata
+from shm import Publisher
+
+ROOT = Path(__file__).resolve().parents[2]
+STEP = 30 * 60 * 1_000_000_000
+
+
+def train_artifact(max_lag: int = 336, horizon: int = 48) -> bytes:
+    t, v = load_series(pd.read_parquet(SAMPLE), time_col="time", target="demand_mw")
+    spec = FeatureSpec(lags=tuple(range(1, max_lag + 1)), step_ns=STEP, horizon=horizon)
+    return dumps(fit(t, v, spec, target="demand_mw"))
+
+
+@dataclass
+class ShmWindow:
+    """A real shm directory with a publisher, a model artifact and the daemon status file."""
+
+    directory: Path
+    artifact: bytes
+    publisher: Publisher = field(init=False)
+    model_meta: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.publisher = Publisher(self.directory)
+        self.model_meta = install_model(self.directory, self.artifact)
+
+    def publish(
+        self,
+        rows: int | None = 1000,
+        *,
+        end: int | None = None,
+        state: str = "live",
+        model: dict[str, str] | None = None,
+    ) -> int:
+        table = sample_table(rows, end=end)
+        meta = window_metadata(table, self.model_meta if model is None else model, state=state)
+        return self.publisher.publish(table, metadata=meta)
+
+    def write_status(self, **fields: Any) -> None:
+        status = {
+            "pid": os.getpid(),
+            "state": "live",
+            "source": "replay",
+            "heartbeat_ns": time.time_ns(),
+            "last_publish_ns": time.time_ns(),
+            "generation": self.publisher.generation,
+            "lag": {},
+            "counters": {
+                "events": 7,
+                "dead_letters": {"bad_json": 2},
+                "dropped_late": 1,
+                "publish_errors": 0,
+            },
+            "last_error": None,
+        }
+        status.update(fields)
+        tmp = self.directory / ".status.tmp"
+        tmp.write_text(json.dumps(status))
+        tmp.replace(self.directory / "daemon-status.json")
+
+    def close(self) -> None:
+        self.publisher.close()
+
+
+def new_shm_window(artifact: bytes) -> tuple[ShmWindow, Path]:
+    parent = Path(tempfile.mkdtemp(prefix="webapp-test-", dir="/dev/shm"))
+    return ShmWindow(parent / "window", artifact), parent
+
+
+def remove_tree(parent: Path) -> None:
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class GunicornServer:
+    """``gunicorn -c gunicorn.conf.py webapp.wsgi:app`` on a loopback socket bound here.
+
+    The listening socket is created by the test and passed as ``fd://N``, so no port can be
+    taken by someone else between choosing and binding it.
+    """
+
+    def __init__(self, env: dict[str, str], *, workers: int = 3) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        fd = self._sock.fileno()
+        full_env = {
+            **os.environ,
+            "WEB_BIND": f"fd://{fd}",
+            "WEB_CONCURRENCY": str(workers),
+            "WEB_ACCESS_LOG": "",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+        full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
+        self._log_fh = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp.wsgi:app"],
+            cwd=ROOT,
+            env=full_env,
+            pass_fds=(fd,),
+            stdout=self._log_fh,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers = workers
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-3000:]}")
+            if len(self.worker_pids()) == self.workers:
+                try:
+                    if self.request("GET", "/healthz").status == 200:
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise TimeoutError(f"gunicorn not up: {self.log.read_text()[-3000:]}")
+
+    def worker_pids(self) -> set[int]:
+        try:
+            return {c.pid for c in psutil.Process(self.proc.pid).children()}
+        except psutil.NoSuchProcess:
+            return set()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        finally:
+            conn.close()
+
+    def post_json(self, path: str, payload: Any) -> Reply:
+        return self.request(
+            "POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._sock.close()
+        self._log_fh.close()
+        self.log.unlink(missing_ok=True)

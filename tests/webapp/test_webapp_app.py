@@ -1,0 +1,274 @@
+"""The Flask app on a real shm directory, through Flask's test client (one process)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+import webapp.window
+from forecasting import load_bytes
+from scripts.sample_window import sample_table
+from tests.webapp._support import new_shm_window, remove_tree
+from tests.webapp.conftest import make_app
+from webapp.openapi import build_spec
+
+PROBLEM = "application/problem+json"
+
+
+def problem(resp, status: int, slug: str) -> dict:
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == PROBLEM
+    body = resp.get_json(force=True)
+    assert body["type"] == f"/problems/{slug}" and body["status"] == status
+    assert body["title"] and body["detail"]
+    return body
+
+
+def test_predict_from_the_window_returns_the_models_forecast(window, artifact):
+    gen = window.publish(1000)
+    client = make_app(window).test_client()
+    resp = client.post("/predict", json={"inference_length": 5})
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert resp.headers["X-Cache-Generation"] == str(gen) and body["generation"] == gen
+    assert body["model_version"] == window.model_meta["model_version"]
+    assert 0 <= body["data_age_ms"] < 60_000
+    assert body["window"]["rows"] == 1000 and len(body["window"]["checksum"]) == 32
+    assert [p["time"] for p in body["predictions"]] == [
+        "2000-08-28T00:00:00Z",
+        "2000-08-28T00:30:00Z",
+        "2000-08-28T01:00:00Z",
+        "2000-08-28T01:30:00Z",
+        "2000-08-28T02:00:00Z",
+    ]
+    model = load_bytes(artifact, sha256=None)
+    table = sample_table(1000)
+    times = table.column("time").to_numpy().astype("datetime64[ns]").view(np.int64)
+    expected = model.predict(model.prepare(times, table.column("demand_mw").to_numpy()), 5)[1]
+    np.testing.assert_allclose([p["value"] for p in body["predictions"]], expected)
+
+
+def test_caller_data_gives_the_same_forecast_as_the_same_window(window):
+    window.publish(400)
+    client = make_app(window).test_client()
+    cached = client.post("/predict", json={"inference_length": 3}).get_json()
+    frame = sample_table(400).to_pandas()
+    data = {
+        "time": [t.isoformat() for t in frame["time"]],
+        "demand_mw": frame["demand_mw"].tolist(),
+    }
+    resp = client.post("/predict", json={"index_col": "time", "data": data, "inference_length": 3})
+    assert resp.status_code == 200
+    assert resp.get_json()["source"] == "request"
+    assert resp.get_json()["predictions"] == cached["predictions"]
+
+
+def test_features_are_derived_once_per_generation_not_per_request(window, monkeypatch):
+    calls: list[int] = []
+    real = webapp.window._window_origin
+
+    def counting(snapshot, model):
+        calls.append(snapshot.generation)
+        return real(snapshot, model)
+
+    monkeypatch.setattr(webapp.window, "_window_origin", counting)
+    first = window.publish(500)
+    client = make_app(window).test_client()
+    for _ in range(5):
+        assert client.post("/predict", json={}).status_code == 200
+    second = window.publish(500, end=3000)
+    for _ in range(5):
+        assert client.post("/predict", json={}).get_json()["generation"] == second
+    assert calls == [first, second]
+
+
+def test_no_generation_means_503_with_retry_after(window):
+    client = make_app(window).test_client()
+    body = problem(client.post("/predict", json={}), 503, "no-data")
+    assert body["errors"] == []
+    resp = client.get("/readyz")
+    problem(resp, 503, "not-ready")
+    assert resp.headers["Retry-After"] == "1" and resp.headers["X-Not-Ready"] == "no data"
+    problem(client.get("/cache"), 503, "no-data")
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        (lambda w: w.publish(500, state="restoring"), "restoring"),
+        (lambda w: w.publish(500, model={}), "no model"),
+        (
+            lambda w: w.publish(500, model={**w.model_meta, "model_sha256": "0" * 64}),
+            "no model",
+        ),
+        (lambda w: w.publish(100), "insufficient data"),
+    ],
+)
+def test_readyz_names_why_it_is_not_ready(window, setup, reason):
+    setup(window)
+    resp = make_app(window).test_client().get("/readyz")
+    body = problem(resp, 503, "not-ready")
+    assert resp.headers["X-Not-Ready"] == reason and body["detail"].startswith(reason)
+
+
+def test_tampered_model_file_is_refused_and_predict_says_so(window):
+    window.publish(500)
+    path = window.directory / window.model_meta["model_file"]
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    body = problem(make_app(window).test_client().post("/predict", json={}), 503, "no-model")
+    assert "does not match" in body["detail"]
+
+
+def test_readyz_follows_data_age_and_the_daemon_heartbeat(window):
+    window.publish(500)
+    client = make_app(window, MAX_DATA_AGE_MS="300").test_client()
+    assert client.get("/readyz").status_code == 200
+    time.sleep(0.4)
+    resp = client.get("/readyz")
+    assert resp.status_code == 503 and resp.headers["X-Not-Ready"] == "stale"
+    window.write_status()  # a live daemon, same generation, fresh heartbeat: data is current
+    assert client.get("/readyz").status_code == 200
+    window.write_status(generation=window.publisher.generation + 1)  # heartbeat for another gen
+    assert client.get("/readyz").status_code == 503
+
+
+def test_a_new_model_reaches_the_worker_with_the_next_generation(window):
+    window.publish(500)
+    client = make_app(window).test_client()
+    before = client.post("/predict", json={}).get_json()
+    other = dict(window.model_meta, model_version="second-model")
+    gen = window.publish(500, model=other)
+    after = client.post("/predict", json={}).get_json()
+    assert (after["generation"], after["model_version"]) == (gen, "second-model")
+    assert before["model_version"] != after["model_version"]
+
+
+def test_cache_describes_the_served_window(window):
+    gen = window.publish(700)
+    resp = make_app(window).test_client().get("/cache")
+    body = resp.get_json()
+    assert body["generation"] == gen and isinstance(body["pid"], int)
+    assert body["rows"] == 700
+    assert (body["time_min"], body["time_max"]) == ("2000-08-13T10:00:00Z", "2000-08-27T23:30:00Z")
+    assert body["offsets"] == {} and body["checksum_matches"] is True
+    assert body["model_version"] == window.model_meta["model_version"]
+
+
+def test_metrics_include_requests_window_and_daemon_counters(window):
+    window.publish(500)
+    window.write_status()
+    client = make_app(window).test_client()
+    client.post("/predict", json={})
+    client.post("/predict", json={"inference_length": 0})
+    text = client.get("/metrics").get_data(as_text=True)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("webapp_generation", ())] == window.publisher.generation
+    assert samples[("daemon_events_total", ())] == 7
+    assert samples[("daemon_dead_letters_total", (("reason", "bad_json"),))] == 2
+    assert samples[("daemon_state", (("state", "live"),))] == 1
+    key = (("method", "POST"), ("route", "/predict"), ("status", "422"))
+    assert samples[("webapp_http_requests_total", key)] >= 1
+
+
+def test_unexpected_failure_is_a_500_problem_without_internals(window, monkeypatch):
+    window.publish(500)
+    app = make_app(window)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(webapp.window.WindowAccess, "summary", broken)
+    resp = app.test_client().post("/predict", json={})
+    body = problem(resp, 500, "internal-error")
+    assert "secret" not in resp.get_data(as_text=True) and "Traceback" not in body["detail"]
+
+
+def test_openapi_lists_exactly_the_routes_the_app_serves(window):
+    app = make_app(window)
+    spec = app.test_client().get("/openapi.json").get_json()
+    served = {
+        (rule.rule, method.lower())
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+        if rule.endpoint != "static"
+    }
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    assert served == documented
+    assert spec == json.loads(json.dumps(build_spec(app.extensions["webapp"].settings)))
+
+
+# -- property: no body makes the server answer 5xx ------------------------------------------
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+_times = st.lists(
+    st.sampled_from(["2000-06-05T00:00:00Z", "2000-06-05T00:30:00", "bad", "2000-06-05"])
+    | st.datetimes().map(lambda d: d.isoformat()),
+    max_size=400,
+)
+_bodies = st.one_of(
+    _json,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "inference_length": _scalars,
+            "index_col": st.sampled_from(["time", "t", ""]) | _scalars,
+            "data": st.fixed_dictionaries(
+                {"time": _times | _json},
+                optional={"demand_mw": st.lists(_scalars, max_size=400) | _json, "x": _json},
+            )
+            | _json,
+        },
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(artifact):
+    win, parent = new_shm_window(artifact)
+    win.publish(500)
+    try:
+        yield make_app(win).test_client()
+    finally:
+        win.close()
+        remove_tree(parent)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=_bodies)
+def test_random_bodies_never_yield_5xx(fuzz_client, body):
+    resp = fuzz_client.post(
+        "/predict", data=json.dumps(body, allow_nan=True), content_type="application/json"
+    )
+    assert resp.status_code in {200, 422}, resp.get_data(as_text=True)
+    if resp.status_code == 422:
+        assert resp.mimetype == PROBLEM and resp.get_json(force=True)["errors"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    raw=st.binary(max_size=200),
+    content_type=st.sampled_from(["application/json", "text/plain", ""]),
+)
+def test_random_bytes_never_yield_5xx(fuzz_client, raw, content_type):
+    resp = fuzz_client.post("/predict", data=raw, content_type=content_type)
+    assert resp.status_code in {200, 400, 415, 422}
+    assert resp.status_code == 200 or resp.mimetype == PROBLEM
