@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from webapp.errors import ProblemError
@@ -55,6 +55,7 @@ def _from_http(exc: HTTPException) -> Response:
     detail = {
         404: f"no resource at {request.path}; see /openapi.json",
         405: f"{request.method} is not allowed on {request.path}",
+        413: f"the body exceeds the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes",
     }.get(status, exc.description or exc.name)
     slug = _SLUGS.get(status, "http-error")
     return problem_response(ProblemError(status, slug, exc.name, detail, headers=headers))

@@ -60,7 +60,17 @@ def _read_json_body() -> object:
             "Unsupported Media Type",
             f"Content-Type must be application/json, got {mimetype or 'none'}",
         )
-    return decode_json(request.get_data(cache=False))
+    raw = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and len(raw) >= limit:
+        # Werkzeug stops a chunked body at the limit without raising: reaching it is too much.
+        raise ProblemError(
+            413,
+            "payload-too-large",
+            "Content Too Large",
+            f"the body exceeds the limit of {limit} bytes",
+        )
+    return decode_json(raw)
 
 
 @blueprint.post("/predict")

@@ -1,0 +1,272 @@
+"""The app under a real multi-worker Gunicorn (gunicorn.conf.py) on a real shm directory."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.webapp._support import GunicornServer, ShmWindow, new_shm_window, remove_tree
+from tests.webapp.test_webapp_app import _bodies
+
+WORKERS = 3
+MAX_BODY = 65_536
+MAX_AGE_MS = 1_500
+
+
+@pytest.fixture(scope="module")
+def served(artifact: bytes) -> Iterator[tuple[GunicornServer, ShmWindow]]:
+    window, parent = new_shm_window(artifact)
+    window.publish(1000)
+    window.write_status()
+    server = GunicornServer(
+        {
+            "SHM_DIR": str(window.directory),
+            "MAX_BODY_BYTES": str(MAX_BODY),
+            "MAX_DATA_AGE_MS": str(MAX_AGE_MS),
+            "WEB_ACCESS_LOG": "-",
+            "LOG_LEVEL": "INFO",
+        },
+        workers=WORKERS,
+    )
+    try:
+        server.wait_ready()
+        yield server, window
+    finally:
+        server.stop()
+        window.close()
+        remove_tree(parent)
+    assert server.proc.returncode == 0
+
+
+def keep_fresh(window: ShmWindow) -> None:
+    window.write_status(generation=window.publisher.generation)
+
+
+def spread(server: GunicornServer, path: str, *, until_pids: int, limit: int = 300) -> list[dict]:
+    """GET ``path`` on new connections until ``until_pids`` distinct workers have answered."""
+    replies: list[dict] = []
+    pids: set[int] = set()
+    for _ in range(limit):
+        body = server.request("GET", path).json()
+        replies.append(body)
+        pids.add(body["pid"])
+        if len(pids) >= until_pids:
+            break
+    return replies
+
+
+def test_predict_answers_with_generation_header_and_forecast(served):
+    server, window = served
+    keep_fresh(window)
+    reply = server.post_json("/predict", {"inference_length": 4})
+    assert reply.status == 200 and reply.headers["content-type"] == "application/json"
+    body = reply.json()
+    assert reply.headers["x-cache-generation"] == str(body["generation"])
+    assert body["generation"] == window.publisher.generation
+    assert len(body["predictions"]) == 4
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    for i in range(0, len(data), 8192):
+        yield data[i : i + 8192]
+
+
+DUPLICATES = {
+    "index_col": "time",
+    "data": {"time": ["2018-02-06T00:00:00"] * 400, "demand_mw": [1.0] * 400},
+}
+JSON = {"Content-Type": "application/json"}
+ERROR_CASES = [
+    # (method, path, body, headers, status, slug, error code of errors[0] or None)
+    (
+        "POST",
+        "/predict",
+        json.dumps(DUPLICATES).encode(),
+        JSON,
+        422,
+        "validation-error",
+        "duplicate_timestamps",
+    ),
+    ("POST", "/predict", b'{"inference_length": 0}', JSON, 422, "validation-error", "out_of_range"),
+    (
+        "POST",
+        "/predict",
+        b'{"inference_length": 49}',
+        JSON,
+        422,
+        "validation-error",
+        "out_of_range",
+    ),
+    ("POST", "/predict", b'{"horizon": 3}', JSON, 422, "validation-error", "unknown_field"),
+    (
+        "POST",
+        "/predict",
+        b'{"data": {"time": ["2000-01-01T00:00:00Z"], "demand_mw": [NaN]}}',
+        JSON,
+        422,
+        "validation-error",
+        "too_few_rows",
+    ),
+    ("POST", "/predict", b"[]", JSON, 422, "validation-error", "not_an_object"),
+    ("POST", "/predict", b"{not json", JSON, 400, "invalid-json", None),
+    ("POST", "/predict", b'{"a":1,"a":2}', JSON, 400, "invalid-json", None),
+    (
+        "POST",
+        "/predict",
+        b"{}",
+        {"Content-Type": "text/plain"},
+        415,
+        "unsupported-media-type",
+        None,
+    ),
+    ("POST", "/predict", b"{}", {}, 415, "unsupported-media-type", None),
+    ("POST", "/predict", b"[" + b" " * MAX_BODY + b"]", JSON, 413, "payload-too-large", None),
+    ("GET", "/predict", None, {}, 405, "method-not-allowed", None),
+    ("DELETE", "/cache", None, {}, 405, "method-not-allowed", None),
+    ("GET", "/nothing-here", None, {}, 404, "not-found", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "slug", "code"),
+    ERROR_CASES,
+    ids=[f"{c[4]}-{c[5]}-{c[6] or c[0]}" for c in ERROR_CASES],
+)
+def test_every_error_is_the_documented_problem_json(
+    served, method, path, body, headers, status, slug, code
+):
+    server, window = served
+    keep_fresh(window)
+    reply = server.request(method, path, body, headers)
+    assert reply.status == status, reply.body[:300]
+    assert reply.headers["content-type"] == "application/problem+json"
+    problem = reply.json()
+    assert problem["type"] == f"/problems/{slug}" and problem["status"] == status
+    assert problem["title"] and problem["detail"]
+    if code is not None:
+        assert problem["errors"][0]["code"] == code
+    if status == 405:
+        assert "allow" in reply.headers
+    spec = server.request("GET", "/openapi.json").json()
+    ops = spec["paths"].get(path, {})
+    if method.lower() in ops:
+        assert str(status) in ops[method.lower()]["responses"]
+    assert (
+        f"/problems/{slug}"
+        in spec["components"]["schemas"]["Problem"]["properties"]["type"]["enum"]
+    )
+
+
+def test_chunked_body_over_the_limit_is_413(served):
+    server, _ = served
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        payload = b'{"x": "' + b"a" * (MAX_BODY * 2) + b'"}'
+        conn.request("POST", "/predict", body=_chunks(payload), headers=JSON, encode_chunked=True)
+        resp = conn.getresponse()
+        assert resp.status == 413
+        assert resp.getheader("Content-Type") == "application/problem+json"
+        assert str(MAX_BODY) in json.loads(resp.read())["detail"]
+    finally:
+        conn.close()
+
+
+def test_after_a_publish_every_worker_answers_from_the_new_generation(served):
+    server, window = served
+    assert len(server.worker_pids()) == WORKERS
+    spread(server, "/cache", until_pids=WORKERS)  # every worker has mapped the old generation
+    new = window.publish(1000, end=3500)
+    keep_fresh(window)
+    replies = spread(server, "/cache", until_pids=WORKERS)
+    assert {r["pid"] for r in replies} == server.worker_pids()
+    assert {r["generation"] for r in replies} == {new}
+    assert {r["time_max"] for r in replies} == {"2000-08-16T21:30:00Z"}
+    assert all(r["checksum_matches"] for r in replies)
+
+
+def test_readyz_flips_to_503_when_data_goes_stale_and_back(served):
+    server, window = served
+    keep_fresh(window)
+    assert server.request("GET", "/readyz").status == 200
+    time.sleep(MAX_AGE_MS / 1000 + 0.3)  # no heartbeat, no publish
+    for _ in range(2 * WORKERS):
+        reply = server.request("GET", "/readyz")
+        assert reply.status == 503
+        assert reply.headers["retry-after"] == "1" and reply.headers["x-not-ready"] == "stale"
+        assert reply.json()["detail"].startswith("stale")
+    keep_fresh(window)
+    for _ in range(2 * WORKERS):
+        assert server.request("GET", "/readyz").status == 200
+
+
+def _scrape(server: GunicornServer) -> dict[tuple[str, tuple], float]:
+    text = server.request("GET", "/metrics").body.decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_aggregate_requests_from_all_workers(served):
+    server, window = served
+    keep_fresh(window)
+    key = (
+        "webapp_http_requests_total",
+        (("method", "GET"), ("route", "/healthz"), ("status", "200")),
+    )
+    before = _scrape(server).get(key, 0.0)
+    replies = spread(server, "/cache", until_pids=WORKERS)
+    assert len({r["pid"] for r in replies}) == WORKERS
+    for _ in range(40):
+        assert server.request("GET", "/healthz").status == 200
+    after = _scrape(server)
+    assert after[key] - before == 40
+    worker_gens = {
+        dict(labels)["pid"]: value
+        for (name, labels), value in after.items()
+        if name == "webapp_worker_generation"
+    }
+    assert {int(pid) for pid in worker_gens} == server.worker_pids()
+    assert set(worker_gens.values()) == {window.publisher.generation}
+    assert after[("webapp_generation", ())] == window.publisher.generation
+    assert after[("daemon_events_total", ())] == 7
+    hist = (
+        "webapp_http_request_duration_seconds_count",
+        (("route", "/healthz"), ("status", "200")),
+    )
+    assert after[hist] >= 40
+
+
+def test_access_log_lines_are_json_with_the_generation(served):
+    server, window = served
+    keep_fresh(window)
+    gen = server.post_json("/predict", {}).json()["generation"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
+        hits = [x for x in lines if x.get("event") == "access" and x.get("path") == "/predict"]
+        if any(x["generation"] == gen and x["status"] == 200 for x in hits):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("no access line with the generation")
+    assert all("data" not in x and "body" not in x for x in hits)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(body=_bodies)
+def test_random_bodies_never_yield_5xx_under_gunicorn(served, body):
+    server, _ = served
+    reply = server.request("POST", "/predict", json.dumps(body, allow_nan=True).encode(), JSON)
+    assert reply.status in {200, 413, 422}, reply.body[:300]
