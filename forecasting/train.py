@@ -28,7 +28,7 @@ from forecasting.evaluate import evaluate_holdout
 from forecasting.features import FeatureSpec, FloatArray, IntArray, regularize
 from forecasting.model import fit
 
-__all__ = ["TrainReport", "load_series", "main", "train"]
+__all__ = ["TrainReport", "load_series", "main", "train", "write_artifact"]
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _read_input(source: str) -> pd.DataFrame:
     return pd.read_parquet(source)
 
 
-def _write_output(dest: str, data: bytes) -> None:
+def write_artifact(dest: str, data: bytes) -> None:
     """Write the artifact and its ``.sha256`` sidecar (``sha256sum`` format), which the
     daemon requires before it installs an artifact."""
     sidecar = f"{sha256_hex(data)}  {dest.rsplit('/', 1)[-1]}\n".encode()
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ForecastingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _write_output(args.output, data)
+    write_artifact(args.output, data)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
     print(_table(report))

@@ -1,0 +1,150 @@
+"""``make run`` = ``python -m scripts.run_local``: the whole service on this machine, no Kafka.
+
+1. Trains a model artifact from the sample series into ``.run/model.skops`` (with its
+   ``.sha256`` sidecar) unless ``MODEL_PATH`` names an existing one.
+2. Starts ``python -m cache_daemon`` (replay source unless ``DAEMON_SOURCE`` says otherwise),
+   which publishes the window and the model into ``SHM_DIR``.
+3. Starts ``gunicorn -c gunicorn.conf.py webapp.wsgi:app`` on ``127.0.0.1:$PORT`` (8000).
+
+Both run as children in their own sessions, so a terminal's Ctrl-C reaches only this
+process: the first SIGINT/SIGTERM stops Gunicorn, then the daemon, each with SIGTERM and a
+grace period; a second signal kills them at once. If either child dies, the other is
+stopped and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import pandas as pd
+
+from forecasting.train import train, write_artifact
+
+__all__ = ["LocalRun", "main"]
+
+log = logging.getLogger("scripts.run_local")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "electricity_demand_halfhourly.parquet"
+GRACE_S = 25.0
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """What to run, from the environment (``RUN_DIR``, ``MODEL_PATH``, ``SHM_DIR``, ``PORT``)."""
+
+    run_dir: Path
+    model_path: Path
+    shm_dir: str
+    port: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LocalRun:
+        run_dir = Path(environ.get("RUN_DIR") or ROOT / ".run")
+        port = environ.get("PORT") or "8000"
+        if not port.isdigit():
+            raise SystemExit(f"PORT must be a number, got {port!r}")
+        return cls(
+            run_dir=run_dir,
+            model_path=Path(environ.get("MODEL_PATH") or run_dir / "model.skops"),
+            shm_dir=environ.get("SHM_DIR") or "/dev/shm/shm-forecast",  # noqa: S108
+            port=port,
+        )
+
+
+def ensure_model(path: Path) -> None:
+    """Train from the sample series when ``path`` (or its sidecar) does not exist."""
+    if path.exists() and path.with_name(path.name + ".sha256").exists():
+        log.info("using model artifact %s", path)
+        return
+    log.info("no model artifact at %s: training one from %s", path, SAMPLE.name)
+    data, report = train(pd.read_parquet(SAMPLE))
+    write_artifact(str(path), data)
+    log.info("trained %s: holdout scores %s", report["model_version"], report["scores"])
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.requested = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        self.requested += 1
+
+
+def _terminate(procs: list[tuple[str, subprocess.Popen[bytes]]], *, force: bool) -> None:
+    for name, proc in procs:  # reverse start order: web first, then the publisher
+        if proc.poll() is not None:
+            continue
+        log.info("%s %s (pid %d)", "killing" if force else "stopping", name, proc.pid)
+        proc.send_signal(signal.SIGKILL if force else signal.SIGTERM)
+
+
+def _wait_all(procs: list[tuple[str, subprocess.Popen[bytes]]], stop: _Stop) -> None:
+    deadline = time.monotonic() + GRACE_S
+    forced = False
+    for name, proc in procs:
+        while proc.poll() is None:
+            if not forced and (stop.requested > 1 or time.monotonic() > deadline):
+                _terminate(procs, force=True)
+                forced = True
+            time.sleep(0.1)
+        log.info("%s exited with %s", name, proc.returncode)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="run_local: %(message)s")
+    run = LocalRun.from_env(os.environ)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_model(run.model_path)
+
+    stop = _Stop()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    env = {
+        **os.environ,
+        "SHM_DIR": run.shm_dir,
+        "MODEL_PATH": str(run.model_path),
+        "PORT": run.port,
+    }
+    env.setdefault("DAEMON_SOURCE", "replay")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "cache_daemon"], cwd=ROOT, env=env, start_new_session=True
+    )
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp.wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    procs = [("gunicorn", web), ("cache_daemon", daemon)]
+    log.info(
+        "serving on http://127.0.0.1:%s (try: curl -XPOST -H 'Content-Type: application/json' "
+        "-d '{}' http://127.0.0.1:%s/predict); Ctrl-C stops",
+        run.port,
+        run.port,
+    )
+    status = 0
+    while not stop.requested:
+        died = [(name, p.returncode) for name, p in procs if p.poll() is not None]
+        if died:
+            log.error("%s exited with %s; stopping the rest", *died[0])
+            status = 1
+            break
+        time.sleep(0.2)
+    _terminate(procs, force=False)
+    _wait_all(procs, stop)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""``python -m scripts.run_local``: daemon + Gunicorn as children, stopped cleanly by a signal."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+
+from forecasting.train import write_artifact
+from tests.webapp._support import ROOT, new_shm_window, remove_tree
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(port: int, path: str) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_run_local_serves_predictions_and_stops_both_children_on_sigint(artifact, tmp_path):
+    window, parent = new_shm_window(artifact)  # only for a private /dev/shm directory
+    window.close()
+    shm_dir = parent / "run"
+    model = tmp_path / "model.skops"
+    write_artifact(str(model), artifact)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RUN_DIR": str(tmp_path),
+        "MODEL_PATH": str(model),
+        "SHM_DIR": str(shm_dir),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "WEB_ACCESS_LOG": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    env.pop("DAEMON_SOURCE", None)
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scripts.run_local"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while time.monotonic() < deadline and not ready:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            with contextlib.suppress(OSError):
+                ready = _get(port, "/readyz")[0] == 200
+            time.sleep(0.2)
+        assert ready, log.read_text()[-3000:]
+        status, cache = _get(port, "/cache")
+        assert status == 200 and cache["source"] == "replay" and cache["rows"] >= 336
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 4  # daemon, gunicorn master and its two workers
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0, log.read_text()[-3000:]
+        _gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive
+        text = log.read_text()
+        assert "gunicorn exited with 0" in text and "cache_daemon exited with 0" in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        remove_tree(parent)
