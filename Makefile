@@ -6,13 +6,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast lint bench soak clean
+.PHONY: help venv run test test-fast lint bench soak clean stack-up stack-down
 
 help:
 	@echo "make run    start the service on its embedded defaults"
 	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
 	@echo "make lint   ruff + mypy --strict"
 	@echo "make bench  benchmarks; JSON into bench/results/"
+	@echo "make stack-up / stack-down  local Kafka + S3 on loopback (scripts/stack.py)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +36,12 @@ test: lint
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow"
+
+stack-up: $(STAMP)
+	$(PY) -m scripts.stack up
+
+stack-down: $(STAMP)
+	$(PY) -m scripts.stack down
 
 bench: $(STAMP)
 	$(PY) -m bench
