@@ -75,7 +75,11 @@ def _read_json_body() -> object:
 
 @blueprint.post("/predict")
 def predict() -> Response:
-    """Forecast from the cached window or from the caller's series."""
+    """Forecast from the cached window or from the caller's series.
+
+    For the window, the model's full-horizon output is derived once per generation (see
+    ``WindowAccess.forecast``); for caller data the model runs on every request.
+    """
     body = _read_json_body()
     access = _access()
     retry = access.settings.retry_after_s
@@ -88,7 +92,7 @@ def predict() -> Response:
         raise _unavailable("no-model", "No model", why, retry)
     req = parse_predict(body, access.expectations())
     if req.times_ns is None or req.values is None:
-        origin = access.origin(snapshot, model)
+        points = access.forecast(snapshot, model)[: req.inference_length]
         source = "window"
     else:
         try:
@@ -97,20 +101,21 @@ def predict() -> Response:
             raise ProblemError(
                 422, "validation-error", "Request body failed validation", str(exc)
             ) from exc
+        times, values = model.predict(origin, req.inference_length)
+        points = [
+            {"time": t, "value": v}
+            for t, v in zip(format_times(times, model.spec.step_ns), values.tolist(), strict=True)
+        ]
         source = "request"
-    times, values = model.predict(origin, req.inference_length)
     summary = access.summary(snapshot)
-    metrics.observe_prediction(source, len(values))
+    metrics.observe_prediction(source, len(points))
     payload = {
         "generation": snapshot.generation,
         "model_version": access.model_version(snapshot, model),
         "data_age_ms": access.data_age_ms(snapshot),
         "source": source,
         "window": {"rows": summary.rows, "checksum": summary.checksum},
-        "predictions": [
-            {"time": t, "value": v}
-            for t, v in zip(format_times(times, model.spec.step_ns), values.tolist(), strict=True)
-        ],
+        "predictions": points,
     }
     return _json(payload, generation=snapshot.generation)
 

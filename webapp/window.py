@@ -4,7 +4,8 @@ One :class:`WindowAccess` lives in each worker process (created by the app facto
 lazily after fork). Per request it costs a ``Reader.current()`` (a mapped counter read when
 nothing changed) and an ``os.stat`` of the daemon status file. Everything that depends only
 on a generation -- the forecast origin row, the checksum, the time range -- is computed once
-per generation per process through ``Snapshot.derive``; the model is loaded once per model
+per generation per process through ``Snapshot.derive``, and so is the window's forecast
+(a pure function of window and model); the model is loaded once per model
 change, verified by SHA-256. Thread-safe (gthread workers): the model cache is locked and
 ``derive`` serialises first computations.
 """
@@ -28,7 +29,7 @@ from forecasting import Forecaster, ForecastingError, Origin, load_bytes
 from shm import Reader, Snapshot, table_checksum
 from webapp.config import Settings
 from webapp.errors import ProblemError
-from webapp.validation import Expectations
+from webapp.validation import Expectations, format_times
 
 __all__ = ["STATUS_FILE", "Readiness", "WindowAccess", "WindowSummary"]
 
@@ -193,6 +194,16 @@ class WindowAccess:
             )
         return result
 
+    def forecast(self, snapshot: Snapshot, model: Forecaster) -> list[dict[str, Any]]:
+        """The window's full-horizon forecast as ``[{"time", "value"}]``, once per generation.
+
+        It is a pure function of (window, model), so the model runs once per generation per
+        worker and a request only slices it. Raises like :meth:`origin`.
+        """
+        origin = self.origin(snapshot, model)
+        key = "webapp.forecast:" + snapshot.metadata.get("model_file", "")
+        return snapshot.derive(key, lambda _snap: _points(model, origin, model.horizon))
+
     def summary(self, snapshot: Snapshot) -> WindowSummary:
         return snapshot.derive("webapp.summary", _summarize)
 
@@ -245,7 +256,7 @@ class WindowAccess:
                 self.summary(snapshot)
                 model, _ = self.model(snapshot)
                 if model is not None:
-                    self.origin(snapshot, model)
+                    self.forecast(snapshot, model)
 
 
 def _window_origin(snapshot: Snapshot, model: Forecaster) -> Origin | str:
@@ -263,6 +274,12 @@ def _window_origin(snapshot: Snapshot, model: Forecaster) -> Origin | str:
         return model.prepare(times, values, max_gap_steps=_WINDOW_MAX_GAP_STEPS)
     except (ForecastingError, ValueError, TypeError) as exc:
         return f"window cannot feed the model: {exc}"
+
+
+def _points(model: Forecaster, origin: Origin, steps: int) -> list[dict[str, Any]]:
+    times, values = model.predict(origin, steps)
+    stamps = format_times(times, model.spec.step_ns)
+    return [{"time": t, "value": v} for t, v in zip(stamps, values.tolist(), strict=True)]
 
 
 def _summarize(snapshot: Snapshot) -> WindowSummary:
