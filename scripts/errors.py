@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MissingToolError", "ScriptsError", "StackError", "StackStartError"]
+__all__ = ["MissingToolError", "ScriptsError", "SeedError", "StackError", "StackStartError"]
 
 
 class ScriptsError(RuntimeError):
@@ -20,3 +20,7 @@ class MissingToolError(StackError):
 
 class StackStartError(StackError):
     """A server did not become ready; the message names it and quotes the end of its log."""
+
+
+class SeedError(ScriptsError):
+    """The seed tool cannot upload or replay; the message names the variable or server."""
