@@ -108,14 +108,13 @@ class KafkaSource:
         except KafkaError as exc:
             self._fail(f"poll failed: {exc}")
             return []
+        # kafka-python's ConsumerRecord has the fields of Record: pass them on uncopied.
         records: list[Record] = []
         positions = self._positions
         for tp, messages in batches.items():
-            partition = tp.partition
-            for m in messages:
-                records.append(Record(partition, m.offset, m.value, m.key))
             if messages:
-                positions[partition] = messages[-1].offset + 1
+                records.extend(messages)
+                positions[tp.partition] = messages[-1].offset + 1
         if records and not self._caught_up:
             self._update_caught_up()
         return records
@@ -221,6 +220,7 @@ class KafkaSource:
                     metadata_max_age_ms=5000,
                     request_timeout_ms=_REQUEST_TIMEOUT_MS + 1000,
                     fetch_max_wait_ms=200,
+                    max_partition_fetch_bytes=4 * 1024 * 1024,
                     max_poll_records=_MAX_POLL_RECORDS,
                     reconnect_backoff_max_ms=2000,
                     api_version=_API_VERSION,

@@ -45,9 +45,9 @@ class ObjectStore:
 
     def __init__(self, config: S3Config, *, timeout_s: float = 5.0) -> None:
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=min(timeout_s, 3.0), read=timeout_s),
+            timeout=urllib3.Timeout(connect=min(timeout_s, 2.0), read=timeout_s),
             retries=urllib3.Retry(
-                total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)
+                total=1, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)
             ),
             maxsize=4,
             cert_reqs="CERT_REQUIRED",
@@ -66,7 +66,7 @@ class ObjectStore:
         """The current version's identity."""
         try:
             obj = self._client.stat_object(bucket_name=bucket, object_name=key)
-        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise self._error("stat", bucket, key, exc) from None
         return ObjectStat(etag=obj.etag or "", version_id=obj.version_id, size=obj.size or 0)
 
@@ -82,7 +82,7 @@ class ObjectStore:
             headers = response.headers
         except StoreError:
             raise
-        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise self._error("get", bucket, key, exc) from None
         finally:
             if response is not None:

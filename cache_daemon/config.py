@@ -27,6 +27,7 @@ DEFAULT_REPLAY_PATH = (
 )
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
@@ -90,6 +91,9 @@ class DaemonConfig:
         s3 = _s3_from_env(env)
         snapshot_bucket, snapshot_key = _pair(env, "SNAPSHOT_BUCKET", "SNAPSHOT_KEY")
         model_bucket, model_key = _pair(env, "MODEL_BUCKET", "MODEL_KEY")
+        for name, bucket in (("SNAPSHOT_BUCKET", snapshot_bucket), ("MODEL_BUCKET", model_bucket)):
+            if bucket is not None and not _BUCKET.fullmatch(bucket):
+                raise ConfigError(name, f"{bucket!r} is not a valid S3 bucket name")
         if (snapshot_bucket or model_bucket) and s3 is None:
             name = "SNAPSHOT_BUCKET" if snapshot_bucket else "MODEL_BUCKET"
             raise ConfigError("S3_ENDPOINT", f"required when {name} is set")

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cache_daemon.errors import DecodeError
 
@@ -34,6 +34,10 @@ REASONS = (
     "out_of_range",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# RFC 8259: JSON exchanged between systems is UTF-8; decoding it first skips json.loads'
+# encoding detection.
+_JSON = json.JSONDecoder()
 _INT64_MAX = 2**63 - 1
 
 
@@ -60,10 +64,10 @@ class Decoder:
         if len(raw) > MAX_RECORD_BYTES:
             raise DecodeError("too_large", f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
         try:
-            obj = json.loads(raw)
+            obj = _JSON.decode(raw.decode("utf-8"))
         except (ValueError, RecursionError) as exc:
             raise DecodeError("bad_json", f"not valid UTF-8 JSON: {exc}") from None
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             raise DecodeError("not_object", f"expected a JSON object, got {type(obj).__name__}")
         if "time" not in obj:
             raise DecodeError("missing_time", "the object has no 'time' field")
@@ -75,20 +79,32 @@ class Decoder:
                 raise DecodeError("unknown_column", f"unknown field(s) {shown}")
             missing = [c for c in self.columns if c not in obj]
             raise DecodeError("missing_column", f"missing field(s) {', '.join(missing)}")
-        return Event(time_ns, tuple(self._number(c, obj[c]) for c in self.columns))
+        return Event(time_ns, self._values(obj))
 
-    def _number(self, column: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise DecodeError("wrong_type", f"{column!r} is {type(value).__name__}, not a number")
-        try:
-            number = float(value)
-        except OverflowError:
-            raise DecodeError("out_of_range", f"{column!r} is too large for a float") from None
-        if not math.isfinite(number):
-            raise DecodeError("non_finite", f"{column!r} is {number}")
-        if abs(number) > self._max_abs:
-            raise DecodeError("out_of_range", f"{column!r} = {number:g} exceeds {self._max_abs:g}")
-        return number
+    def _values(self, obj: dict[str, object]) -> tuple[float, ...]:
+        values: list[float] = []
+        for column in self.columns:
+            value = obj[column]
+            if isinstance(value, float):
+                number = value
+            elif isinstance(value, int) and not isinstance(value, bool):
+                try:
+                    number = float(value)
+                except OverflowError:
+                    raise DecodeError(
+                        "out_of_range", f"{column!r} is too large for a float"
+                    ) from None
+            else:
+                kind = type(value).__name__
+                raise DecodeError("wrong_type", f"{column!r} is {kind}, not a number")
+            if not -self._max_abs <= number <= self._max_abs:
+                if math.isfinite(number):
+                    raise DecodeError(
+                        "out_of_range", f"{column!r} = {number:g} exceeds {self._max_abs:g}"
+                    )
+                raise DecodeError("non_finite", f"{column!r} is {number}")
+            values.append(number)
+        return tuple(values)
 
 
 def parse_time(value: object) -> int:
@@ -104,10 +120,9 @@ def parse_time(value: object) -> int:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise DecodeError("bad_time", f"'time' {value!r} has no UTC offset (add Z or +hh:mm)")
     try:
-        delta = moment - _EPOCH
+        ns = (moment - _EPOCH) // _MICROSECOND * 1000
     except OverflowError:
         raise DecodeError("bad_time", f"'time' {value!r} is out of range") from None
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
     if not -_INT64_MAX <= ns <= _INT64_MAX:
         raise DecodeError("bad_time", f"'time' {value!r} is out of the nanosecond range")
     return ns

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from cache_daemon._kafka import KafkaSource
 from cache_daemon._s3 import ObjectStore
@@ -20,9 +21,10 @@ from cache_daemon.config import DaemonConfig
 from cache_daemon.daemon import Daemon
 from cache_daemon.errors import ArtifactError, SnapshotError, StoreError
 from cache_daemon.model import FileModelFetcher, ModelFetcher, ModelWatcher, S3ModelFetcher
-from cache_daemon.publication import ModelInfo
+from cache_daemon.publication import Counters, ModelInfo
 from cache_daemon.replay import ReplaySource
 from cache_daemon.sources import Source
+from cache_daemon.status import StatusFile
 from cache_daemon.window import Window
 from shm import CorruptGenerationError, Publisher, Reader, UnsafePathError
 
@@ -37,6 +39,20 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
     (configuration, a locked or unsafe shm directory, an unreadable replay file)."""
     store = ObjectStore(config.s3) if config.s3 is not None else None
     with Publisher(config.shm_dir) as publisher:
+        status = StatusFile(config.shm_dir)
+
+        def starting(error: str | None = None) -> None:
+            status.write(
+                state="starting",
+                source=config.source,
+                generation=publisher.generation,
+                last_publish_ns=None,
+                lag={},
+                counters=Counters(),
+                last_error=error,
+            )
+
+        starting()
         window = Window(
             config.columns,
             max_rows=config.window_rows,
@@ -47,7 +63,14 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
         if boot is None and isinstance(source, ReplaySource):
             boot = Bootstrap(table=source.history(), origin="replay")
         if boot is None and store is not None and config.snapshot_bucket and config.snapshot_key:
-            boot = _snapshot(store, config, config.snapshot_bucket, config.snapshot_key, stop)
+            boot = _snapshot(
+                store=store,
+                config=config,
+                bucket=config.snapshot_bucket,
+                key=config.snapshot_key,
+                stop=stop,
+                report=starting,
+            )
         if boot is not None:
             try:
                 window.load(boot.table)
@@ -119,7 +142,13 @@ def _last_generation(config: DaemonConfig) -> Bootstrap | None:
 
 
 def _snapshot(
-    store: ObjectStore, config: DaemonConfig, bucket: str, key: str, stop: threading.Event
+    *,
+    store: ObjectStore,
+    config: DaemonConfig,
+    bucket: str,
+    key: str,
+    stop: threading.Event,
+    report: Callable[[str], None],
 ) -> Bootstrap | None:
     where = f"s3://{bucket}/{key}"
     for attempt in range(1, _SNAPSHOT_ATTEMPTS + 1):
@@ -128,7 +157,8 @@ def _snapshot(
             boot = read_snapshot(obj.data, topic=config.kafka_topic, where=where)
         except StoreError as exc:
             log.warning("snapshot unavailable", extra={"attempt": attempt, "error": str(exc)})
-            if exc.missing or stop.wait(min(2.0**attempt, 5.0)):
+            report(f"snapshot: {exc}")
+            if exc.missing or stop.wait(float(attempt)):
                 return None
             continue
         except SnapshotError as exc:

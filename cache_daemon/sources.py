@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = ["Health", "Record", "Source"]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One raw record as read from a partition."""
+class Record(NamedTuple):
+    """One raw record as read from a partition.
+
+    A named tuple so that a source may hand out its own record tuples with the same field
+    names (kafka-python's ``ConsumerRecord``) without copying them.
+    """
 
     partition: int
     offset: int

@@ -117,7 +117,10 @@ class Window:
             keys.append(time_ns)
         rows[time_ns] = values
         self.version += 1
-        self._evict()
+        if (self.max_rows is not None and len(rows) > self.max_rows) or (
+            self.max_duration_ns is not None and keys[self._head] <= keys[-1] - self.max_duration_ns
+        ):
+            self._evict()
         return Outcome.INSERTED
 
     def _evict(self) -> None:

@@ -69,13 +69,15 @@ def test_full_s3_settings() -> None:
         ({"S3_ENDPOINT": "http://h:9000", "S3_ACCESS_KEY": "a"}, "S3_ENDPOINT"),
         ({"S3_ENDPOINT": "h:9000"}, "S3_ACCESS_KEY"),
         ({"S3_ENDPOINT": "h:9000", "S3_ACCESS_KEY": "a", "S3_SECURE": "maybe"}, "S3_SECURE"),
-        ({"SNAPSHOT_BUCKET": "b"}, "SNAPSHOT_KEY"),
-        ({"SNAPSHOT_BUCKET": "b", "SNAPSHOT_KEY": "k"}, "S3_ENDPOINT"),
+        ({"SNAPSHOT_BUCKET": "snap"}, "SNAPSHOT_KEY"),
+        ({"SNAPSHOT_BUCKET": "snap", "SNAPSHOT_KEY": "k"}, "S3_ENDPOINT"),
+        ({"SNAPSHOT_BUCKET": "B", "SNAPSHOT_KEY": "k"}, "SNAPSHOT_BUCKET"),
+        ({"MODEL_BUCKET": "a_b", "MODEL_KEY": "k"}, "MODEL_BUCKET"),
         ({"MODEL_KEY": "k"}, "MODEL_BUCKET"),
         (
             {
                 "MODEL_PATH": "/m",
-                "MODEL_BUCKET": "b",
+                "MODEL_BUCKET": "models",
                 "MODEL_KEY": "k",
                 "S3_ENDPOINT": "h:1",
                 "S3_ACCESS_KEY": "a",

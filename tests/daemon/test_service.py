@@ -5,46 +5,17 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from cache_daemon.config import DaemonConfig
-from cache_daemon.service import run_service
 from cache_daemon.status import read_status
-from shm import Reader, Snapshot
+from shm import Reader
+from tests.daemon._helpers import running, spawn, wait_for
 
 STEP = 1800 * 10**9
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def running(config: DaemonConfig) -> Iterator[threading.Thread]:
-    stop = threading.Event()
-    thread = threading.Thread(target=run_service, args=(config, stop))
-    thread.start()
-    try:
-        yield thread
-    finally:
-        stop.set()
-        thread.join(10)
-        assert not thread.is_alive()
-
-
-def wait_for(reader: Reader, pred: Callable[[Snapshot], bool], timeout: float = 10) -> Snapshot:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        snap = reader.current()
-        if snap is not None and pred(snap):
-            return snap
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 def artifact(path: Path, data: bytes) -> str:
@@ -97,32 +68,22 @@ def test_restart_resumes_without_duplicates_or_gaps(shm_dir: Path) -> None:
     assert later.generation > stopped.generation > first.generation - 1
 
 
-def run_module(env: dict[str, str], *, timeout: float = 20) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cache_daemon"],
-        cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-def test_sigterm_publishes_and_exits_zero_second_daemon_refused(shm_dir: Path) -> None:
+def test_sigterm_publishes_and_exits_zero_second_daemon_refused(
+    shm_dir: Path, tmp_path: Path
+) -> None:
     env = {"SHM_DIR": str(shm_dir), "REPLAY_RATE": "50"}
-    proc = run_module(env)
+    proc = spawn(env, tmp_path / "first.log")
     try:
         reader = Reader(shm_dir)
         deadline = time.monotonic() + 15
         while reader.current() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert reader.current() is not None
-        other = run_module(env)
-        _, err = other.communicate(timeout=15)
-        assert other.returncode == 2
-        assert b"another publisher holds" in err
+        other = spawn(env, tmp_path / "second.log")
+        assert other.wait(15) == 2
+        assert b"another publisher holds" in (tmp_path / "second.log").read_bytes()
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
-        assert proc.returncode == 0, err.decode()[-2000:]
+        assert proc.wait(15) == 0, (tmp_path / "first.log").read_text()[-2000:]
         status = read_status(shm_dir)
         assert status is not None and status["state"] == "stopping"
     finally:
@@ -131,8 +92,7 @@ def test_sigterm_publishes_and_exits_zero_second_daemon_refused(shm_dir: Path) -
             proc.wait()
 
 
-def test_bad_configuration_exits_2_naming_the_variable(shm_dir: Path) -> None:
-    proc = run_module({"SHM_DIR": str(shm_dir), "WINDOW_ROWS": "many"})
-    _, err = proc.communicate(timeout=15)
-    assert proc.returncode == 2
-    assert b"WINDOW_ROWS" in err
+def test_bad_configuration_exits_2_naming_the_variable(shm_dir: Path, tmp_path: Path) -> None:
+    proc = spawn({"SHM_DIR": str(shm_dir), "WINDOW_ROWS": "many"}, tmp_path / "log")
+    assert proc.wait(15) == 2
+    assert b"WINDOW_ROWS" in (tmp_path / "log").read_bytes()

@@ -1,0 +1,381 @@
+"""Ingest benchmark: how fast the cache daemon turns records into published windows.
+
+``python -m bench.ingest [--quick]`` prints a table and writes ``bench/results/ingest.json``.
+
+* ``pipeline``: the daemon's own work (decode, window, coalesced publish through
+  ``shm.Publisher``) fed from memory, no broker: its CPU ceiling.
+* ``kafka_ingest``: a real broker (the project's local stack, loopback, free ports) holds N
+  events on 3 partitions; ``python -m cache_daemon`` starts on an empty shm directory and the
+  clock runs from its first ``restoring`` status until a ``shm.Reader`` sees a generation whose
+  offsets cover all N records. Goal: >= 20,000 events/s.
+* ``kafka_latency``: the daemon is live on a 1-partition topic; this process produces events at
+  1,000/s and a reader thread polls ``Reader.current()`` every 0.5 ms; latency is produce call ->
+  first generation whose ``time_max`` covers the event. Goal: p99 <= 100 ms. The daemon runs
+  with its default ``PUBLISH_INTERVAL_MS`` (50).
+
+The broker parts are skipped (and say so) when the stack cannot start (no Java or Maven).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+
+from bench._common import write_results
+from cache_daemon.daemon import Daemon
+from cache_daemon.sources import Health, Record
+from cache_daemon.status import read_status
+from cache_daemon.window import Window
+from scripts.errors import StackError
+from scripts.stack import Stack, StackConfig
+from shm import Publisher, Reader
+
+ROOT = Path(__file__).resolve().parents[1]
+T0_S = 960_163_200  # 2000-06-05T00:00:00Z
+STEP_S = 1800
+GOAL_RATE = 20_000
+GOAL_P99_MS = 100.0
+
+
+def stamp(i: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0_S + i * STEP_S))
+
+
+def record_value(i: int) -> bytes:
+    return b'{"time": "%s", "demand_mw": %d.25}' % (stamp(i).encode(), 20_000 + i % 9_000)
+
+
+# -- pipeline (no broker) -------------------------------------------------------------------
+
+
+class _MemorySource:
+    kind = "kafka"
+
+    def __init__(self, values: list[bytes], batch: int) -> None:
+        self._records = [Record(0, i, v) for i, v in enumerate(values)]
+        self._batch = batch
+        self._next = 0
+
+    def start(self, offsets: Any, *, resume_after_ns: int | None) -> None:
+        self._next = 0
+
+    def poll(self, timeout_s: float) -> list[Record]:
+        out = self._records[self._next : self._next + self._batch]
+        self._next += len(out)
+        return out
+
+    def positions(self) -> dict[int, int]:
+        return {0: self._next}
+
+    def health(self) -> Health:
+        return Health(connected=True, caught_up=self._next >= len(self._records))
+
+    def dead_letter(self, record: Record, reason: str, detail: str) -> None:
+        raise AssertionError(f"unexpected dead letter: {reason}")
+
+    def flush(self, timeout_s: float) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def bench_pipeline(events: int, workdir: Path) -> dict[str, Any]:
+    values = [record_value(i) for i in range(events)]
+    source = _MemorySource(values, batch=5000)
+    with Publisher(workdir / "pipeline") as publisher:
+        daemon = Daemon(
+            source=source,
+            publisher=publisher,
+            window=Window(["demand_mw"], max_rows=4032, max_duration_ns=None),
+            topic="bench",
+            shm_dir=workdir / "pipeline",
+            publish_interval_ms=50,
+        )
+        source.start(None, resume_after_ns=None)
+        start = time.perf_counter()
+        while source.positions()[0] < events:
+            daemon.step()
+        elapsed = time.perf_counter() - start
+        generations = publisher.generation
+    return {
+        "events": events,
+        "seconds": round(elapsed, 3),
+        "events_per_s": round(events / elapsed),
+        "generations": generations,
+    }
+
+
+# -- broker parts ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_daemon(
+    env: dict[str, str], shm_dir: Path, topic: str, **extra: str
+) -> subprocess.Popen[bytes]:
+    full = {
+        "PATH": os.environ.get("PATH", ""),
+        **env,
+        **extra,
+        "SHM_DIR": str(shm_dir),
+        "KAFKA_TOPIC": topic,
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "cache_daemon"],
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _create_topic(servers: str, topic: str, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=servers)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[str, Any]:
+    """Backlog of ``events`` on 3 partitions, then start the daemon and time the catch-up.
+
+    The rate is taken between the first generation a reader sees and the one that covers every
+    offset, so interpreter start-up and the broker connection are not counted (they are
+    reported as ``first_generation_after_s``).
+    """
+    servers = env["KAFKA_BOOTSTRAP_SERVERS"]
+    topic, partitions = "bench-ingest", 3
+    _create_topic(servers, topic, partitions)
+    producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20, batch_size=256 * 1024)
+    for i in range(events):
+        producer.send(topic, record_value(i), partition=i % partitions)
+    producer.flush()
+    producer.close()
+
+    shm_dir = workdir / "kafka-ingest"
+    spawned = time.perf_counter()
+    proc = _start_daemon(env, shm_dir, topic)
+    try:
+        reader = Reader(shm_dir)
+        first: tuple[float, int] | None = None
+        generations = 0
+        last_generation = 0
+        deadline = time.monotonic() + 120
+        while True:
+            snap = reader.current() if shm_dir.exists() else None
+            now = time.perf_counter()
+            if snap is not None and snap.generation != last_generation:
+                last_generation = snap.generation
+                generations += 1
+                done = sum(json.loads(snap.metadata["offsets"]).values())
+                if first is None:
+                    first = (now, done)
+                if done >= events:
+                    break
+            if proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the daemon did not publish every event within 120 s")
+            time.sleep(0.002)
+    finally:
+        _stop(proc)
+    assert first is not None
+    first_at, first_done = first
+    rate = (events - first_done) / (now - first_at) if now > first_at else float("nan")
+    return {
+        "events": events,
+        "partitions": partitions,
+        "first_generation_after_s": round(first_at - spawned, 3),
+        "events_in_first_generation": first_done,
+        "catch_up_s": round(now - first_at, 3),
+        "events_per_s": round(rate),
+        "generations_seen": generations,
+        "window_rows": snap.table.num_rows,
+        "final_state": snap.metadata["state"],
+        "goal_events_per_s": GOAL_RATE,
+        "meets_goal": rate >= GOAL_RATE,
+    }
+
+
+def bench_kafka_latency(
+    env: dict[str, str], rate: int, seconds: float, workdir: Path, *, interval_ms: int = 50
+) -> dict[str, Any]:
+    topic = f"bench-latency-{interval_ms}"
+    _create_topic(env["KAFKA_BOOTSTRAP_SERVERS"], topic, 1)
+    shm_dir = workdir / f"kafka-latency-{interval_ms}"
+    proc = _start_daemon(env, shm_dir, topic, PUBLISH_INTERVAL_MS=str(interval_ms))
+    total = int(rate * seconds)
+    sent = np.full(total, np.nan)
+    seen = np.full(total, np.nan)
+    producer = KafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], linger_ms=0, acks=1)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = read_status(shm_dir) if shm_dir.exists() else None
+            if status is not None and status["state"] == "live":
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("the daemon did not become live within 60 s")
+        producer.send(topic, record_value(0)).get(10)  # warm the connection
+        done = threading.Event()
+
+        def watch() -> None:
+            reader = Reader(shm_dir)
+            last_gen, covered = 0, 0
+            while not done.is_set() or covered < total:
+                snap = reader.current()
+                now = time.perf_counter()
+                if snap is not None and snap.generation != last_gen:
+                    last_gen = snap.generation
+                    newest = datetime.fromisoformat(snap.metadata["time_max"]).timestamp()
+                    upto = min(round((newest - T0_S) / STEP_S), total - 1)
+                    if upto >= covered:
+                        seen[covered : upto + 1] = now
+                        covered = upto + 1
+                if done.is_set() and now > finish_by:
+                    return
+                time.sleep(0.0005)
+
+        finish_by = float("inf")
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        cpu_before = _cpu_seconds(proc.pid)
+        start = time.perf_counter()
+        for i in range(1, total):
+            target = start + i / rate
+            delay = target - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent[i] = time.perf_counter()
+            producer.send(topic, record_value(i))
+        producer.flush()
+        produced_for = time.perf_counter() - start
+        cpu_used = _cpu_seconds(proc.pid) - cpu_before
+        finish_by = time.perf_counter() + 3
+        done.set()
+        watcher.join(10)
+    finally:
+        producer.close()
+        _stop(proc)
+    lat_ms = (seen[1:] - sent[1:]) * 1000
+    measured = lat_ms[~np.isnan(lat_ms)]
+    p50, p99 = (float(np.percentile(measured, q)) for q in (50, 99))
+    return {
+        "rate_per_s": rate,
+        "events": total - 1,
+        "seen": int(measured.size),
+        "produced_for_s": round(produced_for, 2),
+        "p50_ms": round(p50, 1),
+        "p99_ms": round(p99, 1),
+        "max_ms": round(float(measured.max()), 1),
+        "daemon_cpu_percent": round(100 * cpu_used / produced_for, 1),
+        "publish_interval_ms": interval_ms,
+        "goal_p99_ms": GOAL_P99_MS,
+        "meets_goal": p99 <= GOAL_P99_MS and measured.size == total - 1,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def _print(results: dict[str, Any]) -> None:
+    print(f"{'measure':<34} {'value':>14}  goal")
+    pipe = results["pipeline"]
+    print(f"{'pipeline events/s (no broker)':<34} {pipe['events_per_s']:>14,}")
+    ingest = results.get("kafka_ingest")
+    if ingest:
+        print(
+            f"{'kafka ingest events/s':<34} {ingest['events_per_s']:>14,}  >= {GOAL_RATE:,}"
+            f"  {'ok' if ingest['meets_goal'] else 'MISSED'}"
+        )
+    lat = results.get("kafka_latency")
+    if lat:
+        print(f"{'latency p50 ms @ 1,000 ev/s':<34} {lat['p50_ms']:>14}")
+        print(
+            f"{'latency p99 ms @ 1,000 ev/s':<34} {lat['p99_ms']:>14}  <= {GOAL_P99_MS:g}"
+            f"  {'ok' if lat['meets_goal'] else 'MISSED'}"
+        )
+        print(f"{'daemon CPU % @ 1,000 ev/s':<34} {lat['daemon_cpu_percent']:>14}")
+    if results.get("skipped"):
+        print(f"broker parts skipped: {results['skipped']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    args = parser.parse_args(argv)
+    events = 30_000 if args.quick else 200_000
+    seconds = 3.0 if args.quick else 15.0
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir="/dev/shm"))
+    command = "python -m bench.ingest" + (" --quick" if args.quick else "")
+    results: dict[str, Any] = {"command": command}
+    try:
+        results["pipeline"] = bench_pipeline(events, workdir)
+        config = StackConfig.from_env(
+            os.environ,
+            state_dir=workdir / "stack",
+            kafka_port=_free_port(),
+            kafka_controller_port=_free_port(),
+            s3_port=_free_port(),
+        )
+        stack = Stack(config, tie_to_parent=True)
+        try:
+            stack.up()
+        except StackError as exc:
+            results["skipped"] = str(exc).splitlines()[0]
+        else:
+            try:
+                env = stack.env()
+                results["kafka_ingest"] = bench_kafka_ingest(env, events, workdir)
+                results["kafka_latency"] = bench_kafka_latency(env, 1000, seconds, workdir)
+            finally:
+                stack.down()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    _print(results)
+    path = write_results("ingest", results)
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
