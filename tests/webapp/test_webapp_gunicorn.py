@@ -29,6 +29,7 @@ def served(artifact: bytes) -> Iterator[tuple[GunicornServer, ShmWindow]]:
             "SHM_DIR": str(window.directory),
             "MAX_BODY_BYTES": str(MAX_BODY),
             "MAX_DATA_AGE_MS": str(MAX_AGE_MS),
+            "MAX_ROWS": "1000",
             "WEB_ACCESS_LOG": "-",
             "LOG_LEVEL": "INFO",
         },
@@ -270,3 +271,56 @@ def test_random_bodies_never_yield_5xx_under_gunicorn(served, body):
     server, _ = served
     reply = server.request("POST", "/predict", json.dumps(body, allow_nan=True).encode(), JSON)
     assert reply.status in {200, 413, 422}, reply.body[:300]
+
+
+def _series(n: int = 400) -> dict[str, list]:
+    start = 962409600  # 2000-07-01T00:00:00Z
+    times = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 1800 * i)) for i in range(n)]
+    return {"time": times, "demand_mw": [30_000.0 + i for i in range(n)]}
+
+
+def _mutated(change) -> bytes:
+    data = _series()
+    change(data)
+    return json.dumps({"index_col": "time", "data": data, "inference_length": 3}).encode()
+
+
+VALIDATION_CASES = {
+    "mixed_timezones": lambda d: d["time"].__setitem__(5, d["time"][5].rstrip("Z")),
+    "unparseable_time": lambda d: d["time"].__setitem__(7, "31/12/2000"),
+    "irregular_spacing": lambda d: d["time"].__setitem__(9, d["time"][9].replace(":00Z", ":07Z")),
+    "not_a_number": lambda d: d["demand_mw"].__setitem__(3, "12"),
+    "not_finite": lambda d: d["demand_mw"].__setitem__(3, float("inf")),
+    "length_mismatch": lambda d: d["demand_mw"].pop(),
+    "missing_column": lambda d: d.pop("demand_mw"),
+    "unknown_column": lambda d: d.__setitem__("price", [1.0] * 400),
+    "not_an_array": lambda d: d.__setitem__("demand_mw", {"a": 1}),
+    "too_few_rows": lambda d: [d[k].__delitem__(slice(300, None)) for k in ("time", "demand_mw")],
+    "too_many_rows": lambda d: [d[k].extend(d[k] * 2) for k in ("time", "demand_mw")],
+    "duplicate_timestamps": lambda d: d["time"].__setitem__(1, d["time"][0]),
+}
+
+
+@pytest.mark.parametrize("code", sorted(VALIDATION_CASES))
+def test_each_validation_failure_is_a_422_naming_the_field(served, code):
+    server, _ = served
+    body = _mutated(VALIDATION_CASES[code])
+    reply = server.request("POST", "/predict", body, JSON)
+    assert reply.status == 422, reply.body[:300]
+    assert reply.headers["content-type"] == "application/problem+json"
+    errors = reply.json()["errors"]
+    assert errors[0]["code"] == code
+    assert errors[0]["field"].startswith(("data.", "data"))
+
+
+def test_caller_series_gets_a_forecast_after_its_last_time(served):
+    server, _ = served
+    data = _series()
+    reply = server.post_json("/predict", {"index_col": "time", "data": data, "inference_length": 2})
+    assert reply.status == 200
+    body = reply.json()
+    assert body["source"] == "request"
+    assert [p["time"] for p in body["predictions"]] == [
+        "2000-07-09T08:00:00Z",
+        "2000-07-09T08:30:00Z",
+    ]
