@@ -14,6 +14,9 @@ from webapp.window import WindowAccess
 
 __all__ = ["create_app", "warm_up"]
 
+# Metric labels must stay bounded whatever clients send.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
 
 def create_app(settings: Settings) -> Flask:
     """Build the app. Opens nothing: the shm reader and the model are opened lazily in the
@@ -39,8 +42,9 @@ def create_app(settings: Settings) -> Flask:
         started = g.get("started")
         if started is not None:
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            method = request.method if request.method in _METHODS else "other"
             metrics.observe_request(
-                route, request.method, response.status_code, time.perf_counter() - started
+                route, method, response.status_code, time.perf_counter() - started
             )
         return response
 

@@ -26,6 +26,8 @@ __all__ = ["Expectations", "PredictRequest", "decode_json", "format_times", "par
 DateArray = npt.NDArray[np.datetime64]
 _FIELDS = ("inference_length", "index_col", "data")
 _MAX_LISTED = 5
+_MAX_ERRORS = 20
+_MAX_NAME = 64
 # Inside datetime64[ns] (1677..2262) with room for a forecast horizon after the last time.
 _MIN_NS = int(datetime(1700, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
 _MAX_NS = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -99,6 +101,11 @@ def _type_name(value: object) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def _name(key: str) -> str:
+    """A client-chosen name, cut so that error bodies stay small."""
+    return key if len(key) <= _MAX_NAME else key[: _MAX_NAME - 3] + "..."
 
 
 def _short(value: object) -> str:
@@ -218,9 +225,13 @@ def _parse_data(
     body: dict[str, object], expect: Expectations, errors: list[FieldError]
 ) -> tuple[IntArray, FloatArray] | None:
     index_col = body.get("index_col", "time")
-    if not isinstance(index_col, str) or not index_col:
+    if not isinstance(index_col, str) or not 0 < len(index_col) <= _MAX_NAME:
         errors.append(
-            FieldError("index_col", "not_a_string", "index_col must be a non-empty string")
+            FieldError(
+                "index_col",
+                "not_a_string",
+                f"index_col must be a string of 1 to {_MAX_NAME} characters",
+            )
         )
         return None
     columns = _columns(body["data"], index_col, expect, errors)
@@ -254,9 +265,10 @@ def _columns(
     ]
     found += [
         FieldError(
-            f"data.{col}",
+            f"data.{_name(col)}",
             "unknown_column",
-            f"column {col!r} is not used by the model; data must have exactly {list(wanted)}",
+            f"column {_name(col)!r} is not used by the model; data must have exactly "
+            f"{list(wanted)}",
         )
         for col in data
         if col not in wanted
@@ -367,9 +379,9 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
         if key not in _FIELDS:
             errors.append(
                 FieldError(
-                    key,
+                    _name(key),
                     "unknown_field",
-                    f"unknown field {key!r}; allowed fields are {list(_FIELDS)}",
+                    f"unknown field {_name(key)!r}; allowed fields are {list(_FIELDS)}",
                 )
             )
     length = _parse_length(body, expect, errors)
@@ -390,6 +402,7 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
 def _invalid(errors: list[FieldError]) -> ProblemError:
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    errors = errors[:_MAX_ERRORS]
     label = first.field or "body"
     return ProblemError(
         422,

@@ -272,3 +272,12 @@ def test_random_bytes_never_yield_5xx(fuzz_client, raw, content_type):
     resp = fuzz_client.post("/predict", data=raw, content_type=content_type)
     assert resp.status_code in {200, 400, 415, 422}
     assert resp.status_code == 200 or resp.mimetype == PROBLEM
+
+
+def test_metric_labels_stay_bounded_for_odd_methods_and_paths(window):
+    window.publish(500)
+    client = make_app(window).test_client()
+    client.open("/x/y/z", method="BREW")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'method="other",route="unmatched"' in text
+    assert "BREW" not in text and "/x/y/z" not in text

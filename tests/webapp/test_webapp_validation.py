@@ -215,3 +215,13 @@ def test_bad_json_is_a_400_problem(raw, words):
 def test_nan_literals_decode_so_validation_can_name_the_field():
     value = decode_json(b'{"x": NaN}')
     assert isinstance(value, dict) and math.isnan(value["x"])
+
+
+def test_error_lists_and_echoed_names_stay_small():
+    payload = {f"field-{i}-" + "x" * 500: i for i in range(100)}
+    with pytest.raises(ProblemError) as info:
+        parse_predict(payload, EXPECT)
+    assert len(info.value.errors) == 20
+    assert "(and 99 more)" in info.value.detail
+    assert all(len(e.field) <= 64 for e in info.value.errors)
+    assert codes(body(index_col="t" * 65)) == {("index_col", "not_a_string")}
