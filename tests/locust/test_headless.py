@@ -1,0 +1,148 @@
+"""``locust -f locustfiles`` headless against the real service: Gunicorn with three workers and
+the daemon publishing (replay source), all on loopback, bounded in users and time.
+
+The main run must pass the gates (no failure, a p99 loose enough for a shared 2-core CI
+machine, data never stale); the real latency targets live in the benchmark. The other runs
+show that a failed gate sets exit code 1 with a line saying which gate and by how much, and
+that a refused preflight stops the run with exit code 2 before any load.
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.locust._service import LiveService, live_service, run_locust
+
+pytestmark = [pytest.mark.concurrency, pytest.mark.slow]
+
+LOOSE_P99_MS = "1500"
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[LiveService]:
+    with live_service(workers=3) as live:
+        yield live
+
+
+def stats_rows(prefix: Path) -> dict[str, dict[str, str]]:
+    with Path(f"{prefix}_stats.csv").open(newline="") as fh:
+        return {row["Name"]: row for row in csv.DictReader(fh)}
+
+
+def test_the_seed_reports_bug_shape_gets_a_clear_422_from_the_server(service):
+    stamps = ["2018-02-06T00:00:00"] * 400  # the seed report's payload: one timestamp, 400 rows
+    body = {"index_col": "time", "data": {"time": stamps, "demand_mw": [1.0] * 400}}
+    reply = service.web.post_json("/predict", body)
+    assert reply.status == 422
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    problem = reply.json()
+    assert problem["status"] == 422
+    assert [e["code"] for e in problem["errors"]] == ["duplicate_timestamps"]
+    assert (
+        "399 duplicate timestamp(s); 2018-02-06T00:00:00Z appears at rows 0 and 1"
+        in (problem["detail"])
+    )
+
+
+def test_twenty_users_pass_the_gates_against_the_live_service(service, tmp_path):
+    before = service.generation()
+    prefix = tmp_path / "run"
+    done = run_locust(
+        service.url,
+        {
+            "LOCUST_SEED": "7",
+            "LOCUST_MAX_FAIL_RATIO": "0",
+            "LOCUST_P99_MS": LOOSE_P99_MS,
+            "LOCUST_MAX_DATA_AGE_MS": "10000",
+        },
+        "--csv",
+        str(prefix),
+        "--html",
+        str(tmp_path / "run.html"),
+        users=20,
+        seconds=15,
+    )
+    log = done.stderr
+    assert done.returncode == 0, log[-4000:]
+    assert "preflight passed" in log
+    assert "SLO gate ok: p99 latency" in log and "SLO gates: all 4 passed" in log
+    rows = stats_rows(prefix)
+    assert rows["Aggregated"]["Failure Count"] == "0"
+    for name in ("cached {}", "cached k", "synthetic", "real"):
+        row = rows[f"/predict {name}"]
+        assert int(row["Request Count"]) > 0 and row["Failure Count"] == "0", row
+    bad = {n: r for n, r in rows.items() if n.startswith("/predict bad:")}
+    assert len(bad) >= 5 and all(r["Failure Count"] == "0" for r in bad.values())
+    assert Path(f"{prefix}_failures.csv").read_text().count("\n") == 1  # the header only
+    assert "Locust" in (tmp_path / "run.html").read_text()
+    assert service.generation() > before  # the daemon kept publishing under load
+
+
+def test_a_failed_gate_exits_1_naming_the_gate_and_the_excess(service):
+    done = run_locust(
+        service.url,
+        {
+            "LOCUST_WEIGHT_SYNTHETIC": "0",
+            "LOCUST_WEIGHT_REAL": "0",
+            "LOCUST_WEIGHT_BAD": "0",
+            "LOCUST_P50_MS": "0",
+            "LOCUST_MIN_RPS": "1000000",
+        },
+        users=2,
+        seconds=3,
+    )
+    log = done.stderr
+    assert done.returncode == 1, log[-3000:]
+    assert "SLO gate FAILED: p50 latency" in log and "(LOCUST_P50_MS) by " in log
+    assert "< 1000000 req/s (LOCUST_MIN_RPS) by " in log and "%)" in log
+    assert "SLO gate ok: failure ratio 0 <= 0 (LOCUST_MAX_FAIL_RATIO)" in log
+    assert "SLO gates: 2 of 4 failed" in log
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        (
+            {"LOCUST_ROWS_MIN": "10", "LOCUST_ROWS_MAX": "12"},
+            "the model needs at least 336 rows of history, got 10",
+        ),
+        ({"LOCUST_STEP_S": "900"}, "LOCUST_STEP_S=900 but the model forecasts every 1800 s"),
+    ],
+)
+def test_a_refused_preflight_stops_the_run_before_any_load(service, tmp_path, env, words):
+    prefix = tmp_path / "refused"
+    done = run_locust(service.url, env, "--csv", str(prefix), users=4, seconds=10)
+    log = done.stderr
+    assert done.returncode == 2, log[-3000:]
+    assert "no load was applied: the preflight failed" in log and words in log
+    assert stats_rows(prefix)["Aggregated"]["Request Count"] == "0"
+
+
+def test_no_service_is_a_clear_preflight_failure():
+    url = f"http://127.0.0.1:{closed_port()}"
+    done = run_locust(url, {"LOCUST_READY_TIMEOUT_S": "0.5"}, users=1, seconds=10)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"the service at {url} is not ready after 0.5 s: no answer" in done.stderr
+
+
+def test_a_bad_variable_exits_2_naming_it(service):
+    done = run_locust(service.url, {"LOCUST_P99_MS": "soon"}, users=1, seconds=1)
+    assert done.returncode == 2
+    assert "configuration error: LOCUST_P99_MS must be a number, got 'soon'" in done.stderr
+
+
+def test_ramp_and_spike_need_a_run_time(service):
+    done = run_locust(service.url, {}, "--shape", "spike", users=1, seconds=None)
+    assert done.returncode == 2
+    assert "the spike shape needs a run time (-t / --run-time)" in done.stderr
