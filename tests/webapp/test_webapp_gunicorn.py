@@ -324,3 +324,46 @@ def test_caller_series_gets_a_forecast_after_its_last_time(served):
         "2000-07-09T08:00:00Z",
         "2000-07-09T08:30:00Z",
     ]
+
+
+def test_recycled_workers_keep_their_counts_and_leave_the_live_gauges(artifact):
+    """max_requests recycles workers; counters of dead workers still add up (multiprocess
+    files), and child_exit removes their per-worker gauge."""
+    window, parent = new_shm_window(artifact)
+    window.publish(500)
+    server = GunicornServer(
+        {
+            "SHM_DIR": str(window.directory),
+            "WEB_MAX_REQUESTS": "15",
+            "WEB_MAX_REQUESTS_JITTER": "0",
+        },
+        workers=2,
+    )
+    try:
+        server.wait_ready()
+        first = server.worker_pids()
+        for _ in range(60):
+            assert server.post_json("/predict", {}).status == 200
+        deadline = time.monotonic() + 20
+        while len(server.worker_pids()) != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not first & server.worker_pids()  # every first worker was recycled
+        for _ in range(2 * 2):
+            server.request("GET", "/cache")  # the new workers note their generation
+        after = _scrape(server)
+        key = (
+            "webapp_http_requests_total",
+            (("method", "POST"), ("route", "/predict"), ("status", "200")),
+        )
+        assert after[key] == 60
+        gauge_pids = {
+            int(dict(labels)["pid"])
+            for (name, labels), _ in after.items()
+            if name == "webapp_worker_generation"
+        }
+        assert gauge_pids <= server.worker_pids()
+        assert not gauge_pids & first
+    finally:
+        server.stop()
+        window.close()
+        remove_tree(parent)
