@@ -13,6 +13,7 @@ help:
 	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
 	@echo "make lint   ruff + mypy --strict"
 	@echo "make bench  benchmarks; JSON into bench/results/"
+	@echo "make load   Locust against a running service (make run); reports into reports/"
 	@echo "make stack-up / stack-down  local Kafka + S3 on loopback (scripts/stack.py)"
 
 $(STAMP): pyproject.toml
@@ -45,6 +46,20 @@ stack-down: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Headless Locust run against a service already running (`make run` in another terminal).
+# Override LOAD_HOST/LOAD_USERS/LOAD_TIME/LOAD_SHAPE; SLO gates come from LOCUST_* variables
+# (README, "Load testing"); the exit status says whether they passed.
+LOAD_HOST  ?= http://127.0.0.1:8000
+LOAD_USERS ?= 20
+LOAD_TIME  ?= 60s
+LOAD_SHAPE ?= steady
+.PHONY: load
+load: $(STAMP)
+	@mkdir -p reports
+	$(VENV)/bin/locust -f locustfiles --headless --only-summary --host $(LOAD_HOST) \
+		-u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) --shape $(LOAD_SHAPE) \
+		--csv reports/load --html reports/load.html
 
 soak: $(STAMP)
 	$(VENV)/bin/pytest -m soak --override-ini="addopts=-ra --strict-markers" tests
