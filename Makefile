@@ -4,9 +4,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# checkov pins exact versions of shared libraries (packaging<24, boto3==...) that would
+# downgrade the dev set, so it lives in a venv of its own (deploy/tools-requirements.txt).
+TOOLS       := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast lint bench soak clean stack-up stack-down
+.PHONY: help venv tools run test test-fast lint bench soak clean stack-up stack-down
 
 help:
 	@echo "make run    start the service on its embedded defaults"
@@ -24,6 +28,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(TOOLS_STAMP): deploy/tools-requirements.txt
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r deploy/tools-requirements.txt
+	@touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
+
 run: $(STAMP)
 	$(PY) -m scripts.run_local
 
@@ -32,7 +44,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint $(TOOLS_STAMP)
 	$(VENV)/bin/pytest
 
 test-fast: $(STAMP)
@@ -65,4 +77,4 @@ soak: $(STAMP)
 	$(VENV)/bin/pytest -m soak --override-ini="addopts=-ra --strict-markers" tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

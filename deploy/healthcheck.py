@@ -1,0 +1,95 @@
+"""Container health check for both commands of the image; exit 0 = healthy, 1 = not.
+
+Usage::
+
+    python deploy/healthcheck.py web      # GET http://127.0.0.1:$PORT/healthz answers 200
+    python deploy/healthcheck.py daemon   # $SHM_DIR/daemon-status.json has a fresh heartbeat
+    python deploy/healthcheck.py          # picks by PID 1's command line (Docker HEALTHCHECK)
+
+The daemon check is the liveness contract of the status file: the daemon rewrites it at least
+once a second, also while Kafka or S3 are down (state "degraded"), so a heartbeat older than
+``MAX_DATA_AGE_MS`` (default 10000) means the daemon's loop is stuck or gone, never merely that
+its sources are. Whether the data is fresh enough to serve is the web container's ``/readyz``.
+
+Standard library only, no project imports: an exec probe runs every few seconds and must cost
+a bare interpreter start, not an import of pyarrow.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+STATUS_FILE = "daemon-status.json"
+DEFAULT_SHM_DIR = "/dev/shm/shm-forecast"  # noqa: S108 (the shared tmpfs is the design)
+DEFAULT_MAX_AGE_MS = 10_000
+HTTP_TIMEOUT_S = 2.0
+
+
+def check_daemon(environ: Mapping[str, str], now_ns: int | None = None) -> str | None:
+    """None when the status file's heartbeat is younger than ``MAX_DATA_AGE_MS``, else why not."""
+    path = Path(environ.get("SHM_DIR") or DEFAULT_SHM_DIR) / STATUS_FILE
+    try:
+        max_age_ms = int(environ.get("MAX_DATA_AGE_MS") or DEFAULT_MAX_AGE_MS)
+    except ValueError:
+        return f"MAX_DATA_AGE_MS is not an integer: {environ['MAX_DATA_AGE_MS']!r}"
+    try:
+        status = json.loads(path.read_bytes())
+        heartbeat_ns = int(status["heartbeat_ns"])
+    except FileNotFoundError:
+        return f"{path} does not exist yet"
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return f"{path} is unreadable: {exc}"
+    age_ms = ((time.time_ns() if now_ns is None else now_ns) - heartbeat_ns) // 1_000_000
+    if age_ms > max_age_ms:
+        return f"heartbeat is {age_ms} ms old (bound {max_age_ms} ms, state {status.get('state')})"
+    return None
+
+
+def check_web(environ: Mapping[str, str]) -> str | None:
+    """None when ``GET /healthz`` on the local port answers 200, else why not."""
+    port = int(environ.get("PORT") or 8000)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
+    try:
+        conn.request("GET", "/healthz")
+        status = conn.getresponse().status
+    except OSError as exc:
+        return f"GET /healthz on port {port} failed: {exc}"
+    finally:
+        conn.close()
+    return None if status == 200 else f"GET /healthz on port {port} answered {status}"
+
+
+def role_of_pid1(cmdline_path: Path = Path("/proc/1/cmdline")) -> str:
+    """``daemon`` when PID 1 (tini or docker-init, with the command after it) runs the cache
+    daemon, else ``web``."""
+    try:
+        args = cmdline_path.read_bytes().split(b"\0")
+    except OSError:
+        return "web"
+    return "daemon" if b"cache_daemon" in args else "web"
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """Run the check named by ``argv[0]`` (``web``, ``daemon``, or auto when absent)."""
+    role = argv[0] if argv else role_of_pid1()
+    if role == "daemon":
+        problem = check_daemon(environ)
+    elif role == "web":
+        problem = check_web(environ)
+    else:
+        print(f"unknown check {role!r}; use 'web' or 'daemon'", file=sys.stderr)
+        return 2
+    if problem is not None:
+        print(f"{role} unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], os.environ))
