@@ -253,32 +253,53 @@ class KafkaSource:
         )
 
     def _assign(self, partitions: list[int], *, by_time: bool) -> None:
-        """Assign ``partitions`` and seek each one to a known numeric position."""
+        """Assign ``partitions`` and seek each one to a known numeric position.
+
+        A recorded position outside the partition's current range (retention deleted the
+        records, or the topic was recreated) is logged and replaced by the first offset.
+        """
         consumer = self._consumer
         tps = {p: TopicPartition(self._topic, p) for p in partitions}
-        consumer.assign(list(tps.values()))
-        unknown = [p for p in partitions if p not in self._positions]
-        if unknown:
-            self._positions.update(self._start_offsets([tps[p] for p in unknown], by_time))
+        gone = sorted(set(self._positions) - set(partitions))
+        if gone:
+            log.warning("recorded partitions no longer exist", extra={"partitions": gone})
+        positions = {p: o for p, o in self._positions.items() if p in tps}
+        beginnings = consumer.beginning_offsets(list(tps.values()), timeout_ms=_REQUEST_TIMEOUT_MS)
+        ends = consumer.end_offsets(list(tps.values()), timeout_ms=_REQUEST_TIMEOUT_MS)
         for p, tp in tps.items():
-            consumer.seek(tp, self._positions[p])
+            if p in positions and not beginnings[tp] <= positions[p] <= ends[tp]:
+                log.warning(
+                    "recorded offset out of range; reading the partition from its start",
+                    extra={
+                        "partition": p,
+                        "offset": positions[p],
+                        "range": [beginnings[tp], ends[tp]],
+                    },
+                )
+                positions[p] = beginnings[tp]
+        unknown = [tps[p] for p in partitions if p not in positions]
+        if unknown:
+            chosen = {tp.partition: beginnings[tp] for tp in unknown}
+            if by_time and self._seek_back_ms is not None:
+                chosen.update(self._offsets_by_time(unknown, ends))
+            log.info("start offsets chosen", extra={"offsets": chosen, "by_time": by_time})
+            positions.update(chosen)
+        consumer.assign(list(tps.values()))
+        for p, tp in tps.items():
+            consumer.seek(tp, positions[p])
+        self._positions = positions
 
-    def _start_offsets(self, tps: list[Any], by_time: bool) -> dict[int, int]:
-        consumer = self._consumer
-        beginnings = consumer.beginning_offsets(tps, timeout_ms=_REQUEST_TIMEOUT_MS)
-        result = {tp.partition: off for tp, off in beginnings.items()}
-        if by_time and self._seek_back_ms is not None:
-            # A fresh start with a time-bounded window: skip what it would drop anyway.
-            since = max(0, int(time.time() * 1000) - self._seek_back_ms)
-            found = consumer.offsets_for_times(
-                {tp: since for tp in tps}, timeout_ms=_REQUEST_TIMEOUT_MS
-            )
-            ends = consumer.end_offsets(tps, timeout_ms=_REQUEST_TIMEOUT_MS)
-            for tp in tps:
-                hit = found.get(tp)
-                result[tp.partition] = hit.offset if hit is not None else ends[tp]
-        log.info("start offsets chosen", extra={"offsets": result, "by_time": by_time})
-        return result
+    def _offsets_by_time(self, tps: list[Any], ends: Mapping[Any, int]) -> dict[int, int]:
+        """First offsets at or after now - window duration (a fresh start skips what the
+        window would drop anyway)."""
+        assert self._seek_back_ms is not None
+        since = max(0, int(time.time() * 1000) - self._seek_back_ms)
+        found = self._consumer.offsets_for_times(
+            {tp: since for tp in tps}, timeout_ms=_REQUEST_TIMEOUT_MS
+        )
+        return {
+            tp.partition: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in tps
+        }
 
     def _check_partitions(self) -> None:
         try:

@@ -29,7 +29,7 @@ from cache_daemon.errors import DecodeError
 from cache_daemon.model import ModelWatcher, prune_models
 from cache_daemon.publication import Coalescer, Counters, ModelInfo, build_metadata
 from cache_daemon.sources import Health, Record, Source
-from cache_daemon.status import StatusFile
+from cache_daemon.status import Liveness, StatusFile
 from cache_daemon.window import Outcome, Window
 from shm import Publisher, PublishError
 
@@ -61,6 +61,8 @@ class Daemon:
         counters: Counters | None = None,
         model: ModelInfo | None = None,
         watcher: ModelWatcher | None = None,
+        status: StatusFile | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.source = source
         self.publisher = publisher
@@ -72,7 +74,8 @@ class Daemon:
         self.model = model
         self.watcher = watcher
         self.decoder = Decoder(window.columns)
-        self.status = StatusFile(shm_dir)
+        self.status = status or StatusFile(shm_dir)
+        self.liveness = liveness or Liveness()
         self.state = "starting"
         self.last_error: str | None = None
         self.last_publish_ns: int | None = None
@@ -99,6 +102,7 @@ class Daemon:
 
     def step(self) -> None:
         """One iteration: poll, apply, maybe publish, maybe write the status file."""
+        self.liveness.beat()
         records = self.source.poll(self._poll_timeout())
         if records:
             self._ingest(records)

@@ -24,7 +24,7 @@ from cache_daemon.model import FileModelFetcher, ModelFetcher, ModelWatcher, S3M
 from cache_daemon.publication import Counters, ModelInfo
 from cache_daemon.replay import ReplaySource
 from cache_daemon.sources import Source
-from cache_daemon.status import StatusFile
+from cache_daemon.status import Heartbeat, Liveness, StatusFile
 from cache_daemon.window import Window
 from shm import CorruptGenerationError, Publisher, Reader, UnsafePathError
 
@@ -40,8 +40,11 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
     store = ObjectStore(config.s3) if config.s3 is not None else None
     with Publisher(config.shm_dir) as publisher:
         status = StatusFile(config.shm_dir)
+        liveness = Liveness()
+        heartbeat = Heartbeat(status, liveness)
 
         def starting(error: str | None = None) -> None:
+            liveness.beat()
             status.write(
                 state="starting",
                 source=config.source,
@@ -53,63 +56,79 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
             )
 
         starting()
-        window = Window(
-            config.columns,
-            max_rows=config.window_rows,
-            max_duration_ns=config.window_duration_ns,
-        )
-        source = _make_source(config)
-        boot = _last_generation(config)
-        if boot is None and isinstance(source, ReplaySource):
-            boot = Bootstrap(table=source.history(), origin="replay")
-        if boot is None and store is not None and config.snapshot_bucket and config.snapshot_key:
-            boot = _snapshot(
-                store=store,
-                config=config,
-                bucket=config.snapshot_bucket,
-                key=config.snapshot_key,
-                stop=stop,
-                report=starting,
+        heartbeat.start()
+        try:
+            source = _make_source(config)
+            window, boot = _bootstrap(config, source, store, stop, starting)
+            starting()
+            watcher, model = _model(config, store, boot.model if boot else None)
+            source.start(boot.offsets if boot else None, resume_after_ns=window.time_max)
+            daemon = Daemon(
+                source=source,
+                publisher=publisher,
+                window=window,
+                topic=config.kafka_topic if config.source == "kafka" else "",
+                shm_dir=config.shm_dir,
+                publish_interval_ms=config.publish_interval_ms,
+                gap_policy=config.gap_policy,
+                counters=boot.counters if boot else None,
+                model=model,
+                watcher=watcher,
+                status=status,
+                liveness=liveness,
             )
-        if boot is not None:
-            try:
-                window.load(boot.table)
-            except SnapshotError as exc:
-                log.error("bootstrap rejected", extra={"origin": boot.origin, "error": str(exc)})
-                window = Window(
-                    config.columns,
-                    max_rows=config.window_rows,
-                    max_duration_ns=config.window_duration_ns,
-                )
-                boot = None
-        log.info(
-            "bootstrap",
-            extra={
-                "origin": boot.origin if boot else "none",
-                "rows": len(window),
-                "offsets": boot.offsets if boot else None,
-            },
+            if watcher is not None:
+                watcher.start()
+            first = None
+            if boot is not None and boot.publish:
+                first = "snapshot" if boot.origin == "snapshot" else source.kind
+            daemon.run(stop, publish_first=first)
+        finally:
+            heartbeat.stop()
+
+
+def _bootstrap(
+    config: DaemonConfig,
+    source: Source,
+    store: ObjectStore | None,
+    stop: threading.Event,
+    report: Callable[[str], None],
+) -> tuple[Window, Bootstrap | None]:
+    """The initial window and where it came from (see :mod:`cache_daemon.bootstrap`)."""
+    boot = _last_generation(config)
+    if boot is None and isinstance(source, ReplaySource):
+        boot = Bootstrap(table=source.history(), origin="replay")
+    if boot is None and store is not None and config.snapshot_bucket and config.snapshot_key:
+        boot = _snapshot(
+            store=store,
+            config=config,
+            bucket=config.snapshot_bucket,
+            key=config.snapshot_key,
+            stop=stop,
+            report=report,
         )
-        watcher, model = _model(config, store, boot.model if boot else None)
-        source.start(boot.offsets if boot else None, resume_after_ns=window.time_max)
-        daemon = Daemon(
-            source=source,
-            publisher=publisher,
-            window=window,
-            topic=config.kafka_topic if config.source == "kafka" else "",
-            shm_dir=config.shm_dir,
-            publish_interval_ms=config.publish_interval_ms,
-            gap_policy=config.gap_policy,
-            counters=boot.counters if boot else None,
-            model=model,
-            watcher=watcher,
-        )
-        if watcher is not None:
-            watcher.start()
-        first = None
-        if boot is not None and boot.publish:
-            first = "snapshot" if boot.origin == "snapshot" else source.kind
-        daemon.run(stop, publish_first=first)
+    window = _empty_window(config)
+    if boot is not None:
+        try:
+            window.load(boot.table)
+        except SnapshotError as exc:
+            log.error("bootstrap rejected", extra={"origin": boot.origin, "error": str(exc)})
+            window, boot = _empty_window(config), None
+    log.info(
+        "bootstrap",
+        extra={
+            "origin": boot.origin if boot else "none",
+            "rows": len(window),
+            "offsets": boot.offsets if boot else None,
+        },
+    )
+    return window, boot
+
+
+def _empty_window(config: DaemonConfig) -> Window:
+    return Window(
+        config.columns, max_rows=config.window_rows, max_duration_ns=config.window_duration_ns
+    )
 
 
 def _make_source(config: DaemonConfig) -> Source:

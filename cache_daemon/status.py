@@ -1,7 +1,9 @@
 """The daemon status file, ``<SHM_DIR>/daemon-status.json``, for probes and the webapp.
 
-Rewritten atomically (temp file + rename, mode 0640) by the daemon's main loop at least once a
-second. Content (one JSON object)::
+Rewritten atomically (temp file + rename, mode 0640) by the daemon's main loop every 250 ms
+and on every state change; a :class:`Heartbeat` thread refreshes it in between while the loop
+is alive, so the heartbeat is never older than 0.5 s unless the loop has been stuck for 30 s.
+Content (one JSON object)::
 
     {"pid": int, "state": "starting"|"restoring"|"live"|"degraded"|"stopping",
      "source": "kafka"|"replay", "heartbeat_ns": int (time.time_ns()),
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,17 +27,24 @@ from pathlib import Path
 from cache_daemon._atomic import write_atomic
 from cache_daemon.publication import Counters
 
-__all__ = ["STATUS_FILE", "StatusFile", "read_status"]
+__all__ = ["STATUS_FILE", "Heartbeat", "Liveness", "StatusFile", "read_status"]
 
 STATUS_FILE = "daemon-status.json"
 log = logging.getLogger(__name__)
 
 
 class StatusFile:
-    """Writes the status file; a failed write is logged (at most once per minute), not raised."""
+    """Writes the status file; a failed write is logged (at most once per minute), not raised.
+
+    Thread-safe: the main loop calls :meth:`write`, a :class:`Heartbeat` thread calls
+    :meth:`refresh` to keep the heartbeat fresh while the loop is inside a slow call.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / STATUS_FILE
+        self._lock = threading.Lock()
+        self._body: dict[str, object] | None = None
+        self._written_at = 0.0
         self._last_failure_log = 0.0
 
     def write(
@@ -49,17 +59,30 @@ class StatusFile:
         last_error: str | None,
     ) -> None:
         """Replace the file with the given values and a fresh heartbeat."""
-        body = {
+        body: dict[str, object] = {
             "pid": os.getpid(),
             "state": state,
             "source": source,
-            "heartbeat_ns": time.time_ns(),
+            "heartbeat_ns": 0,
             "last_publish_ns": last_publish_ns,
             "generation": generation,
             "lag": {str(p): n for p, n in sorted(lag.items())},
             "counters": counters.as_dict(),
             "last_error": last_error,
         }
+        with self._lock:
+            self._body = body
+            self._write_locked()
+
+    def refresh(self, older_than_s: float) -> None:
+        """Rewrite the last values with a fresh heartbeat if the file is older than that."""
+        with self._lock:
+            if self._body is not None and time.monotonic() - self._written_at >= older_than_s:
+                self._write_locked()
+
+    def _write_locked(self) -> None:
+        assert self._body is not None
+        body = {**self._body, "heartbeat_ns": time.time_ns()}
         try:
             write_atomic(self.path, json.dumps(body, separators=(",", ":")).encode())
         except OSError as exc:
@@ -67,6 +90,54 @@ class StatusFile:
             if now - self._last_failure_log > 60:
                 self._last_failure_log = now
                 log.error("cannot write the status file", extra={"error": str(exc)})
+            return
+        self._written_at = time.monotonic()
+
+
+class Liveness:
+    """When the main loop last made progress; it counts as alive for ``stall_s`` after that."""
+
+    def __init__(self, stall_s: float = 30.0) -> None:
+        self.stall_s = stall_s
+        self._at = time.monotonic()
+
+    def beat(self) -> None:
+        """Called by the main loop on every iteration (and between start-up steps)."""
+        self._at = time.monotonic()
+
+    def alive(self) -> bool:
+        """True while the last beat is younger than ``stall_s``."""
+        return time.monotonic() - self._at < self.stall_s
+
+
+class Heartbeat:
+    """Keeps the status file's heartbeat at most ``max_age_s`` old while the loop is alive.
+
+    A loop blocked in a bounded call (a broker request timing out, a slow flush) still reports
+    a heartbeat; a loop stuck for longer than ``Liveness.stall_s`` stops it, so a liveness
+    probe restarts the process.
+    """
+
+    def __init__(self, status: StatusFile, liveness: Liveness, *, max_age_s: float = 0.5) -> None:
+        self._status = status
+        self._liveness = liveness
+        self._max_age_s = max_age_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="status-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (bounded wait)."""
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._max_age_s / 2):
+            if self._liveness.alive():
+                self._status.refresh(self._max_age_s)
 
 
 def read_status(directory: Path) -> dict[str, object] | None:

@@ -95,6 +95,8 @@ def _configure(
         log.error("configuration error: %s", exc)
         sys.exit(2)
     RUNTIME.configure(config, gates)
+    # kafka-python logs every connection at INFO; the run's own lines matter more here.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     for user in users:
         user.weight = config.weight(user.mode)
     log.info(

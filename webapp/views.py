@@ -58,7 +58,7 @@ def _read_json_body() -> object:
             415,
             "unsupported-media-type",
             "Unsupported Media Type",
-            f"Content-Type must be application/json, got {mimetype or 'none'}",
+            f"Content-Type must be application/json, got {mimetype[:80] or 'none'}",
         )
     raw = request.get_data(cache=False)
     limit = current_app.config["MAX_CONTENT_LENGTH"]

@@ -340,3 +340,27 @@ def test_model_update_reaches_a_reader(stack: StackHandle, shm_dir: Path) -> Non
         snap = wait_for(reader, lambda s: s.metadata["model_sha256"] == sha2, what="new model")
         assert (shm_dir / snap.metadata["model_file"]).read_bytes() == b"model two"
         assert snap.table.num_rows == 1
+
+
+def test_recorded_offset_out_of_range_reads_from_the_start(
+    stack: StackHandle, shm_dir: Path
+) -> None:
+    # A snapshot whose offset is past the end (the topic was recreated since): nothing may be
+    # skipped, so the partition is read from its first record.
+    topic = stack.new_topic(1)
+    bucket = stack.new_bucket()
+    produced = stack.produce_json(topic, [event(i, float(i)) for i in range(10)])
+    times = pa.array([(T0_S - 1800) * 10**9], pa.int64()).cast(TIME_TYPE)
+    data = snapshot_parquet(
+        pa.table({"time": times, "demand_mw": [0.5]}), offsets={0: 999}, topic=topic
+    )
+    stack.minio().put_object(
+        bucket_name=bucket, object_name="w.parquet", data=io.BytesIO(data), length=len(data)
+    )
+    cfg = config(stack, shm_dir, topic, SNAPSHOT_BUCKET=bucket, SNAPSHOT_KEY="w.parquet")
+    with running(cfg):
+        snap = wait_for(
+            Reader(shm_dir),
+            lambda s: s.metadata["source"] == "kafka" and offsets(s) == ends(produced),
+        )
+    assert values_by_index(snap) == {-1: 0.5} | {i: float(i) for i in range(10)}

@@ -62,8 +62,11 @@ def _wait_model(shm_dir: Path, daemon: subprocess.Popen[bytes], log: Path) -> No
 
 
 @contextmanager
-def live_service(*, workers: int = 3, replay_rate: float = 20.0) -> Iterator[LiveService]:
-    """Train a model, start the daemon and Gunicorn, wait until ``/readyz`` says ready."""
+def live_service(
+    *, workers: int = 3, replay_rate: float = 20.0, daemon_env: Mapping[str, str] | None = None
+) -> Iterator[LiveService]:
+    """Train a model, start the daemon (replay source unless ``daemon_env`` says otherwise)
+    and Gunicorn, wait until ``/readyz`` says ready."""
     parent = Path(tempfile.mkdtemp(prefix="locust-test-", dir="/dev/shm"))
     shm_dir = parent / "window"
     model = parent / "model.skops"
@@ -72,12 +75,15 @@ def live_service(*, workers: int = 3, replay_rate: float = 20.0) -> Iterator[Liv
     model.with_name(model.name + ".sha256").write_text(hashlib.sha256(artifact).hexdigest() + "\n")
     log = parent / "daemon.log"
     env = clean_env(
-        SHM_DIR=str(shm_dir),
-        MODEL_PATH=str(model),
-        DAEMON_SOURCE="replay",
-        REPLAY_RATE=str(replay_rate),
-        PUBLISH_INTERVAL_MS="50",
-        LOG_LEVEL="WARNING",
+        **{
+            "SHM_DIR": str(shm_dir),
+            "MODEL_PATH": str(model),
+            "DAEMON_SOURCE": "replay",
+            "REPLAY_RATE": str(replay_rate),
+            "PUBLISH_INTERVAL_MS": "50",
+            "LOG_LEVEL": "WARNING",
+            **(daemon_env or {}),
+        }
     )
     with log.open("wb") as log_fh:
         daemon = subprocess.Popen(

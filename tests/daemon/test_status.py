@@ -1,0 +1,58 @@
+"""The status file's heartbeat: fresh while the loop lives, stale once it is stuck."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cache_daemon.publication import Counters
+from cache_daemon.status import Heartbeat, Liveness, StatusFile, read_status
+
+
+def write(status: StatusFile) -> None:
+    status.write(
+        state="live",
+        source="kafka",
+        generation=3,
+        last_publish_ns=None,
+        lag={0: 1},
+        counters=Counters(events=2),
+        last_error=None,
+    )
+
+
+def heartbeat_ns(directory: Path) -> int:
+    body = read_status(directory)
+    assert body is not None
+    return int(body["heartbeat_ns"])  # type: ignore[call-overload]
+
+
+def test_heartbeat_thread_refreshes_while_alive_and_stops_when_stuck(tmp_path: Path) -> None:
+    status = StatusFile(tmp_path)
+    liveness = Liveness(stall_s=0.6)
+    write(status)
+    first = heartbeat_ns(tmp_path)
+    beat = Heartbeat(status, liveness, max_age_s=0.1)
+    beat.start()
+    try:
+        time.sleep(0.4)  # the loop "blocks": no write, but still within stall_s
+        refreshed = heartbeat_ns(tmp_path)
+        assert refreshed > first
+        body = read_status(tmp_path)
+        assert body is not None and body["generation"] == 3 and body["lag"] == {"0": 1}
+        time.sleep(0.6)  # now stuck for longer than stall_s: the heartbeat must age
+        frozen = heartbeat_ns(tmp_path)
+        time.sleep(0.3)
+        assert heartbeat_ns(tmp_path) == frozen
+        liveness.beat()
+        time.sleep(0.3)
+        assert heartbeat_ns(tmp_path) > frozen
+    finally:
+        beat.stop()
+
+
+def test_status_file_is_replaced_atomically_without_leftovers(tmp_path: Path) -> None:
+    status = StatusFile(tmp_path)
+    for _ in range(20):
+        write(status)
+    assert [p.name for p in tmp_path.iterdir()] == ["daemon-status.json"]
