@@ -37,10 +37,12 @@ _INSTALL_MAVEN = (
 
 @dataclass(frozen=True)
 class Jars:
-    """Resolved jars: the broker's classpath (a directory wildcard) and the s3proxy jar."""
+    """Resolved jars: the broker's classpath (a directory wildcard), the s3proxy jar, and a key
+    that changes whenever they do (the pom's digest)."""
 
     kafka_classpath: str
     s3proxy_jar: Path
+    key: str
 
 
 def find_java(java_home: str | None) -> str:
@@ -97,7 +99,9 @@ def resolve_jars(*, pom: Path, cache_dir: Path) -> Jars:
             _run_maven(pom=pom, lib=lib, repo=cache_dir / "m2")
             stamp.write_text(digest + "\n")
     jars = Jars(
-        kafka_classpath=str(lib / "kafka" / "*"), s3proxy_jar=lib / "s3proxy" / "s3proxy.jar"
+        kafka_classpath=str(lib / "kafka" / "*"),
+        s3proxy_jar=lib / "s3proxy" / "s3proxy.jar",
+        key=digest,
     )
     if not jars.s3proxy_jar.is_file() or not any((lib / "kafka").glob("kafka_2.13-*.jar")):
         stamp.unlink(missing_ok=True)
@@ -135,7 +139,9 @@ def jvm_flags(*, heap_mb: int) -> list[str]:
 
     C1 only (``TieredStopAtLevel=1``) because start-up time matters more than peak throughput
     here and C2 compilations compete with the tests for the two cores; the serial collector
-    because it starts no GC worker threads; ``-Xshare:auto`` keeps the JDK's class-data archive.
+    because it starts no GC worker threads; ``-Xshare:auto`` maps the JDK's class-data archive
+    and an application archive when one is given (``scripts._cds``) and runs without them
+    when they cannot be mapped.
     """
     return [
         f"-Xmx{heap_mb}m",

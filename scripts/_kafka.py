@@ -64,10 +64,13 @@ def write_config(files: KafkaFiles, *, template: Path, port: int, controller_por
     files.config.write_text(text)
 
 
-def _java_base(java: str, classpath: str, files: KafkaFiles, log4j_config: Path) -> list[str]:
+def _java_base(
+    java: str, classpath: str, files: KafkaFiles, log4j_config: Path, extra: list[str]
+) -> list[str]:
     return [
         java,
         *jvm_flags(heap_mb=HEAP_MB),
+        *extra,
         f"-Dkafka.logs.dir={files.logs}",
         f"-Dlog4j2.configurationFile={log4j_config}",
         "-cp",
@@ -75,13 +78,15 @@ def _java_base(java: str, classpath: str, files: KafkaFiles, log4j_config: Path)
     ]
 
 
-def format_storage(*, java: str, classpath: str, files: KafkaFiles, log4j_config: Path) -> None:
+def format_storage(
+    *, java: str, classpath: str, files: KafkaFiles, log4j_config: Path, extra: list[str]
+) -> None:
     """Format ``files.data`` for a new single-node cluster unless it is formatted already."""
     if (files.data / "meta.properties").is_file():
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     cmd = [
-        *_java_base(java, classpath, files, log4j_config),
+        *_java_base(java, classpath, files, log4j_config, extra),
         "kafka.tools.StorageTool",
         "format",
         "--cluster-id",
@@ -100,9 +105,15 @@ def format_storage(*, java: str, classpath: str, files: KafkaFiles, log4j_config
         )
 
 
-def command(*, java: str, classpath: str, files: KafkaFiles, log4j_config: Path) -> list[str]:
-    """The argv that runs the broker in the foreground."""
-    return [*_java_base(java, classpath, files, log4j_config), "kafka.Kafka", str(files.config)]
+def command(
+    *, java: str, classpath: str, files: KafkaFiles, log4j_config: Path, extra: list[str]
+) -> list[str]:
+    """The argv that runs the broker in the foreground (``extra``: more JVM flags)."""
+    return [
+        *_java_base(java, classpath, files, log4j_config, extra),
+        "kafka.Kafka",
+        str(files.config),
+    ]
 
 
 def is_ready(bootstrap_servers: str) -> bool:

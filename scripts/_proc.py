@@ -89,35 +89,37 @@ def stop(
     marker: str,
     *,
     proc: subprocess.Popen[bytes] | None = None,
-    grace_s: float = 20.0,
+    grace_s: float = 30.0,
     hard: bool = False,
-) -> None:
+) -> bool:
     """Stop the server ``pid`` (SIGTERM, then SIGKILL after ``grace_s``; SIGKILL at once with
     ``hard``) and wait until it is gone. Does nothing when ``pid`` is not that server.
 
-    ``proc`` is the ``Popen`` when this process started the server: it is reaped, so no zombie
-    and no ``ResourceWarning`` stay behind.
+    Returns True when the server exited by itself after SIGTERM (so it finished its exit
+    work, such as writing a class archive). ``proc`` is the ``Popen`` when this process
+    started the server: it is reaped, so no zombie and no ``ResourceWarning`` stay behind.
     """
     if not is_running(pid, marker):
         _reap(proc)
-        return
+        return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            return
+            return not hard
         if not is_running(pid, marker):
             _reap(proc)
-            return
+            return not hard
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if proc is not None:
         proc.wait(timeout=10)
-        return
+        return False
     while is_running(pid, marker) and time.monotonic() < deadline + 10:
         time.sleep(0.05)
+    return False
 
 
 def _reap(proc: subprocess.Popen[bytes] | None) -> None:

@@ -55,11 +55,12 @@ def write_config(
     files.config.write_text(text)
 
 
-def command(*, java: str, jar: Path, files: S3Files) -> list[str]:
-    """The argv that runs s3proxy in the foreground."""
+def command(*, java: str, jar: Path, files: S3Files, extra: list[str]) -> list[str]:
+    """The argv that runs s3proxy in the foreground (``extra``: more JVM flags)."""
     return [
         java,
         *jvm_flags(heap_mb=HEAP_MB),
+        *extra,
         # s3proxy's logback reads LOG_LEVEL; a system property wins over the environment, so the
         # project's own LOG_LEVEL does not change the server's verbosity.
         "-DLOG_LEVEL=info",

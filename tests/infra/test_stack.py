@@ -147,9 +147,9 @@ def test_cli_up_is_idempotent_and_down_stops_only_its_own_servers(
         down = run_cli("down", environ)
     assert down.returncode == 0, down.stderr
 
-    pids = json.loads(state)
-    assert not pid_alive(pids["kafka_pid"])
-    assert not pid_alive(pids["s3_pid"])
+    pids = {name: server["pid"] for name, server in json.loads(state)["servers"].items()}
+    assert pids.keys() == {"kafka", "s3"}
+    assert not any(pid_alive(pid) for pid in pids.values())
     stopped = run_cli("status", environ)
     assert stopped.returncode == 1
     assert stopped.stdout.count("stopped") == 2
