@@ -56,13 +56,22 @@ READY_TIMEOUT_S = 90.0
 pytestmark = pytest.mark.timeout(240)
 
 
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model, trained once per module by the build stage's own RUN line."""
+    root = tmp_path_factory.mktemp("image-build")
+    build = HostLayout(shm_mount=root / "shm", model_dir=root / "model", home=root)
+    train_like_the_build(BUILD, build, host_env(BUILD.env({"PATH": BASE_IMAGE_PATH}), build))
+    return build.model_dir
+
+
 @pytest.fixture
-def layout(tmp_path: Path) -> Iterator[HostLayout]:
+def layout(tmp_path: Path, model_dir: Path) -> Iterator[HostLayout]:
     mount = Path(tempfile.mkdtemp(prefix="deploy-test-", dir="/dev/shm"))
     home = tmp_path / "home"
     home.mkdir()
     try:
-        yield HostLayout(shm_mount=mount, model_dir=tmp_path / "model", home=home)
+        yield HostLayout(shm_mount=mount, model_dir=model_dir, home=home)
     finally:
         shutil.rmtree(mount, ignore_errors=True)
 
@@ -174,7 +183,6 @@ def _check_probes_and_stop(
 
 def test_base_pod_commands_serve_the_replay_window(layout: HostLayout, tmp_path: Path) -> None:
     docs = render(BASE)
-    train_like_the_build(BUILD, layout, host_env(BUILD.env({"PATH": BASE_IMAGE_PATH}), layout))
     with Service(tmp_path).running() as service:
         base, envs = _start(service, docs, layout)
         cache = _check_serving(base, service)
@@ -191,9 +199,7 @@ def test_example_overlay_commands_serve_from_kafka_and_s3(
     every partition read."""
     (overlay,) = OVERLAYS
     docs = render(overlay)
-    artifact = train_like_the_build(
-        BUILD, layout, host_env(BUILD.env({"PATH": BASE_IMAGE_PATH}), layout)
-    )
+    artifact = layout.model_dir / "model.skops"
     bucket = stack.new_bucket()
     client = stack.minio()
     for path in (artifact, artifact.with_name(artifact.name + ".sha256")):
