@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench._common import write_results
 from forecasting.train import train
@@ -123,6 +124,34 @@ def _wait_ready(port: int, timeout: float = 90.0) -> None:
     raise TimeoutError("gunicorn did not become ready")
 
 
+def _server_buckets(port: int, route: str) -> dict[float, float]:
+    """Cumulative counts of the app's own latency histogram for ``route`` (all workers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "webapp_http_request_duration_seconds_bucket"
+                and labels.get("route") == route
+                and labels.get("status") == "200"
+            ):
+                out[float(labels["le"])] = sample.value
+    return out
+
+
+def _bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """Upper bound (ms) of the bucket holding quantile ``q`` of the requests in between."""
+    bounds = sorted(after)
+    total = after[bounds[-1]] - before.get(bounds[-1], 0.0)
+    for le in bounds:
+        if total and after[le] - before.get(le, 0.0) >= q * total:
+            return le * 1000
+    return float("inf")
+
+
 def _locust(port: int, target: str, users: int, seconds: int, workdir: Path) -> dict[str, Any]:
     prefix = workdir / f"locust-{target}"
     cmd = [
@@ -191,9 +220,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Alternate short phases so that load from other processes on the machine falls on
         # both endpoints alike; each figure below is the median over the rounds.
         rounds: dict[str, list[dict[str, Any]]] = {"healthz": [], "predict": []}
+        server_before = {t: _server_buckets(port, f"/{t}") for t in ("healthz", "predict")}
         for _ in range(args.rounds):
             for target in ("healthz", "predict"):
                 rounds[target].append(_locust(port, target, args.users, args.seconds, parent))
+        server_after = {t: _server_buckets(port, f"/{t}") for t in ("healthz", "predict")}
     finally:
         publisher.stop.set()
         proc.send_signal(signal.SIGTERM)
@@ -225,6 +256,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "predict": predict,
         "predict_over_healthz": round(ratio, 3),
         "rounds": rounds,
+        "server_side_ms": {
+            t: {
+                "p50_le": _bucket_quantile(server_before[t], server_after[t], 0.5),
+                "p99_le": _bucket_quantile(server_before[t], server_after[t], 0.99),
+            }
+            for t in ("healthz", "predict")
+        },
         "ratios": [round(r, 3) for r in ratios],
         "goals": {
             "ratio_ge_0.6": ratio >= GOAL_RATIO,
@@ -247,6 +285,13 @@ def _table(result: dict[str, Any]) -> str:
         f"/predict / /healthz = {result['predict_over_healthz']:.2f} (goal >= {GOAL_RATIO}); "
         f"{cfg['workers']} {cfg['worker_class']} workers, {cfg['users']} users, "
         f"{cfg['generations_published']} generations published during the run"
+    )
+    side = result["server_side_ms"]
+    lines.append(
+        "inside the app (histogram bucket bounds): "
+        + ", ".join(
+            f"{t} p50 <= {v['p50_le']:g} ms, p99 <= {v['p99_le']:g} ms" for t, v in side.items()
+        )
     )
     lines.append(
         "goals: " + ", ".join(f"{k}={'met' if v else 'MISSED'}" for k, v in result["goals"].items())
