@@ -45,11 +45,16 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
 
 def _weight(env: Mapping[str, str], mode: str, default: int, options: object) -> int:
     given = getattr(options, f"weight_{mode}", None)
-    if given is None:
+    if given is None or given == "":
         return _int(env, f"LOCUST_WEIGHT_{mode.upper()}", default, minimum=0)
-    if not isinstance(given, int) or given < 0:
+    # The web UI hands options over as strings.
+    try:
+        value = int(given)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0:
         raise ConfigError(f"--weight-{mode} must be an integer >= 0, got {given!r}")
-    return given
+    return value
 
 
 def _opt_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | None:

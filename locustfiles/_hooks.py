@@ -3,6 +3,8 @@
 - ``init_command_line_parser``: ``--weight-<mode>`` and ``--shape`` (also in the web UI);
 - ``init``: the configuration (environment + options) and the user weights; a bad value ends
   the process with exit code 2 and a line naming the variable;
+- ``test_start``: the same again with the options as the web UI left them (a bad value is
+  reported and the previous configuration kept);
 - ``quitting``: the run summary and the SLO gates; the exit code is 0 when every gate
   passed, 1 when one failed (one line per gate says which and by how much), 2 when the
   preflight stopped the run;
@@ -82,18 +84,34 @@ def _add_options(parser: Any, **_: Any) -> None:
     )
 
 
-def _configure(
-    environment: Environment, environ: Mapping[str, str], users: Iterable[type[ServiceUser]]
-) -> None:
+def _configuration(
+    environment: Environment, environ: Mapping[str, str]
+) -> tuple[LoadConfig, GateSpec]:
     options = environment.parsed_options
+    config = LoadConfig.from_env(environ, options)
+    gates = GateSpec.from_env(environ)
+    if needs_run_time(config.shape) and not getattr(options, "run_time", None):
+        raise ConfigError(f"the {config.shape} shape needs a run time (-t / --run-time)")
+    return config, gates
+
+
+def _configure(
+    environment: Environment,
+    environ: Mapping[str, str],
+    users: Iterable[type[ServiceUser]],
+    *,
+    at_start: bool = False,
+) -> None:
     try:
-        config = LoadConfig.from_env(environ, options)
-        gates = GateSpec.from_env(environ)
-        if needs_run_time(config.shape) and not getattr(options, "run_time", None):
-            raise ConfigError(f"the {config.shape} shape needs a run time (-t / --run-time)")
+        config, gates = _configuration(environment, environ)
     except ConfigError as exc:
+        if at_start:
+            log.error("options ignored, the previous configuration stays: %s", exc)
+            return
         log.error("configuration error: %s", exc)
         sys.exit(2)
+    if at_start and config == RUNTIME.config:
+        return
     RUNTIME.configure(config, gates)
     # kafka-python logs every connection at INFO; the run's own lines matter more here.
     logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -154,13 +172,17 @@ def install(events: Events, environ: Mapping[str, str], users: Iterable[type[Ser
     def on_reset(**_: Any) -> None:
         RUNTIME.ages.reset()
 
+    def on_test_start(environment: Environment, **_: Any) -> None:
+        _configure(environment, env, user_classes, at_start=True)
+        RUNTIME.ages.reset()
+
     _listen(events.init_command_line_parser, _add_options)
     _listen(events.init, on_init)
     _listen(events.quitting, on_quitting)
     _listen(events.report_to_master, on_report)
     _listen(events.worker_report, on_worker_report)
     _listen(events.reset_stats, on_reset)
-    _listen(events.test_start, on_reset)
+    _listen(events.test_start, on_test_start)
 
 
 def _listen(hook: Any, handler: Callable[..., None]) -> None:

@@ -79,6 +79,10 @@ class Runtime:
         self.stopping = False
 
     def configure(self, config: LoadConfig, gates: GateSpec) -> None:
+        """Set the configuration; a changed one (new options from the web UI) makes the next
+        user run the preflight again, since the kinds of requests may have changed."""
+        if config != self._config:
+            self._prepared, self.failure, self.stopping = False, None, False
         self._config = config
         self.gates = gates
 

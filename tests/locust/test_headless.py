@@ -86,18 +86,16 @@ def test_twenty_users_pass_the_gates_against_the_live_service(service, tmp_path)
 def test_a_failed_gate_exits_1_naming_the_gate_and_the_excess(service):
     done = run_locust(
         service.url,
-        {
-            "LOCUST_WEIGHT_SYNTHETIC": "0",
-            "LOCUST_WEIGHT_REAL": "0",
-            "LOCUST_WEIGHT_BAD": "0",
-            "LOCUST_P50_MS": "0",
-            "LOCUST_MIN_RPS": "1000000",
-        },
+        {"LOCUST_WEIGHT_SYNTHETIC": "5", "LOCUST_P50_MS": "0", "LOCUST_MIN_RPS": "1000000"},
+        *("--weight-synthetic", "0", "--weight-real", "0", "--weight-bad", "0"),
+        "--shape",
+        "ramp",
         users=2,
         seconds=3,
     )
     log = done.stderr
     assert done.returncode == 1, log[-3000:]
+    assert "modes cached=4 synthetic=0 real=0 bad=0 ingest=0, shape ramp" in log
     assert "SLO gate FAILED: p50 latency" in log and "(LOCUST_P50_MS) by " in log
     assert "< 1000000 req/s (LOCUST_MIN_RPS) by " in log and "%)" in log
     assert "SLO gate ok: failure ratio 0 <= 0 (LOCUST_MAX_FAIL_RATIO)" in log
