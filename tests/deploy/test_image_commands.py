@@ -1,14 +1,16 @@
 """The image's two commands, run on the host exactly as declared.
 
 The web command is the Dockerfile's CMD, the daemon command is the pod spec's ``args`` for the
-sidecar; both get the image's ENV, then the pod's ConfigMaps (and Secrets), with image paths
-mapped to host paths (``tests/deploy/_image.py``), in the image's WORKDIR. The model is trained
-by the build stage's own RUN line. Only two values differ from the pod, on purpose: the web
-server listens on a free loopback port instead of 0.0.0.0:8000, and the shared memory mount is
-a fresh directory on this host's /dev/shm.
+sidecar. The image's files are staged by carrying out the runtime stage's WORKDIR and COPY
+instructions (the model comes from the build stage's own training RUN line); both commands run
+in the image's WORKDIR with the image's ENV, then the pod's ConfigMaps (and Secrets), image
+paths mapped to the staged root (``tests/deploy/_image.py``). A file the image lacks, or a
+variable pointing at one, fails here as it would in the container. Only two things differ from
+the pod, on purpose: the web server listens on a free loopback port instead of 0.0.0.0:8000,
+and the memory-backed mount is a fresh directory on this host's /dev/shm.
 
 Without Docker here, this proves what ``docker build`` cannot: the declared entry points,
-variables and paths start a service that answers /readyz and /predict, against the replay
+variables and files start a service that answers /readyz and /predict, against the replay
 source (the base manifests) and against a real Kafka and S3 (the example overlay).
 """
 
@@ -21,6 +23,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +34,12 @@ from tests._stack import StackHandle
 from tests.deploy._dockerfile import parse
 from tests.deploy._image import (
     BASE_IMAGE_PATH,
-    HostLayout,
+    Rootfs,
     Service,
     free_port,
     host_env,
     resolve,
+    stage_runtime,
     train_like_the_build,
     wait_until,
 )
@@ -56,22 +60,33 @@ READY_TIMEOUT_S = 90.0
 pytestmark = pytest.mark.timeout(240)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """One test's host stand-ins: the staged image, the shared memory mount, a home."""
+
+    rootfs: Rootfs
+    home: Path
+
+
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The model, trained once per module by the build stage's own RUN line."""
-    root = tmp_path_factory.mktemp("image-build")
-    build = HostLayout(shm_mount=root / "shm", model_dir=root / "model", home=root)
-    train_like_the_build(BUILD, build, host_env(BUILD.env({"PATH": BASE_IMAGE_PATH}), build))
-    return build.model_dir
+def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runtime image's files, staged once per module: the build stage's training RUN line
+    writes the model, then the runtime stage's COPY instructions fill the root."""
+    top = tmp_path_factory.mktemp("image")
+    build = Rootfs(root=top / "build", shm_mount=top / "build-shm")
+    train_like_the_build(BUILD, build, home=top)
+    root = top / "runtime"
+    stage_runtime(FINAL, STAGES, build, root)
+    return root
 
 
 @pytest.fixture
-def layout(tmp_path: Path, model_dir: Path) -> Iterator[HostLayout]:
+def layout(tmp_path: Path, image_root: Path) -> Iterator[Layout]:
     mount = Path(tempfile.mkdtemp(prefix="deploy-test-", dir="/dev/shm"))
     home = tmp_path / "home"
     home.mkdir()
     try:
-        yield HostLayout(shm_mount=mount, model_dir=model_dir, home=home)
+        yield Layout(Rootfs(root=image_root, shm_mount=mount), home)
     finally:
         shutil.rmtree(mount, ignore_errors=True)
 
@@ -114,7 +129,7 @@ def _commands(docs: list[dict[str, Any]]) -> dict[str, list[str]]:
 def _start(
     service: Service,
     docs: list[dict[str, Any]],
-    layout: HostLayout,
+    layout: Layout,
     secrets: dict[str, Any] | None = None,
     **overrides: str,
 ) -> tuple[str, dict[str, dict[str, str]]]:
@@ -125,21 +140,21 @@ def _start(
     port = free_port()
     unused = set(overrides)
     for name in ("cache-daemon", "web"):
-        env = host_env(_pod_env(docs, name, secrets), layout)
+        env = host_env(_pod_env(docs, name, secrets), layout.rootfs, layout.home)
         declared = {k: v for k, v in overrides.items() if k in env}
         unused -= set(declared)
         env.update(declared)
         if name == "web":
             env.update(WEB_HOST="127.0.0.1", PORT=str(port))
         envs[name] = env
-        cwd = Path(layout.map(FINAL.workdir()))
+        cwd = Path(layout.rootfs.map(FINAL.workdir()))
         service.start(name, resolve(commands[name], env), env, cwd)
     assert not unused, f"the pod declares no {sorted(unused)}"
     return f"http://127.0.0.1:{port}", envs
 
 
-def _probe(argv: list[str], env: dict[str, str], layout: HostLayout) -> int:
-    mapped = [layout.map(a) if a.startswith("/") else a for a in argv]
+def _probe(argv: list[str], env: dict[str, str], layout: Layout) -> int:
+    mapped = [layout.rootfs.map(a) if a.startswith("/") else a for a in argv]
     result = subprocess.run(
         resolve(mapped, env), env=env, capture_output=True, timeout=10, check=False
     )
@@ -166,7 +181,7 @@ def _check_probes_and_stop(
     service: Service,
     docs: list[dict[str, Any]],
     envs: dict[str, dict[str, str]],
-    layout: HostLayout,
+    layout: Layout,
 ) -> None:
     (deployment,) = find(docs, "Deployment")
     containers = pod_containers(deployment)
@@ -181,25 +196,39 @@ def _check_probes_and_stop(
     assert service.stop("cache-daemon") == 0, service.logs()
 
 
-def test_base_pod_commands_serve_the_replay_window(layout: HostLayout, tmp_path: Path) -> None:
+def test_base_pod_commands_serve_the_replay_window(layout: Layout, tmp_path: Path) -> None:
     docs = render(BASE)
+    root = layout.rootfs.root
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert {
+        "app/gunicorn.conf.py",
+        "app/deploy/healthcheck.py",
+        "app/data/electricity_demand_halfhourly.parquet",
+        "app/model/model.skops",
+        "app/model/model.skops.sha256",
+    } <= files
+    entry_points = {"app/gunicorn.conf.py", "app/deploy/healthcheck.py"}
+    assert not [f for f in files if f.endswith(".py") and f not in entry_points], (
+        "package sources reach the image only as the installed wheel"
+    )
     with Service(tmp_path).running() as service:
         base, envs = _start(service, docs, layout)
         cache = _check_serving(base, service)
         assert cache["source"] == "replay"
-        assert Path(envs["web"]["SHM_DIR"]).parent == layout.shm_mount
+        assert Path(envs["web"]["SHM_DIR"]).parent == layout.rootfs.shm_mount
         _check_probes_and_stop(service, docs, envs, layout)
 
 
 def test_example_overlay_commands_serve_from_kafka_and_s3(
-    stack: StackHandle, layout: HostLayout, tmp_path: Path
+    stack: StackHandle, layout: Layout, tmp_path: Path
 ) -> None:
     """The example overlay's configuration (Kafka source, model and snapshot from S3, the
     image's model path cleared), pointed at the real stack: three partitions, one daemon,
     every partition read."""
     (overlay,) = OVERLAYS
     docs = render(overlay)
-    artifact = layout.model_dir / "model.skops"
+    # The image's own demo artifact, uploaded as the production model would be.
+    artifact = Path(layout.rootfs.map(FINAL.env({"PATH": BASE_IMAGE_PATH})["MODEL_PATH"]))
     bucket = stack.new_bucket()
     client = stack.minio()
     for path in (artifact, artifact.with_name(artifact.name + ".sha256")):
