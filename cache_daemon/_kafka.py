@@ -20,6 +20,7 @@ with ``end_offsets`` once a second, which is also how an outage is noticed.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,6 +75,11 @@ class KafkaSource:
         self._error: str | None = None
         self._retry_at = 0.0
         self._backoff = 0.5
+        self._connect_thread: threading.Thread | None = None
+        self._connect_done = threading.Event()
+        self._connect_error: str | None = None
+        self._connect_started = 0.0
+        self._connect_started_wall = 0.0
         self._next_lag = 0.0
         self._next_partitions = 0.0
 
@@ -89,10 +95,7 @@ class KafkaSource:
         """Records from every assigned partition; ``[]`` while disconnected (never raises)."""
         now = self._clock()
         if not self._ready:
-            if now < self._retry_at:
-                time.sleep(max(0.0, min(timeout_s, self._retry_at - now)))
-                return []
-            self._try_connect()
+            self._drive_connect(now, timeout_s)
             if not self._ready:
                 return []
         if now >= self._next_partitions:
@@ -191,7 +194,7 @@ class KafkaSource:
             self._producer.close(timeout=2)
             self._producer = None
         if self._consumer is not None:
-            self._consumer.close(autocommit=False)
+            self._consumer.close(autocommit=False, timeout_ms=2000)
             self._consumer = None
 
     # -- internals -------------------------------------------------------------------------
@@ -207,7 +210,52 @@ class KafkaSource:
         self._retry_at = self._clock() + self._backoff
         self._backoff = min(self._backoff * 2, 10.0)
 
-    def _try_connect(self) -> None:
+    def _drive_connect(self, now: float, timeout_s: float) -> None:
+        """Advance the connection: start an attempt, or wait up to ``timeout_s`` for it.
+
+        kafka-python's bootstrap and metadata calls can wait without bound while no broker
+        answers, so an attempt runs on its own daemon thread; the loop only waits for it in
+        slices and keeps publishing its status meanwhile.
+        """
+        if self._connect_thread is None:
+            if now < self._retry_at:
+                time.sleep(max(0.0, min(timeout_s, self._retry_at - now)))
+                return
+            self._connect_done.clear()
+            self._connect_error = None
+            self._connect_started = now
+            self._connect_started_wall = time.time()
+            self._connect_thread = threading.Thread(
+                target=self._connect_blocking, name="kafka-connect", daemon=True
+            )
+            self._connect_thread.start()
+        if not self._connect_done.wait(timeout_s):
+            if self._clock() - self._connect_started > 2.0:
+                since = time.strftime("%H:%M:%SZ", time.gmtime(self._connect_started_wall))
+                self._fail(f"no answer from Kafka at {','.join(self._servers)} since {since}")
+            return
+        self._connect_thread = None
+        if self._connect_error is not None:
+            self._schedule_retry(self._connect_error)
+            return
+        self._lag = {p: max(0, self._targets[p] - self._positions[p]) for p in self._targets}
+        self._ready = self._connected = True
+        self._error = None
+        self._backoff = 0.5
+        self._next_partitions = self._clock() + _PARTITIONS_EVERY_S
+        self._update_caught_up()
+        log.info(
+            "kafka source assigned",
+            extra={
+                "topic": self._topic,
+                "positions": self._positions,
+                "end_offsets": self._targets,
+            },
+        )
+
+    def _connect_blocking(self) -> None:
+        """One connection attempt (on the connect thread): consumer, partitions, positions,
+        end offsets. Sets ``_connect_error`` on failure; always sets ``_connect_done``."""
         try:
             if self._consumer is None:
                 self._consumer = KafkaConsumer(
@@ -225,32 +273,22 @@ class KafkaSource:
                     reconnect_backoff_max_ms=2000,
                     api_version=_API_VERSION,
                 )
-            self._consumer.bootstrap(timeout_ms=1000)
+            self._consumer.bootstrap()
             partitions = sorted(self._consumer.partitions_for_topic(self._topic))
             if not partitions:
-                self._schedule_retry(f"topic {self._topic!r} does not exist (yet)")
+                self._connect_error = f"topic {self._topic!r} does not exist (yet)"
                 return
             self._assign(partitions, by_time=self._wanted is None)
             tps = [TopicPartition(self._topic, p) for p in partitions]
             ends = self._consumer.end_offsets(tps, timeout_ms=_REQUEST_TIMEOUT_MS)
+            self._targets = {tp.partition: end for tp, end in ends.items()}
         except KafkaError as exc:
-            self._schedule_retry(f"cannot reach Kafka at {','.join(self._servers)}: {exc}")
-            return
-        self._targets = {tp.partition: end for tp, end in ends.items()}
-        self._lag = {p: max(0, self._targets[p] - self._positions[p]) for p in self._targets}
-        self._ready = self._connected = True
-        self._error = None
-        self._backoff = 0.5
-        self._next_partitions = self._clock() + _PARTITIONS_EVERY_S
-        self._update_caught_up()
-        log.info(
-            "kafka source assigned",
-            extra={
-                "topic": self._topic,
-                "positions": self._positions,
-                "end_offsets": self._targets,
-            },
-        )
+            self._connect_error = f"cannot reach Kafka at {','.join(self._servers)}: {exc}"
+        except Exception as exc:
+            log.exception("unexpected error while connecting to Kafka")
+            self._connect_error = f"connecting to Kafka failed: {type(exc).__name__}: {exc}"
+        finally:
+            self._connect_done.set()
 
     def _assign(self, partitions: list[int], *, by_time: bool) -> None:
         """Assign ``partitions`` and seek each one to a known numeric position.

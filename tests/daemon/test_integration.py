@@ -364,3 +364,21 @@ def test_recorded_offset_out_of_range_reads_from_the_start(
             lambda s: s.metadata["source"] == "kafka" and offsets(s) == ends(produced),
         )
     assert values_by_index(snap) == {-1: 0.5} | {i: float(i) for i in range(10)}
+
+
+def test_start_while_the_broker_is_down_then_catch_up(stack: StackHandle, shm_dir: Path) -> None:
+    topic = stack.new_topic(1)
+    produced = stack.produce_json(topic, [event(i, float(i)) for i in range(5)])
+    reader = Reader(shm_dir)
+    stack.stop_kafka()
+    try:
+        with running(config(stack, shm_dir, topic)):
+            status = wait_status(shm_dir, lambda s: s["state"] == "degraded", what="degraded")
+            assert "Kafka" in str(status["last_error"])
+            assert status["heartbeat_ns"] > time.time_ns() - 2 * 10**9
+            stack.start_kafka()
+            snap = wait_for(reader, covers(ends(produced)), timeout=40, what="caught up")
+            wait_status(shm_dir, lambda s: s["state"] == "live", what="live")
+    finally:
+        stack.start_kafka()
+    assert values_by_index(snap) == {i: float(i) for i in range(5)}
