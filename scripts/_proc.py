@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["is_running", "spawn", "stop"]
@@ -21,6 +23,9 @@ __all__ = ["is_running", "spawn", "stop"]
 # the process that started it dies (even by SIGKILL), then becomes the server. Used by the test
 # fixtures so a killed test run leaves no broker behind; the CLI leaves servers running on purpose.
 # A trampoline rather than preexec_fn because the parent has threads (kafka-python's I/O thread).
+# Linux sends the signal when the *thread* that forked the child ends, so tied servers are
+# always forked from the main thread or, for calls from other threads, from one spawner thread
+# that lives as long as the process.
 _TIE = """
 import ctypes, os, signal, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -31,16 +36,31 @@ os.execvp(sys.argv[2], sys.argv[2:])
 """
 
 
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
 def spawn(
     cmd: list[str], *, log_path: Path, cwd: Path, tie_to_parent: bool
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in its own session with stdout and stderr appended to ``log_path``.
 
-    With ``tie_to_parent`` (Linux only; ignored elsewhere) the server gets SIGTERM when the
-    calling thread's process dies.
+    With ``tie_to_parent`` (Linux only; ignored elsewhere) the server gets SIGTERM when this
+    process dies, whichever thread calls.
     """
-    if tie_to_parent and sys.platform.startswith("linux"):
-        cmd = [sys.executable, "-c", _TIE, str(os.getpid()), *cmd]
+    if not (tie_to_parent and sys.platform.startswith("linux")):
+        return _popen(cmd, log_path=log_path, cwd=cwd)
+    tied = [sys.executable, "-c", _TIE, str(os.getpid()), *cmd]
+    if threading.current_thread() is threading.main_thread():
+        return _popen(tied, log_path=log_path, cwd=cwd)
+    global _spawner  # noqa: PLW0603 - one long-lived thread per process, created on demand
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stack-spawner")
+    return _spawner.submit(_popen, tied, log_path=log_path, cwd=cwd).result()
+
+
+def _popen(cmd: list[str], *, log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(  # noqa: S603 - argv list, no shell

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -140,3 +141,18 @@ def test_a_hard_killed_broker_recovers_its_log(stack: StackHandle, consumer: Kaf
     consumer.seek_to_beginning(*tps)
     assert consumer.end_offsets(tps) == {tps[0]: 0, tps[1]: 6}
     assert [json.loads(r.value)["i"] for r in drain(consumer, 6)] == list(range(6))
+
+
+def test_a_broker_restarted_from_another_thread_outlives_that_thread(stack: StackHandle) -> None:
+    # The servers are tied to the test process by a parent-death signal, which Linux sends when
+    # the forking *thread* ends: a restart from a helper thread must not kill the new broker.
+    def restart() -> float:
+        stack.stop_kafka()
+        return stack.start_kafka()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # its thread has ended after the block
+        restarted = pool.submit(restart)
+    assert restarted.result(timeout=0) < 60
+    time.sleep(1.0)  # a parent-death signal would have been delivered by now
+    topic = stack.new_topic(1)
+    assert stack.produce_json(topic, [{"i": 1}]) == [(0, 0)]
