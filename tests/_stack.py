@@ -21,7 +21,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from minio import Minio
 
-from scripts.errors import StackError
+from scripts.errors import MissingToolError, StackError
 from scripts.stack import Stack, StackConfig
 
 __all__ = ["StackHandle", "free_ports", "start_stack"]
@@ -63,6 +63,8 @@ def start_stack(environ: Mapping[str, str], state_dir: Path) -> tuple[Stack, dic
         stack = Stack(config, tie_to_parent=True)
         try:
             return stack, stack.up()
+        except MissingToolError:
+            raise
         except StackError as exc:
             stack.down()
             last = exc

@@ -25,7 +25,8 @@ Fixtures
     - ``stop_kafka(*, hard=False)`` / ``start_kafka() -> seconds``: broker restart on the same
       port with the same data (clean shutdown, or SIGKILL with ``hard=True``);
     - ``kafka_log`` / ``s3_log``: server log files, ``start_times``: seconds until each answered.
-    Tests that stop the broker must start it again before they end (use ``try/finally``).
+    Tests that stop the broker must start it again before they end (use ``try/finally``);
+    ``stop_kafka``/``start_kafka`` may be called from any thread.
 ``kafka_topic`` (function): a fresh one-partition topic name.
 ``s3_bucket`` (function): a fresh bucket name.
 ``stack_env`` (function): ``stack.env()``.
