@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -85,10 +86,17 @@ def _add_options(parser: Any, **_: Any) -> None:
 
 
 def _configuration(
-    environment: Environment, environ: Mapping[str, str]
+    environment: Environment, environ: Mapping[str, str], users: tuple[type[ServiceUser], ...]
 ) -> tuple[LoadConfig, GateSpec]:
     options = environment.parsed_options
     config = LoadConfig.from_env(environ, options)
+    named = set(getattr(options, "user_classes", None) or ())
+    if named:
+        # User classes named on the command line run, at least with weight 1; the others not.
+        weights = tuple(
+            (u.mode, max(1, config.weight(u.mode)) if u.__name__ in named else 0) for u in users
+        )
+        config = dataclasses.replace(config, weights=weights).checked()
     gates = GateSpec.from_env(environ)
     if needs_run_time(config.shape) and not getattr(options, "run_time", None):
         raise ConfigError(f"the {config.shape} shape needs a run time (-t / --run-time)")
@@ -98,12 +106,12 @@ def _configuration(
 def _configure(
     environment: Environment,
     environ: Mapping[str, str],
-    users: Iterable[type[ServiceUser]],
+    users: tuple[type[ServiceUser], ...],
     *,
     at_start: bool = False,
 ) -> None:
     try:
-        config, gates = _configuration(environment, environ)
+        config, gates = _configuration(environment, environ, users)
     except ConfigError as exc:
         if at_start:
             log.error("options ignored, the previous configuration stays: %s", exc)

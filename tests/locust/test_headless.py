@@ -86,16 +86,14 @@ def test_twenty_users_pass_the_gates_against_the_live_service(service, tmp_path)
 def test_a_failed_gate_exits_1_naming_the_gate_and_the_excess(service):
     done = run_locust(
         service.url,
-        {"LOCUST_WEIGHT_SYNTHETIC": "5", "LOCUST_P50_MS": "0", "LOCUST_MIN_RPS": "1000000"},
-        *("--weight-synthetic", "0", "--weight-real", "0", "--weight-bad", "0"),
-        "--shape",
-        "ramp",
+        {"LOCUST_WEIGHT_CACHED": "0", "LOCUST_P50_MS": "0", "LOCUST_MIN_RPS": "1000000"},
+        *("--shape", "ramp", "CachedUser"),  # a class named on the command line runs alone
         users=2,
         seconds=3,
     )
     log = done.stderr
     assert done.returncode == 1, log[-3000:]
-    assert "modes cached=4 synthetic=0 real=0 bad=0 ingest=0, shape ramp" in log
+    assert "modes cached=1 synthetic=0 real=0 bad=0 ingest=0, shape ramp" in log
     assert "SLO gate FAILED: p50 latency" in log and "(LOCUST_P50_MS) by " in log
     assert "< 1000000 req/s (LOCUST_MIN_RPS) by " in log and "%)" in log
     assert "SLO gate ok: failure ratio 0 <= 0 (LOCUST_MAX_FAIL_RATIO)" in log
@@ -120,10 +118,12 @@ def closed_port() -> int:
 )
 def test_a_refused_preflight_stops_the_run_before_any_load(service, tmp_path, env, words):
     prefix = tmp_path / "refused"
-    done = run_locust(service.url, env, "--csv", str(prefix), users=4, seconds=10)
+    only_synthetic = ("--weight-cached", "0", "--weight-real", "0", "--weight-bad", "0")
+    done = run_locust(service.url, env, "--csv", str(prefix), *only_synthetic, users=4, seconds=10)
     log = done.stderr
     assert done.returncode == 2, log[-3000:]
     assert "no load was applied: the preflight failed" in log and words in log
+    assert "modes cached=0 synthetic=2 real=0 bad=0" in log
     assert stats_rows(prefix)["Aggregated"]["Request Count"] == "0"
 
 
