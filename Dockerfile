@@ -14,9 +14,9 @@
 # ---- build: wheels for the project and every dependency, the venv, the model artifact ----
 FROM python:3.11-slim-bookworm AS build
 
+# pip compiles the venv's bytecode at install time: the runtime's root filesystem is read-only.
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
 # Every dependency ships manylinux wheels, so this stage needs no compiler today; if one ever
