@@ -114,6 +114,7 @@ def _metrics_dir() -> tuple[Path, bool]:
 _METRICS_DIR, _OWN_METRICS_DIR = _metrics_dir()
 
 # Only now may anything import prometheus_client (the app does, when it is loaded).
+import gunicorn.util
 from gunicorn.glogging import Logger
 from prometheus_client import multiprocess
 from threadpoolctl import threadpool_limits
@@ -201,6 +202,40 @@ class JsonLogger(Logger):  # type: ignore[misc]
 
 
 logger_class = JsonLogger
+
+
+# -- errors Gunicorn answers itself (bad request line, headers, chunking) ---------------------
+
+_GUNICORN_SLUGS = {
+    400: "bad-request",
+    403: "forbidden",
+    414: "uri-too-long",
+    417: "expectation-failed",
+    431: "header-fields-too-large",
+    500: "internal-error",
+}
+
+
+def _write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """problem+json in place of Gunicorn's HTML page, so no answer of this server is HTML."""
+    body = json.dumps(
+        {
+            "type": f"/problems/{_GUNICORN_SLUGS.get(status_int, 'http-error')}",
+            "title": reason,
+            "status": status_int,
+            "detail": mesg[:200] or "the server failed; see logs",
+            "errors": [],
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# Gunicorn's workers call util.write_error for requests they reject before the app runs.
+gunicorn.util.write_error = _write_problem
 
 
 # -- hooks -----------------------------------------------------------------------------------

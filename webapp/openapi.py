@@ -23,6 +23,11 @@ PROBLEM_TYPES: dict[str, str] = {
     "window-unusable": "503: the cached window cannot feed the model (too short, irregular)",
     "not-ready": "503 from /readyz: restoring, stale, no model, no data or insufficient data",
     "internal-error": "500: a server fault (never caused by input); details are in the log",
+    "uri-too-long": "414 from Gunicorn: request line longer than 4096 bytes",
+    "header-fields-too-large": "431 from Gunicorn: too many or too large header fields",
+    "forbidden": "403 from Gunicorn: a forbidden proxy request",
+    "expectation-failed": "417 from Gunicorn: an unsupported Expect header",
+    "http-error": "another HTTP-level error",
 }
 
 _VALIDATION_CODES = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -367,3 +368,39 @@ def test_recycled_workers_keep_their_counts_and_leave_the_live_gauges(artifact):
         server.stop()
         window.close()
         remove_tree(parent)
+
+
+def _raw(server: GunicornServer, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "slug"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad-request"),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri-too-long"),
+        (
+            b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(70)) + b"\r\n",
+            431,
+            "header-fields-too-large",
+        ),
+    ],
+    ids=["bad-request-line", "uri-too-long", "too-many-headers"],
+)
+def test_requests_gunicorn_rejects_get_problem_json_too(served, request_bytes, status, slug):
+    server, _ = served
+    code, headers, body = _raw(server, request_bytes)
+    assert code == status
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["type"] == f"/problems/{slug}" and problem["status"] == status
+    spec = server.request("GET", "/openapi.json").json()
+    assert problem["type"] in spec["components"]["schemas"]["Problem"]["properties"]["type"]["enum"]
