@@ -74,6 +74,11 @@ class Window:
         # _head, so eviction is O(1) amortised even for windows of millions of rows.
         self._keys: list[int] = []
         self._head = 0
+        # Arrays of the rows as last materialised, and what happened since: appends at the
+        # end (and evictions at the front) extend them; anything else rebuilds them.
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._appended = 0
+        self._reshaped = True
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -97,6 +102,7 @@ class Window:
                 return Outcome.UNCHANGED
             rows[time_ns] = values
             self.version += 1
+            self._reshaped = True
             return Outcome.UPDATED
         keys = self._keys
         if rows:
@@ -111,10 +117,13 @@ class Window:
                 return Outcome.DROPPED_LATE
             if time_ns > newest:
                 keys.append(time_ns)
+                self._appended += 1
             else:
                 bisect.insort(keys, time_ns, lo=self._head)
+                self._reshaped = True
         else:
             keys.append(time_ns)
+            self._appended += 1
         rows[time_ns] = values
         self.version += 1
         if (self.max_rows is not None and len(rows) > self.max_rows) or (
@@ -139,14 +148,43 @@ class Window:
             self._head = 0
 
     def times(self) -> np.ndarray:
-        """The live timestamps, ascending, as an int64 array (ns since the epoch, UTC)."""
-        return np.array(self._keys[self._head :], dtype=np.int64)
+        """The live timestamps, ascending, as an int64 array (ns since the epoch, UTC).
+
+        The returned array is shared with the window's cache: do not modify it.
+        """
+        return self._materialize()[0]
 
     def values(self) -> np.ndarray:
-        """The live values as a float64 array of shape ``(rows, len(columns))``, by time."""
-        rows = self._rows
-        out = np.array([rows[k] for k in self._keys[self._head :]], dtype=np.float64)
-        return out.reshape(len(rows), len(self.columns))
+        """The live values as a float64 array of shape ``(rows, len(columns))``, by time.
+
+        The returned array is shared with the window's cache: do not modify it.
+        """
+        return self._materialize()[1]
+
+    def _materialize(self) -> tuple[np.ndarray, np.ndarray]:
+        """Arrays of the live rows; O(new rows) when only appends and evictions happened."""
+        live = len(self._rows)
+        keys, rows = self._keys, self._rows
+        if self._cache is None or self._reshaped:
+            new_keys = keys[self._head :]
+            old_times = np.empty(0, dtype=np.int64)
+            old_values = np.empty((0, len(self.columns)), dtype=np.float64)
+        else:
+            new_keys = keys[max(self._head, len(keys) - self._appended) :]
+            old_times, old_values = self._cache
+        if new_keys or len(old_times) != live:
+            fresh = np.array([rows[k] for k in new_keys], dtype=np.float64)
+            fresh = fresh.reshape(len(new_keys), len(self.columns))
+            times = np.concatenate([old_times, np.array(new_keys, dtype=np.int64)])[-live:]
+            values = np.concatenate([old_values, fresh])[-live:]
+            if live == 0:
+                times, values = times[:0], values[:0]
+            self._cache = (times, values)
+        elif self._cache is None:
+            self._cache = (old_times, old_values)
+        self._appended = 0
+        self._reshaped = False
+        return self._cache
 
     def to_table(self, *, gap_policy: str = "keep") -> pa.Table:
         """The window as an Arrow table (``time`` then one float64 column per series).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -195,3 +197,54 @@ def test_long_in_order_stream_compacts_and_stays_correct() -> None:
     assert len(w) == 100
     assert w.times().tolist() == list(range(19_900, 20_000))
     assert len(w._keys) < 10_000
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.integers(0, 80), st.integers(-3, 3).map(float)), max_size=15),
+        max_size=8,
+    ),
+    max_rows=st.one_of(st.none(), st.integers(1, 12)),
+    duration=st.one_of(st.none(), st.integers(1, 25)),
+)
+def test_incremental_arrays_equal_a_fresh_build(
+    batches: list[list[tuple[int, float]]], max_rows: int | None, duration: int | None
+) -> None:
+    if max_rows is None and duration is None:
+        max_rows = 6
+    w = Window(["v"], max_rows=max_rows, max_duration_ns=duration)
+    seen: list[tuple[int, float]] = []
+    for batch in batches:
+        for t, v in batch:
+            w.apply(t, (v,))
+        seen += batch
+        fresh = Window(["v"], max_rows=max_rows, max_duration_ns=duration)
+        for t, v in seen:
+            fresh.apply(t, (v,))
+        assert w.times().tolist() == fresh.times().tolist()
+        assert w.values().tolist() == fresh.values().tolist()
+        assert w.to_table().equals(fresh.to_table())
+
+
+def test_appending_to_a_large_window_costs_far_less_than_a_full_build() -> None:
+    def filled() -> Window:
+        w = Window(["v"], max_rows=200_000, max_duration_ns=None)
+        for i in range(200_000):
+            w.apply(i, (float(i),))
+        return w
+
+    w = filled()
+    w.to_table()
+    for i in range(200_000, 200_100):
+        w.apply(i, (float(i),))
+    start = time.perf_counter()
+    table = w.to_table()
+    incremental = time.perf_counter() - start
+    fresh = filled()
+    start = time.perf_counter()
+    assert fresh.to_table().num_rows == 200_000
+    full = time.perf_counter() - start
+    assert table.num_rows == 200_000
+    assert table.column("v")[0].as_py() == 100.0 and table.column("v")[-1].as_py() == 200_099.0
+    assert incremental < full / 3, (incremental, full)
