@@ -17,6 +17,9 @@ import pytest
 
 from tests.deploy._manifests import ROOT, tool
 
+# slow: about 10 s, and the first run builds .venv-tools (kept out of `make test-fast`).
+pytestmark = pytest.mark.slow
+
 CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
 # --skip-download: never contact the vendor's platform (severities and links are not needed).
 SCANS = {

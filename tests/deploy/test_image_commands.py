@@ -57,7 +57,8 @@ STAGES = parse(ROOT / "Dockerfile")
 BUILD, FINAL = STAGES[0], STAGES[-1]
 READY_TIMEOUT_S = 90.0
 
-pytestmark = pytest.mark.timeout(240)
+# slow: each test starts Gunicorn and the daemon (integration is added for the stack's one).
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 
 @dataclass(frozen=True)
