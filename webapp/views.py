@@ -85,7 +85,7 @@ def predict() -> Response:
     retry = access.settings.retry_after_s
     snapshot = access.snapshot()
     if snapshot is None:
-        raise _unavailable("no-data", "No window yet", "nothing has been published yet", retry)
+        raise _unavailable("no-data", "No window yet", access.no_data_reason(), retry)
     _note_generation(snapshot.generation)
     model, why = access.model(snapshot)
     if model is None:
@@ -152,7 +152,7 @@ def cache() -> Response:
         raise _unavailable(
             "no-data",
             "No window yet",
-            "nothing has been published yet",
+            access.no_data_reason(),
             access.settings.retry_after_s,
         )
     _note_generation(snapshot.generation)

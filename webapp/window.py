@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from forecasting import Forecaster, ForecastingError, Origin, load_bytes
-from shm import Reader, Snapshot, table_checksum
+from shm import Reader, ShmError, Snapshot, table_checksum
 from webapp.config import Settings
 from webapp.errors import ProblemError
 from webapp.validation import Expectations, format_times
@@ -101,14 +101,34 @@ class WindowAccess:
         self._model_error: str | None = None
         self._model_failed_at = 0.0
         self._expect: Expectations | None = None
+        self._last: Snapshot | None = None
+        self._read_error: str | None = None
 
     @property
     def settings(self) -> Settings:
         return self._settings
 
     def snapshot(self) -> Snapshot | None:
-        """The newest generation (None before the first publication)."""
-        return self._reader.current()
+        """The newest generation (None before the first publication).
+
+        If the directory or the newest file is refused (unsafe permissions, a corrupt
+        file), the last good generation this worker held is served and the error is logged
+        once and reported by :meth:`no_data_reason`.
+        """
+        try:
+            snapshot = self._reader.current()
+        except ShmError as exc:
+            if str(exc) != self._read_error:
+                log.error("cannot read the window", extra={"error": str(exc)})
+            self._read_error = str(exc)
+            return self._last
+        self._read_error = None
+        self._last = snapshot
+        return snapshot
+
+    def no_data_reason(self) -> str:
+        """Why :meth:`snapshot` returned None."""
+        return self._read_error or "nothing has been published yet"
 
     def daemon_status(self) -> dict[str, Any] | None:
         """The parsed daemon status file, or None when absent or unreadable."""
@@ -229,7 +249,7 @@ class WindowAccess:
         """Ready = a generation, not restoring, a usable model and window, fresh data."""
         snapshot = self.snapshot()
         if snapshot is None:
-            return Readiness(False, "no data", None)
+            return Readiness(False, f"no data: {self.no_data_reason()}", None)
         gen = snapshot.generation
         if snapshot.metadata.get("state") == "restoring":
             return Readiness(False, "restoring", gen)

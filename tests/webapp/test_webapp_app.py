@@ -281,3 +281,30 @@ def test_metric_labels_stay_bounded_for_odd_methods_and_paths(window):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'method="other",route="unmatched"' in text
     assert "BREW" not in text and "/x/y/z" not in text
+
+
+def test_an_unsafe_directory_is_a_503_naming_the_problem_not_a_500(window):
+    window.publish(500)
+    window.directory.chmod(0o777)  # world-writable: the reader refuses it
+    try:
+        client = make_app(window).test_client()
+        body = problem(client.post("/predict", json={}), 503, "no-data")
+        assert "world-writable" in body["detail"] or "writable" in body["detail"]
+        resp = client.get("/readyz")
+        assert resp.status_code == 503 and resp.headers["X-Not-Ready"] == "no data"
+        assert client.get("/metrics").status_code == 200
+    finally:
+        window.directory.chmod(0o750)
+
+
+def test_a_worker_keeps_serving_its_last_good_generation_if_the_next_is_refused(window):
+    gen = window.publish(500)
+    client = make_app(window).test_client()
+    assert client.post("/predict", json={}).get_json()["generation"] == gen
+    window.directory.chmod(0o777)
+    try:
+        window.publish(500)
+        resp = client.post("/predict", json={})
+        assert resp.status_code == 200 and resp.get_json()["generation"] == gen
+    finally:
+        window.directory.chmod(0o750)
