@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 STATUS_FILE = "daemon-status.json"
 _MODEL_NAME_RE = re.compile(r"\Amodel-([0-9a-f]{64})\.skops\Z")
 _MODEL_RETRY_S = 5.0
+_MODEL_MAX_BYTES = 512 * 1024 * 1024
 # The window may miss events (late or lost); interpolating short holes keeps /predict usable.
 _WINDOW_MAX_GAP_STEPS = 48
 
@@ -163,8 +165,12 @@ class WindowAccess:
         path = self._settings.shm_dir / name
         self._model_key = key
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO planted under this name must not hang the worker.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
             with os.fdopen(fd, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if not stat.S_ISREG(st.st_mode) or st.st_size > _MODEL_MAX_BYTES:
+                    raise OSError(f"{name} is not a regular file under {_MODEL_MAX_BYTES} bytes")
                 data = fh.read()
             model = load_bytes(data, sha256=sha)
         except (OSError, ForecastingError) as exc:

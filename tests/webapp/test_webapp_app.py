@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -308,3 +309,15 @@ def test_a_worker_keeps_serving_its_last_good_generation_if_the_next_is_refused(
         assert resp.status_code == 200 and resp.get_json()["generation"] == gen
     finally:
         window.directory.chmod(0o750)
+
+
+def test_a_fifo_in_place_of_the_model_does_not_hang_the_worker(window):
+    fake = {
+        **window.model_meta,
+        "model_file": "model-" + "a" * 64 + ".skops",
+        "model_sha256": "a" * 64,
+    }
+    os.mkfifo(window.directory / fake["model_file"], 0o640)
+    window.publish(500, model=fake)
+    body = problem(make_app(window).test_client().post("/predict", json={}), 503, "no-model")
+    assert "not a regular file" in body["detail"]
