@@ -1,0 +1,89 @@
+"""Scenario 1, split brain: Gunicorn with four workers, the daemon consuming a real topic.
+
+After each event is acknowledged by the broker, every worker (told apart by the ``pid`` in
+``/cache``) must report a generation that holds it (its offsets cover the event) within a
+bound; no worker ever reports a lower generation than it reported before; and all workers
+serving one generation serve the same bytes (one checksum per generation, equal to the one
+the daemon recorded).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests._stack import StackHandle
+from tests.concurrency._checks import figures, json_ok, regressions
+from tests.concurrency._http import Load, summarize
+from tests.concurrency._kafka import Producer
+from tests.concurrency._service import running_service
+
+pytestmark = pytest.mark.concurrency
+
+WORKERS = 4
+SNAPSHOT_ROWS = 1000
+EVENTS = 12
+# Broker ack -> consumer fetch -> publication -> every worker: generous for a busy 2-core box.
+BOUND_S = 5.0
+
+
+def test_every_worker_serves_each_new_event_and_never_goes_back(
+    stack: StackHandle, artifact: bytes
+) -> None:
+    topic = stack.new_topic(1, prefix="split")
+    with running_service(
+        artifact, stack=stack, topic=topic, workers=WORKERS, snapshot_rows=SNAPSHOT_ROWS
+    ) as service:
+        pids = service.worker_pids()
+        assert len(pids) == WORKERS
+        producer = Producer(stack, topic)
+        latencies: list[float] = []
+        try:
+            with Load(service.port, "GET", "/cache", threads=8) as load:
+                for n in range(EVENTS):
+                    (offset,) = producer.send([SNAPSHOT_ROWS + n])
+                    acked = time.monotonic_ns()
+                    deadline = acked + int(BOUND_S * 1e9)
+                    seen_at: dict[int, int] = {}
+                    while set(seen_at) != pids and time.monotonic_ns() < deadline:
+                        for r in load.results():
+                            if r.kind != "ok" or r.status != 200 or r.sent_ns < acked:
+                                continue
+                            body = r.json()
+                            if body["offsets"].get("0", 0) > offset and body["pid"] in pids:
+                                seen_at.setdefault(body["pid"], r.done_ns)
+                        time.sleep(0.02)
+                    missing = pids - set(seen_at)
+                    assert not missing, f"event {n}: workers {missing} not fresh in {BOUND_S} s"
+                    latencies.append((max(seen_at.values()) - acked) / 1e9)
+        finally:
+            producer.close()
+        results = load.results()
+        assert service.worker_pids() == pids, "a worker was replaced during the test"
+
+    answered = json_ok(results)
+    bodies = [r.json() for r in answered]
+    assert len(answered) == len(results), summarize(results)
+    observations = [
+        (b["pid"], b["generation"], r.sent_ns, r.done_ns)
+        for b, r in zip(bodies, answered, strict=True)
+    ]
+    assert regressions(observations) == []
+    assert all(b["checksum_matches"] is True for b in bodies)
+    checksums: dict[int, set[str]] = {}
+    for b in bodies:
+        checksums.setdefault(b["generation"], set()).add(b["checksum"])
+    assert all(len(c) == 1 for c in checksums.values()), checksums
+    assert {b["pid"] for b in bodies} == pids
+    figures(
+        "1-split-brain",
+        workers=WORKERS,
+        events=EVENTS,
+        cache_answers_checked=len(bodies),
+        failed=len(results) - len(answered),
+        regressions=0,
+        generations_seen=len(checksums),
+        max_latency_s=round(max(latencies), 3),
+        median_latency_s=round(sorted(latencies)[len(latencies) // 2], 3),
+    )
