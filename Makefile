@@ -17,6 +17,7 @@ help:
 	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
 	@echo "make lint   ruff + mypy --strict"
 	@echo "make bench  benchmarks; JSON into bench/results/"
+	@echo "make bench-redis  install redis-server (apt) for the Redis baseline of make bench"
 	@echo "make load   Locust against a running service (make run); reports into reports/"
 	@echo "make stack-up / stack-down  local Kafka + S3 on loopback (scripts/stack.py)"
 
@@ -58,6 +59,16 @@ stack-down: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The Redis-backed baseline of bench.compare needs redis-server (Debian package, BSD-3 in
+# bookworm's 7.0); without it that baseline is skipped with a message. Needs root or sudo.
+.PHONY: bench-redis
+bench-redis:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y --no-install-recommends redis-server \
+	  || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends redis-server; }; }
+	@redis-server --version
 
 # Headless Locust run against a service already running (`make run` in another terminal).
 # Override LOAD_HOST/LOAD_USERS/LOAD_TIME/LOAD_SHAPE; SLO gates come from LOCUST_* variables

@@ -1,0 +1,136 @@
+"""The goals of the comparison, checked against one run's results.
+
+Each goal is ``{"goal", "target", "measured", "met"}``; ``met`` is None when the run did not
+measure it (a part skipped, or quick sizes that do not reach the goal's size).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["check"]
+
+TARGETS = {
+    "read_unchanged_us": 5.0,
+    "read_flatness": 1.5,
+    "read_deep_copy_ratio_10M": 1_000.0,
+    "pss_worker_mib": 60.0,
+    "pss_window_factor": 1.2,
+    "http_ratio": {50: 2.5, 1_000_000: 6.0, 10_000_000: 100.0},
+    "http_p99_ms": 20.0,
+    "freshness_p99_ms": 100.0,
+}
+_USERS = 20
+
+
+def _goal(goal: str, target: str, measured: str | None, met: bool | None) -> dict[str, Any]:
+    return {"goal": goal, "target": target, "measured": measured, "met": met}
+
+
+def _readpath(data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not data:
+        return [_goal("read path", "measured", None, None)]
+    sizes, ours, seed = data["sizes"], data["us"]["ours"], data["us"]["seed"]
+    worst = max(ours)
+    flat = ours[-1] / ours[0]
+    goals = [
+        _goal(
+            "read path, unchanged generation",
+            "<= 5 µs at every size",
+            f"max {worst:.2f} µs",
+            worst <= TARGETS["read_unchanged_us"],
+        ),
+        _goal(
+            "read path flat in size",
+            f"{sizes[-1]:,} rows / {sizes[0]:,} rows <= 1.5",
+            f"{flat:.2f}",
+            flat <= TARGETS["read_flatness"],
+        ),
+    ]
+    ratio = seed[-1] / ours[-1]
+    reaches = sizes[-1] >= 10_000_000
+    goals.append(
+        _goal(
+            "read path vs deep copy under a lock",
+            ">= 1,000x at 10 M rows",
+            f"{ratio:,.0f}x at {sizes[-1]:,} rows",
+            ratio >= TARGETS["read_deep_copy_ratio_10M"] if reaches else None,
+        )
+    )
+    return goals
+
+
+def _memory(data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not data:
+        return [_goal("memory", "measured", None, None)]
+    sample = max(data["ours"], key=lambda s: s["workers"])
+    w = sample["workers"]
+    bound = TARGETS["pss_window_factor"] * data["window_mib"] + w * TARGETS["pss_worker_mib"]
+    private = next(s for s in data["private"] if s["workers"] == w)
+    return [
+        _goal(
+            f"PSS of master + {w} workers, {data['window_mib']:.0f} MiB window",
+            f"<= 1.2 x window + {w} x 60 MiB = {bound:,.0f} MiB",
+            f"{sample['total_mib']:,.0f} MiB (private copies: {private['total_mib']:,.0f} MiB)",
+            sample["total_mib"] <= bound if w == 8 and data["window_mib"] >= 1024 else None,
+        )
+    ]
+
+
+def _http(data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not data:
+        return [_goal("HTTP", "measured", None, None)]
+    goals = []
+    runs = {(r["design"], r["rows"], r["users"]): r for r in data["runs"]}
+    targets: dict[int, float] = TARGETS["http_ratio"]  # type: ignore[assignment]
+    for rows in data["sizes"]:
+        ours, seed = runs.get(("ours", rows, _USERS)), runs.get(("seed", rows, _USERS))
+        if ours is None or seed is None:
+            continue
+        ratio = ours["rps"] / seed["rps"] if seed["rps"] else float("inf")
+        target = targets.get(rows)
+        goals.append(
+            _goal(
+                f"/predict throughput vs seed, {rows:,} rows, {_USERS} users",
+                f">= {target:g}x" if target else "reported",
+                f"{ratio:.1f}x ({ours['rps']:,.0f} vs {seed['rps']:,.1f} req/s)",
+                ratio >= target if target else None,
+            )
+        )
+        goals.append(
+            _goal(
+                f"/predict p99, {rows:,} rows, {_USERS} users",
+                "<= 20 ms",
+                f"{ours['p99_ms']:g} ms (seed: {seed['p99_ms']:g} ms)",
+                ours["p99_ms"] <= TARGETS["http_p99_ms"] and ours["failures"] == 0,
+            )
+        )
+    return goals
+
+
+def _freshness(data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not data or "skipped" in data or "ours" not in data.get("designs", {}):
+        return [_goal("freshness p99", "<= 100 ms", None, None)]
+    goals = []
+    for phase in ("idle", "load"):
+        r = data["designs"]["ours"][phase]
+        p99 = r.get("p99_ms")
+        goals.append(
+            _goal(
+                f"freshness p99 ({phase}), event -> every worker",
+                "<= 100 ms",
+                None if p99 is None else f"{p99:g} ms ({r['missing']} of {r['events']} missing)",
+                None if p99 is None else p99 <= TARGETS["freshness_p99_ms"] and not r["missing"],
+            )
+        )
+    return goals
+
+
+def check(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every goal with its verdict for this run."""
+    return [
+        *_readpath(results.get("readpath")),
+        *_memory(results.get("memory")),
+        *_http(results.get("http")),
+        *_freshness(results.get("freshness")),
+    ]

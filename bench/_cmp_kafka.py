@@ -1,0 +1,67 @@
+"""The broker for ``bench.compare``: the project's local stack on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from scripts.errors import StackError
+from scripts.stack import Stack, StackConfig
+
+__all__ = ["new_topic", "start_stack"]
+
+
+def _free_ports(count: int) -> list[int]:
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
+def start_stack(state_dir: Path) -> Stack:
+    """Kafka (and the stack's S3 server) tied to this process; ``Stack.down()`` stops it.
+
+    Raises ``StackError`` (e.g. no Java or Maven) after cleaning up.
+    """
+    kafka_port, controller_port, s3_port = _free_ports(3)
+    config = StackConfig.from_env(
+        os.environ,
+        state_dir=state_dir,
+        kafka_port=kafka_port,
+        kafka_controller_port=controller_port,
+        s3_port=s3_port,
+        start_timeout_s=180.0,
+    )
+    stack = Stack(config, tie_to_parent=True)
+    try:
+        stack.up()
+    except StackError:
+        stack.down()
+        raise
+    return stack
+
+
+def new_topic(bootstrap: str, prefix: str) -> str:
+    """A new one-partition topic with a leader; returns its name."""
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        admin.create_topics([NewTopic(name=name, num_partitions=1, replication_factor=1)])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            described = admin.describe_topics([name])
+            parts = (described[0].get("partitions") or []) if described else []
+            if parts and all(p.get("leader_id", -1) >= 0 for p in parts):
+                return name
+            time.sleep(0.05)
+    finally:
+        admin.close()
+    raise TimeoutError(f"topic {name} has no leader after 15 s")

@@ -1,0 +1,155 @@
+"""PNG plots of ``bench.compare`` results (matplotlib, Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+__all__ = ["plot_all"]
+
+_COLORS = {
+    "ours": "#1b7837",
+    "ours_new_generation": "#7fbf7b",
+    "seed": "#c51b7d",
+    "private": "#2166ac",
+    "redis": "#e08214",
+}
+_LABELS = {
+    "ours": "ours: Reader.current(), unchanged (per request)",
+    "ours_new_generation": "ours: first current() of a new generation (once per generation)",
+    "seed": "seed design: deep copy under a lock",
+    "private": "private caches: own frame by reference",
+    "redis": "Redis: GET + unpickle",
+}
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_readpath(data: dict[str, Any], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for design, values in data["us"].items():
+        points = [(n, v) for n, v in zip(data["sizes"], values, strict=True) if v is not None]
+        if points:
+            style = "--" if design == "ours_new_generation" else "-"
+            ax.plot(
+                *zip(*points, strict=True),
+                style,
+                marker="o",
+                color=_COLORS[design],
+                label=_LABELS[design],
+            )
+    ax.axhline(5, color="grey", lw=0.8, ls=":", label="goal for ours: 5 µs")
+    ax.set(xscale="log", yscale="log", xlabel="window rows", ylabel="µs per request (median)")
+    ax.set_title("Read path: cost to obtain the latest window")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(True, which="major", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_memory(data: dict[str, Any], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    workers = data["workers"]
+    width = 0.38
+    xs = range(len(workers))
+    for offset, design, label in (
+        (-width / 2, "ours", "ours (one shared window)"),
+        (width / 2, "private", "private copy per worker"),
+    ):
+        totals = [s["total_mib"] for s in data[design]]
+        bars = ax.bar([x + offset for x in xs], totals, width, color=_COLORS[design], label=label)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    goal = [1.2 * data["window_mib"] + 60 * w for w in workers]
+    ax.plot(list(xs), goal, "k:", marker="_", label="goal: 1.2 x window + W x 60 MiB")
+    ax.set_xticks(list(xs), [f"W = {w}" for w in workers])
+    ax.set_ylabel("PSS of master + workers (MiB)")
+    ax.set_title(f"Memory serving one {data['window_mib']:.0f} MiB window")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_http(data: dict[str, Any], path: Path) -> Path:
+    runs = data["runs"]
+    keys = sorted({(r["rows"], r["users"]) for r in runs})
+    labels = [f"{rows:,} rows\n{users} users" for rows, users in keys]
+    by = {(r["design"], r["rows"], r["users"]): r for r in runs}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7.5))
+    width = 0.38
+    for offset, design in ((-width / 2, "ours"), (width / 2, "seed")):
+        rps = [by[(design, *k)]["rps"] if (design, *k) in by else 0 for k in keys]
+        bars = top.bar(
+            [i + offset for i in range(len(keys))], rps, width, color=_COLORS[design], label=design
+        )
+        top.bar_label(bars, fmt="%.0f", fontsize=7)
+    top.set_yscale("log")
+    top.set_ylabel("/predict req/s")
+    top.set_xticks(range(len(keys)), labels, fontsize=8)
+    top.set_title("HTTP /predict: throughput (Locust, same machine)")
+    top.legend(fontsize=8)
+    width = 0.13
+    shades = {"p50_ms": 0.45, "p95_ms": 0.7, "p99_ms": 1.0}
+    slot = 0
+    for design in ("ours", "seed"):
+        for pct, alpha in shades.items():
+            values = [by[(design, *k)][pct] if (design, *k) in by else 0 for k in keys]
+            xs = [i + (slot - 2.5) * width for i in range(len(keys))]
+            bottom.bar(
+                xs, values, width, color=_COLORS[design], alpha=alpha, label=f"{design} {pct[:-3]}"
+            )
+            slot += 1
+    bottom.axhline(20, color="grey", lw=0.8, ls=":", label="goal: p99 ≤ 20 ms at 20 users")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("latency (ms)")
+    bottom.set_xticks(range(len(keys)), labels, fontsize=8)
+    bottom.set_title("HTTP /predict: latency percentiles")
+    bottom.legend(fontsize=7, ncol=4)
+    return _save(fig, path)
+
+
+def plot_freshness(data: dict[str, Any], path: Path) -> Path:
+    cats = [(d, p) for d in data["designs"] for p in ("idle", "load")]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.38
+    for offset, pct, alpha in ((-width / 2, "p50_ms", 0.55), (width / 2, "p99_ms", 1.0)):
+        values = [data["designs"][d][p].get(pct, 0) for d, p in cats]
+        colors = [_COLORS[d] for d, _ in cats]
+        bars = ax.bar(
+            [i + offset for i in range(len(cats))],
+            values,
+            width,
+            color=colors,
+            alpha=alpha,
+            label=pct[:-3],
+        )
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.axhline(100, color="grey", lw=0.8, ls=":", label="goal: p99 ≤ 100 ms")
+    ax.set_xticks(range(len(cats)), [f"{d}\n{p}" for d, p in cats], fontsize=8)
+    ax.set_ylabel("ms from produce to visible in every worker")
+    ax.set_title(f"Freshness (light bars p50, dark p99; {data['rate_per_s']:g} events/s)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_all(results: dict[str, Any], directory: Path) -> list[Path]:
+    """Every plot the results allow, as ``compare-<part>.png`` in ``directory``."""
+    plots = []
+    makers = {
+        "readpath": plot_readpath,
+        "memory": plot_memory,
+        "http": plot_http,
+        "freshness": plot_freshness,
+    }
+    for part, maker in makers.items():
+        data = results.get(part)
+        if isinstance(data, dict) and "skipped" not in data:
+            plots.append(maker(data, directory / f"compare-{part}.png"))
+    return plots

@@ -1,0 +1,76 @@
+"""The window state both baselines keep per process: a DataFrame, a lock, a model, a consumer."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import pandas as pd
+
+from bench.baselines._consumer import ConsumerThread
+from bench.baselines._frame import append_events, describe, empty_window, load_model, load_window
+from bench.baselines.config import BaselineConfig
+from forecasting import Forecaster
+
+__all__ = ["WindowState"]
+
+
+class WindowState:
+    """One process's copy of the window.
+
+    ``df`` is replaced, never modified in place: the consumer thread builds the next frame
+    and swaps it in under ``lock``. Subclasses decide what a request does with it.
+    """
+
+    def __init__(self) -> None:
+        self.df: pd.DataFrame = empty_window("demand_mw")
+        self.lock = threading.Lock()
+        self.model: Forecaster | None = None
+        self.config: BaselineConfig | None = None
+        self.consumer: ConsumerThread | None = None
+
+    def start(self, config: BaselineConfig) -> None:
+        """Preload the window (a private copy) and the model, then start this process's
+        consumer thread when a broker is configured, waiting until it is positioned."""
+        self.config = config
+        self.model = load_model(config.model_path)
+        self.df = (
+            load_window(config.window_file)
+            if config.window_file is not None
+            else empty_window(config.column)
+        )
+        if config.bootstrap_servers:
+            self.consumer = ConsumerThread(
+                config.bootstrap_servers,
+                config.topic,
+                config.column,
+                self.on_events,
+                from_beginning=config.from_beginning,
+            )
+            self.consumer.start()
+            self.consumer.ready.wait(30)
+
+    def stop(self) -> None:
+        if self.consumer is not None:
+            self.consumer.stop()
+            self.consumer = None
+
+    def on_events(self, times_ns: list[int], values: list[float]) -> None:
+        """Called by the consumer thread: build the new frame, swap it in under the lock.
+
+        The single writer builds outside the lock, the kindest reading of the seed report
+        (the lock then guards only the swap and the readers).
+        """
+        assert self.config is not None
+        updated = append_events(
+            self.df, times_ns, values, column=self.config.column, max_rows=self.config.window_rows
+        )
+        with self.lock:
+            self.df = updated
+
+    def cache(self) -> dict[str, Any]:
+        """What ``/cache`` answers: this process's pid, row count and newest time."""
+        with self.lock:
+            frame = self.df
+        return {"pid": os.getpid(), **describe(frame)}

@@ -1,0 +1,135 @@
+"""The baselines behave as the designs they stand for, on a real broker where they consume."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench._cmp_freshness import _latencies
+from bench._cmp_series import STEP_NS, event_record, series_table, train_model, write_ipc
+from bench.baselines import BaselineConfig, BaselineConfigError, BaselineUnavailableError
+from bench.baselines._frame import PredictError, load_window, parse_predict_body
+from bench.baselines.private import WorkerCache
+from bench.baselines.redis_cache import RedisServer, RedisWindowCache, find_redis_server
+from bench.baselines.seed import SeedService
+from tests._stack import StackHandle
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_model(tmp_path_factory.mktemp("model"))
+
+
+def test_config_names_the_bad_variable(model_path: Path) -> None:
+    with pytest.raises(BaselineConfigError, match="MODEL_PATH"):
+        BaselineConfig.from_env({})
+    with pytest.raises(BaselineConfigError, match="WINDOW_ROWS"):
+        BaselineConfig.from_env({"MODEL_PATH": str(model_path), "WINDOW_ROWS": "many"})
+    with pytest.raises(BaselineConfigError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        BaselineConfig.from_env(
+            {"MODEL_PATH": str(model_path), "KAFKA_BOOTSTRAP_SERVERS": "no-port"}
+        )
+
+
+def test_predict_body_is_validated() -> None:
+    assert parse_predict_body(b"{}", horizon=48) == 1
+    assert parse_predict_body(b'{"inference_length": 3}', horizon=48) == 3
+    for body, status in ((b"{", 400), (b"[]", 422), (b'{"inference_length": 49}', 422)):
+        with pytest.raises(PredictError) as caught:
+            parse_predict_body(body, horizon=48)
+        assert caught.value.status == status
+
+
+def test_seed_copies_per_request_and_private_does_not(model_path: Path, tmp_path: Path) -> None:
+    window = tmp_path / "window.arrow"
+    write_ipc(series_table(500), window)
+    config = BaselineConfig(model_path=model_path, window_file=window)
+    seed, private = SeedService(), WorkerCache()
+    seed.start(config)
+    private.start(config)
+    assert len(seed.df) == len(private.df) == 500
+    copy = seed.frame_for_request()
+    assert not np.shares_memory(copy["demand_mw"].to_numpy(), seed.df["demand_mw"].to_numpy())
+    assert private.frame_for_request() is private.df
+    seed_answer = seed.predict(b'{"inference_length": 2}')
+    assert seed_answer == private.predict(b'{"inference_length": 2}')
+    assert [p["time"] for p in seed_answer["predictions"]] == [
+        "2024-01-01T00:01:00Z",
+        "2024-01-01T00:02:00Z",
+    ]
+
+
+def test_window_file_is_loaded_as_a_private_copy(tmp_path: Path) -> None:
+    path = tmp_path / "window.arrow"
+    table = series_table(1000)
+    write_ipc(table, path)
+    frame = load_window(path)
+    # The file is no longer mapped: the frame lives in this process's own memory.
+    assert str(path) not in Path("/proc/self/maps").read_text()
+    assert frame["demand_mw"].tolist() == table.column("demand_mw").to_pylist()
+
+
+def test_seed_consumer_applies_kafka_events(
+    model_path: Path, stack: StackHandle, kafka_topic: str
+) -> None:
+    first = int(pd.Timestamp("2024-01-01T00:00:00Z").value)
+    events: list[bytes] = [event_record(i, first_ns=first) for i in range(5)]
+    events.append(b"not json")
+    events.append(b'{"time": "2024-01-01T00:01:00Z", "demand_mw": 7.5}')  # a correction
+    stack.produce_json(kafka_topic, events)
+    service = SeedService()
+    service.start(
+        BaselineConfig(
+            model_path=model_path,
+            bootstrap_servers=(stack.bootstrap_servers,),
+            topic=kafka_topic,
+            window_rows=4,
+        )
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while service.consumer is not None and service.consumer.events < 6:
+            assert time.monotonic() < deadline, "the consumer thread did not apply the events"
+            time.sleep(0.05)
+        assert service.consumer is not None and service.consumer.bad_records == 1
+        frame = service.frame_for_request()
+    finally:
+        service.stop()
+    # Bounded to the newest 4 rows, sorted, the correction applied (last value wins).
+    times = frame["time"].astype("int64").tolist()
+    assert times == [first + i * STEP_NS for i in range(1, 5)]
+    assert frame["demand_mw"].iloc[0] == 7.5
+
+
+def test_redis_cache_round_trip_or_clear_skip() -> None:
+    if find_redis_server() is None:
+        with pytest.raises(BaselineUnavailableError, match="make bench-redis"):
+            RedisServer()
+        return
+    frame = series_table(1000).to_pandas()
+    with RedisServer() as server, server.client() as client:
+        cache = RedisWindowCache(client)
+        assert cache.publish(frame) > frame.memory_usage().sum()
+        pd.testing.assert_frame_equal(cache.latest(), frame)
+
+
+def test_freshness_latency_is_the_last_worker_to_show_the_event() -> None:
+    # Event 1 sent at t=10.0 with event time 100; worker 1 shows it at 10.02, worker 2 at
+    # 10.05; event 2 (event time 200, sent at 11.0) is shown by worker 1 only.
+    samples = [
+        (9.99, 1, 50),
+        (10.02, 1, 100),
+        (10.03, 2, 50),
+        (10.05, 2, 100),
+        (11.01, 1, 200),
+        (11.50, 2, 100),
+    ]
+    result = _latencies([(10.0, 100), (11.0, 200)], samples, expected=2)
+    assert result["workers_seen"] == 2
+    assert result["missing"] == 1
+    assert result["p50_ms"] == pytest.approx(50.0)
+    assert result["spread_p50_ms"] == pytest.approx(30.0)
