@@ -1,0 +1,170 @@
+"""Scenario 3: the daemon SIGKILLed at random moments while it publishes, then restarted.
+
+A producer streams events all along; clients call ``/predict {}`` and ``/readyz``. Meanwhile
+the workers must keep answering from the last good generation (no 5xx, and while the daemon
+is down every answer names exactly that generation); once the daemon has been down longer than
+``MAX_DATA_AGE_MS``, ``/readyz`` must say "stale". After the last restart the window must hold
+every event exactly once: offsets equal to the end of the topic, the table equal to the
+snapshot plus every event produced, and the ``events`` counter equal to the number produced.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tests._stack import StackHandle
+from tests.concurrency._checks import figures, json_ok
+from tests.concurrency._http import Load, summarize
+from tests.concurrency._kafka import Pacer, Producer, end_offset
+from tests.concurrency._series import rows_of, value
+from tests.concurrency._service import Service, running_service
+
+pytestmark = pytest.mark.concurrency
+
+SNAPSHOT_ROWS = 1000
+MAX_AGE_MS = 1500
+
+
+@dataclass
+class Outage:
+    down_ns: int
+    up_ns: int
+    generation: int
+    temp_files: int
+
+
+def _writing(service: Service, seconds: float) -> bool:
+    """Spin until a publication's temp file exists (a write in flight); False after
+    ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(name.startswith(".tmp-") for name in os.listdir(service.shm_dir)):
+            return True
+    return False
+
+
+def kill_and_restart(service: Service, *, down_s: float, run_s: float, mid_write: bool) -> Outage:
+    """Let the daemon publish for ``run_s`` after its last start, SIGKILL it (``mid_write``:
+    at the moment a temp file shows a write in flight), keep it down for ``down_s``, start it
+    again."""
+    before = service.generation()
+    service.wait_snapshot(lambda s: s.generation > before, timeout=60, what="a publication")
+    time.sleep(run_s)
+    if mid_write:
+        _writing(service, 3.0)
+    service.daemon.kill()
+    down = time.monotonic_ns()
+    generation = service.generation()
+    temps = sum(1 for p in service.shm_dir.iterdir() if p.name.startswith(".tmp-"))
+    time.sleep(down_s)
+    up = time.monotonic_ns()
+    service.daemon.start()
+    return Outage(down, up, generation, temps)
+
+
+def run_kills(
+    stack: StackHandle, artifact: bytes, *, events: int, rate: float, kills: int, seed: int
+) -> dict[str, object]:
+    rng = random.Random(seed)
+    topic = stack.new_topic(1, prefix="kill")
+    with running_service(
+        artifact,
+        stack=stack,
+        topic=topic,
+        workers=4,
+        snapshot_rows=SNAPSHOT_ROWS,
+        publish_interval_ms=5,
+        max_age_ms=MAX_AGE_MS,
+    ) as service:
+        producer = Producer(stack, topic)
+        pacer = Pacer(producer, first=SNAPSHOT_ROWS, count=events, rate=rate, batch=5)
+        outages: list[Outage] = []
+        try:
+            with (
+                Load(
+                    service.port, "POST", "/predict", b"{}", threads=4, context=service.generation
+                ) as predict,
+                Load(service.port, "GET", "/readyz", threads=1) as ready,
+            ):
+                pacer.start()
+                for k in range(kills):
+                    # One outage outlasts the staleness bound; the others are short.
+                    down = MAX_AGE_MS / 1000 + 1.5 if k == 1 else rng.uniform(0.1, 0.8)
+                    outages.append(
+                        kill_and_restart(
+                            service,
+                            down_s=down,
+                            run_s=rng.uniform(0.2, 1.5),
+                            mid_write=k % 2 == 0,
+                        )
+                    )
+                pacer.join()
+                end = end_offset(stack, topic)
+                final = service.wait_snapshot(
+                    lambda s: (
+                        s.metadata["offsets"] == f'{{"0": {end}}}' and s.metadata["state"] == "live"
+                    ),
+                    timeout=60,
+                    what="caught up after the last restart",
+                )
+                service.wait_ready()
+                leftovers = [
+                    p.name for p in service.shm_dir.iterdir() if p.name.startswith(".tmp-")
+                ]
+        finally:
+            producer.close()
+        predicts, readies = predict.results(), ready.results()
+        status = service.status()
+    assert status is not None
+    counters = final.metadata["counters"]
+    expected_rows = {i: value(i) for i in range(SNAPSHOT_ROWS + events)}
+    assert end == events
+    assert leftovers == [], "a restarted daemon leaves no temp file of a killed write"
+    assert rows_of(final.table) == expected_rows, "events lost or duplicated in the window"
+    assert counters == (
+        f'{{"events":{events},"dead_letters":{{}},"dropped_late":0,"publish_errors":0}}'
+    ), counters
+
+    answered = json_ok(predicts)
+    assert len(answered) == len(predicts), summarize(predicts)
+    during = stale = 0
+    for outage in outages:
+        for r in answered:
+            if r.sent_ns > outage.down_ns and r.done_ns < outage.up_ns:
+                during += 1
+                assert r.json()["generation"] == outage.generation, (outage, r.json())
+    behind = [r for r in answered if r.json()["generation"] < r.context]
+    assert behind == [], behind[:3]
+    long = outages[1]
+    bound = long.down_ns + (MAX_AGE_MS + 500) * 1_000_000
+    in_long = [r for r in readies if r.sent_ns > bound and r.done_ns < long.up_ns]
+    assert in_long, "no /readyz probe during the long outage"
+    for r in in_long:
+        assert (r.status, r.headers.get("x-not-ready")) == (503, "stale"), r
+        stale += 1
+    assert all(r.kind == "ok" and r.status in (200, 503) for r in readies), summarize(readies)
+    return {
+        "kills": kills,
+        "events": events,
+        "kills_with_a_write_in_flight": sum(1 for o in outages if o.temp_files),
+        "predict_requests": len(predicts),
+        "predict_failed": len(predicts) - len(answered),
+        "answers_during_outages": during,
+        "readyz_probes": len(readies),
+        "readyz_stale_in_long_outage": stale,
+        "final_rows": final.table.num_rows,
+        "lost": 0,
+        "counted_twice": 0,
+    }
+
+
+def test_sigkill_while_publishing_loses_nothing_and_serving_goes_on(
+    stack: StackHandle, artifact: bytes
+) -> None:
+    out = run_kills(stack, artifact, events=2000, rate=100.0, kills=4, seed=3)
+    figures("3-daemon-sigkill", **out)
