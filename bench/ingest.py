@@ -337,6 +337,8 @@ def _print(results: dict[str, Any]) -> None:
         print(f"{'daemon CPU % @ 1,000 ev/s':<34} {lat['daemon_cpu_percent']:>14}")
     if results.get("skipped"):
         print(f"broker parts skipped: {results['skipped']}")
+    start, end = results["load_average_at_start"], results["load_average_at_end"]
+    print(f"load average (1 min) at start / end: {start:.1f} / {end:.1f} on {os.cpu_count()} CPUs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 3.0 if args.quick else 15.0
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir="/dev/shm"))
     command = "python -m bench.ingest" + (" --quick" if args.quick else "")
-    results: dict[str, Any] = {"command": command}
+    # The machine may be shared: the load average says how much the figures are disturbed.
+    results: dict[str, Any] = {"command": command, "load_average_at_start": os.getloadavg()[0]}
     try:
         results["pipeline"] = bench_pipeline(events, workdir)
         config = StackConfig.from_env(
@@ -371,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack.down()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    results["load_average_at_end"] = os.getloadavg()[0]
     _print(results)
     path = write_results("ingest", results)
     print(f"results: {path}")
