@@ -69,32 +69,34 @@ def live_service(
     and Gunicorn, wait until ``/readyz`` says ready."""
     parent = Path(tempfile.mkdtemp(prefix="locust-test-", dir="/dev/shm"))
     shm_dir = parent / "window"
-    model = parent / "model.skops"
-    artifact = train_artifact()
-    model.write_bytes(artifact)
-    model.with_name(model.name + ".sha256").write_text(hashlib.sha256(artifact).hexdigest() + "\n")
     log = parent / "daemon.log"
-    env = clean_env(
-        **{
-            "SHM_DIR": str(shm_dir),
-            "MODEL_PATH": str(model),
-            "DAEMON_SOURCE": "replay",
-            "REPLAY_RATE": str(replay_rate),
-            "PUBLISH_INTERVAL_MS": "50",
-            "LOG_LEVEL": "WARNING",
-            **(daemon_env or {}),
-        }
-    )
-    with log.open("wb") as log_fh:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "cache_daemon"],
-            cwd=ROOT,
-            env=env,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-        )
+    daemon: subprocess.Popen[bytes] | None = None
     web: GunicornServer | None = None
     try:
+        model = parent / "model.skops"
+        artifact = train_artifact()
+        model.write_bytes(artifact)
+        sha = hashlib.sha256(artifact).hexdigest()
+        model.with_name(model.name + ".sha256").write_text(sha + "\n")
+        env = clean_env(
+            **{
+                "SHM_DIR": str(shm_dir),
+                "MODEL_PATH": str(model),
+                "DAEMON_SOURCE": "replay",
+                "REPLAY_RATE": str(replay_rate),
+                "PUBLISH_INTERVAL_MS": "50",
+                "LOG_LEVEL": "WARNING",
+                **(daemon_env or {}),
+            }
+        )
+        with log.open("wb") as log_fh:
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "cache_daemon"],
+                cwd=ROOT,
+                env=env,
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
+            )
         _wait_model(shm_dir, daemon, log)
         web = GunicornServer({"SHM_DIR": str(shm_dir)}, workers=workers)
         web.wait_ready()
@@ -106,7 +108,7 @@ def live_service(
     finally:
         if web is not None:
             web.stop()
-        if daemon.poll() is None:
+        if daemon is not None and daemon.poll() is None:
             daemon.send_signal(signal.SIGTERM)
             try:
                 daemon.wait(timeout=20)
