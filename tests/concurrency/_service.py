@@ -303,4 +303,5 @@ def running_service(
                 service.web.stop()
         finally:
             daemon.close()
+            service._reader = None  # unmaps (a tmpfs under test can then be unmounted)
             shutil.rmtree(work, ignore_errors=True)
