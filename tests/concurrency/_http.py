@@ -174,7 +174,10 @@ class Load:
         method, path, body = self._args
         while not self._stop.is_set():
             ctx = self._context() if self._context is not None else None
-            sink.append(call(self.port, method, path, body, timeout=self._timeout, context=ctx))
+            result = call(self.port, method, path, body, timeout=self._timeout, context=ctx)
+            sink.append(result)
+            if result.kind == "refused":
+                self._stop.wait(0.005)  # nothing listens: do not spin
 
     def start(self) -> Load:
         for thread in self._threads:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import signal
 import subprocess
@@ -211,6 +212,16 @@ class Service:
         web.wait_ready()
         return web
 
+    def access_lines(self, path: str) -> int:
+        """Requests to ``path`` in Gunicorn's access log (needs ``WEB_ACCESS_LOG=-``)."""
+        assert self.web is not None
+        count = 0
+        for line in self.web.log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"event": "access"' in line:
+                entry = json.loads(line)
+                count += entry.get("path") == path
+        return count
+
     def worker_pids(self) -> set[int]:
         assert self.web is not None
         return self.web.worker_pids()
@@ -231,6 +242,7 @@ def running_service(
     publish_interval_ms: int = 5,
     wait_model: bool = True,
     daemon_env: Mapping[str, str] | None = None,
+    web_env: Mapping[str, str] | None = None,
 ) -> Iterator[Service]:
     """Start the daemon and Gunicorn; stop both and remove every file on exit.
 
@@ -238,7 +250,7 @@ def running_service(
     ``snapshot_rows`` events (see ``_series``) and, with ``model_in_s3``, takes its model from
     the same bucket; ``s3_endpoint`` replaces the stack's (a gate in front of it). Without a
     stack it replays the sample. ``wait_model``: wait until a generation names the model and
-    ``/readyz`` answers 200 before yielding.
+    ``/readyz`` answers 200 before yielding. ``web_env``: more variables for Gunicorn.
     """
     work = Path(tempfile.mkdtemp(prefix="concurrency-", dir="/dev/shm"))
     directory = shm_dir if shm_dir is not None else work / "window"
@@ -293,7 +305,7 @@ def running_service(
                 lambda s: bool(s.metadata.get("model_file")), timeout=60, what="a model"
             )
         if workers:
-            service.start_web(workers)
+            service.start_web(workers, **(web_env or {}))
             if wait_model:
                 service.wait_ready()
         yield service
