@@ -8,11 +8,11 @@ variable                    meaning                                             
 WEB_BIND / PORT, WEB_HOST   listen address (``WEB_BIND`` wins: ``host:port``,         127.0.0.1:8000
                             ``unix:path`` or ``fd://n``)
 WEB_CONCURRENCY             worker processes                                        cores + 1
-WEB_WORKER_CLASS            ``sync`` or ``gthread``                                 sync
+WEB_WORKER_CLASS            ``gthread`` or ``sync``                                 gthread
 WEB_THREADS                 threads per gthread worker                              2
 WEB_TIMEOUT                 seconds a silent worker lives before it is killed        30
 WEB_GRACEFUL_TIMEOUT        seconds to finish requests on shutdown                   20
-WEB_KEEPALIVE               keep-alive seconds (gthread only; sync closes)           5
+WEB_KEEPALIVE               keep-alive seconds (gthread; sync closes each connection) 5
 WEB_MAX_REQUESTS            requests before a worker is recycled (0 = never)         50000
 WEB_MAX_REQUESTS_JITTER     random extra so workers do not recycle together         5000
 WEB_PRELOAD                 import the app in the master (copy-on-write, fast fork)  true
@@ -23,12 +23,14 @@ PROMETHEUS_MULTIPROC_DIR    metrics directory shared by workers (wiped at start)
 LOG_LEVEL                   log level                                               INFO
 ==========================  ======================================================  ==========
 
-Worker class: ``sync``. A request is a few hundred microseconds of CPU-bound Python and
-numpy under the GIL, so one request per process is the fastest use of the cores (threads
-in one process would only queue on the GIL) and a stuck request is killed by the
-heartbeat timeout. Sync workers do not keep connections alive and must not face slow
-clients directly: run them behind a buffering proxy or a Kubernetes Service. Where clients
-hold many idle keep-alive connections, ``WEB_WORKER_CLASS=gthread`` is the alternative.
+Worker class: ``gthread`` with 2 threads per worker. A request is a few hundred
+microseconds of CPU-bound Python and numpy under the GIL, which argues for one request per
+process (``sync``); but sync workers close every connection and are held by slow clients,
+while gthread keeps connections alive and parks idle ones in a selector. Measured with
+``python -m bench.http`` on this 2-core machine, gthread with 2 threads gave the highest
+throughput and the lowest p99 for ``/predict`` (1 thread queued behind a busy request, 4
+threads fought over the GIL), so it is the default; ``WEB_WORKER_CLASS=sync`` remains for
+deployments behind a buffering proxy. The heartbeat ``timeout`` still replaces a stuck worker.
 
 Process model: the master never opens the window or the model, and never predicts. BLAS
 and OpenMP are capped before numpy is imported and again per worker (``post_fork``), because
@@ -125,7 +127,7 @@ _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
 
 bind = [_env.get("WEB_BIND") or f"{_env.get('WEB_HOST', '127.0.0.1')}:{_env_int('PORT', 8000)}"]
 workers = _env_int("WEB_CONCURRENCY", _cores + 1, minimum=1)
-worker_class = _env.get("WEB_WORKER_CLASS", "sync")
+worker_class = _env.get("WEB_WORKER_CLASS", "gthread")
 if worker_class not in {"sync", "gthread"}:
     raise SystemExit(f"WEB_WORKER_CLASS must be sync or gthread, got {worker_class!r}")
 threads = _env_int("WEB_THREADS", 2, minimum=1) if worker_class == "gthread" else 1

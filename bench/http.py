@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="healthz/predict phase pairs")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--workers", type=int, default=0, help="default: gunicorn.conf.py's")
-    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync")
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds = 3, 1
