@@ -18,6 +18,7 @@ of the figure. The polls' spacing per worker (``probe_gap_ms``) bounds the sampl
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -138,37 +139,97 @@ def _latencies(
 
 
 class _Feed:
-    """The producer side: events numbered from 0, one step apart in event time."""
+    """The events, numbered from 0 and one step apart in event time from ``END_NS``."""
 
     first_ns = END_NS
 
     def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
         self.topic = topic
         self.next = 0
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
 
     def burst(self, count: int) -> None:
-        for _ in range(count):
-            self._producer.send(self.topic, event_record(self.next, first_ns=self.first_ns))
-            self.next += 1
-        self._producer.flush(30)
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks=1)
+        try:
+            for _ in range(count):
+                producer.send(self.topic, event_record(self.next, first_ns=self.first_ns))
+                self.next += 1
+            producer.flush(30)
+        finally:
+            producer.close(10)
 
-    def paced(self, rate: float, seconds: float) -> list[tuple[float, int]]:
-        """Send ``rate`` events/s for ``seconds``; (send time, event time ns) per event."""
-        sends = []
-        start = time.monotonic()
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            sends.append((time.monotonic(), self.first_ns + self.next * STEP_NS))
-            self._producer.send(self.topic, event_record(self.next, first_ns=self.first_ns))
-            self.next += 1
-        self._producer.flush(30)
-        return sends
+    def paced(self, rate: float, seconds: float) -> _Paced:
+        """A producer process ready to send ``rate`` events/s for ``seconds``."""
+        count = int(rate * seconds)
+        paced = _Paced(self, self.next, count, rate)
+        self.next += count
+        return paced
+
+
+class _Child:
+    """A ``bench._cmp_producer`` process that printed ``ready``."""
+
+    def __init__(self, *args: object) -> None:
+        argv = [sys.executable, "-m", "bench._cmp_producer", *map(str, args)]
+        self._proc = subprocess.Popen(
+            argv, cwd=servers.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline().strip() != "ready":
+            self.close()
+            raise RuntimeError(f"{argv[3]} child of the freshness measurement did not start")
+
+    def go(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write("go\n")
+        self._proc.stdin.flush()
+
+    def result(self) -> list[list[float]]:
+        assert self._proc.stdout is not None
+        try:
+            rows: list[list[float]] = json.loads(self._proc.stdout.readline() or "[]")
+            self._proc.wait(30)
+        finally:
+            self.close()
+        return rows
 
     def close(self) -> None:
-        self._producer.close(10)
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class _Paced:
+    """The producer and the control consumer of one phase, both started and ready.
+
+    :meth:`go` sends the events and returns (send time, event time ns) per event;
+    :meth:`control` then gives the bare consumer's produce -> receive latencies (ms).
+    """
+
+    def __init__(self, feed: _Feed, first: int, count: int, rate: float) -> None:
+        self._first_ns = feed.first_ns
+        self._sent: dict[int, float] = {}
+        where = (feed.bootstrap, feed.topic, first, count)
+        self._control = _Child("consume", *where, count / rate + 30)
+        try:
+            self._producer = _Child("produce", *where, rate)
+        except BaseException:
+            self._control.close()
+            raise
+
+    def go(self) -> list[tuple[float, int]]:
+        self._producer.go()
+        sent = self._producer.result()
+        self._sent = {int(i): t for i, t in sent}
+        return [(t, self._first_ns + int(i) * STEP_NS) for i, t in sent]
+
+    def control(self) -> list[float]:
+        received = self._control.result()
+        return [(t - self._sent[int(i)]) * 1000 for i, t in received if int(i) in self._sent]
+
+    def close(self) -> None:
+        self._producer.close()
+        self._control.close()
 
 
 def _wait_all_workers(
@@ -214,35 +275,32 @@ def measure(
         "window_rows_at_start": initial,
         "designs": {},
     }
-    try:
-        feed.burst(initial)
-        starters: dict[str, Callable[[], tuple[servers.Server, Callable[[], None]]]] = {
-            "ours": lambda: _start_ours(common, workdir, logdir, initial),
-            "seed": lambda: (servers.seed(common, logdir), lambda: None),
-            "private": lambda: (
-                servers.private(common, logdir, workers=_WORKERS),
-                lambda: None,
-            ),
-        }
-        for design, start in starters.items():
-            server, stop_extra = start()
-            try:
-                server.wait(lambda status, _: status == 200, "/cache", timeout=180)
-                workers = 1 if design == "seed" else _WORKERS
-                _wait_all_workers(server, workers, feed.next)
-                phases = {}
-                shm_dir = _ours_shm(workdir) if design == "ours" else None
-                for phase in ("idle", "load"):
-                    phases[phase] = _phase(
-                        server, feed, workers, logdir, phase, seconds, rate, users, shm_dir
-                    )
-                    print(f"  {design:<8} {phase:<5} {_line(phases[phase])}", flush=True)
-                result["designs"][design] = {"workers": workers, **phases}
-            finally:
-                server.stop()
-                stop_extra()
-    finally:
-        feed.close()
+    feed.burst(initial)
+    starters: dict[str, Callable[[], tuple[servers.Server, Callable[[], None]]]] = {
+        "ours": lambda: _start_ours(common, workdir, logdir, initial),
+        "seed": lambda: (servers.seed(common, logdir), lambda: None),
+        "private": lambda: (
+            servers.private(common, logdir, workers=_WORKERS),
+            lambda: None,
+        ),
+    }
+    for design, start in starters.items():
+        server, stop_extra = start()
+        try:
+            server.wait(lambda status, _: status == 200, "/cache", timeout=180)
+            workers = 1 if design == "seed" else _WORKERS
+            _wait_all_workers(server, workers, feed.next)
+            phases = {}
+            shm_dir = _ours_shm(workdir) if design == "ours" else None
+            for phase in ("idle", "load"):
+                phases[phase] = _phase(
+                    server, feed, workers, logdir, phase, seconds, rate, users, shm_dir
+                )
+                print(f"  {design:<8} {phase:<5} {_line(phases[phase])}", flush=True)
+            result["designs"][design] = {"workers": workers, **phases}
+        finally:
+            server.stop()
+            stop_extra()
     return result
 
 
@@ -257,15 +315,31 @@ def _phase(
     users: int,
     shm_dir: Path | None,
 ) -> dict[str, Any]:
+    producer = feed.paced(rate, seconds)
     load = None
-    if phase == "load":
-        load = Locust(server.port, users, seconds + 4, logdir, f"fresh-{server.name}")
-        time.sleep(2.0)  # users started, statistics reset
-    with _Probe(server.port, shm_dir) as probe:
-        time.sleep(0.5)
-        sends = feed.paced(rate, seconds)
-        time.sleep(1.5)
+    try:
+        if phase == "load":
+            # Ramp-up (2 s), probe start (0.5 s), the events, the drain (1.5 s), 1 s to spare.
+            load = Locust(server.port, users, seconds + 5, logdir, f"fresh-{server.name}")
+            time.sleep(2.0)
+        with _Probe(server.port, shm_dir) as probe:
+            time.sleep(0.5)
+            sends = producer.go()
+            time.sleep(1.5)
+        control = producer.control()
+    except BaseException:
+        if load is not None:
+            load.stop()
+        raise
+    finally:
+        producer.close()
     result = _latencies(sends, probe.samples, workers)
+    result["kafka_alone"] = {
+        "received": len(control),
+        "p50_ms": round(float(np.percentile(control, 50)), 1) if control else None,
+        "p99_ms": round(float(np.percentile(control, 99)), 1) if control else None,
+        "max_ms": round(max(control), 1) if control else None,
+    }
     if shm_dir is not None:
         published = _latencies(sends, probe.published, 1)
         result["published"] = {
@@ -282,7 +356,9 @@ def _line(r: Mapping[str, Any]) -> str:
     return (
         f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  spread p99 {r['spread_p99_ms']} ms  "
         f"missing {r['missing']}/{r['events']}  workers {r['workers_seen']}/"
-        f"{r['workers_expected']}  probe gap {r['probe_gap_ms']} ms" + _published(r)
+        f"{r['workers_expected']}  probe gap {r['probe_gap_ms']} ms"
+        + _published(r)
+        + f"  kafka alone: p50 {r['kafka_alone']['p50_ms']} p99 {r['kafka_alone']['p99_ms']} ms"
     )
 
 
@@ -290,7 +366,7 @@ def _published(r: Mapping[str, Any]) -> str:
     if "published" not in r:
         return ""
     pub = r["published"]
-    return f"  (in shm: p50 {pub['p50_ms']} p99 {pub['p99_ms']} ms)"
+    return f"  in shm: p50 {pub['p50_ms']} p99 {pub['p99_ms']} ms"
 
 
 def _ours_shm(workdir: Path) -> Path:
