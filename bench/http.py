@@ -208,6 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     parent = Path(tempfile.mkdtemp(prefix="bench-http-", dir="/dev/shm"))
     shm_dir = parent / "window"
     shm_dir.mkdir(mode=0o750)
+    load_before = os.getloadavg()[0]
     artifact, report = train(pd.read_parquet(SAMPLE))
     model = install_model(shm_dir, artifact)
     publisher = _Republisher(shm_dir, model, interval=1.0)
@@ -251,6 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "model_version": report["model_version"],
             "generations_published": publisher.generations,
             "load_generator": "locust headless FastHttpUser, no wait, same machine",
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
         "healthz": healthz,
         "predict": predict,
@@ -284,7 +286,9 @@ def _table(result: dict[str, Any]) -> str:
     lines.append(
         f"/predict / /healthz = {result['predict_over_healthz']:.2f} (goal >= {GOAL_RATIO}); "
         f"{cfg['workers']} {cfg['worker_class']} workers, {cfg['users']} users, "
-        f"{cfg['generations_published']} generations published during the run"
+        f"{cfg['generations_published']} generations published during the run; "
+        f"load average {cfg['load_average_1m'][0]} -> {cfg['load_average_1m'][1]} "
+        f"on {os.cpu_count()} CPUs"
     )
     side = result["server_side_ms"]
     lines.append(
