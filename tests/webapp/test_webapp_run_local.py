@@ -69,6 +69,16 @@ def test_run_local_serves_predictions_and_stops_both_children_on_sigint(artifact
         assert ready, log.read_text()[-3000:]
         status, cache = _get(port, "/cache")
         assert status == 200 and cache["source"] == "replay" and cache["rows"] >= 336
+        time.sleep(1.0)  # the replay source keeps publishing: the served window moves on
+        later = _get(port, "/cache")[1]
+        assert later["generation"] > cache["generation"] and later["time_max"] > cache["time_max"]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("POST", "/predict", body=b"{}", headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        forecast = json.loads(resp.read())
+        conn.close()
+        assert resp.status == 200 and len(forecast["predictions"]) == 1
+        assert forecast["generation"] >= later["generation"]
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 4  # daemon, gunicorn master and its two workers
         proc.send_signal(signal.SIGINT)
