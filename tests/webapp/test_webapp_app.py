@@ -321,3 +321,25 @@ def test_a_fifo_in_place_of_the_model_does_not_hang_the_worker(window):
     window.publish(500, model=fake)
     body = problem(make_app(window).test_client().post("/predict", json={}), 503, "no-model")
     assert "not a regular file" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b"[1, 2]",
+        json.dumps(
+            {"state": 3, "lag": [1], "counters": {"events": "many", "dead_letters": 5}}
+        ).encode(),
+        json.dumps({"state": "live", "generation": "1", "heartbeat_ns": True}).encode(),
+    ],
+)
+def test_a_malformed_daemon_status_file_never_breaks_metrics_or_readiness(window, content):
+    window.publish(500)
+    (window.directory / "daemon-status.json").write_bytes(content)
+    client = make_app(window).test_client()
+    resp = client.get("/metrics")
+    assert resp.status_code == 200
+    list(text_string_to_metric_families(resp.get_data(as_text=True)))
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/predict", json={}).status_code == 200
