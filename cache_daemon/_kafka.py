@@ -148,6 +148,7 @@ class KafkaSource:
                     request_timeout_ms=_REQUEST_TIMEOUT_MS,
                     reconnect_backoff_max_ms=2000,
                     api_version=_API_VERSION,
+                    metrics_enabled=False,
                 )
             headers = [
                 ("reason", reason.encode()),
@@ -272,6 +273,7 @@ class KafkaSource:
                     max_poll_records=_MAX_POLL_RECORDS,
                     reconnect_backoff_max_ms=2000,
                     api_version=_API_VERSION,
+                    metrics_enabled=False,
                 )
             self._consumer.bootstrap()
             partitions = sorted(self._consumer.partitions_for_topic(self._topic))
