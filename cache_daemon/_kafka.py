@@ -12,9 +12,11 @@ Consumer rules (every replica needs the whole stream, so there is no consumer gr
 * Values stay bytes (no deserializer): decoding is the daemon's job.
 
 Faults: a broker that is down or a topic that does not exist never raises out of this class.
-:meth:`KafkaSource.poll` retries with backoff (0.5 s doubling to 10 s) and reports through
-:meth:`KafkaSource.health`; kafka-python reconnects on its own once connected. Lag is measured
-with ``end_offsets`` once a second, which is also how an outage is noticed.
+Connecting (bootstrap, metadata, seeks) runs on a helper thread because kafka-python can wait
+there without bound; :meth:`KafkaSource.poll` waits for it in slices, retries failures with
+backoff (0.5 s doubling to 10 s) and reports through :meth:`KafkaSource.health`. Once
+connected, kafka-python reconnects on its own. Lag is measured with ``end_offsets`` (500 ms
+timeout) once a second, which is also how an outage is noticed.
 """
 
 from __future__ import annotations
@@ -63,8 +65,7 @@ class KafkaSource:
         self._seek_back_ms = seek_back_ms
         self._clock = clock
         self._consumer: Any = None
-        self._producer: Any = None
-        self._pending: list[Any] = []
+        self._letters = _DeadLetters(self._servers, topic=topic, dlq_topic=dlq_topic)
         self._ready = False
         self._wanted: dict[int, int] | None = None
         self._positions: dict[int, int] = {}
@@ -128,72 +129,25 @@ class KafkaSource:
 
     def health(self) -> Health:
         """Connection, restoring progress, lag and last error, as last measured."""
+        errors = [e for e in (self._error, self._letters.error) if e]
         return Health(
             connected=self._connected,
             caught_up=self._caught_up,
-            error=self._error,
+            error="; ".join(errors) or None,
             lag=dict(self._lag),
         )
 
     def dead_letter(self, record: Record, reason: str, detail: str) -> None:
-        """Queue ``record`` for the DLQ topic with headers ``reason``, ``detail`` and origin."""
-        try:
-            if self._producer is None:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self._servers,
-                    client_id="cache-daemon-dlq",
-                    acks="all",
-                    linger_ms=20,
-                    max_block_ms=2000,
-                    request_timeout_ms=_REQUEST_TIMEOUT_MS,
-                    reconnect_backoff_max_ms=2000,
-                    api_version=_API_VERSION,
-                    metrics_enabled=False,
-                )
-            headers = [
-                ("reason", reason.encode()),
-                ("detail", detail[:500].encode("utf-8", errors="replace")),
-                ("source_topic", self._topic.encode()),
-                ("source_partition", str(record.partition).encode()),
-                ("source_offset", str(record.offset).encode()),
-            ]
-            future = self._producer.send(
-                self._dlq_topic, value=record.value or b"", key=record.key, headers=headers
-            )
-            self._pending.append(future)
-        except KafkaError as exc:
-            log.error(
-                "dead letter not sent",
-                extra={"partition": record.partition, "offset": record.offset, "error": str(exc)},
-            )
-            self._error = f"dead-letter topic {self._dlq_topic}: {exc}"
+        """Queue ``record`` for the DLQ topic (see :class:`_DeadLetters`)."""
+        self._letters.send(record, reason, detail)
 
     def flush(self, timeout_s: float) -> bool:
         """Wait for queued dead letters; False if any failed or the wait timed out."""
-        if not self._pending:
-            return True
-        pending, self._pending = self._pending, []
-        try:
-            self._producer.flush(timeout=timeout_s)
-        except KafkaError as exc:
-            log.error(
-                "dead letters not confirmed", extra={"count": len(pending), "error": str(exc)}
-            )
-            return False
-        failed = [f for f in pending if f.failed()]
-        if failed:
-            log.error(
-                "dead letters failed",
-                extra={"count": len(failed), "error": str(failed[0].exception)},
-            )
-            return False
-        return True
+        return self._letters.flush(timeout_s)
 
     def close(self) -> None:
         """Close the consumer and producer (bounded waits)."""
-        if self._producer is not None:
-            self._producer.close(timeout=2)
-            self._producer = None
+        self._letters.close()
         if self._consumer is not None:
             self._consumer.close(autocommit=False, timeout_ms=2000)
             self._consumer = None
@@ -379,3 +333,81 @@ class KafkaSource:
         if all(positions.get(p, 0) >= end for p, end in self._targets.items()):
             self._caught_up = True
             log.info("caught up with the end offsets seen at start", extra={"offsets": positions})
+
+
+class _DeadLetters:
+    """The DLQ producer: created on the first dead letter; sends are asynchronous.
+
+    Each dead letter carries the original key and value and the headers ``reason``,
+    ``detail``, ``source_topic``, ``source_partition`` and ``source_offset``. ``error`` holds
+    the last failure until a later flush succeeds.
+    """
+
+    def __init__(self, servers: list[str], *, topic: str, dlq_topic: str) -> None:
+        self._servers = servers
+        self._topic = topic
+        self._dlq_topic = dlq_topic
+        self._producer: Any = None
+        self._pending: list[Any] = []
+        self.error: str | None = None
+
+    def send(self, record: Record, reason: str, detail: str) -> None:
+        """Queue one dead letter (blocks at most 2 s when the broker is unreachable)."""
+        headers = [
+            ("reason", reason.encode()),
+            ("detail", detail[:500].encode("utf-8", errors="replace")),
+            ("source_topic", self._topic.encode()),
+            ("source_partition", str(record.partition).encode()),
+            ("source_offset", str(record.offset).encode()),
+        ]
+        try:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self._servers,
+                    client_id="cache-daemon-dlq",
+                    acks="all",
+                    linger_ms=20,
+                    max_block_ms=2000,
+                    request_timeout_ms=_REQUEST_TIMEOUT_MS,
+                    reconnect_backoff_max_ms=2000,
+                    api_version=_API_VERSION,
+                    metrics_enabled=False,
+                )
+            future = self._producer.send(
+                self._dlq_topic, value=record.value or b"", key=record.key, headers=headers
+            )
+        except KafkaError as exc:
+            log.error(
+                "dead letter not sent",
+                extra={"partition": record.partition, "offset": record.offset, "error": str(exc)},
+            )
+            self.error = f"dead-letter topic {self._dlq_topic}: {exc}"
+            return
+        self._pending.append(future)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait for the queued dead letters; False if any failed or the wait timed out."""
+        if not self._pending:
+            return self.error is None
+        pending, self._pending = self._pending, []
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            self.error = f"dead letters not confirmed by {self._dlq_topic}: {exc}"
+            log.error(
+                "dead letters not confirmed", extra={"count": len(pending), "error": str(exc)}
+            )
+            return False
+        failed = [f for f in pending if f.failed()]
+        if failed:
+            self.error = f"dead letters to {self._dlq_topic} failed: {failed[0].exception}"
+            log.error("dead letters failed", extra={"count": len(failed), "error": self.error})
+            return False
+        self.error = None
+        return True
+
+    def close(self) -> None:
+        """Close the producer (bounded wait)."""
+        if self._producer is not None:
+            self._producer.close(timeout=2)
+            self._producer = None
