@@ -19,6 +19,7 @@ help:
 	@echo "make bench  benchmarks; JSON into bench/results/"
 	@echo "make bench-redis  install redis-server (apt) for the Redis baseline of make bench"
 	@echo "make load   Locust against a running service (make run); reports into reports/"
+	@echo "make soak   long concurrency and fault runs (marker soak; make test leaves them out)"
 	@echo "make stack-up / stack-down  local Kafka + S3 on loopback (scripts/stack.py)"
 
 $(STAMP): pyproject.toml

@@ -1,8 +1,8 @@
 """Checks shared by the scenarios, and how each one reports what it checked.
 
-Every scenario ends with :func:`figures`: one line ``FIGURES <scenario> {...}`` on the terminal
-(visible with ``-s``) and the same JSON appended to ``reports/concurrency.jsonl``, so the counts
-in the README come from runs, not from memory.
+Every scenario ends with :func:`figures`: one JSON line per scenario, printed in pytest's
+terminal summary ("concurrency figures") and appended to ``reports/concurrency.jsonl``, so
+the counts in the README come from runs, not from memory.
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ from tests.concurrency._http import Result
 __all__ = ["figures", "regressions"]
 
 ROOT = Path(__file__).resolve().parents[2]
+# Lines of this session, printed again in the terminal summary (see conftest.py).
+SESSION: list[str] = []
 
 
 def figures(scenario: str, **values: Any) -> None:
     line = {"scenario": scenario, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     line.update(values)
     text = json.dumps(line, sort_keys=False)
+    SESSION.append(text)
     sys.stdout.write(f"\nFIGURES {scenario} {text}\n")
     reports = ROOT / "reports"
     reports.mkdir(exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.concurrency._checks import SESSION
 from tests.webapp._support import train_artifact
 
 
@@ -11,3 +12,11 @@ from tests.webapp._support import train_artifact
 def artifact() -> bytes:
     """A trained model artifact (skops bytes), shared by the scenarios."""
     return train_artifact()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What each scenario checked and how much failed (also in reports/concurrency.jsonl)."""
+    if SESSION:
+        terminalreporter.section("concurrency figures")
+        for line in SESSION:
+            terminalreporter.write_line(line)

@@ -111,7 +111,7 @@ def test_broker_stopped_and_restarted_mid_stream(stack: StackHandle, artifact: b
 
 
 def service_generation_of(results: list[Result]) -> int:
-    generations = {r.json()["generation"] for r in results}
+    generations: set[int] = {r.json()["generation"] for r in results}
     assert len(generations) == 1, generations
     return generations.pop()
 

@@ -49,8 +49,8 @@ def test_sigterm_to_the_daemon_publishes_what_it_read_and_loses_nothing(
             with Load(service.port, "POST", "/predict", b"{}", threads=4) as load:
                 pacer.start()
                 time.sleep(1.7)
-                stopped_at = time.monotonic_ns()
                 code = service.daemon.terminate()
+                stopped_at = time.monotonic_ns()
                 down = service.status()
                 last = service.snapshot()
                 assert last is not None

@@ -4,11 +4,13 @@ the shm directory when that request was sent), while the daemon keeps publishing
 
 All ``/cache`` requests of the run come from this test, so the first answer carrying a new
 pid is that worker's first request. Only requests that were in flight when a worker died may
-fail (closed without a response); every other request gets a complete 200.
+fail (their connection dies with the process, before or during the answer); every other
+request gets a complete 200.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -20,12 +22,21 @@ from tests._stack import StackHandle
 from tests.concurrency._checks import figures, json_ok, regressions
 from tests.concurrency._http import Load, summarize
 from tests.concurrency._kafka import Pacer, Producer
-from tests.concurrency._service import running_service, wait_until
+from tests.concurrency._service import Service, running_service, wait_until
 
 pytestmark = pytest.mark.concurrency
 
 SNAPSHOT_ROWS = 1000
 KILLS = 3
+
+
+def replacement(service: Service, before: set[int]) -> set[int] | None:
+    new = service.worker_pids() - before
+    return new if len(new) == 1 else None
+
+
+def answered_by(load: Load, pid: int) -> bool:
+    return any(r.kind == "ok" and r.json()["pid"] == pid for r in load.results())
 
 
 def test_a_replaced_worker_serves_the_current_generation_at_once(
@@ -49,19 +60,14 @@ def test_a_replaced_worker_serves_the_current_generation_at_once(
                     victim = rng.choice(sorted(pids))
                     os.kill(victim, signal.SIGKILL)
                     kills.append((victim, time.monotonic_ns()))
-                    fresh = wait_until(
-                        lambda before=pids: (
-                            (new := service.worker_pids() - before) and len(new) == 1 and new
-                        ),
+                    (new_pid,) = wait_until(
+                        functools.partial(replacement, service, pids),
                         timeout=60,
                         what="a replacement worker",
                     )
-                    (new_pid,) = fresh
                     replacements.append(new_pid)
                     wait_until(
-                        lambda pid=new_pid: any(
-                            r.kind == "ok" and r.json()["pid"] == pid for r in load.results()
-                        ),
+                        functools.partial(answered_by, load, new_pid),
                         timeout=30,
                         what="an answer from the replacement",
                     )
@@ -74,7 +80,9 @@ def test_a_replaced_worker_serves_the_current_generation_at_once(
 
     failed = [r for r in results if not (r.kind == "ok" and r.status == 200)]
     for r in failed:
-        assert r.kind == "closed", (summarize(results), r)
+        # The connections the killed process had in hand die with it (a gthread worker holds
+        # several): reset before or during the answer. Nothing else may fail.
+        assert r.kind in ("closed", "truncated"), (summarize(results), r)
         assert any(r.sent_ns <= at <= r.done_ns for _, at in kills), r
     answered = json_ok(results)
     bodies = [r.json() for r in answered]
@@ -106,7 +114,7 @@ def test_a_replaced_worker_serves_the_current_generation_at_once(
         cache_requests=len(results),
         answers_checked=len(answered),
         behind_current=0,
-        in_flight_at_a_kill_closed=len(failed),
+        in_flight_at_a_kill_reset=len(failed),
         other_failures=0,
         replacement_first_answers=[{"generation": g, "newest_at_send": c} for g, c in firsts],
     )
