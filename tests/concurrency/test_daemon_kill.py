@@ -1,5 +1,8 @@
 """Scenario 3: the daemon SIGKILLed at random moments while it publishes, then restarted.
 
+Kills land at random moments of publishing, at the instant a generation is being written
+(a temp file exists), and during start-up (before the restarted daemon published anything).
+
 A producer streams events all along; clients call ``/predict {}`` and ``/readyz``. Meanwhile
 the workers must keep answering from the last good generation (no 5xx, and while the daemon
 is down every answer names exactly that generation); once the daemon has been down longer than
@@ -48,12 +51,16 @@ def _writing(service: Service, seconds: float) -> bool:
     return False
 
 
-def kill_and_restart(service: Service, *, down_s: float, run_s: float, mid_write: bool) -> Outage:
+def kill_and_restart(
+    service: Service, *, down_s: float, run_s: float, mid_write: bool, in_startup: bool
+) -> Outage:
     """Let the daemon publish for ``run_s`` after its last start, SIGKILL it (``mid_write``:
-    at the moment a temp file shows a write in flight), keep it down for ``down_s``, start it
+    at the moment a temp file shows a write in flight; ``in_startup``: ``run_s`` after the
+    start, whether it has published yet or not), keep it down for ``down_s``, start it
     again."""
-    before = service.generation()
-    service.wait_snapshot(lambda s: s.generation > before, timeout=60, what="a publication")
+    if not in_startup:
+        before = service.generation()
+        service.wait_snapshot(lambda s: s.generation > before, timeout=60, what="a publication")
     time.sleep(run_s)
     if mid_write:
         _writing(service, 3.0)
@@ -99,8 +106,9 @@ def run_kills(
                         kill_and_restart(
                             service,
                             down_s=down,
-                            run_s=rng.uniform(0.2, 1.5),
-                            mid_write=k % 2 == 0,
+                            run_s=rng.uniform(0.2, 1.5) if k % 3 != 2 else rng.uniform(0.0, 1.0),
+                            mid_write=k % 3 == 0,
+                            in_startup=k % 3 == 2,
                         )
                     )
                 pacer.join()
@@ -152,6 +160,7 @@ def run_kills(
         "kills": kills,
         "events": events,
         "kills_with_a_write_in_flight": sum(1 for o in outages if o.temp_files),
+        "kills_during_startup": sum(1 for k in range(kills) if k % 3 == 2),
         "predict_requests": len(predicts),
         "predict_failed": len(predicts) - len(answered),
         "answers_during_outages": during,
@@ -166,5 +175,5 @@ def run_kills(
 def test_sigkill_while_publishing_loses_nothing_and_serving_goes_on(
     stack: StackHandle, artifact: bytes
 ) -> None:
-    out = run_kills(stack, artifact, events=2000, rate=100.0, kills=4, seed=3)
+    out = run_kills(stack, artifact, events=2000, rate=100.0, kills=5, seed=3)
     figures("3-daemon-sigkill", **out)

@@ -4,11 +4,14 @@ After each event is acknowledged by the broker, every worker (told apart by the 
 ``/cache``) must report a generation that holds it (its offsets cover the event) within a
 bound; no worker ever reports a lower generation than it reported before; and all workers
 serving one generation serve the same bytes (one checksum per generation, equal to the one
-the daemon recorded).
+the daemon recorded). The same holds for the model: a new artifact in S3 reaches every
+worker, and no worker answers with the old one once it has answered with the new.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import time
 
 import pytest
@@ -18,6 +21,7 @@ from tests.concurrency._checks import figures, json_ok, regressions
 from tests.concurrency._http import Load, summarize
 from tests.concurrency._kafka import Producer
 from tests.concurrency._service import running_service
+from tests.webapp._support import train_artifact
 
 pytestmark = pytest.mark.concurrency
 
@@ -86,4 +90,66 @@ def test_every_worker_serves_each_new_event_and_never_goes_back(
         generations_seen=len(checksums),
         max_latency_s=round(max(latencies), 3),
         median_latency_s=round(sorted(latencies)[len(latencies) // 2], 3),
+    )
+
+
+def test_a_new_model_reaches_every_worker_and_none_goes_back(
+    stack: StackHandle, artifact: bytes
+) -> None:
+    topic = stack.new_topic(1, prefix="model")
+    replacement = train_artifact(max_lag=96)
+    old_sha = hashlib.sha256(artifact).hexdigest()
+    new_sha = hashlib.sha256(replacement).hexdigest()
+    assert old_sha != new_sha
+    with running_service(
+        artifact,
+        stack=stack,
+        topic=topic,
+        workers=WORKERS,
+        snapshot_rows=SNAPSHOT_ROWS,
+        model_in_s3=True,
+    ) as service:
+        pids = service.worker_pids()
+        with Load(service.port, "GET", "/cache", threads=8) as load:
+            time.sleep(0.5)
+            client = stack.minio()
+            assert service.bucket is not None
+            sidecar = f"{new_sha}  model.skops\n".encode()
+            for key, data in (("model.skops.sha256", sidecar), ("model.skops", replacement)):
+                client.put_object(
+                    bucket_name=service.bucket,
+                    object_name=key,
+                    data=io.BytesIO(data),
+                    length=len(data),
+                )
+            uploaded = time.monotonic_ns()
+            deadline = uploaded + int(20 * 1e9)
+            switched: dict[int, int] = {}
+            while set(switched) != pids and time.monotonic_ns() < deadline:
+                for r in load.results():
+                    if r.kind == "ok" and r.status == 200:
+                        body = r.json()
+                        if body["model_sha256"] == new_sha:
+                            switched.setdefault(body["pid"], r.done_ns)
+                time.sleep(0.05)
+            assert set(switched) == pids, f"workers {pids - set(switched)} still on the old model"
+            predict = service.predict()
+        results = load.results()
+    answered = json_ok(results)
+    assert len(answered) == len(results), summarize(results)
+    regress = []
+    for r in answered:
+        body = r.json()
+        first_new = switched.get(body["pid"])
+        if first_new is not None and r.sent_ns > first_new and body["model_sha256"] != new_sha:
+            regress.append(body)
+    assert regress == []
+    assert predict.json()["model_version"] == f"sha256:{new_sha[:12]}"
+    figures(
+        "1b-model-change",
+        workers=WORKERS,
+        cache_answers_checked=len(answered),
+        failed=len(results) - len(answered),
+        back_to_old_model=0,
+        all_workers_switched_s=round((max(switched.values()) - uploaded) / 1e9, 2),
     )

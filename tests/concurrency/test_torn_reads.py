@@ -5,7 +5,8 @@ Each answer carries the generation it used and the row count and checksum of tha
 the worker computed them from the bytes it mapped. A recorder process, woken by inotify on
 every rename, reads each generation the daemon publishes and keeps the daemon's own
 ``window_checksum`` and ``rows`` (and recomputes the checksum from the file). Every answer must
-match its generation's record: zero mismatches.
+match its generation's record: zero mismatches; and all answers naming one generation, from
+whichever worker, carry the same forecast.
 
 The fastest stream is the daemon's replay source at 5,000 events/s (CI form); the Kafka form
 (a producer process feeding the topic) runs here too, shorter, and both run longer in the soak.
@@ -13,6 +14,7 @@ The fastest stream is the daemon's replay source at 5,000 events/s (CI form); th
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -72,10 +74,12 @@ def run_torn_reads(
     answered = json_ok(results)
     assert len(answered) == len(results), summarize(results)
     mismatches, unverified, used = [], 0, set()
+    forecasts: dict[int, set[str]] = {}
     for r in answered:
         body = r.json()
         gen = body["generation"]
         used.add(gen)
+        forecasts.setdefault(gen, set()).add(json.dumps(body["predictions"]))
         assert r.headers["x-cache-generation"] == str(gen)
         record = records.get(gen)
         if record is None or record.get("missed"):
@@ -102,6 +106,8 @@ def run_torn_reads(
         "generations_served": len(used),
         "recorder_missed": sum(1 for r in published.values() if r.get("missed")),
         "files_with_bad_checksum": len(bad_files),
+        # Every answer naming one generation, from any worker, carries the same forecast.
+        "forecast_disagreements": sum(1 for f in forecasts.values() if len(f) > 1),
         "_mismatch_examples": mismatches[:3],
     }
 
@@ -111,6 +117,7 @@ def check(out: dict[str, Any], *, min_generations: int) -> None:
     figures(f"2-torn-reads-{out['source']}", **out)
     assert out["mismatches"] == 0, examples
     assert out["files_with_bad_checksum"] == 0
+    assert out["forecast_disagreements"] == 0
     assert out["generations_served"] >= min_generations
     assert out["unverified"] <= MAX_UNVERIFIED_RATIO * out["requests"], out
 
