@@ -7,8 +7,8 @@ one consumer per worker). Then events are produced at a steady rate, each one st
 event time than the last, first with the server idle and then under Locust load on
 ``/predict``.
 
-Visibility is observed the way a client sees it: three threads poll ``GET /cache`` without
-pause, and each answer names the answering worker's pid and its newest event time. An event
+Visibility is observed the way a client sees it: three threads poll ``GET /cache`` (5 ms
+apart each), and each answer names the answering worker's pid and its newest event time. An event
 is visible in a worker from the first answer of that worker that includes it (arrival time
 of the answer), and visible everywhere at the latest of those over the workers that answered
 during the phase. Under load a poll waits for a worker like any request, so that wait is part
@@ -41,6 +41,7 @@ __all__ = ["measure"]
 
 WINDOW_ROWS = 10_000
 _POLLERS = 3
+_POLL_PAUSE_S = 0.005
 # Gunicorn's default in gunicorn.conf.py, for ours and the private caches alike.
 _WORKERS = len(os.sched_getaffinity(0)) + 1
 
@@ -48,7 +49,7 @@ _WORKERS = len(os.sched_getaffinity(0)) + 1
 class _Probe:
     """Threads polling ``/cache``: (arrival monotonic s, pid, newest event ns) per answer.
 
-    With ``shm_dir`` (ours), one more thread reads the shm directory itself every 0.5 ms
+    With ``shm_dir`` (ours), one more thread reads the shm directory itself every 1 ms
     and records its samples under pid 0: when the daemon published, before any worker.
     """
 
@@ -81,10 +82,11 @@ class _Probe:
                 times = snapshot.table.column("time")
                 newest = int(times[len(times) - 1].value)
                 self.published.append((time.monotonic(), 0, newest))
-            time.sleep(0.0005)
+            time.sleep(0.001)
 
     def _poll(self) -> None:
-        while not self._stop.is_set():
+        # A pause between polls keeps the probe from loading the machine it measures.
+        while not self._stop.wait(_POLL_PAUSE_S):
             try:
                 status, body = servers.get_json(self._port, "/cache", timeout=30)
             except OSError:

@@ -1,14 +1,17 @@
 """Measurement 3 of ``bench.compare``: ``/predict`` under load, ours against the seed design.
 
 Per window size, both servers start on the same window and the same model (ours: Gunicorn
-with the configuration's default workers on a published shm window with a live heartbeat;
-the seed design: one uvicorn process that preloaded the window, its consumer attached to an
-idle topic when a broker is available). Each is warmed up, then driven by Locust at every
-user level in turn, one server at a time.
+with ``gunicorn.conf.py``'s defaults on a published shm window with a live heartbeat; the
+seed design: one uvicorn process that preloaded the window, its consumer attached to an idle
+topic when a broker is available). Each is warmed up; then Locust drives one server at a time,
+alternating between the designs (ours then seed, then seed then ours on the next repeat) so
+that a change in the machine's background load falls on both. The figures per (design, rows,
+users) are the medians over the repeats; every run is kept under ``repeats_raw``.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,10 +32,12 @@ def measure(
     workdir: Path,
     logdir: Path,
     kafka: Mapping[str, str],
+    *,
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """Locust figures per (design, rows, users); ``kafka`` = the seed's broker variables
     (empty: its consumer is off)."""
-    runs: list[dict[str, Any]] = []
+    raw: list[dict[str, Any]] = []
     workers = 0
     for rows in sizes:
         table = series_table(rows)
@@ -47,32 +52,55 @@ def measure(
                 ours.wait(lambda status, _: status == 200, "/readyz", timeout=180)
                 seed.wait(lambda status, _: status == 200, "/cache", timeout=180)
                 workers = len(ours.pids()) - 1
-                for design, server in (("ours", ours), ("seed", seed)):
+                pair = [("ours", ours), ("seed", seed)]
+                for _, server in pair:
                     warm_up(server.port)
+                for rep in range(repeats):
                     for users in user_levels:
-                        tag = f"{design}-{rows}-{users}"
-                        stats = Locust(server.port, users, seconds, logdir, tag).result()
-                        runs.append({"design": design, "rows": rows, **stats})
-                        print(
-                            f"  {design:<5} {rows:>10,} rows {users:>4} users: "
-                            f"{stats['rps']:>8,.1f} req/s  p50 {stats['p50_ms']:g}  "
-                            f"p95 {stats['p95_ms']:g}  p99 {stats['p99_ms']:g} ms  "
-                            f"failures {stats['failures']}",
-                            flush=True,
-                        )
+                        for design, server in pair if rep % 2 == 0 else pair[::-1]:
+                            tag = f"{design}-{rows}-{users}-{rep}"
+                            stats = Locust(server.port, users, seconds, logdir, tag).result()
+                            raw.append({"design": design, "rows": rows, "rep": rep, **stats})
+                            print(
+                                f"  {design:<5} {rows:>10,} rows {users:>4} users: "
+                                f"{stats['rps']:>8,.1f} req/s  p50 {stats['p50_ms']:g}  "
+                                f"p95 {stats['p95_ms']:g}  p99 {stats['p99_ms']:g} ms  "
+                                f"failures {stats['failures']}",
+                                flush=True,
+                            )
             finally:
                 ours.stop()
                 seed.stop()
                 ipc.unlink()
+    runs = _medians(raw)
     return {
         "sizes": sizes,
         "users": user_levels,
         "seconds": seconds,
+        "repeats": repeats,
         "ours_workers": workers,
         "seed_consumer": "attached to an idle topic" if kafka else "off (no broker)",
         "runs": runs,
         "throughput_ratio": _ratios(runs),
+        "repeats_raw": raw,
     }
+
+
+def _medians(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One run per (design, rows, users): the median of each figure over the repeats
+    (failures and requests summed)."""
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for one in raw:
+        groups.setdefault((one["design"], one["rows"], one["users"]), []).append(one)
+    runs = []
+    for (design, rows, users), group in groups.items():
+        run: dict[str, Any] = {"design": design, "rows": rows, "users": users}
+        run["requests"] = sum(r["requests"] for r in group)
+        run["failures"] = sum(r["failures"] for r in group)
+        for key in ("rps", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
+            run[key] = round(statistics.median(r[key] for r in group), 1)
+        runs.append(run)
+    return runs
 
 
 def _ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:

@@ -58,6 +58,7 @@ class Plan:
     http_sizes: list[int]
     http_users: list[int]
     http_seconds: float
+    http_repeats: int
     fresh_seconds: float
     fresh_rate: float = 20.0
     fresh_users: int = 20
@@ -70,7 +71,8 @@ FULL = Plan(
     memory_workers=[2, 4, 8],
     http_sizes=[50, 1_000_000, 10_000_000],
     http_users=[20, 100],
-    http_seconds=10,
+    http_seconds=8,
+    http_repeats=2,
     fresh_seconds=10,
 )
 QUICK = Plan(
@@ -80,6 +82,7 @@ QUICK = Plan(
     http_sizes=[50],
     http_users=[20],
     http_seconds=2,
+    http_repeats=1,
     fresh_seconds=3,
 )
 
@@ -134,7 +137,14 @@ def _run(plan: Plan, bootstrap: str | None, quick: bool, workdir: Path) -> dict[
                     "KAFKA_TOPIC": new_topic(bootstrap, "bench-idle"),
                 }
             results["http"] = _cmp_http.measure(
-                plan.http_sizes, plan.http_users, plan.http_seconds, model, workdir, logdir, kafka
+                plan.http_sizes,
+                plan.http_users,
+                plan.http_seconds,
+                model,
+                workdir,
+                logdir,
+                kafka,
+                repeats=plan.http_repeats,
             )
         if "freshness" in plan.parts:
             part("freshness")
