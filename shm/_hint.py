@@ -1,8 +1,8 @@
 """The generation hint: an 8-byte counter in a small shared file.
 
-The publisher stores the newest generation there after each rename; readers map the file once and
-compare the counter with the generation they hold, which costs a memory load instead of a system
-call. It is only a hint: the directory listing is the truth. A torn or stale value costs one
+The publisher stores each new generation there just before its rename; readers map the file once
+and compare the counter with the generation they hold, which costs a memory load instead of a
+system call. It is only a hint: the directory listing is the truth. A torn or stale value costs one
 directory scan, never a wrong answer, because readers re-derive the generation from file names.
 
 The file is created once with its final size through a temp file and ``os.replace`` and is never

@@ -107,8 +107,14 @@ class Publisher:
         final = self._directory / generation_name(generation)
         try:
             _write_file(tmp, schema, batch)
+            # Announced before the rename: a reader seeing the new number rescans until the
+            # file is there. Announced after it, a publisher killed in between would leave
+            # every reader that holds the previous generation on it, while fresh readers
+            # (a new worker) open the new one.
+            self._hint.write(generation)
             os.replace(tmp, final)
         except Exception as exc:
+            self._hint.write(self._generation)
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise PublishError(
@@ -117,11 +123,11 @@ class Publisher:
                 f"generation {self._generation} stays live",
             ) from exc
         except BaseException:
+            self._hint.write(self._generation)
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
         self._generation = generation
-        self._hint.write(generation)
         self._prune()
         return generation
 
