@@ -67,9 +67,12 @@ class Locust:
             raise RuntimeError(f"locust exited with {code}: {tail}")
         with stats.open() as handle:
             row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+        requests = int(row["Request Count"])
+        if not requests:
+            raise RuntimeError(f"locust completed no request in {self._prefix.name}")
         return {
             "users": self.users,
-            "requests": int(row["Request Count"]),
+            "requests": requests,
             "failures": int(row["Failure Count"]),
             "rps": round(float(row["Requests/s"]), 1),
             "p50_ms": float(row["50%"]),
