@@ -13,8 +13,11 @@ snapshot plus every event produced, and the ``events`` counter equal to the numb
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -25,7 +28,8 @@ from tests.concurrency._checks import figures, json_ok
 from tests.concurrency._http import Load, summarize
 from tests.concurrency._kafka import Pacer, Producer, end_offset
 from tests.concurrency._series import rows_of, value
-from tests.concurrency._service import Service, running_service
+from tests.concurrency._service import ROOT, Service, running_service, wait_until
+from tests.webapp._support import GunicornServer, new_shm_window, remove_tree
 
 pytestmark = pytest.mark.concurrency
 
@@ -177,3 +181,71 @@ def test_sigkill_while_publishing_loses_nothing_and_serving_goes_on(
 ) -> None:
     out = run_kills(stack, artifact, events=2000, rate=100.0, kills=5, seed=3)
     figures("3-daemon-sigkill", **out)
+
+
+_PUBLISH_THEN_DIE = """
+import json, os, sys
+from scripts.sample_window import sample_table, window_metadata
+from shm import Publisher
+
+real_replace = os.replace
+
+
+def replace(src, dst):
+    real_replace(src, dst)
+    if os.path.basename(str(dst)).startswith("gen-"):
+        os._exit(9)  # SIGKILL's effect, at the instant the new generation became visible
+
+
+os.replace = replace
+table = sample_table(1000, end=2000)
+Publisher(sys.argv[1]).publish(table, metadata=window_metadata(table, json.loads(sys.argv[2])))
+"""
+
+
+def test_a_publisher_killed_right_after_the_rename_is_seen_by_every_worker(
+    artifact: bytes,
+) -> None:
+    """The worst instant for a kill: the new generation's file is in place, nothing after
+    that ran. It is complete and the newest, so every worker must serve it, not only the
+    ones that happen to open the directory afresh."""
+    window, parent = new_shm_window(artifact)
+    try:
+        window.publish(1000, end=1500)
+        window.write_status()
+        window.close()  # releases the publisher lock for the one that dies
+        web = GunicornServer({"SHM_DIR": str(window.directory)}, workers=4)
+        try:
+            web.wait_ready()
+            pids = web.worker_pids()
+            wait_until(
+                lambda: {web.request("GET", "/cache").json()["pid"] for _ in range(40)} == pids,
+                timeout=30,
+                what="every worker serving generation 1",
+            )
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _PUBLISH_THEN_DIE,
+                    str(window.directory),
+                    json.dumps(window.model_meta),
+                ],
+                cwd=ROOT,
+                check=False,
+            )
+            assert child.returncode == 9
+            assert (window.directory / "gen-00000000000000000002.arrow").is_file()
+            deadline = time.monotonic() + 3.0
+            seen: dict[int, int] = {}
+            while time.monotonic() < deadline:
+                body = web.request("GET", "/cache").json()
+                seen[body["pid"]] = body["generation"]
+                if set(seen) == pids and set(seen.values()) == {2}:
+                    break
+            behind = {pid: gen for pid, gen in seen.items() if gen != 2}
+            assert behind == {}, f"workers still serving generation 1: {behind}"
+        finally:
+            web.stop()
+    finally:
+        remove_tree(parent)
