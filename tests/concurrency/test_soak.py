@@ -5,6 +5,7 @@ deselects them). Each prints its figures (``FIGURES ...``) and appends them to
 * shm: 1,000,000 reads across 8 processes while a writer publishes every millisecond.
 * HTTP torn reads for a minute each from the replay source at full speed and from Kafka.
 * The daemon SIGKILLed twelve times while it publishes a 3,000-event stream.
+* The Kafka broker SIGKILLed and restarted mid-stream (2,000 events).
 * Split brain over 100 events.
 """
 
@@ -23,6 +24,8 @@ import pytest
 from tests._stack import StackHandle
 from tests.concurrency._checks import figures
 from tests.concurrency.test_daemon_kill import run_kills
+from tests.concurrency.test_outages import run_broker_restart
+from tests.concurrency.test_split_brain import run_split_brain
 from tests.concurrency.test_torn_reads import check, run_torn_reads
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.soak, pytest.mark.timeout(1800)]
@@ -96,3 +99,13 @@ def test_torn_reads_for_a_minute_from_kafka(stack: StackHandle, artifact: bytes)
 def test_twelve_sigkills_over_a_long_stream(stack: StackHandle, artifact: bytes) -> None:
     out = run_kills(stack, artifact, events=3000, rate=60.0, kills=12, seed=11)
     figures("soak-daemon-sigkill", **out)
+
+
+def test_broker_killed_and_restarted_mid_stream(stack: StackHandle, artifact: bytes) -> None:
+    out = run_broker_restart(stack, artifact, hard=True, first=1000, second=1000)
+    figures("soak-kafka-broker-sigkill", **out)
+
+
+def test_split_brain_over_a_hundred_events(stack: StackHandle, artifact: bytes) -> None:
+    out = run_split_brain(stack, artifact, events=100)
+    figures("soak-split-brain", **out)

@@ -32,9 +32,8 @@ EVENTS = 12
 BOUND_S = 5.0
 
 
-def test_every_worker_serves_each_new_event_and_never_goes_back(
-    stack: StackHandle, artifact: bytes
-) -> None:
+def run_split_brain(stack: StackHandle, artifact: bytes, *, events: int) -> dict[str, object]:
+    """Produce ``events`` events one by one; after each, every worker must serve it."""
     topic = stack.new_topic(1, prefix="split")
     with running_service(
         artifact, stack=stack, topic=topic, workers=WORKERS, snapshot_rows=SNAPSHOT_ROWS
@@ -45,7 +44,7 @@ def test_every_worker_serves_each_new_event_and_never_goes_back(
         latencies: list[float] = []
         try:
             with Load(service.port, "GET", "/cache", threads=8) as load:
-                for n in range(EVENTS):
+                for n in range(events):
                     (offset,) = producer.send([SNAPSHOT_ROWS + n])
                     acked = time.monotonic_ns()
                     deadline = acked + int(BOUND_S * 1e9)
@@ -80,10 +79,9 @@ def test_every_worker_serves_each_new_event_and_never_goes_back(
         checksums.setdefault(b["generation"], set()).add(b["checksum"])
     assert all(len(c) == 1 for c in checksums.values()), checksums
     assert {b["pid"] for b in bodies} == pids
-    figures(
-        "1-split-brain",
+    return dict(
         workers=WORKERS,
-        events=EVENTS,
+        events=events,
         cache_answers_checked=len(bodies),
         failed=len(results) - len(answered),
         regressions=0,
@@ -91,6 +89,12 @@ def test_every_worker_serves_each_new_event_and_never_goes_back(
         max_latency_s=round(max(latencies), 3),
         median_latency_s=round(sorted(latencies)[len(latencies) // 2], 3),
     )
+
+
+def test_every_worker_serves_each_new_event_and_never_goes_back(
+    stack: StackHandle, artifact: bytes
+) -> None:
+    figures("1-split-brain", **run_split_brain(stack, artifact, events=EVENTS))
 
 
 def test_a_new_model_reaches_every_worker_and_none_goes_back(
