@@ -255,6 +255,23 @@ def post_worker_init(worker: Any) -> None:
     warm_up(worker.wsgi)
 
 
+def pre_request(worker: Any, req: Any) -> None:
+    """Close the connection after a request whose body the app will refuse without reading it.
+
+    Gunicorn drains at most 64 KiB of an unread body before reusing a keep-alive connection;
+    past that it drops the connection after having answered ``Connection: keep-alive``, and
+    the client's next request on it fails. Marking such a request (larger than
+    ``MAX_BODY_BYTES``, or chunked, whose size is unknown) makes the 413 say
+    ``Connection: close`` so that clients open a new connection instead.
+    """
+    limit = worker.wsgi.config["MAX_CONTENT_LENGTH"]
+    for name, value in req.headers:
+        too_long = name == "CONTENT-LENGTH" and value.isdigit() and int(value) > limit
+        chunked = name == "TRANSFER-ENCODING" and "chunked" in value.lower()
+        if too_long or chunked:
+            req.must_close = True
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """Runs in the master: drop the dead worker's live gauges from the aggregate."""
     multiprocess.mark_process_dead(worker.pid, str(_METRICS_DIR))  # type: ignore[no-untyped-call]

@@ -179,6 +179,54 @@ def test_chunked_body_over_the_limit_is_413(served):
         conn.close()
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_oversized_body_is_answered_with_connection_close(served, chunked):
+    # Far past the 64 KiB Gunicorn drains: without the close, the client would reuse a
+    # connection the server drops, and its next request would fail.
+    server, window = served
+    keep_fresh(window)
+    payload = b'{"x": "' + b"a" * (MAX_BODY + 256 * 1024) + b'"}'
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        if chunked:
+            conn.request(
+                "POST", "/predict", body=_chunks(payload), headers=JSON, encode_chunked=True
+            )
+        else:
+            conn.request("POST", "/predict", body=payload, headers=JSON)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 413
+        assert resp.getheader("Connection") == "close"
+        # http.client reconnects after "close"; a stale keep-alive socket would raise instead.
+        conn.request("POST", "/predict", body=b"{}", headers=JSON)
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 200
+    finally:
+        conn.close()
+
+
+def test_refused_small_body_keeps_the_connection_alive(served):
+    server, window = served
+    keep_fresh(window)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("POST", "/predict", body=b'{"inference_length": ', headers=JSON)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 400
+        assert resp.getheader("Connection") != "close"
+        first_socket = conn.sock
+        conn.request("POST", "/predict", body=b"{}", headers=JSON)
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 200
+        assert conn.sock is first_socket
+    finally:
+        conn.close()
+
+
 def test_after_a_publish_every_worker_answers_from_the_new_generation(served):
     server, window = served
     assert len(server.worker_pids()) == WORKERS
