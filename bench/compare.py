@@ -71,7 +71,7 @@ FULL = Plan(
     memory_workers=[2, 4, 8],
     http_sizes=[50, 1_000_000, 10_000_000],
     http_users=[20, 100],
-    http_seconds=8,
+    http_seconds=6,
     http_repeats=2,
     fresh_seconds=10,
 )
