@@ -38,6 +38,7 @@ from typing import Any
 from bench import _cmp_freshness, _cmp_goals, _cmp_http, _cmp_memory, _cmp_readpath
 from bench._cmp_kafka import new_topic, start_stack
 from bench._cmp_plots import plot_all
+from bench._cmp_report import markdown
 from bench._cmp_series import train_model
 from bench._common import RESULTS_DIR, write_results
 from scripts.errors import StackError
@@ -182,7 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts")
     parser.add_argument("--bootstrap", help="use this Kafka broker (host:port) instead")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the last results as Markdown tables and exit (runs nothing)",
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads((RESULTS_DIR / "compare.json").read_text())))
+        return 0
     plan = QUICK if args.quick else FULL
     if args.only:
         plan = Plan(**{**asdict(plan), "parts": list(args.only)})
