@@ -87,6 +87,13 @@ class Hog:
         self.path.unlink()
 
 
+def temp_files(directory: Path) -> list[str]:
+    """Temp files of generations (``.tmp-*``) or of the status file (``.*.part``)."""
+    return [
+        p.name for p in directory.iterdir() if p.name.startswith(".tmp-") or p.suffix == ".part"
+    ]
+
+
 def can_mount() -> bool:
     return os.geteuid() == 0 and shutil.which("mount") is not None
 
@@ -134,7 +141,7 @@ def test_full_shm_keeps_serving_reports_and_recovers(artifact: bytes) -> None:
                 lambda s: s["state"] == "live" and s["last_error"] is None, what="live again"
             )
             service.wait_ready()
-        leftovers = [p.name for p in service.shm_dir.iterdir() if p.name.startswith(".tmp-")]
+        leftovers = temp_files(service.shm_dir)
     assert "No space left" in degraded["last_error"], degraded
     # A superseded generation's pages come back when the last worker unmaps it, and a
     # publication may then fit for a moment; what is served is always the newest complete one.
@@ -162,4 +169,56 @@ def test_full_shm_keeps_serving_reports_and_recovers(artifact: bytes) -> None:
         readyz_503_after_full=sum(1 for r in full_probes if r.status == 503),
         resumed_after_s=round(resumed_s, 2),
         resumed_generation=resumed,
+    )
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
+def test_no_page_free_at_all_keeps_serving_and_recovers(artifact: bytes) -> None:
+    """Not even the small status file can be rewritten: the daemon's heartbeat ages (its
+    health check and ``/readyz`` say so), the last good generation is still served, and
+    everything recovers when space returns."""
+    with (
+        tiny_tmpfs("2m") as mount,
+        running_service(
+            artifact,
+            shm_dir=mount / "window",
+            workers=4,
+            max_age_ms=MAX_AGE_MS,
+            publish_interval_ms=20,
+            daemon_env={"REPLAY_RATE": "20"},
+        ) as service,
+        Load(service.port, "POST", "/predict", b"{}", threads=4) as predict,
+    ):
+        time.sleep(0.5)
+        hog = Hog(mount / "filler", 0).start()
+        frozen = service.wait_status(
+            lambda s: time.time_ns() - s["heartbeat_ns"] > (MAX_AGE_MS + 500) * 1_000_000,
+            timeout=MAX_AGE_MS / 1000 + 20,
+            what="the status file no longer rewritten",
+        )
+        readyz = service.get("/readyz")
+        last_good = service.generation()
+        during = [service.predict() for _ in range(20)]
+        hog.stop()
+        service.wait_snapshot(lambda s: s.generation > last_good, what="publishing resumed")
+        status = service.wait_status(
+            lambda s: s["state"] == "live" and s["last_error"] is None, what="live again"
+        )
+        service.wait_ready()
+        leftovers = temp_files(service.shm_dir)
+        log = service.daemon.tail(100_000)
+    assert (readyz.status, readyz.headers.get("x-not-ready")) == (503, "stale")
+    assert "cannot write the status file" in log
+    assert {r.json()["generation"] for r in during} == {last_good}
+    assert status["counters"]["publish_errors"] >= 1
+    assert leftovers == []
+    results = predict.results()
+    assert len(json_ok(results)) == len(results), summarize(results)
+    figures(
+        "soak-enospc-no-page-free",
+        predict_requests=len(results),
+        predict_failed=0,
+        frozen_state=frozen["state"],
+        publish_errors=status["counters"]["publish_errors"],
     )
