@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.concurrency._http import Result
 
-__all__ = ["figures", "regressions"]
+__all__ = ["SESSION", "figures", "json_ok", "regressions"]
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lines of this session, printed again in the terminal summary (see conftest.py).
@@ -50,13 +50,12 @@ def regressions(observations: list[tuple[int, int, int, int]]) -> list[str]:
     for pid, items in by_pid.items():
         done_order = sorted(items, key=lambda o: o[3])
         best, j = 0, 0
-        for pid_, gen, sent, _done in sorted(items, key=lambda o: o[2]):
+        for _, gen, sent, _done in sorted(items, key=lambda o: o[2]):
             while j < len(done_order) and done_order[j][3] < sent:
                 best = max(best, done_order[j][1])
                 j += 1
             if gen < best:
-                problems.append(f"worker {pid_} answered generation {gen} after {best}")
-        del pid
+                problems.append(f"worker {pid} answered generation {gen} after {best}")
     return problems
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.concurrency._checks import SESSION
@@ -20,3 +25,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("concurrency figures")
         for line in SESSION:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def shm_dir() -> Iterator[Path]:
+    """A fresh directory on /dev/shm, removed afterwards (the publisher creates it)."""
+    parent = Path(tempfile.mkdtemp(prefix="conc-test-", dir="/dev/shm"))
+    try:
+        yield parent / "window"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
