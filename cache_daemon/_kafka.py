@@ -15,8 +15,9 @@ Faults: a broker that is down or a topic that does not exist never raises out of
 Connecting (bootstrap, metadata, seeks) runs on a helper thread because kafka-python can wait
 there without bound; :meth:`KafkaSource.poll` waits for it in slices, retries failures with
 backoff (0.5 s doubling to 10 s) and reports through :meth:`KafkaSource.health`. Once
-connected, kafka-python reconnects on its own. Lag is measured with ``end_offsets`` (500 ms
-timeout) once a second, which is also how an outage is noticed.
+connected, kafka-python reconnects on its own. Lag comes from the fetches' high-water marks
+while records flow; after a second without records an ``end_offsets`` probe (500 ms timeout)
+measures it and notices an outage.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class KafkaSource:
         self._connect_started = 0.0
         self._connect_started_wall = 0.0
         self._next_lag = 0.0
+        self._last_records = -1e9
         self._next_partitions = 0.0
 
     # -- Source interface ------------------------------------------------------------------
@@ -119,6 +121,8 @@ class KafkaSource:
             if messages:
                 records.extend(messages)
                 positions[tp.partition] = messages[-1].offset + 1
+        if records:
+            self._last_records = self._clock()
         if records and not self._caught_up:
             self._update_caught_up()
         return records
@@ -312,6 +316,18 @@ class KafkaSource:
             self._fail(f"assigning new partitions failed: {exc}")
 
     def _measure_lag(self) -> None:
+        """Lag per partition. While records flow, the broker is evidently reachable and the
+        high-water marks that come with every fetch give the lag without a request; after a
+        second without records an ``end_offsets`` request (500 ms timeout) both measures the
+        lag and detects an outage. (That request blocks the loop, so it is kept off the path
+        of a busy stream.)"""
+        if self._clock() - self._last_records < _LAG_EVERY_S:
+            self._connected, self._error = True, None
+            for p, position in self._positions.items():
+                high = self._consumer.highwater(TopicPartition(self._topic, p))
+                if high is not None:
+                    self._lag[p] = max(0, high - position)
+            return
         tps = [TopicPartition(self._topic, p) for p in self._positions]
         try:
             ends = self._consumer.end_offsets(tps, timeout_ms=500)
