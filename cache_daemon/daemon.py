@@ -12,6 +12,10 @@ Loop contract:
   changed (window content, restoring/live, model); offsets and counters that moved without a
   content change are checkpointed at most once a second. A failed publication (ENOSPC...) is
   counted, reported as ``degraded`` and retried with backoff; the last good generation stays.
+* A live stream that trickles (fewer than 500 records per poll) is not polled for every record
+  while changes already wait for the next publication slot: the loop pauses until the slot and
+  drains what accumulated (kafka-python's per-poll cost made 1,000 events/s use ~40 % of a
+  core; ~10 % this way, same latency).
 * The status file is rewritten every 250 ms and at once when the state changes.
 * :meth:`Daemon.run` returns when ``stop`` is set, after one last publication of pending
   changes (so SIGTERM loses nothing that was read).
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 _STATUS_EVERY_NS = 250_000_000
 _MAX_WAIT_S = 0.25
 _DLQ_FLUSH_S = 5.0
+_DRAIN_S = 0.005
+_TRICKLE = 500
 
 
 class Daemon:
@@ -81,6 +87,7 @@ class Daemon:
         self.last_publish_ns: int | None = None
         self._coalescer = Coalescer(publish_interval_ms * 1_000_000)
         self._caught_up = False
+        self._trickle = False
         self._publish_failures = 0
         self._next_status_ns = 0
         self._written_state = ""
@@ -103,7 +110,19 @@ class Daemon:
     def step(self) -> None:
         """One iteration: poll, apply, maybe publish, maybe write the status file."""
         self.liveness.beat()
-        records = self.source.poll(self._poll_timeout())
+        timeout = self._poll_timeout()
+        if self._trickle and self._caught_up and timeout > _DRAIN_S and self._pending():
+            # Live, few records per poll, and changes already wait for the next publication
+            # slot: let records accumulate instead of waking up (and paying kafka-python's
+            # per-poll overhead) for each one; at the slot one poll drains them all.
+            time.sleep(timeout - _DRAIN_S)
+            # The first poll returns what was fetched before the pause and sends a new fetch;
+            # the second collects what reached the broker during the pause.
+            records = self.source.poll(0.0)
+            records += self.source.poll(_DRAIN_S)
+        else:
+            records = self.source.poll(timeout)
+        self._trickle = 0 < len(records) < _TRICKLE
         if records:
             self._ingest(records)
         if self.watcher is not None:
@@ -173,6 +192,10 @@ class Daemon:
             tuple(sorted(c.dead_letters.items())),
         )
         return content, progress
+
+    def _pending(self) -> bool:
+        """Changes exist that the next publication slot will carry."""
+        return self._coalescer.wait_ns(time.monotonic_ns(), *self._keys()) is not None
 
     def _poll_timeout(self) -> float:
         if not len(self.window):
