@@ -5,7 +5,7 @@ the wire, so a truncated response can never pass for a refused connection or the
 
 * ``ok``: a complete response (status line, headers, and a body whose length matches
   ``Content-Length`` or whose chunked encoding is terminated);
-* ``refused``: the connection was refused (nothing is listening any more);
+* ``refused``: the connection was refused, or reset during the handshake (nothing was sent);
 * ``closed``: the connection was accepted by the kernel but closed or reset before a single
   byte of response came back (the request was never taken by a worker);
 * ``truncated``: some bytes came back but not a complete response;
@@ -113,7 +113,9 @@ def call(
     sent = time.monotonic_ns()
     try:
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    except ConnectionRefusedError as exc:
+    except (ConnectionRefusedError, ConnectionResetError) as exc:
+        # A reset during the handshake (the listening socket closed under a pending SYN) is a
+        # refusal too: nothing was sent.
         return Result("refused", sent_ns=sent, done_ns=time.monotonic_ns(), error=str(exc))
     except OSError as exc:
         return Result("timeout", sent_ns=sent, done_ns=time.monotonic_ns(), error=repr(exc))

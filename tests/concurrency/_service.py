@@ -222,6 +222,14 @@ class Service:
                 count += entry.get("path") == path
         return count
 
+    def error_lines(self, limit: int = 20) -> list[str]:
+        """Gunicorn's own account of failures (tracebacks, ERROR lines, 5xx access lines),
+        for failure messages: the log is deleted with the service."""
+        assert self.web is not None
+        lines = self.web.log.read_text(errors="replace").splitlines()
+        marks = ("Traceback", '"level": "ERROR"', '"status": 5')
+        return [line for line in lines if any(mark in line for mark in marks)][-limit:]
+
     def worker_pids(self) -> set[int]:
         assert self.web is not None
         return self.web.worker_pids()

@@ -71,12 +71,7 @@ def run_torn_reads(
         finally:
             records = recorder.stop()
         results = load.results()
-        # Kept for the failure message: the server's own account of any 5xx.
-        server_errors = [
-            line
-            for line in service.web.log.read_text(errors="replace").splitlines()
-            if "Traceback" in line or '"level": "ERROR"' in line or '"status": 5' in line
-        ][-20:]
+        server_errors = service.error_lines()
     answered = json_ok(results)
     assert len(answered) == len(results), (summarize(results), server_errors)
     mismatches, unverified, used = [], 0, set()
