@@ -8,11 +8,14 @@ variable                    meaning                                             
 WEB_BIND / PORT, WEB_HOST   listen address (``WEB_BIND`` wins: ``host:port``,         127.0.0.1:8000
                             ``unix:path`` or ``fd://n``)
 WEB_CONCURRENCY             worker processes                                        cores + 1
-WEB_WORKER_CLASS            ``gthread`` or ``sync``                                 gthread
+WEB_WORKER_CLASS            ``gevent``, ``gthread`` or ``sync``                     gevent
+WEB_WORKER_CONNECTIONS      open connections per gevent worker                      1000
 WEB_THREADS                 threads per gthread worker                              2
 WEB_TIMEOUT                 seconds a silent worker lives before it is killed        30
 WEB_GRACEFUL_TIMEOUT        seconds to finish requests on shutdown                   20
-WEB_KEEPALIVE               keep-alive seconds (gthread; sync closes each connection) 5
+WEB_KEEPALIVE               keep-alive seconds; under gevent also the time allowed   5
+                            to send a request line and headers (sync closes each
+                            connection)
 WEB_MAX_REQUESTS            requests before a worker is recycled (0 = never)         50000
 WEB_MAX_REQUESTS_JITTER     random extra so workers do not recycle together         5000
 WEB_PRELOAD                 import the app in the master (copy-on-write, fast fork)  true
@@ -23,14 +26,16 @@ PROMETHEUS_MULTIPROC_DIR    metrics directory shared by workers (wiped at start)
 LOG_LEVEL                   log level                                               INFO
 ==========================  ======================================================  ==========
 
-Worker class: ``gthread`` with 2 threads per worker. A request is a few hundred
-microseconds of CPU-bound Python and numpy under the GIL, which argues for one request per
-process (``sync``); but sync workers close every connection and are held by slow clients,
-while gthread keeps connections alive and parks idle ones in a selector. Measured with
-``python -m bench.http`` on this 2-core machine, gthread with 2 threads gave the highest
-throughput and the lowest p99 for ``/predict`` (1 thread queued behind a busy request, 4
-threads fought over the GIL), so it is the default; ``WEB_WORKER_CLASS=sync`` remains for
-deployments behind a buffering proxy. The heartbeat ``timeout`` still replaces a stuck worker.
+Worker class: ``gevent``. A request is a few hundred microseconds of CPU-bound Python and
+numpy under the GIL, so one request at a time per process is enough; what matters is that a
+slow client must not hold a worker. Sync and gthread workers give each connection a process
+or thread until its request is read, so six clients trickling their bodies stalled the
+service. The gevent worker parks every connection in an event loop (``worker_connections``
+per worker) until its request is complete; Gunicorn bounds the request line and headers by
+``keepalive`` seconds and :mod:`webapp.deadline` bounds the body (``REQUEST_BODY_TIMEOUT_S``).
+The measurements behind the choice are in the README ("Slow clients"). ``gthread`` and
+``sync`` remain for deployments behind a buffering proxy. The heartbeat ``timeout`` still
+replaces a stuck worker.
 
 Process model: the master never opens the window or the model, and never predicts. BLAS
 and OpenMP are capped before numpy is imported and again per worker (``post_fork``), because
@@ -127,10 +132,11 @@ _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
 
 bind = [_env.get("WEB_BIND") or f"{_env.get('WEB_HOST', '127.0.0.1')}:{_env_int('PORT', 8000)}"]
 workers = _env_int("WEB_CONCURRENCY", _cores + 1, minimum=1)
-worker_class = _env.get("WEB_WORKER_CLASS", "gthread")
-if worker_class not in {"sync", "gthread"}:
-    raise SystemExit(f"WEB_WORKER_CLASS must be sync or gthread, got {worker_class!r}")
+worker_class = _env.get("WEB_WORKER_CLASS", "gevent")
+if worker_class not in {"gevent", "sync", "gthread"}:
+    raise SystemExit(f"WEB_WORKER_CLASS must be gevent, gthread or sync, got {worker_class!r}")
 threads = _env_int("WEB_THREADS", 2, minimum=1) if worker_class == "gthread" else 1
+worker_connections = _env_int("WEB_WORKER_CONNECTIONS", 1000, minimum=1)
 timeout = _env_int("WEB_TIMEOUT", 30, minimum=1)
 graceful_timeout = _env_int("WEB_GRACEFUL_TIMEOUT", 20, minimum=1)
 keepalive = _env_int("WEB_KEEPALIVE", 5)

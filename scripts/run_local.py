@@ -8,8 +8,13 @@
 
 Both run as children in their own sessions, so a terminal's Ctrl-C reaches only this
 process: the first SIGINT/SIGTERM stops Gunicorn, then the daemon, each with SIGTERM and a
-grace period; a second signal kills them at once. If either child dies, the other is
-stopped and the exit status is 1.
+grace period; a second signal kills them at once.
+
+The daemon is supervised as the kubelet supervises the sidecar in the pod
+(:mod:`scripts._supervise`): when it exits it is restarted with a backoff (0.5 s doubling to
+30 s), with a log line giving its exit status and last log line, while Gunicorn keeps serving
+the last generation. If Gunicorn dies (its master already replaces dead workers), the daemon
+is stopped and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from types import FrameType
 import pandas as pd
 
 from forecasting.train import train, write_artifact
+from scripts._supervise import DaemonSupervisor
 
 __all__ = ["LocalRun", "main"]
 
@@ -117,16 +123,23 @@ def main() -> int:
         "PORT": run.port,
     }
     env.setdefault("DAEMON_SOURCE", "replay")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "cache_daemon"], cwd=ROOT, env=env, start_new_session=True
-    )
+
+    def spawn_daemon() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cache_daemon"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stderr=subprocess.PIPE,
+        )
+
+    daemon = DaemonSupervisor(spawn_daemon, Path(run.shm_dir))
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp.wsgi:app"],
         cwd=ROOT,
         env=env,
         start_new_session=True,
     )
-    procs = [("gunicorn", web), ("cache_daemon", daemon)]
     log.info(
         "serving on http://127.0.0.1:%s (try: curl -XPOST -H 'Content-Type: application/json' "
         "-d '{}' http://127.0.0.1:%s/predict); Ctrl-C stops",
@@ -135,12 +148,14 @@ def main() -> int:
     )
     status = 0
     while not stop.requested:
-        died = [(name, p.returncode) for name, p in procs if p.poll() is not None]
-        if died:
-            log.error("%s exited with %s; stopping the rest", *died[0])
+        if web.poll() is not None:
+            log.error("gunicorn exited with %s; stopping the rest", web.returncode)
             status = 1
             break
-        time.sleep(0.2)
+        daemon.poll()
+        time.sleep(0.1)
+    daemon.stop_restarting()
+    procs = [("gunicorn", web), ("cache_daemon", daemon.proc)]
     _terminate(procs, force=False)
     _wait_all(procs, stop)
     return status

@@ -8,6 +8,8 @@ from flask import Flask, Response, g, request
 
 from webapp import metrics
 from webapp.config import Settings
+from webapp.deadline import BodyDeadline
+from webapp.follower import Follower
 from webapp.problem import install_error_handlers
 from webapp.views import blueprint
 from webapp.window import WindowAccess
@@ -30,6 +32,7 @@ def create_app(settings: Settings) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["webapp"] = WindowAccess(settings)
+    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout_s)  # type: ignore[method-assign]
     app.register_blueprint(blueprint)
     install_error_handlers(app)
 
@@ -51,7 +54,12 @@ def create_app(settings: Settings) -> Flask:
     return app
 
 
-def warm_up(app: Flask) -> None:
-    """Open the reader, load the model and derive the window's features in this process."""
+def warm_up(app: Flask) -> Follower:
+    """Prepare this worker process to serve and start its :class:`Follower`; call once per
+    process, after fork and before serving (Gunicorn's ``post_worker_init``)."""
     access: WindowAccess = app.extensions["webapp"]
     access.warm_up()
+    follower = Follower(access, access.settings.follow_interval_ms / 1000)
+    follower.poll()
+    follower.start()
+    return follower

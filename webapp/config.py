@@ -45,12 +45,16 @@ class Settings:
     retry_after_s: int = 1
     log_level: str = "INFO"
     metrics_dir: Path | None = None
+    follow_interval_ms: int = 250
+    body_timeout_s: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read ``SHM_DIR``, ``MAX_DATA_AGE_MS``, ``MAX_BODY_BYTES``, ``MAX_ROWS``,
         ``MAX_INFERENCE_LENGTH``, ``DEFAULT_INFERENCE_LENGTH``, ``MAX_GAP_STEPS``,
-        ``READYZ_RETRY_AFTER_S``, ``LOG_LEVEL`` and ``PROMETHEUS_MULTIPROC_DIR`` (set means
+        ``READYZ_RETRY_AFTER_S``, ``LOG_LEVEL``, ``WORKER_FOLLOW_INTERVAL_MS`` (how often an
+        idle worker checks for a new generation), ``REQUEST_BODY_TIMEOUT_S`` (time allowed
+        to receive a request body) and ``PROMETHEUS_MULTIPROC_DIR`` (set means
         metrics are aggregated over worker processes); raise :class:`ConfigError` naming the
         variable on a bad value."""
         level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
@@ -75,6 +79,10 @@ class Settings:
             max_gap_steps=_int(environ, "MAX_GAP_STEPS", cls.max_gap_steps, minimum=0),
             retry_after_s=_int(environ, "READYZ_RETRY_AFTER_S", cls.retry_after_s, minimum=1),
             log_level=level,
+            body_timeout_s=_int(environ, "REQUEST_BODY_TIMEOUT_S", cls.body_timeout_s, minimum=1),
+            follow_interval_ms=_int(
+                environ, "WORKER_FOLLOW_INTERVAL_MS", cls.follow_interval_ms, minimum=10
+            ),
             metrics_dir=Path(metrics)
             if (metrics := environ.get("PROMETHEUS_MULTIPROC_DIR"))
             else None,

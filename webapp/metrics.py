@@ -10,6 +10,7 @@ Without the variable (tests with Flask's client) the process-local registry is u
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -44,8 +45,11 @@ PREDICTIONS = Counter(
     "webapp_predictions_total", "Successful forecasts by input source", ["source"]
 )
 PREDICTED_POINTS = Counter("webapp_predicted_points_total", "Forecast points returned")
-# Created on first use, so the preloading master (which serves nothing) has no sample.
+# Created on first use, so the preloading master (which serves nothing) has no sample. The
+# lock makes creation happen once per process whatever the number of threads asking: a second
+# registration of the same name raises in prometheus_client.
 _worker_generation: Gauge | None = None
+_worker_generation_lock = threading.Lock()
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
@@ -59,14 +63,19 @@ def observe_prediction(source: str, points: int) -> None:
 
 
 def set_worker_generation(generation: int) -> None:
+    """Record the generation this worker process serves now (one series per live worker).
+
+    Thread-safe: the gauge is created at most once per process, under a lock.
+    """
     global _worker_generation  # noqa: PLW0603 (one gauge per process, made lazily)
-    if _worker_generation is None:
-        _worker_generation = Gauge(
-            "webapp_worker_generation",
-            "Generation last seen by each live worker",
-            multiprocess_mode="liveall",
-        )
-    _worker_generation.set(generation)
+    with _worker_generation_lock:
+        if _worker_generation is None:
+            _worker_generation = Gauge(
+                "webapp_worker_generation",
+                "Generation served by each live worker",
+                multiprocess_mode="liveall",
+            )
+        _worker_generation.set(generation)
 
 
 class _ScrapeCollector:

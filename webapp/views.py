@@ -22,8 +22,6 @@ GENERATION_HEADER = "X-Cache-Generation"
 
 blueprint = Blueprint("api", __name__)
 
-_seen_generation = 0
-
 
 def _access() -> WindowAccess:
     access: WindowAccess = current_app.extensions["webapp"]
@@ -42,13 +40,6 @@ def _json(payload: dict[str, Any], status: int = 200, generation: int | None = N
 
 def _unavailable(slug: str, title: str, detail: str, retry_after: int) -> ProblemError:
     return ProblemError(503, slug, title, detail, headers={"Retry-After": str(retry_after)})
-
-
-def _note_generation(generation: int) -> None:
-    global _seen_generation  # noqa: PLW0603 (one value per worker process)
-    if generation != _seen_generation:
-        _seen_generation = generation
-        metrics.set_worker_generation(generation)
 
 
 def _read_json_body() -> object:
@@ -86,11 +77,11 @@ def predict() -> Response:
     snapshot = access.snapshot()
     if snapshot is None:
         raise _unavailable("no-data", "No window yet", access.no_data_reason(), retry)
-    _note_generation(snapshot.generation)
-    model, why = access.model(snapshot)
-    if model is None:
+    loaded, why = access.loaded_model(snapshot)
+    if loaded is None:
         raise _unavailable("no-model", "No model", why, retry)
-    req = parse_predict(body, access.expectations())
+    model = loaded.forecaster
+    req = parse_predict(body, loaded.expectations)
     if req.times_ns is None or req.values is None:
         points = access.forecast(snapshot, model)[: req.inference_length]
         source = "window"
@@ -155,7 +146,6 @@ def cache() -> Response:
             access.no_data_reason(),
             access.settings.retry_after_s,
         )
-    _note_generation(snapshot.generation)
     meta = snapshot.metadata
     summary = access.summary(snapshot)
     try:

@@ -6,8 +6,8 @@ nothing changed) and an ``os.stat`` of the daemon status file. Everything that d
 on a generation -- the forecast origin row, the checksum, the time range -- is computed once
 per generation per process through ``Snapshot.derive``, and so is the window's forecast
 (a pure function of window and model); the model is loaded once per model
-change, verified by SHA-256. Thread-safe (gthread workers): the model cache is locked and
-``derive`` serialises first computations.
+change, verified by SHA-256. A :class:`webapp.follower.Follower` thread keeps this
+preparation ahead of requests. Thread-safe (gthread workers): see :class:`WindowAccess`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from webapp.config import Settings
 from webapp.errors import ProblemError
 from webapp.validation import Expectations, format_times
 
-__all__ = ["STATUS_FILE", "Readiness", "WindowAccess", "WindowSummary"]
+__all__ = ["STATUS_FILE", "LoadedModel", "Readiness", "WindowAccess", "WindowSummary"]
 
 log = logging.getLogger(__name__)
 
@@ -62,47 +62,71 @@ class Readiness:
 
 
 class _StatusFile:
-    """The daemon's status JSON, re-read only when its (inode, mtime, size) changes."""
+    """The daemon's status JSON, re-read only when its (inode, mtime, size) changes.
+
+    Thread-safe by construction: the cache is one immutable (key, value) pair replaced in a
+    single assignment, so a thread never sees one file's key with another file's value.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._key: tuple[int, int, int] | None = None
-        self._value: dict[str, Any] | None = None
+        self._cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None = None
 
     def read(self) -> dict[str, Any] | None:
         try:
             st = os.stat(self._path)
         except OSError:
-            self._key, self._value = None, None
+            self._cache = None
             return None
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key != self._key:
-            try:
-                value = json.loads(self._path.read_bytes())
-            except (OSError, ValueError):
-                value = None
-            self._key = key
-            self._value = value if isinstance(value, dict) else None
-        return self._value
+        cache = self._cache
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        try:
+            value = json.loads(self._path.read_bytes())
+        except (OSError, ValueError):
+            value = None
+        parsed = value if isinstance(value, dict) else None
+        self._cache = (key, parsed)
+        return parsed
 
 
 def _to_int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model together with the request limits derived from it: one value, so a request
+    validated against a model's limits is forecast by that same model."""
+
+    forecaster: Forecaster
+    expectations: Expectations
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelState:
+    key: tuple[str, str]
+    loaded: LoadedModel | None
+    error: str
+    failed_at: float
+
+
 class WindowAccess:
-    """What the views use to reach the window and the model (see module docstring)."""
+    """What the views use to reach the window and the model (see module docstring).
+
+    Every piece of mutable state is either replaced in one assignment by an immutable value
+    (the model state, the status cache) or changed under ``self._lock``, so request threads
+    never see half of an update.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._reader = Reader(settings.shm_dir)
         self._status = _StatusFile(settings.shm_dir / STATUS_FILE)
+        self._model_lock = threading.Lock()
+        self._model_state: _ModelState | None = None
         self._lock = threading.Lock()
-        self._model_key: tuple[str, str] | None = None
-        self._model: Forecaster | None = None
-        self._model_error: str | None = None
-        self._model_failed_at = 0.0
-        self._expect: Expectations | None = None
         self._last: Snapshot | None = None
         self._read_error: str | None = None
 
@@ -120,12 +144,21 @@ class WindowAccess:
         try:
             snapshot = self._reader.current()
         except ShmError as exc:
-            if str(exc) != self._read_error:
-                log.error("cannot read the window", extra={"error": str(exc)})
-            self._read_error = str(exc)
-            return self._last
-        self._read_error = None
-        self._last = snapshot
+            error = str(exc)
+            with self._lock:
+                first = error != self._read_error
+                self._read_error = error
+                last = self._last
+            if first:
+                log.error("cannot read the window", extra={"error": error})
+            return last
+        with self._lock:
+            self._read_error = None
+            # Two threads may return from the reader in either order: keep the newer one.
+            if snapshot is not None and (
+                self._last is None or snapshot.generation >= self._last.generation
+            ):
+                self._last = snapshot
         return snapshot
 
     def no_data_reason(self) -> str:
@@ -139,7 +172,13 @@ class WindowAccess:
     # -- model -------------------------------------------------------------------------------
 
     def model(self, snapshot: Snapshot) -> tuple[Forecaster | None, str]:
-        """The model named by ``snapshot``'s metadata and an explanation when there is none.
+        """The model named by ``snapshot``'s metadata and an explanation when there is none."""
+        loaded, why = self.loaded_model(snapshot)
+        return (loaded.forecaster if loaded is not None else None), why
+
+    def loaded_model(self, snapshot: Snapshot) -> tuple[LoadedModel | None, str]:
+        """The model named by ``snapshot``'s metadata with its request limits, or None and
+        an explanation.
 
         Loaded and verified once per (file, digest) per process; a failed load is retried
         after a few seconds rather than on every request.
@@ -152,18 +191,24 @@ class WindowAccess:
             return None, f"model_file {name!r} is not model-<sha256>.skops"
         sha = snapshot.metadata.get("model_sha256", "") or match.group(1)
         key = (name, sha)
-        with self._lock:
-            if key == self._model_key and (
-                self._model is not None or time.monotonic() - self._model_failed_at < _MODEL_RETRY_S
-            ):
-                return self._model, self._model_error or ""
-            self._load(key)
-            return self._model, self._model_error or ""
+        state = self._model_state
+        if state is None or not self._usable(state, key):
+            with self._model_lock:
+                state = self._model_state
+                if state is None or not self._usable(state, key):
+                    state = self._load(key)
+                    self._model_state = state
+        return state.loaded, state.error
 
-    def _load(self, key: tuple[str, str]) -> None:
+    @staticmethod
+    def _usable(state: _ModelState, key: tuple[str, str]) -> bool:
+        if state.key != key:
+            return False
+        return state.loaded is not None or time.monotonic() - state.failed_at < _MODEL_RETRY_S
+
+    def _load(self, key: tuple[str, str]) -> _ModelState:
         name, sha = key
         path = self._settings.shm_dir / name
-        self._model_key = key
         try:
             # O_NONBLOCK: a FIFO planted under this name must not hang the worker.
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -174,14 +219,12 @@ class WindowAccess:
                 data = fh.read()
             model = load_bytes(data, sha256=sha)
         except (OSError, ForecastingError) as exc:
-            self._model, self._expect = None, None
-            self._model_error = f"model {name} could not be loaded: {exc}"
-            self._model_failed_at = time.monotonic()
             log.error("model load failed", extra={"model_file": name, "error": str(exc)})
-            return
-        self._model, self._model_error = model, None
+            return _ModelState(
+                key, None, f"model {name} could not be loaded: {exc}", time.monotonic()
+            )
         s = self._settings
-        self._expect = Expectations(
+        expect = Expectations(
             columns=(model.target,),
             min_rows=model.min_rows,
             step_ns=model.spec.step_ns,
@@ -191,11 +234,7 @@ class WindowAccess:
             max_gap_steps=s.max_gap_steps,
         )
         log.info("model loaded", extra={"model_file": name, "model_version": model.version})
-
-    def expectations(self) -> Expectations:
-        """Validation limits for the loaded model (call after :meth:`model` returned one)."""
-        assert self._expect is not None
-        return self._expect
+        return _ModelState(key, LoadedModel(model, expect), "", 0.0)
 
     def model_version(self, snapshot: Snapshot, model: Forecaster | None) -> str | None:
         return snapshot.metadata.get("model_version") or (model.version if model else None)
@@ -237,15 +276,17 @@ class WindowAccess:
         """Milliseconds since the data was last known current.
 
         That is the newer of the generation's publication time and, when the daemon reports
-        ``live`` for this very generation, its heartbeat (a live daemon with no new events is
-        still current).
+        ``live`` (or ``crashed``, its last heartbeat) for this very generation, its heartbeat
+        (a live daemon with no new events is still current).
         """
         now = time.time_ns() if now_ns is None else now_ns
         base = snapshot.published_at_ns
         status = self.daemon_status()
+        # "crashed" (written by make run's supervisor) keeps the dead daemon's last heartbeat:
+        # the data was current then, and ages from there.
         if (
             status is not None
-            and status.get("state") == "live"
+            and status.get("state") in {"live", "crashed"}
             and _to_int(status.get("generation")) == snapshot.generation
         ):
             base = max(base, _to_int(status.get("heartbeat_ns")) or 0)
@@ -268,14 +309,29 @@ class WindowAccess:
             return Readiness(False, f"insufficient data: {exc.detail}", gen)
         age = self.data_age_ms(snapshot)
         if age > self._settings.max_data_age_ms:
-            return Readiness(
-                False, f"stale: data is {age} ms old (limit {self._settings.max_data_age_ms})", gen
-            )
+            reason = f"stale: data is {age} ms old (limit {self._settings.max_data_age_ms})"
+            status = self.daemon_status()
+            if status is not None and status.get("state") != "live" and status.get("last_error"):
+                reason += f"; daemon {status.get('state')}: {str(status['last_error'])[:300]}"
+            return Readiness(False, reason, gen)
         return Readiness(True, "ready", gen)
 
     def warm_up(self) -> None:
-        """Open the reader, load the model and derive features now (after fork), so the
-        first request does not pay for them. Never raises."""
+        """Prepare this process to serve: called once per worker after fork, before it serves.
+
+        Replaces the locks made in the preloading master with ones of this process (under
+        gevent they must be the patched kind), then opens the reader, loads the model and
+        derives the window's forecast so that the first request does not pay for them.
+        Never raises.
+        """
+        self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self.prepare_newest()
+
+    def prepare_newest(self) -> Snapshot | None:
+        """Open the newest generation and derive what requests need from it (summary, model,
+        forecast); return it. Never raises: a failure is left for a request to report."""
+        snapshot = None
         with contextlib.suppress(Exception):
             snapshot = self.snapshot()
             if snapshot is not None:
@@ -283,6 +339,7 @@ class WindowAccess:
                 model, _ = self.model(snapshot)
                 if model is not None:
                     self.forecast(snapshot, model)
+        return snapshot
 
 
 def _window_origin(snapshot: Snapshot, model: Forecaster) -> Origin | str:
