@@ -1,6 +1,6 @@
 """HTTP benchmark: ``/predict`` with ``{}`` against ``/healthz`` on one Gunicorn, same run.
 
-``python -m bench.http [--quick] [--workers N] [--worker-class sync|gthread] [--users 20]``
+``python -m bench.http [--quick] [--workers N] [--worker-class gevent|gthread|sync] [--users 20]``
 
 Starts Gunicorn with ``gunicorn.conf.py`` on a loopback socket, serving a real shm window (the
 sample series, 4,032 rows) that a background thread republishes every second (one row later
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="healthz/predict phase pairs")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--workers", type=int, default=0, help="default: gunicorn.conf.py's")
-    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread")
+    parser.add_argument("--worker-class", choices=["gevent", "gthread", "sync"], default="gevent")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds = 3, 1
