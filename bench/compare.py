@@ -82,7 +82,7 @@ QUICK = Plan(
     memory_workers=[2],
     http_sizes=[50],
     http_users=[20],
-    http_seconds=2,
+    http_seconds=4,  # Locust spends its first second spawning users; 2 s left too little
     http_repeats=1,
     fresh_seconds=3,
 )
