@@ -76,9 +76,8 @@ def test_the_unit_tests_catch_a_worker_check_that_fires_on_normal_publishing(
     """Comparing the workers at one instant is the tempting rule; under load workers differ
     by a few generations all the time, and the unit tests must reject it."""
     naive = RULES.read_text().replace(
-        "min without (pid) (webapp_worker_generation) < webapp_generation offset 30s",
-        "max without (pid) (webapp_worker_generation) != min without (pid) "
-        "(webapp_worker_generation)",
+        "< max without (pid) (webapp_worker_generation offset 30s)",
+        "!= max without (pid) (webapp_worker_generation)",
     )
     assert naive != RULES.read_text()
     (tmp_path / "alerts.yaml").write_text(naive)
