@@ -16,6 +16,7 @@ help:
 	@echo "make run    start the service on its embedded defaults"
 	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
 	@echo "make lint   ruff + mypy --strict"
+	@echo "make system-tools  promtool for the alert checks (Debian's prometheus package, as root)"
 	@echo "make bench  benchmarks; JSON into bench/results/"
 	@echo "make bench-redis  install redis-server (apt) for the Redis baseline of make bench"
 	@echo "make load   Locust against a running service (make run); reports into reports/"
@@ -46,8 +47,24 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint $(TOOLS_STAMP)
+test: lint $(TOOLS_STAMP) system-tools
 	$(VENV)/bin/pytest
+
+# promtool checks and unit-tests deploy/prometheus/alerts.yaml (tests/deploy/test_alerts.py). It
+# comes from Debian's prometheus package, installed here when missing and we are root;
+# otherwise this says why those tests will be skipped.
+.PHONY: system-tools
+system-tools:
+	@if command -v promtool >/dev/null; then \
+	  promtool --version | head -n 1; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "promtool is missing: installing Debian's prometheus package"; \
+	  apt-get install -y --no-install-recommends prometheus \
+	  || { apt-get update && apt-get install -y --no-install-recommends prometheus; }; \
+	else \
+	  echo "promtool is missing and installing Debian's prometheus package needs root and" \
+	    "apt-get: the promtool checks of deploy/prometheus will be skipped"; \
+	fi
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow"

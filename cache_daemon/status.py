@@ -6,12 +6,14 @@ is alive, so the heartbeat is never older than 0.5 s unless the loop has been st
 Content (one JSON object)::
 
     {"pid": int, "state": "starting"|"restoring"|"live"|"degraded"|"stopping",
-     "source": "kafka"|"replay", "heartbeat_ns": int (time.time_ns()),
+     "source": "kafka"|"replay", "started_ns": int (time.time_ns() at process start),
+     "heartbeat_ns": int (time.time_ns()),
      "last_publish_ns": int|null, "generation": int, "lag": {"<partition>": int},
      "counters": {"events", "dead_letters": {"<reason>": n}, "dropped_late", "publish_errors"},
      "last_error": str|null}
 
-A reader decides liveness from ``heartbeat_ns`` (younger than ``MAX_DATA_AGE_MS``).
+A reader decides liveness from ``heartbeat_ns`` (younger than ``MAX_DATA_AGE_MS``); a change of
+``started_ns`` means the daemon was restarted (``/metrics`` exports it for the restart alert).
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ class StatusFile:
 
     Thread-safe: the main loop calls :meth:`write`, a :class:`Heartbeat` thread calls
     :meth:`refresh` to keep the heartbeat fresh while the loop is inside a slow call.
+    ``started_ns`` (default: now) is written as the daemon's start time; the service creates
+    its one writer first thing at process start.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, started_ns: int | None = None) -> None:
         self.path = directory / STATUS_FILE
+        self.started_ns = time.time_ns() if started_ns is None else started_ns
         self._lock = threading.Lock()
         self._body: dict[str, object] | None = None
         self._written_at = 0.0
@@ -63,6 +68,7 @@ class StatusFile:
             "pid": os.getpid(),
             "state": state,
             "source": source,
+            "started_ns": self.started_ns,
             "heartbeat_ns": 0,
             "last_publish_ns": last_publish_ns,
             "generation": generation,

@@ -10,8 +10,10 @@ Without the variable (tests with Flask's client) the process-local registry is u
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -94,6 +96,10 @@ class _ScrapeCollector:
             "webapp_model_info", "Model serving the newest generation", labels=["version"]
         )
         ready = GaugeMetricFamily("webapp_ready", "1 when /readyz would answer 200")
+        bound = GaugeMetricFamily(
+            "webapp_max_data_age_seconds", "Staleness bound of /readyz (MAX_DATA_AGE_MS)"
+        )
+        bound.add_metric([], access.settings.max_data_age_ms / 1000.0)
         if snapshot is not None:
             gen.add_metric([], snapshot.generation)
             age.add_metric([], access.data_age_ms(snapshot) / 1000.0)
@@ -103,8 +109,24 @@ class _ScrapeCollector:
             if model is not None and version:
                 info.add_metric([version], 1)
         ready.add_metric([], 1 if access.readiness().ready else 0)
-        yield from (gen, age, rows, info, ready)
+        yield from (gen, age, rows, info, ready, bound)
+        yield from _volume_metrics(access.settings.shm_dir)
         yield from _daemon_metrics(access.daemon_status())
+
+
+def _volume_metrics(directory: Path) -> Iterator[Metric]:
+    """Size and free space of the file system holding the window (nothing if unreadable)."""
+    try:
+        fs = os.statvfs(directory)
+    except OSError:
+        return
+    size = GaugeMetricFamily("webapp_shm_volume_size_bytes", "Size of the shm volume")
+    size.add_metric([], fs.f_blocks * fs.f_frsize)
+    free = GaugeMetricFamily(
+        "webapp_shm_volume_free_bytes", "Bytes of the shm volume free for the daemon"
+    )
+    free.add_metric([], fs.f_bavail * fs.f_frsize)
+    yield from (size, free)
 
 
 def _number(value: object) -> float | None:
@@ -130,6 +152,13 @@ def _daemon_metrics(status: dict[str, object] | None) -> Iterator[Metric]:
         hb = GaugeMetricFamily("daemon_heartbeat_seconds", "Daemon heartbeat, Unix time")
         hb.add_metric([], heartbeat / 1e9)
         yield hb
+    started = _number(status.get("started_ns"))
+    if started is not None:
+        start = GaugeMetricFamily(
+            "daemon_start_time_seconds", "Start of the daemon process, Unix time"
+        )
+        start.add_metric([], started / 1e9)
+        yield start
     lag = GaugeMetricFamily("daemon_lag", "Records behind the end offset", labels=["partition"])
     raw_lag = status.get("lag")
     for part, value in raw_lag.items() if isinstance(raw_lag, dict) else ():

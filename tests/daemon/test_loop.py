@@ -145,6 +145,7 @@ def test_status_file_contract(shm_dir: Path) -> None:
         "pid",
         "state",
         "source",
+        "started_ns",
         "heartbeat_ns",
         "last_publish_ns",
         "generation",
@@ -153,6 +154,7 @@ def test_status_file_contract(shm_dir: Path) -> None:
         "last_error",
     }
     assert status["generation"] == 1 and status["state"] == "live"
+    assert 0 < status["started_ns"] <= status["heartbeat_ns"]
     assert status["counters"] == {
         "events": 1,
         "dead_letters": {"bad_json": 1},

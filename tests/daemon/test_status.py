@@ -64,3 +64,26 @@ def test_status_file_is_replaced_atomically_without_leftovers(tmp_path: Path) ->
     for _ in range(20):
         write(status)
     assert [p.name for p in tmp_path.iterdir()] == ["daemon-status.json"]
+
+
+def started_ns(directory: Path) -> int:
+    body = read_status(directory)
+    assert body is not None
+    value = body["started_ns"]
+    assert isinstance(value, int)
+    return value
+
+
+def test_start_time_is_written_unchanged_by_every_write_and_heartbeat(tmp_path: Path) -> None:
+    """``started_ns`` marks the process start: only a new writer (a restart) changes it."""
+    before = time.time_ns()
+    status = StatusFile(tmp_path)
+    write(status)
+    started = started_ns(tmp_path)
+    assert before <= started <= heartbeat_ns(tmp_path)
+    time.sleep(0.01)
+    write(status)
+    status.refresh(0)
+    assert started_ns(tmp_path) == started
+    write(StatusFile(tmp_path))
+    assert started_ns(tmp_path) > started

@@ -47,6 +47,7 @@ class ShmWindow:
     artifact: bytes
     publisher: Publisher = field(init=False)
     model_meta: dict[str, str] = field(init=False)
+    started_ns: int = field(init=False, default_factory=time.time_ns)
 
     def __post_init__(self) -> None:
         self.publisher = Publisher(self.directory)
@@ -69,6 +70,7 @@ class ShmWindow:
             "pid": os.getpid(),
             "state": "live",
             "source": "replay",
+            "started_ns": self.started_ns,
             "heartbeat_ns": time.time_ns(),
             "last_publish_ns": time.time_ns(),
             "generation": self.publisher.generation,

@@ -17,6 +17,7 @@ from forecasting import load_bytes
 from scripts.sample_window import sample_table
 from tests.webapp._support import new_shm_window, remove_tree
 from tests.webapp.conftest import make_app
+from webapp import Settings, create_app
 from webapp.openapi import build_spec
 
 PROBLEM = "application/problem+json"
@@ -181,6 +182,49 @@ def test_metrics_include_requests_window_and_daemon_counters(window):
     assert samples[("daemon_state", (("state", "live"),))] == 1
     key = (("method", "POST"), ("route", "/predict"), ("status", "422"))
     assert samples[("webapp_http_requests_total", key)] >= 1
+
+
+def _samples(client) -> dict[str, float]:
+    text = client.get("/metrics").get_data(as_text=True)
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }
+
+
+def test_metrics_give_the_bound_the_shm_volume_and_the_daemon_start(window):
+    """The facts the alerts compare against: the staleness bound, the volume's room, and the
+    daemon's start time (from ``started_ns``: a change is a restart)."""
+    window.publish(500)
+    window.write_status(started_ns=1_700_000_000_123_000_000)
+    client = make_app(window, MAX_DATA_AGE_MS="2500").test_client()
+    before = os.statvfs(window.directory)
+    samples = _samples(client)
+    after = os.statvfs(window.directory)
+    assert samples["webapp_max_data_age_seconds"] == 2.5
+    assert samples["webapp_shm_volume_size_bytes"] == before.f_blocks * before.f_frsize
+    free = sorted(fs.f_bavail * fs.f_frsize for fs in (before, after))
+    assert free[0] - 1_000_000 <= samples["webapp_shm_volume_free_bytes"] <= free[1] + 1_000_000
+    assert 0 < samples["webapp_shm_volume_free_bytes"] < samples["webapp_shm_volume_size_bytes"]
+    assert samples["daemon_start_time_seconds"] == pytest.approx(1_700_000_000.123, abs=1e-6)
+
+
+def test_a_malformed_start_time_gives_no_sample_and_no_error(window):
+    window.publish(500)
+    window.write_status(started_ns="yesterday")
+    names = set(_samples(make_app(window).test_client()))
+    assert {"daemon_status_present", "daemon_heartbeat_seconds"} <= names
+    assert "daemon_start_time_seconds" not in names
+
+
+def test_no_volume_samples_while_the_directory_does_not_exist(window):
+    client = create_app(Settings.from_env({"SHM_DIR": str(window.directory / "absent")}))
+    names = set(_samples(client.test_client()))
+    assert "webapp_shm_volume_size_bytes" not in names
+    assert "webapp_shm_volume_free_bytes" not in names
+    assert {"webapp_max_data_age_seconds", "webapp_ready"} <= names
 
 
 def test_unexpected_failure_is_a_500_problem_without_internals(window, monkeypatch):
