@@ -1,7 +1,8 @@
 """``python -m cache_daemon``: run the sidecar until SIGTERM/SIGINT.
 
 Exit status: 0 after a clean stop (the first SIGTERM/SIGINT finishes the current publication,
-publishes what was read, and exits); 2 for a configuration error or a shm directory another
+publishes what was read, and exits); 2 for a configuration error (a message naming the
+variable, ``SHM_DIR`` included when the directory may not be adopted) or a shm directory another
 daemon holds; a second signal kills the process at once (default action).
 """
 
@@ -51,7 +52,7 @@ def main() -> int:
     )
     try:
         run_service(config, stop)
-    except (PublisherLockedError, UnsafePathError, SnapshotError) as exc:
+    except (ConfigError, PublisherLockedError, UnsafePathError, SnapshotError) as exc:
         log.critical("cannot start", extra={"error": str(exc)})
         return 2
     log.info("exiting")

@@ -8,6 +8,7 @@ naming it.
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,10 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+# A window shorter than a millisecond holds nothing; one longer than a century overflows the
+# nanosecond arithmetic.
+_MIN_DURATION_S = 0.001
+_MAX_DURATION_S = 100 * 365.25 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +105,19 @@ class DaemonConfig:
         model_path = Path(env["MODEL_PATH"]) if "MODEL_PATH" in env else None
         if model_path is not None and model_bucket is not None:
             raise ConfigError("MODEL_PATH", "set either MODEL_PATH or MODEL_BUCKET/MODEL_KEY")
+        if model_path is not None:
+            _check_model_path(model_path)
 
         columns = _columns_from_env(env)
 
         rows = _int(env, "WINDOW_ROWS", 4032, minimum=0) or None
         duration = _float(env, "WINDOW_DURATION_S", 0.0, minimum=0.0) or None
+        if duration is not None and not _MIN_DURATION_S <= duration <= _MAX_DURATION_S:
+            raise ConfigError(
+                "WINDOW_DURATION_S",
+                f"must be 0 (unbounded) or between {_MIN_DURATION_S} and {_MAX_DURATION_S:.0f} "
+                f"seconds (100 years), got {env['WINDOW_DURATION_S']!r}",
+            )
         if rows is None and duration is None:
             raise ConfigError("WINDOW_ROWS", "WINDOW_ROWS or WINDOW_DURATION_S must be > 0")
         gap = env.get("WINDOW_GAP_POLICY", "keep").lower()
@@ -144,6 +157,19 @@ class DaemonConfig:
         if self.window_duration_s is None:
             return None
         return int(self.window_duration_s * 1_000_000_000)
+
+
+def _check_model_path(path: Path) -> None:
+    """A model path that exists must be a regular file (not a device, FIFO or directory); one
+    that does not exist yet is polled for."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError("MODEL_PATH", f"{path} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError("MODEL_PATH", f"{path} is not a regular file")
 
 
 def _source_from_env(env: Mapping[str, str]) -> tuple[tuple[str, ...], SourceKind]:

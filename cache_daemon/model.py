@@ -18,10 +18,13 @@ backoff and reported through :attr:`ModelWatcher.error`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
+import os
 import queue
 import re
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,10 +113,26 @@ class FileModelFetcher:
         return f"{st.st_mtime_ns}/{st.st_size}/{st.st_ino}"
 
     def fetch(self) -> Fetched:
-        """Read the artifact, then its sidecar."""
+        """Read the artifact, then its sidecar (each a regular file of bounded size)."""
         sidecar = self._path.with_name(self._path.name + ".sha256")
-        data = self._path.read_bytes()
-        return Fetched(data, parse_sidecar(sidecar.read_bytes(), str(sidecar)), None)
+        data = _read_regular(self._path, MAX_ARTIFACT_BYTES)
+        return Fetched(data, parse_sidecar(_read_regular(sidecar, 4096), str(sidecar)), None)
+
+
+def _read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path``; OSError when it is not a regular file of at most ``max_bytes``
+    (O_NONBLOCK: a FIFO put in its place must not block the daemon)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        if st.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"{path} is larger than {max_bytes} bytes")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise OSError(errno.EFBIG, f"{path} is larger than {max_bytes} bytes")
+    return data
 
 
 def verify_artifact(fetched: Fetched) -> str:

@@ -1,7 +1,8 @@
 """Wiring: configuration -> bootstrap -> source, publisher, model watcher -> :class:`Daemon`.
 
-Start-up order: take the shm directory's publisher lock (a second daemon on the same directory
-fails at once), read the newest generation, choose the bootstrap (see
+Start-up order: check that the shm directory may be adopted (see :mod:`cache_daemon.workdir`),
+take its publisher lock (a second daemon on the same directory fails at once), read the newest
+generation, choose the bootstrap (see
 :mod:`cache_daemon.bootstrap`), install the model artifact if one is configured (one bounded
 attempt; the watcher keeps trying), then run the loop. An unreachable S3 delays start-up by a
 few bounded attempts at most; Kafka is contacted only inside the loop, which never gives up.
@@ -27,7 +28,8 @@ from cache_daemon.replay import ReplaySource
 from cache_daemon.sources import Source
 from cache_daemon.status import Heartbeat, Liveness, StatusFile
 from cache_daemon.window import Window
-from shm import CorruptGenerationError, Publisher, Reader, UnsafePathError
+from cache_daemon.workdir import open_publisher
+from shm import Reader, ShmError
 
 __all__ = ["run_service"]
 
@@ -39,7 +41,7 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
     """Run the daemon until ``stop`` is set. Raises only for errors no retry can fix
     (configuration, a locked or unsafe shm directory, an unreadable replay file)."""
     store = ObjectStore(config.s3) if config.s3 is not None else None
-    with Publisher(config.shm_dir) as publisher:
+    with open_publisher(config.shm_dir) as publisher:
         status = StatusFile(config.shm_dir)
         liveness = Liveness()
         heartbeat = Heartbeat(status, liveness)
@@ -151,7 +153,7 @@ def _make_source(config: DaemonConfig) -> Source:
 def _last_generation(config: DaemonConfig) -> Bootstrap | None:
     try:
         snapshot = Reader(config.shm_dir).current()
-    except (CorruptGenerationError, UnsafePathError, OSError) as exc:
+    except (ShmError, OSError) as exc:
         log.warning("cannot read the last generation", extra={"error": str(exc)})
         return None
     if snapshot is None:

@@ -1,14 +1,18 @@
 """Publish a table to many processes through a memory-backed directory, zero-copy.
 
 A single :class:`Publisher` (the cache daemon) writes each new version of a table as an Arrow IPC
-file under an increasing generation number; any number of :class:`Reader` objects (one per
-Gunicorn worker) map the newest generation and hand it out as a :class:`Snapshot`. See
+file under an increasing generation number, tagged with the publisher run's :class:`Epoch`;
+any number of :class:`Reader` objects (one per Gunicorn worker) map the generation the live
+publisher announced and hand it out as a :class:`Snapshot`. See
 ``shm/_layout.py`` for the directory layout and the classes for their contracts.
 """
 
+from shm._meta import Epoch
+from shm.adopt import check_adoptable
 from shm.checksum import table_checksum
 from shm.errors import (
     CorruptGenerationError,
+    ForeignDirectoryError,
     PublisherLockedError,
     PublishError,
     ShmError,
@@ -20,6 +24,8 @@ from shm.snapshot import Snapshot
 
 __all__ = [
     "CorruptGenerationError",
+    "Epoch",
+    "ForeignDirectoryError",
     "PublishError",
     "Publisher",
     "PublisherLockedError",
@@ -27,5 +33,6 @@ __all__ = [
     "ShmError",
     "Snapshot",
     "UnsafePathError",
+    "check_adoptable",
     "table_checksum",
 ]

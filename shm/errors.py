@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CorruptGenerationError",
+    "ForeignDirectoryError",
     "PublishError",
     "PublisherLockedError",
     "ShmError",
@@ -34,3 +35,8 @@ class UnsafePathError(ShmError, PermissionError):
 
 class CorruptGenerationError(ShmError, ValueError):
     """A generation file exists but is not a readable Arrow IPC file."""
+
+
+class ForeignDirectoryError(ShmError, PermissionError):
+    """A directory a publisher must not adopt: ``/``, ``/dev/shm`` itself, or one holding
+    files that no publisher wrote."""

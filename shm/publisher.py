@@ -3,35 +3,41 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
 import pyarrow as pa
 
+from shm._generation import open_generation
 from shm._hint import Hint
 from shm._layout import (
     DIR_MODE,
     FILE_MODE,
     LOCK_NAME,
+    MARKER_NAME,
     OPEN_FLAGS,
     TMP_PREFIX,
     check_directory,
     generation_name,
+    is_fixed_name,
+    is_temp_name,
     list_generations,
 )
-from shm._meta import GENERATION_KEY, PUBLISHED_AT_KEY, RESERVED_PREFIX
-from shm.errors import PublisherLockedError, PublishError
+from shm._meta import EPOCH_KEY, GENERATION_KEY, PUBLISHED_AT_KEY, RESERVED_PREFIX, Epoch
+from shm.errors import PublisherLockedError, PublishError, ShmError
 
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
 
 _WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression=None, allow_64bit=True)
+_NAME_ATTEMPTS = 64
 
 
 class Publisher:
@@ -40,14 +46,22 @@ class Publisher:
     Contract:
       * ``publish`` writes a temp file in the same directory and renames it into place, so a
         reader sees either the previous generation or the complete new one, never a partial file.
-      * Generations strictly increase, across restarts too: the next one follows the highest
-        found in the directory (file names and hint) when the publisher starts.
-      * At most ``keep`` generations stay in the directory; older ones are unlinked (processes that
-        still map them keep their pages until they let go).
+      * Each publisher run has an :class:`~shm.Epoch`, recorded in every generation it writes
+        and in the hint; readers follow the epoch of the publisher holding the lock.
+        Generations strictly increase within a run and continue the previous run's numbering
+        (recovered from the hint), but readers do not rely on numbers across epochs: a hint
+        that is missing or unusable simply starts the numbering again at 1.
+      * At most ``keep`` generations written by this publisher, or by earlier runs of it, stay
+        in the directory; older ones are unlinked (processes that still map them keep their
+        pages until they let go). Files it did not write are never deleted, never read and
+        never decide its numbering; a name taken by one is skipped.
       * A failed write (``ENOSPC`` included) raises :class:`PublishError`, removes its temp file
         and leaves the previous generation live; the next ``publish`` may succeed.
       * One publisher per directory: an exclusive ``flock`` is held until :meth:`close`; the kernel
         releases it if the process dies, so a killed publisher never blocks its successor.
+      * The directory is created if needed (0750) and marked as a publisher's directory (see
+        :func:`shm.check_adoptable`, which a program should call first on a directory it is
+        given).
 
     Not thread-safe: call ``publish`` from one thread.
     """
@@ -63,17 +77,22 @@ class Publisher:
             os.chmod(self._directory, DIR_MODE)
         self._lock_fd = _acquire_lock(self._directory)
         try:
+            _mark(self._directory)
             self._remove_stale_temps()
-            self._hint = Hint.create_or_open(self._directory)
-            existing = list_generations(self._directory)
-            self._generation = max(existing[-1] if existing else 0, self._hint.read())
-            self._hint.write(self._generation)
+            self._epoch = Epoch.new()
+            self._hint, self._generation, previous = Hint.take_over(self._directory, self._epoch)
+            self._owned = _earlier_runs(self._directory, self._epoch, previous)
             self._prune()
         except BaseException:
             os.close(self._lock_fd)
             raise
         log.info(
-            "publisher ready", extra={"directory": str(directory), "generation": self._generation}
+            "publisher ready",
+            extra={
+                "directory": str(directory),
+                "generation": self._generation,
+                "epoch": str(self._epoch),
+            },
         )
 
     @property
@@ -86,14 +105,20 @@ class Publisher:
         """The last generation published (or recovered at start); 0 when there is none."""
         return self._generation
 
+    @property
+    def epoch(self) -> Epoch:
+        """This run's epoch."""
+        return self._epoch
+
     def publish(self, table: pa.Table, *, metadata: Mapping[str, str] | None = None) -> int:
         """Write ``table`` as the next generation and return its number.
 
         ``metadata`` is stored with the data and handed back verbatim in ``Snapshot.metadata``;
-        keys must not start with ``"shm."`` (reserved for the generation and publish time).
+        keys must not start with ``"shm."`` (reserved for the generation, epoch and publish
+        time).
         """
         user_metadata = _check_metadata(metadata)
-        generation = self._generation + 1
+        generation = self._free_generation()
         published_at_ns = time.time_ns()
         batch = _single_batch(table)
         schema = batch.schema.with_metadata(
@@ -101,6 +126,7 @@ class Publisher:
                 **user_metadata,
                 GENERATION_KEY: str(generation),
                 PUBLISHED_AT_KEY: str(published_at_ns),
+                EPOCH_KEY: str(self._epoch),
             }
         )
         tmp = self._directory / f"{TMP_PREFIX}{generation}-{os.getpid()}"
@@ -128,8 +154,20 @@ class Publisher:
                 tmp.unlink()
             raise
         self._generation = generation
+        self._owned.append(generation)
         self._prune()
         return generation
+
+    def strays(self, also_ours: Callable[[str], bool] = lambda _name: False) -> list[str]:
+        """Names in the directory that neither this publisher (this run or an earlier one)
+        wrote nor ``also_ours`` accepts, sorted: files a program may want to refuse to
+        share its directory with."""
+        owned = {generation_name(g) for g in self._owned}
+        return sorted(
+            name
+            for name in os.listdir(self._directory)
+            if not (name in owned or is_fixed_name(name) or is_temp_name(name) or also_ours(name))
+        )
 
     def close(self) -> None:
         """Release the lock. Published generations stay for readers and the next publisher."""
@@ -149,17 +187,63 @@ class Publisher:
     ) -> None:
         self.close()
 
+    def _free_generation(self) -> int:
+        """The next number whose name no file holds (one written by someone else is left
+        alone: replacing it would make a planted directory fail every publication)."""
+        generation = self._generation + 1
+        for _ in range(_NAME_ATTEMPTS):
+            if not os.path.lexists(self._directory / generation_name(generation)):
+                return generation
+            log.warning(
+                "a file this publisher did not write holds the next generation's name; skipped",
+                extra={"file": generation_name(generation)},
+            )
+            generation += 1
+        raise PublishError(
+            errno.EEXIST,
+            f"{_NAME_ATTEMPTS} generation names after {self._generation} are taken by files "
+            f"this publisher did not write in {self._directory}",
+        )
+
     def _remove_stale_temps(self) -> None:
         for name in os.listdir(self._directory):
-            if name.startswith(TMP_PREFIX):
+            if is_temp_name(name):
                 with contextlib.suppress(FileNotFoundError):
                     (self._directory / name).unlink()
                 log.warning("removed stale temp file", extra={"file": name})
 
     def _prune(self) -> None:
-        for generation in list_generations(self._directory)[: -self._keep]:
+        while len(self._owned) > self._keep:
+            generation = self._owned.pop(0)
             with contextlib.suppress(FileNotFoundError):
                 (self._directory / generation_name(generation)).unlink()
+
+
+def _mark(directory: Path) -> None:
+    path = directory / MARKER_NAME
+    if not os.path.lexists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | OPEN_FLAGS, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            os.write(fd, b"shm publication directory (see the shm package)\n")
+        finally:
+            os.close(fd)
+
+
+def _earlier_runs(directory: Path, epoch: Epoch, previous: Epoch | None) -> list[int]:
+    """Generations written by earlier runs of a publisher of this user, ascending: valid
+    protocol files of the previous run (named by the hint) or of an earlier epoch. Anything
+    else is not this publisher's to delete."""
+    own = frozenset({os.geteuid()})
+    found = []
+    for generation in list_generations(directory):
+        try:
+            snapshot = open_generation(directory, generation, own)
+        except (ShmError, OSError):
+            continue
+        if snapshot.epoch == previous or snapshot.epoch < epoch:
+            found.append(generation)
+    return found
 
 
 def _acquire_lock(directory: Path) -> int:

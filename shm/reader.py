@@ -2,81 +2,103 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import mmap
 import os
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import pyarrow as pa
-
-from shm._hint import Hint
-from shm._layout import (
-    OPEN_FLAGS,
-    check_directory,
-    check_file,
-    generation_name,
-    list_generations,
-)
-from shm._meta import GENERATION_KEY, PUBLISHED_AT_KEY, RESERVED_PREFIX
-from shm.errors import CorruptGenerationError
+from shm._generation import SchemaCheck, open_generation
+from shm._hint import Announcement, Hint, identity_of
+from shm._layout import check_directory, generation_name, list_generations
+from shm.errors import ShmError, UnsafePathError
 from shm.snapshot import Snapshot
 
 __all__ = ["Reader"]
 
 log = logging.getLogger(__name__)
 
-# A generation can be unlinked between listing the directory and opening it (the publisher keeps
-# only ``keep`` files); listing again finds a newer one. Bounded so a broken directory cannot spin.
-_OPEN_ATTEMPTS = 5
+# Below any generation: "no settled hint value", so the next call looks again.
+_UNSETTLED = -1
 
 
 class Reader:
-    """Gives the newest published generation of ``directory`` as a :class:`Snapshot`.
+    """Gives the generation the live publisher announced as a :class:`Snapshot`.
 
-    Cost: when the generation is unchanged, :meth:`current` reads an 8-byte counter from a mapped
-    hint file and returns the cached snapshot (no system call, no copy). On a new generation it
-    lists the directory, maps the newest file read-only and opens it zero-copy, once per process.
+    Cost: when nothing changed, :meth:`current` reads an 8-byte counter from a mapped hint file
+    and returns the cached snapshot (no system call, no copy); every ``recheck_s`` it also
+    ``stat``\\ s the hint, to notice a directory that was wiped and given to a new publisher.
+    On a new announcement it lists the directory, maps the announced file read-only and opens
+    it zero-copy, once per process.
+
+    Which generation (the monotonic rule):
+      * The hint names the epoch of the publisher holding the lock and its newest generation.
+        The reader serves that generation; if its file is refused it serves the newest valid
+        one of the same epoch, never one it did not announce (a higher number, another epoch).
+      * Within an epoch it never returns a lower generation than it returned before. A new
+        epoch (a restarted publisher, on the same or a wiped directory) is followed at once,
+        whatever its numbers.
+      * Until the live publisher announces its first generation, a reader keeps what it holds;
+        a new reader takes the newest valid generation of earlier epochs (ordered by epoch
+        start, then generation).
+
+    Refusals: a generation file that is not a trusted regular file (symlink, socket, FIFO,
+    world-writable, untrusted owner), not valid Arrow IPC, without valid protocol metadata, or
+    refused by ``check_schema`` is skipped, logged once and listed in :attr:`skipped`, as are
+    generation files nobody announced. Only the directory itself being refused raises
+    (:class:`~shm.errors.UnsafePathError`); the previously returned snapshot is unaffected.
 
     Safety:
       * Fork: the reader remembers its pid; in a forked child the first call drops everything the
         parent mapped and reopens, so a Gunicorn master's reader is never used by a worker.
-      * Threads: any number of threads may call :meth:`current`; opening is serialised.
-      * Monotonic: a reader never returns a lower generation than it returned before.
-      * Trust: it refuses symlinks, non-regular files, world-writable paths and files owned by a
-        uid outside ``trusted_uids`` (default: the directory's owner and this process's user),
-        raising :class:`~shm.errors.UnsafePathError`.
+      * Threads: any number of threads may call :meth:`current`; refreshing is serialised.
+      * Trust: ``trusted_uids`` defaults to the directory's owner and this process's user.
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, trusted_uids: Iterable[int] | None = None
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        trusted_uids: Iterable[int] | None = None,
+        check_schema: SchemaCheck | None = None,
+        recheck_s: float = 0.25,
     ) -> None:
         self._directory = Path(directory)
         self._explicit_uids = frozenset(trusted_uids) if trusted_uids is not None else None
+        self._check_schema = check_schema
+        self._recheck_ns = int(recheck_s * 1e9)
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._hint: Hint | None = None
-        self._snapshot: Snapshot | None = None
+        # (hint value this state answers, snapshot): one attribute, so one read is consistent.
+        self._state: tuple[int, Snapshot | None] = (_UNSETTLED, None)
+        self._recheck_at = 0
+        self._skipped: tuple[str, ...] = ()
+        self._logged: frozenset[str] = frozenset()
 
     @property
     def directory(self) -> Path:
         """The directory this reader follows."""
         return self._directory
 
-    def current(self) -> Snapshot | None:
-        """The newest generation, or None while nothing has been published.
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """Generation files the last look at the directory passed over, each with the reason
+        (empty when the served generation is the newest file present)."""
+        return self._skipped
 
-        Raises :class:`~shm.errors.UnsafePathError` for an untrusted directory or file and
-        :class:`~shm.errors.CorruptGenerationError` for a file that is not valid Arrow IPC; in
-        both cases the previously returned snapshot is unaffected.
+    def current(self) -> Snapshot | None:
+        """The live publisher's generation, or None while there is none to serve.
+
+        Raises :class:`~shm.errors.UnsafePathError` when the directory is refused (a symlink,
+        world-writable, unreadable); the previously returned snapshot is unaffected.
         """
         if self._pid != os.getpid():
             self._after_fork()
-        snapshot = self._snapshot
+        seen, snapshot = self._state
         hint = self._hint
-        if snapshot is not None and hint is not None and hint.read() == snapshot.generation:
+        if hint is not None and hint.read() == seen and time.monotonic_ns() < self._recheck_at:
             return snapshot
         return self._refresh()
 
@@ -86,65 +108,142 @@ class Reader:
                 return
             # Drop, do not close: the parent may still be using these objects.
             self._hint = None
-            self._snapshot = None
+            self._state = (_UNSETTLED, None)
             self._lock = threading.Lock()
             self._pid = os.getpid()
 
     def _refresh(self) -> Snapshot | None:
         with self._lock:
+            seen, held = self._state
             try:
                 dir_stat = check_directory(self._directory)
             except FileNotFoundError:
-                return self._snapshot
-            if self._hint is None:
-                self._hint = Hint.open_readonly(self._directory)
+                self._hint = None
+                return held
+            except UnsafePathError:
+                raise
+            except OSError as exc:
+                raise UnsafePathError(f"{self._directory} cannot be read: {exc}") from None
+            now = time.monotonic_ns()
+            hint = self._hint
+            if hint is not None and now >= self._recheck_at:
+                self._recheck_at = now + self._recheck_ns
+                if identity_of(self._directory) != hint.identity:
+                    # Replaced (a wiped directory, a new publisher): never close a mapping
+                    # another thread may be reading; it goes when the last reference does.
+                    hint = self._hint = None
+                elif hint.read() == seen:
+                    return held
             trusted = self._explicit_uids or frozenset({dir_stat.st_uid, os.geteuid()})
-            for _ in range(_OPEN_ATTEMPTS):
-                generations = list_generations(self._directory)
-                newest = generations[-1] if generations else 0
-                held = self._snapshot.generation if self._snapshot is not None else 0
-                if newest <= held:
-                    return self._snapshot
+            skipped: list[str] = []
+            if hint is None:
                 try:
-                    self._snapshot = _open_generation(self._directory, newest, trusted)
-                except FileNotFoundError:
-                    continue
-                log.debug("opened generation", extra={"generation": newest})
-                return self._snapshot
-            return self._snapshot
+                    hint = self._hint = Hint.open_readonly(self._directory, trusted)
+                except UnsafePathError as exc:
+                    skipped.append(str(exc))
+                self._recheck_at = now + self._recheck_ns
+            value = hint.read() if hint is not None else _UNSETTLED
+            announced = hint.announcement() if hint is not None else None
+            try:
+                snapshot, settled = self._choose(announced, held, trusted, skipped)
+            except OSError as exc:
+                raise UnsafePathError(f"{self._directory} cannot be read: {exc}") from None
+            self._state = (value if settled and hint is not None else _UNSETTLED, snapshot)
+            self._report(skipped)
+            return snapshot
 
-
-def _open_generation(directory: Path, generation: int, trusted: frozenset[int]) -> Snapshot:
-    path = directory / generation_name(generation)
-    # O_NONBLOCK: opening a FIFO planted under a generation name must fail the type check below,
-    # not block the worker forever.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | OPEN_FLAGS)
-    try:
-        st = os.fstat(fd)
-        check_file(path, st, trusted)
-        if st.st_size == 0:
-            raise CorruptGenerationError(f"{path} is empty")
-        mapping = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ)
-    finally:
-        os.close(fd)
-    try:
-        table = pa.ipc.open_file(pa.py_buffer(mapping)).read_all()
-    except (pa.ArrowInvalid, OSError) as exc:
-        with contextlib.suppress(BufferError):
-            mapping.close()
-        raise CorruptGenerationError(f"{path} is not a valid Arrow IPC file: {exc}") from exc
-    raw = table.schema.metadata or {}
-    metadata = {k.decode(): v.decode() for k, v in raw.items()}
-    stored_generation = int(metadata.pop(GENERATION_KEY, generation))
-    published_at_ns = int(metadata.pop(PUBLISHED_AT_KEY, 0))
-    if stored_generation != generation:
-        raise CorruptGenerationError(
-            f"{path} records generation {stored_generation}, its name says {generation}"
+    def _choose(
+        self,
+        announced: Announcement | None,
+        held: Snapshot | None,
+        trusted: frozenset[int],
+        skipped: list[str],
+    ) -> tuple[Snapshot | None, bool]:
+        """The snapshot to serve and whether the hint's value is settled (no need to look
+        again until it changes)."""
+        names = list_generations(self._directory)
+        if announced is None or not announced.published:
+            if held is not None:
+                return held, True
+            return self._newest_earlier(names, announced, trusted, skipped), True
+        epoch, newest = announced.epoch, announced.generation
+        skipped.extend(
+            f"{generation_name(n)}: not announced by the publisher (its newest is {newest})"
+            for n in names
+            if n > newest
         )
-    user = {k: v for k, v in metadata.items() if not k.startswith(RESERVED_PREFIX)}
-    return Snapshot(
-        generation=generation,
-        table=table.replace_schema_metadata(None),
-        metadata=user,
-        published_at_ns=published_at_ns,
-    )
+        if held is not None and held.epoch == epoch and held.generation >= newest:
+            return held, True
+        settled = True
+        for n in reversed(names):
+            if n > newest:
+                continue
+            if n < announced.first or (
+                held is not None and held.epoch == epoch and n <= held.generation
+            ):
+                break
+            try:
+                snapshot = self._open(n, trusted)
+            except FileNotFoundError:
+                # The announced file not there yet: the publisher announces just before its
+                # rename. Look again on the next call.
+                settled = settled and n != newest
+                continue
+            except ShmError as exc:
+                skipped.append(str(exc))
+                continue
+            if snapshot.epoch != epoch:
+                skipped.append(
+                    f"{generation_name(n)}: written by epoch {snapshot.epoch}, "
+                    f"the publisher's is {epoch}"
+                )
+                continue
+            return snapshot, settled and newest in names
+        return held, settled and newest in names
+
+    def _newest_earlier(
+        self,
+        names: list[int],
+        announced: Announcement | None,
+        trusted: frozenset[int],
+        skipped: list[str],
+    ) -> Snapshot | None:
+        """The newest valid generation of an earlier epoch, for a reader holding nothing while
+        the live publisher has announced nothing (or there is no hint)."""
+        best: Snapshot | None = None
+        for n in reversed(names):
+            if announced is not None and announced.epoch is not None and n >= announced.first:
+                skipped.append(
+                    f"{generation_name(n)}: not announced by the publisher (it announced none)"
+                )
+                continue
+            try:
+                snapshot = self._open(n, trusted)
+            except FileNotFoundError:
+                continue
+            except ShmError as exc:
+                skipped.append(str(exc))
+                continue
+            if announced is not None and announced.epoch is not None:
+                too_new = snapshot.epoch >= announced.epoch
+            else:
+                too_new = snapshot.epoch.start_ns > time.time_ns()
+            if too_new:
+                skipped.append(
+                    f"{generation_name(n)}: epoch {snapshot.epoch} is not an earlier run"
+                )
+            elif best is None or (snapshot.epoch, n) > (best.epoch, best.generation):
+                best = snapshot
+        return best
+
+    def _open(self, generation: int, trusted: frozenset[int]) -> Snapshot:
+        snapshot = open_generation(self._directory, generation, trusted, self._check_schema)
+        log.debug("opened generation", extra={"generation": generation})
+        return snapshot
+
+    def _report(self, skipped: list[str]) -> None:
+        self._skipped = tuple(skipped)
+        fresh = set(skipped) - self._logged
+        for reason in sorted(fresh):
+            log.warning("skipped a file in the shm directory", extra={"reason": reason})
+        self._logged = frozenset(skipped)

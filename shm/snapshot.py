@@ -9,6 +9,8 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 import pyarrow as pa
 
+from shm._meta import Epoch
+
 __all__ = ["Snapshot"]
 
 T = TypeVar("T")
@@ -24,13 +26,23 @@ class Snapshot:
     the file. Instances are shared by every thread of a process and must be treated as read-only.
 
     Attributes:
-        generation: the publisher's counter for this table; strictly increasing.
+        generation: the publisher's counter for this table; strictly increasing within an
+            epoch.
         table: the published table, one record batch, zero-copy.
         metadata: the publisher's ``metadata`` argument, verbatim.
         published_at_ns: ``time.time_ns()`` of the publisher when it wrote the file.
+        epoch: the run of the publisher that wrote it (see :class:`shm.Epoch`).
     """
 
-    __slots__ = ("_derived", "_lock", "generation", "metadata", "published_at_ns", "table")
+    __slots__ = (
+        "_derived",
+        "_lock",
+        "epoch",
+        "generation",
+        "metadata",
+        "published_at_ns",
+        "table",
+    )
 
     def __init__(
         self,
@@ -39,8 +51,10 @@ class Snapshot:
         table: pa.Table,
         metadata: dict[str, str],
         published_at_ns: int,
+        epoch: Epoch,
     ) -> None:
         self.generation = generation
+        self.epoch = epoch
         self.table = table
         self.metadata = metadata
         self.published_at_ns = published_at_ns

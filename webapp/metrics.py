@@ -109,7 +109,12 @@ class _ScrapeCollector:
             if model is not None and version:
                 info.add_metric([version], 1)
         ready.add_metric([], 1 if access.readiness().ready else 0)
-        yield from (gen, age, rows, info, ready, bound)
+        skipped = GaugeMetricFamily(
+            "webapp_shm_skipped_files",
+            "Files in the shm directory this worker's reader skipped (corrupt, unsafe, foreign)",
+        )
+        skipped.add_metric([], len(access.skipped_files()))
+        yield from (gen, age, rows, info, ready, bound, skipped)
         yield from _volume_metrics(access.settings.shm_dir)
         yield from _daemon_metrics(access.daemon_status())
 

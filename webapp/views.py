@@ -123,7 +123,10 @@ def readyz() -> Response:
     access = _access()
     state = access.readiness()
     if state.ready:
-        return _json({"status": "ready", "generation": state.generation}, 200, state.generation)
+        body: dict[str, Any] = {"status": "ready", "generation": state.generation}
+        if skipped := access.skipped_files():
+            body["skipped"] = list(skipped)
+        return _json(body, 200, state.generation)
     reason = state.reason.split(":", 1)[0]
     raise ProblemError(
         503,

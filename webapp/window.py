@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from forecasting import Forecaster, ForecastingError, Origin, load_bytes
 from shm import Reader, ShmError, Snapshot, table_checksum
@@ -42,6 +43,9 @@ _MODEL_RETRY_S = 5.0
 _MODEL_MAX_BYTES = 512 * 1024 * 1024
 # The window may miss events (late or lost); interpolating short holes keeps /predict usable.
 _WINDOW_MAX_GAP_STEPS = 48
+# The daemon shares this host's clock: data published further ahead than this is not current.
+_FUTURE_SLACK_MS = 1000
+_TIME_TYPE = pa.timestamp("ns", tz="UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ class WindowAccess:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._reader = Reader(settings.shm_dir)
+        self._reader = Reader(settings.shm_dir, check_schema=window_schema_problem)
         self._status = _StatusFile(settings.shm_dir / STATUS_FILE)
         self._model_lock = threading.Lock()
         self._model_state: _ModelState | None = None
@@ -137,13 +141,14 @@ class WindowAccess:
     def snapshot(self) -> Snapshot | None:
         """The newest generation (None before the first publication).
 
-        If the directory or the newest file is refused (unsafe permissions, a corrupt
-        file), the last good generation this worker held is served and the error is logged
-        once and reported by :meth:`no_data_reason`.
+        A refused generation file (corrupt, unsafe, wrong schema, never announced) is skipped
+        by the reader and named by :meth:`skipped_files`. If the directory itself is refused
+        (unsafe permissions, unreadable), the last good generation this worker held is served
+        and the error is logged once and reported by :meth:`no_data_reason`.
         """
         try:
             snapshot = self._reader.current()
-        except ShmError as exc:
+        except (ShmError, OSError) as exc:
             error = str(exc)
             with self._lock:
                 first = error != self._read_error
@@ -154,16 +159,20 @@ class WindowAccess:
             return last
         with self._lock:
             self._read_error = None
-            # Two threads may return from the reader in either order: keep the newer one.
-            if snapshot is not None and (
-                self._last is None or snapshot.generation >= self._last.generation
-            ):
+            if snapshot is not None:
                 self._last = snapshot
         return snapshot
 
     def no_data_reason(self) -> str:
         """Why :meth:`snapshot` returned None."""
+        skipped = self.skipped_files()
+        if self._read_error is None and skipped:
+            return "no usable generation; skipped " + "; ".join(skipped)
         return self._read_error or "nothing has been published yet"
+
+    def skipped_files(self) -> tuple[str, ...]:
+        """Files in the shm directory the reader passed over at its last look, with reasons."""
+        return self._reader.skipped
 
     def daemon_status(self) -> dict[str, Any] | None:
         """The parsed daemon status file, or None when absent or unreadable."""
@@ -278,7 +287,12 @@ class WindowAccess:
         That is the newer of the generation's publication time and, when the daemon reports
         ``live`` (or ``crashed``, its last heartbeat) for this very generation, its heartbeat
         (a live daemon with no new events is still current).
+        A generation published in the future counts as age 0 here; :meth:`readiness` refuses
+        it.
         """
+        return max(0, self._signed_age_ms(snapshot, now_ns))
+
+    def _signed_age_ms(self, snapshot: Snapshot, now_ns: int | None = None) -> int:
         now = time.time_ns() if now_ns is None else now_ns
         base = snapshot.published_at_ns
         status = self.daemon_status()
@@ -290,10 +304,19 @@ class WindowAccess:
             and _to_int(status.get("generation")) == snapshot.generation
         ):
             base = max(base, _to_int(status.get("heartbeat_ns")) or 0)
-        return max(0, (now - base) // 1_000_000)
+        return (now - base) // 1_000_000
 
     def readiness(self) -> Readiness:
-        """Ready = a generation, not restoring, a usable model and window, fresh data."""
+        """Ready = a generation, not restoring, a usable model and window, fresh data that is
+        not from the future. A reason for not being ready names any file the reader skipped;
+        :meth:`skipped_files` lists them when ready too."""
+        state = self._readiness()
+        skipped = self.skipped_files()
+        if state.ready or not skipped or state.reason.startswith("no data"):
+            return state
+        return Readiness(False, f"{state.reason}; skipped {'; '.join(skipped)}", state.generation)
+
+    def _readiness(self) -> Readiness:
         snapshot = self.snapshot()
         if snapshot is None:
             return Readiness(False, f"no data: {self.no_data_reason()}", None)
@@ -307,7 +330,15 @@ class WindowAccess:
             self.origin(snapshot, model)
         except ProblemError as exc:
             return Readiness(False, f"insufficient data: {exc.detail}", gen)
-        age = self.data_age_ms(snapshot)
+        return self._freshness(snapshot)
+
+    def _freshness(self, snapshot: Snapshot) -> Readiness:
+        gen = snapshot.generation
+        age = self._signed_age_ms(snapshot)
+        if age < -_FUTURE_SLACK_MS:
+            return Readiness(
+                False, f"future data: published {-age} ms ahead of this host's clock", gen
+            )
         if age > self._settings.max_data_age_ms:
             reason = f"stale: data is {age} ms old (limit {self._settings.max_data_age_ms})"
             status = self.daemon_status()
@@ -340,6 +371,16 @@ class WindowAccess:
                 if model is not None:
                     self.forecast(snapshot, model)
         return snapshot
+
+
+def window_schema_problem(schema: pa.Schema) -> str | None:
+    """Why a published table cannot be a window (the reader skips such a generation)."""
+    index = schema.get_field_index("time")
+    if index < 0:
+        return f"no 'time' column (columns {schema.names})"
+    if schema.field(index).type != _TIME_TYPE:
+        return f"column 'time' is {schema.field(index).type}, not {_TIME_TYPE}"
+    return None
 
 
 def _window_origin(snapshot: Snapshot, model: Forecaster) -> Origin | str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shm import CorruptGenerationError, Publisher, Reader, UnsafePathError
+from shm import Publisher, Reader, UnsafePathError
 from tests.shm._tables import make_table
 
 
@@ -27,13 +27,16 @@ def test_directory_symlink_is_refused(shm_dir: Path) -> None:
         Publisher(link)
 
 
-def test_generation_symlink_is_refused(shm_dir: Path) -> None:
+def test_generation_symlink_is_skipped_and_named(shm_dir: Path) -> None:
     path = published(shm_dir)
     target = shm_dir.parent / "elsewhere.arrow"
     path.rename(target)
     (shm_dir / f"gen-{2:020d}.arrow").symlink_to(target)
-    with pytest.raises(OSError, match="symbolic links"):
-        Reader(shm_dir).current()
+    path.symlink_to(target)  # the announced name itself
+    reader = Reader(shm_dir)
+    assert reader.current() is None
+    assert any("symbolic links" in reason for reason in reader.skipped), reader.skipped
+    assert any(f"gen-{2:020d}.arrow: not announced" in r for r in reader.skipped)
 
 
 def test_world_writable_directory_is_refused(shm_dir: Path) -> None:
@@ -43,34 +46,42 @@ def test_world_writable_directory_is_refused(shm_dir: Path) -> None:
         Reader(shm_dir).current()
 
 
-def test_file_of_an_untrusted_owner_is_refused(shm_dir: Path) -> None:
+def test_file_of_an_untrusted_owner_is_skipped_and_named(shm_dir: Path) -> None:
     path = published(shm_dir)
     if os.geteuid() == 0:
         os.chown(path, 54321, -1)
-        with pytest.raises(UnsafePathError, match="uid 54321"):
-            Reader(shm_dir).current()
+        reader = Reader(shm_dir)
+        assert reader.current() is None
+        assert any("uid 54321" in reason for reason in reader.skipped), reader.skipped
     # Without root, exercise the same check by trusting nobody who owns the file.
-    with pytest.raises(UnsafePathError, match="owned by uid"):
-        Reader(shm_dir, trusted_uids=[path.stat().st_uid + 1]).current()
+    reader = Reader(shm_dir, trusted_uids=[path.stat().st_uid + 1])
+    assert reader.current() is None
+    assert any("owned by uid" in reason for reason in reader.skipped), reader.skipped
 
 
-def test_non_regular_generation_is_refused(shm_dir: Path) -> None:
+def test_non_regular_generation_is_skipped(shm_dir: Path) -> None:
     published(shm_dir)
     os.mkfifo(shm_dir / f"gen-{7:020d}.arrow")
-    with pytest.raises(UnsafePathError, match="not a regular file"):
-        Reader(shm_dir, trusted_uids=[os.geteuid()]).current()
+    reader = Reader(shm_dir, trusted_uids=[os.geteuid()])
+    snapshot = reader.current()
+    assert snapshot is not None and snapshot.generation == 1
+    assert reader.skipped == (
+        f"gen-{7:020d}.arrow: not announced by the publisher (its newest is 1)",
+    )
 
 
-def test_garbage_generation_is_a_clear_error_and_the_held_snapshot_survives(
+def test_garbage_generation_is_skipped_and_the_held_snapshot_survives(
     shm_dir: Path,
 ) -> None:
     published(shm_dir)
     reader = Reader(shm_dir)
     held = reader.current()
     assert held is not None
-    (shm_dir / f"gen-{5:020d}.arrow").write_bytes(b"not arrow at all")
-    with pytest.raises(CorruptGenerationError, match="not a valid Arrow IPC file"):
-        Reader(shm_dir).current()
-    # A file the publisher never announced does not disturb a reader on the fast path.
+    # Garbage in place of the announced (newest) file: a fresh reader has nothing valid.
+    (shm_dir / f"gen-{1:020d}.arrow").write_bytes(b"not arrow at all")
+    fresh = Reader(shm_dir)
+    assert fresh.current() is None
+    assert any("not a valid Arrow IPC file" in reason for reason in fresh.skipped)
+    # A reader on the fast path keeps what it holds.
     assert reader.current() is held
     assert held.table.num_rows == 4
