@@ -47,17 +47,22 @@ def jar_for(payload: bytes, **changes: object) -> LockedJar:
     return replace(jar, **changes)
 
 
+DEMO = "/org/example/stack/demo/1.0/demo-1.0.jar"
+Reply = tuple[int, bytes, int | None]
+
+
 @dataclass
 class Repository:
-    """A loopback HTTP server that answers each GET with the next scripted reply."""
+    """A loopback HTTP server that answers each GET of a path with the next reply scripted for
+    that path (downloads run in parallel, so replies are per path), else 404."""
 
     base: str
-    replies: list[tuple[int, bytes, int | None]] = field(default_factory=list)
+    replies: dict[str, list[Reply]] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)
 
-    def script(self, *replies: tuple[int, bytes, int | None]) -> None:
+    def script(self, path: str, *replies: Reply) -> None:
         """Each reply: (status, body, Content-Length to announce; None: the body's length)."""
-        self.replies = list(replies)
+        self.replies[path] = list(replies)
 
 
 @pytest.fixture
@@ -66,8 +71,10 @@ def repository() -> Iterator[Repository]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            repo.paths.append(self.path)
-            status, body, length = repo.replies.pop(0) if repo.replies else (404, b"", None)
+            path = self.path.removeprefix("/maven2")
+            repo.paths.append(path)
+            queue = repo.replies.get(path)
+            status, body, length = queue.pop(0) if queue else (404, b"", None)
             self.send_response(status)
             self.send_header("Content-Length", str(len(body) if length is None else length))
             self.end_headers()
@@ -123,6 +130,7 @@ def test_transient_errors_are_retried_with_backoff(
 ) -> None:
     jar = jar_for(PAYLOAD)
     repository.script(
+        DEMO,
         (503, b"busy", None),
         (200, PAYLOAD[:100], len(PAYLOAD)),  # the connection drops mid-body
         (200, PAYLOAD, None),
@@ -131,7 +139,7 @@ def test_transient_errors_are_retried_with_backoff(
         fetched = ensure_jars([jar], tmp_path / "lib", repository=repository.base)
     assert fetched == [jar]
     assert (tmp_path / "lib" / "kafka" / jar.file).read_bytes() == PAYLOAD
-    assert repository.paths == ["/maven2/org/example/stack/demo/1.0/demo-1.0.jar"] * 3
+    assert repository.paths == [DEMO] * 3
     assert caplog.text.count("fetching org.example.stack:demo:jar:1.0 failed") == 2
     assert leftovers(tmp_path / "lib") == [jar.file]
 
@@ -140,13 +148,14 @@ def test_a_file_that_differs_from_its_pin_is_refused_at_once(
     tmp_path: Path, repository: Repository
 ) -> None:
     jar = jar_for(PAYLOAD, classifier="all", file="demo.jar")
-    repository.script((200, PAYLOAD[::-1], None), (200, PAYLOAD, None))
+    all_jar = "/org/example/stack/demo/1.0/demo-1.0-all.jar"
+    repository.script(all_jar, (200, PAYLOAD[::-1], None), (200, PAYLOAD, None))
     with pytest.raises(StackError) as caught:
         ensure_jars([jar], tmp_path / "lib", repository=repository.base)
     message = str(caught.value)
     assert "org.example.stack:demo:jar:all:1.0" in message
     assert f"pins {len(PAYLOAD)} bytes with SHA-256 {jar.sha256}" in message
-    assert repository.paths == ["/maven2/org/example/stack/demo/1.0/demo-1.0-all.jar"]
+    assert repository.paths == [all_jar]
     assert leftovers(tmp_path / "lib") == []
 
 
@@ -167,7 +176,7 @@ def test_unlisted_files_are_removed_and_an_intact_cache_fetches_nothing(
     (lib / "kafka" / "kafka_2.13-0.9.jar").write_bytes(b"an older version")
     (lib / "kafka" / "demo-1.0.jar.part-1234abcd").write_bytes(b"an interrupted download")
     (lib / ".resolved").write_text("stamp of the former resolver\n")
-    repository.script((200, PAYLOAD, None))
+    repository.script(DEMO, (200, PAYLOAD, None))
     jar = jar_for(PAYLOAD)
     assert ensure_jars([jar], lib, repository=repository.base) == [jar]
     assert ensure_jars([jar], lib, repository=repository.base) == []
@@ -183,7 +192,8 @@ def test_resolve_jars_returns_the_classpath_the_archive_key_and_the_s3proxy_jar(
     s3proxy = jar_for(other, set="s3proxy", artifact="proxy", file="s3proxy.jar")
     lock = tmp_path / "lock.json"
     write_lock(lock, [s3proxy, kafka])
-    repository.script((200, PAYLOAD, None), (200, other, None))
+    repository.script(DEMO, (200, PAYLOAD, None))
+    repository.script("/org/example/stack/proxy/1.0/proxy-1.0.jar", (200, other, None))
     jars = resolve_jars(lock=lock, cache_dir=tmp_path / "cache", repository=repository.base)
     lib = tmp_path / "cache" / "stack" / "lib"
     assert jars.kafka_classpath == f"{lib}/kafka/*"
@@ -248,7 +258,7 @@ entry_fields = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(document=json_values | st.fixed_dictionaries({"artifacts": st.lists(entry_fields)}))
 def test_any_lock_document_parses_or_is_refused_with_a_stack_error(
     tmp_path: Path, document: object
