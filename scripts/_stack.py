@@ -14,7 +14,7 @@ from pathlib import Path
 
 from minio import Minio
 
-from scripts import _cds, _jvm, _kafka, _proc, _s3proxy
+from scripts import _cds, _jvm, _kafka, _proc, _s3proxy, _stack_jars
 from scripts._stack_config import ROOT, ServiceStatus, StackConfig
 from scripts._stack_state import ServerRecord, StackState
 from scripts.errors import StackError, StackStartError
@@ -43,7 +43,7 @@ class Stack:
         self._s3 = _s3proxy.S3Files(config.state_dir / "s3")
         self._markers = {"kafka": str(self._kafka.config), "s3": str(self._s3.config)}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._tools: tuple[str, _jvm.Jars] | None = None
+        self._tools: tuple[str, list[str], _stack_jars.Jars] | None = None
 
     # -- addresses ---------------------------------------------------------------------------
     @property
@@ -89,7 +89,7 @@ class Stack:
 
         Idempotent. Returns seconds from the call until each server answered
         (``{"s3": ..., "kafka": ..., "total": ...}``; a first run includes the jar download).
-        Raises ``MissingToolError`` when Java or Maven is missing, ``StackError`` when a port is
+        Raises ``MissingToolError`` when no usable JDK is found, ``StackError`` when a port is
         taken, ``StackStartError`` (with the end of the server's log) when a server exits or does
         not answer within ``start_timeout_s`` of its start.
         """
@@ -194,19 +194,23 @@ class Stack:
                     f"stop it or choose another port with {name}"
                 )
 
-    def _java_and_jars(self) -> tuple[str, _jvm.Jars]:
+    def _java_and_jars(self) -> tuple[str, list[str], _stack_jars.Jars]:
+        """The JDK's java (absolute path), its release-specific flags, and the jars."""
         if self._tools is None:
             java = _jvm.find_java(self.config.java_home)
-            jars = _jvm.resolve_jars(pom=INFRA / "pom.xml", cache_dir=self.config.cache_dir)
-            self._tools = (java, jars)
+            jars = _stack_jars.resolve_jars(
+                lock=INFRA / "stack-jars.lock.json", cache_dir=self.config.cache_dir
+            )
+            self._tools = (java.path, _jvm.version_flags(java.major), jars)
         return self._tools
 
     def _start(self, name: str, state: StackState) -> None:
-        java, jars = self._java_and_jars()
+        java, version_flags, jars = self._java_and_jars()
         archive = _cds.ClassArchive(
             self.config.cache_dir / "stack" / "cds", name, java=java, jars_key=jars.key
         )
-        flags, part = archive.flags()
+        cds_flags, part = archive.flags()
+        flags = [*version_flags, *cds_flags]
         if name == "kafka":
             log4j = INFRA / "kafka-log4j2.xml"
             _kafka.write_config(
@@ -220,7 +224,7 @@ class Stack:
                 classpath=jars.kafka_classpath,
                 files=self._kafka,
                 log4j_config=log4j,
-                extra=[] if part else flags,
+                extra=version_flags if part else flags,
             )
             cmd = _kafka.command(
                 java=java,
@@ -266,7 +270,7 @@ class Stack:
                 Path(record.cds_part).unlink(missing_ok=True)
 
     def _wait_ready(self, state: StackState, started: float) -> dict[str, float]:
-        # The timeout counts from the spawn, so a first run's Maven download does not eat it.
+        # The timeout counts from the spawn, so a first run's jar download does not eat it.
         deadline = time.monotonic() + self.config.start_timeout_s
         times: dict[str, float] = {}
         client = self.minio(timeout_s=2.0)

@@ -8,9 +8,9 @@ Command line (from the project root; ``scripts/stack`` is the same with the proj
     python -m scripts.stack env      # the `export` lines again
     python -m scripts.stack down     # stop the servers this stack started, delete their data
 
-Files: jars in ``<cache>/stack/lib`` (``.cache/`` by default, resolved by Maven from
-``infra/pom.xml`` on first use), state, configs, data and logs in the stack directory
-(``.run/stack/`` by default): ``state.json`` (pids and ports), ``kafka/logs/kafka.log``,
+Files: jars in ``<cache>/stack/lib`` (``.cache/`` by default, fetched by coordinates and
+checked against ``infra/stack-jars.lock.json``), state, configs, data and logs in the stack
+directory (``.run/stack/`` by default): ``state.json`` (pids and ports), ``kafka/logs/kafka.log``,
 ``s3/s3proxy.log``. ``down`` signals only the pids recorded there, and only when the process's
 command line still names this directory.
 

@@ -4,8 +4,8 @@ One stack (Apache Kafka 4 in KRaft mode and s3proxy, see ``scripts/stack.py``) i
 FREE loopback ports chosen at run time, the first time a test asks for it, and stopped at the end
 of the session; it never collides with a dev stack from ``make stack-up`` or with another test
 run. Its servers die with the pytest process even when that is killed. The first run on a fresh
-machine downloads the jars with Maven into ``.cache/`` (needs Java 17+ and Maven); later runs
-reuse them.
+machine downloads the pinned jars into ``.cache/`` (no system Java or Maven needed: the JDK
+comes with the dev dependencies); later runs reuse them.
 
 Any test that uses one of these fixtures is marked ``integration`` automatically, so
 ``pytest -m "not integration"`` never starts the stack.

@@ -52,29 +52,72 @@ def test_bad_config_names_the_variable(environ: dict[str, str], named: str) -> N
         StackConfig.from_env(environ)
 
 
-def test_missing_java_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(MissingToolError, match=r"JAVA_HOME=.*has no bin/java.*openjdk-17"):
-        _jvm.find_java(str(tmp_path / "no-jdk"))
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(MissingToolError, match=r"`java` is not on PATH.*Java 17"):
-        _jvm.find_java(None)
+def fake_java(home: Path, version: str) -> Path:
+    java = home / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text(f"#!/bin/sh\necho 'openjdk version \"{version}\" 2024-01-16' >&2\n")
+    java.chmod(0o755)
+    return java
 
 
-def test_old_java_is_refused(tmp_path: Path) -> None:
-    fake = tmp_path / "jdk" / "bin" / "java"
-    fake.parent.mkdir(parents=True)
-    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
-    fake.chmod(0o755)
-    with pytest.raises(MissingToolError, match="Java 11, Java 17"):
-        _jvm.find_java(str(tmp_path / "jdk"))
-
-
-def test_missing_maven_says_what_to_install(
+def test_the_bundled_jdk_runs_the_stack_by_absolute_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(MissingToolError, match=r"`mvn` is not on PATH.*maven"):
-        _jvm.resolve_jars(pom=ROOT / "infra" / "pom.xml", cache_dir=tmp_path / "cache")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java, javac or mvn anywhere
+    java = _jvm.find_java(None)
+    assert java.path == str(_jvm.bundled_java())
+    assert Path(java.path).is_absolute()
+    assert java.major >= _jvm.JAVA_MIN_MAJOR
+
+
+def test_a_usable_java_home_is_preferred(tmp_path: Path) -> None:
+    java = fake_java(tmp_path / "jdk21", "21.0.2")
+    assert _jvm.find_java(str(tmp_path / "jdk21")) == _jvm.Java(str(java), 21)
+
+
+@pytest.mark.parametrize(
+    ("version", "reason"),
+    [
+        (None, "bin/java does not exist"),
+        ("11.0.2", "bin/java is Java 11, Java 17+ is needed"),
+        ("1.8.0_392", "bin/java is Java 8, Java 17+ is needed"),
+    ],
+)
+def test_an_unusable_java_home_falls_back_to_the_bundled_jdk(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, version: str | None, reason: str
+) -> None:
+    if version is not None:
+        fake_java(tmp_path / "jdk", version)
+    found = _jvm.find_java(str(tmp_path / "jdk"))
+    assert found.path == str(_jvm.bundled_java())
+    assert f"JAVA_HOME={tmp_path / 'jdk'} is not used: " in caplog.text
+    assert reason in caplog.text
+
+
+def test_no_usable_jdk_says_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(MissingToolError, match=r"bundled JDK is not usable.*make venv.*JAVA_HOME"):
+        _jvm.find_java(None, bundled=tmp_path / "no-jdk" / "bin" / "java")
+    broken = tmp_path / "broken" / "bin" / "java"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("#!/bin/sh\necho 'cannot run' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(MissingToolError, match=r"-version` failed.*cannot run"):
+        _jvm.find_java(None, bundled=broken)
+
+
+def test_regenerating_the_lock_without_maven_says_what_to_install(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.stack_lock", "--lock", str(tmp_path / "lock.json")],
+        cwd=ROOT,
+        env={**os.environ, "PATH": str(tmp_path), "STACK_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "`mvn` is not on PATH: regenerating the lock needs Apache Maven" in done.stderr
+    assert not (tmp_path / "lock.json").exists()
 
 
 def test_a_busy_port_is_reported_before_anything_starts(tmp_path: Path) -> None:
