@@ -52,7 +52,7 @@ test: lint $(TOOLS_STAMP)
 	$(VENV)/bin/pytest
 
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow"
+	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow and not server"
 
 stack-up: $(STAMP)
 	$(PY) -m scripts.stack up
