@@ -10,7 +10,7 @@ TOOLS       := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools run test test-fast lint bench soak clean stack-up stack-down
+.PHONY: help venv tools run test test-fast lint bench soak concurrency clean stack-up stack-down
 
 help:
 	@echo "make run    start the service on its embedded defaults"
@@ -21,6 +21,8 @@ help:
 	@echo "make bench-redis  install redis-server (apt) for the Redis baseline of make bench"
 	@echo "make load   Locust against a running service (make run); reports into reports/"
 	@echo "make soak   long concurrency and fault runs (marker soak; make test leaves them out)"
+	@echo "make concurrency  the CI form of the concurrency suite alone"
+	@echo "            (soak and concurrency append their figures to reports/concurrency.jsonl)"
 	@echo "make stack-up / stack-down  local Kafka + S3 on loopback (scripts/stack.py)"
 
 $(STAMP): pyproject.toml
@@ -67,7 +69,7 @@ system-tools:
 	fi
 
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow"
+	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow and not server"
 
 stack-up: $(STAMP)
 	$(PY) -m scripts.stack up
@@ -102,8 +104,15 @@ load: $(STAMP)
 		-u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) --shape $(LOAD_SHAPE) \
 		--csv reports/load --html reports/load.html
 
+# The only commands that write the concurrency figures the README quotes into reports/.
+CONCURRENCY_REPORT := $(CURDIR)/reports/concurrency.jsonl
 soak: $(STAMP)
-	$(VENV)/bin/pytest -m soak --override-ini="addopts=-ra --strict-markers" tests
+	CONCURRENCY_REPORT=$(CONCURRENCY_REPORT) \
+	  $(VENV)/bin/pytest -m soak --override-ini="addopts=-ra --strict-markers" tests
+
+concurrency: $(STAMP)
+	CONCURRENCY_REPORT=$(CONCURRENCY_REPORT) \
+	  $(VENV)/bin/pytest -m "concurrency and not soak" tests/concurrency
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,10 @@ class _Child:
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.close()
 
 
 class _Paced:
@@ -260,8 +264,10 @@ def measure(
     rate: float,
     users: int,
     initial: int = 2_000,
+    designs: Sequence[str] = ("ours", "seed", "private"),
 ) -> dict[str, Any]:
-    """Freshness p50/p99 per design, idle and under ``users`` Locust users."""
+    """Freshness p50/p99 per design (``designs``, all three by default), idle and under
+    ``users`` Locust users."""
     topic = new_topic(bootstrap, "bench-freshness")
     feed = _Feed(bootstrap, topic)
     common = {
@@ -286,8 +292,8 @@ def measure(
             lambda: None,
         ),
     }
-    for design, start in starters.items():
-        server, stop_extra = start()
+    for design in designs:
+        server, stop_extra = starters[design]()
         try:
             server.wait(lambda status, _: status == 200, "/cache", timeout=180)
             workers = 1 if design == "seed" else _WORKERS

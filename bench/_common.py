@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -54,9 +55,21 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_results(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` (plus the machine description) to ``bench/results/<name>.json``."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+def add_results_dir_option(parser: argparse.ArgumentParser) -> None:
+    """``--results-dir DIR``: where the command writes its results (default ``bench/results``;
+    the smoke tests pass a temporary directory so they never overwrite a full run's)."""
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help=f"write the results here instead of {RESULTS_DIR}",
+    )
+
+
+def write_results(name: str, payload: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
+    """Write ``payload`` (plus the machine description) to ``<directory>/<name>.json``
+    (default ``bench/results/``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path

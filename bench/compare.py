@@ -1,7 +1,8 @@
 """Ours against the seed report's design and the usual alternatives, same run, same machine.
 
-``python -m bench.compare [--quick] [--only PART ...] [--bootstrap HOST:PORT]`` writes
-``bench/results/compare.json`` and ``bench/results/compare-<part>.png``. Parts:
+``python -m bench.compare [--quick] [--only PART ...] [--bootstrap HOST:PORT] [--results-dir DIR]``
+writes ``bench/results/compare.json`` and ``bench/results/compare-<part>.png`` (or into DIR).
+Parts:
 
 1. ``readpath``: cost per request to obtain the latest window, 1 k .. 10 M rows: ours
    (``shm.Reader.current()``), the seed design (deep copy under a lock), per-worker private
@@ -14,8 +15,8 @@
    the seed design and private caches (needs Kafka: the project's local stack is started on
    free loopback ports, or ``--bootstrap`` names a running broker; skipped with a message when
    neither works).
-5. ``ingest``: the figures of ``bench.ingest`` (``bench/results/ingest.json``, which
-   ``python -m bench`` writes earlier in the same run).
+5. ``ingest``: the figures of ``bench.ingest`` (``ingest.json`` in the results directory,
+   which ``python -m bench`` writes earlier in the same run).
 
 ``--quick``: tiny sizes and short phases, no broker unless ``--bootstrap`` is given (the
 smoke test of ``make test``). Every server runs on 127.0.0.1 and is stopped before the
@@ -40,7 +41,7 @@ from bench._cmp_kafka import new_topic, start_stack
 from bench._cmp_plots import plot_all
 from bench._cmp_report import markdown
 from bench._cmp_series import train_model
-from bench._common import RESULTS_DIR, write_results
+from bench._common import add_results_dir_option, write_results
 from scripts.errors import StackError
 
 __all__ = ["FULL", "PARTS", "QUICK", "Plan", "main"]
@@ -88,8 +89,8 @@ QUICK = Plan(
 )
 
 
-def _ingest() -> dict[str, Any]:
-    path = RESULTS_DIR / "ingest.json"
+def _ingest(results_dir: Path) -> dict[str, Any]:
+    path = results_dir / "ingest.json"
     if not path.exists():
         return {"skipped": f"{path} not found: `python -m bench ingest` writes it"}
     data = json.loads(path.read_text())
@@ -101,7 +102,9 @@ def _ingest() -> dict[str, Any]:
     return summary
 
 
-def _run(plan: Plan, bootstrap: str | None, quick: bool, workdir: Path) -> dict[str, Any]:
+def _run(
+    plan: Plan, bootstrap: str | None, quick: bool, workdir: Path, results_dir: Path
+) -> dict[str, Any]:
     logdir = workdir / "logs"
     logdir.mkdir()
     model = train_model(workdir)
@@ -167,7 +170,7 @@ def _run(plan: Plan, bootstrap: str | None, quick: bool, workdir: Path) -> dict[
         if stack is not None:
             stack.down()
     if "ingest" in plan.parts:
-        results["ingest"] = _ingest()
+        results["ingest"] = _ingest(results_dir)
     return results
 
 
@@ -188,9 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print the last results as Markdown tables and exit (runs nothing)",
     )
+    add_results_dir_option(parser)
     args = parser.parse_args(argv)
+    results_dir: Path = args.results_dir
     if args.markdown:
-        print(markdown(json.loads((RESULTS_DIR / "compare.json").read_text())))
+        print(markdown(json.loads((results_dir / "compare.json").read_text())))
         return 0
     plan = QUICK if args.quick else FULL
     if args.only:
@@ -199,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-compare-", dir="/dev/shm"))
     load_start = os.getloadavg()
     try:
-        results = _run(plan, args.bootstrap, args.quick, workdir)
+        results = _run(plan, args.bootstrap, args.quick, workdir, results_dir)
     except BaseException:
-        kept = RESULTS_DIR / "compare-logs"
+        kept = results_dir / "compare-logs"
         shutil.rmtree(kept, ignore_errors=True)
         if (workdir / "logs").exists():
             shutil.copytree(workdir / "logs", kept)
@@ -219,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         **results,
         "goals": _cmp_goals.check(results),
     }
-    path = write_results("compare", payload)
-    plots = plot_all(payload, RESULTS_DIR)
+    path = write_results("compare", payload, results_dir)
+    plots = plot_all(payload, results_dir)
     _print_goals(payload["goals"])
     print(f"wrote {path} and {', '.join(p.name for p in plots)} in {payload['seconds']} s")
     return 0

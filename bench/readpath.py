@@ -1,6 +1,7 @@
 """Read-path benchmark: what a worker pays per request to get the latest window.
 
-``python -m bench.readpath [--quick]`` prints a table and writes ``bench/results/readpath.json``.
+``python -m bench.readpath [--quick] [--results-dir DIR]`` prints a table and writes
+``bench/results/readpath.json`` (or into DIR).
 For each window size it measures, in the same run:
 
 * ``shm_unchanged``: ``Reader.current()`` when the generation did not change (every request);
@@ -22,7 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from bench._common import median_us, time_call, window_table, write_results
+from bench._common import (
+    add_results_dir_option,
+    median_us,
+    time_call,
+    window_table,
+    write_results,
+)
 from shm import Publisher, Reader
 
 FULL_SIZES = [1_000, 100_000, 1_000_000, 10_000_000]
@@ -113,6 +120,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, short budgets")
+    add_results_dir_option(parser)
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     workdir = Path(tempfile.mkdtemp(prefix="bench-readpath-", dir="/dev/shm"))
@@ -124,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = verdicts(rows)
     for key, value in summary.items():
         print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
-    path = write_results("readpath", {"quick": args.quick, "sizes": rows, "verdicts": summary})
+    payload = {"quick": args.quick, "sizes": rows, "verdicts": summary}
+    path = write_results("readpath", payload, args.results_dir)
     print(f"wrote {path}")
     return 0
 

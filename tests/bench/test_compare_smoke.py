@@ -3,20 +3,28 @@
 Quick sizes cannot check the goals (they are for 10 M rows, 1 GiB, 8 workers); these
 assertions catch a broken comparison instead: a design whose figures are missing or
 nonsensical, ours paying per request what only a copy should, workers that do not share the
-window, a server that fails requests.
+window, a server that fails requests, an event that never reaches every worker. Results go to
+a temporary directory (``--results-dir``): a full ``make bench``'s ``bench/results/`` is never
+touched.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
-from bench import compare
-from bench._common import RESULTS_DIR
+import pytest
+
+from bench import _cmp_freshness, compare
+from bench._cmp_series import train_model
+from tests._stack import StackHandle
 
 
-def test_quick_compare_writes_sane_figures() -> None:
-    assert compare.main(["--quick"]) == 0
-    results = json.loads((RESULTS_DIR / "compare.json").read_text())
+def test_quick_compare_writes_sane_figures(tmp_path: Path) -> None:
+    assert compare.main(["--quick", "--results-dir", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "compare.json").read_text())
     assert results["quick"] is True
     assert {"machine", "load_average", "goals"} <= results.keys()
 
@@ -47,10 +55,49 @@ def test_quick_compare_writes_sane_figures() -> None:
         assert run["failures"] == 0
         assert 0 < run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"]
 
+    # Without a broker the freshness part says why it did not run (measured in the test below).
     assert "no broker" in results["freshness"]["skipped"]
     for goal in results["goals"]:
         assert {"goal", "target", "measured", "met"} == goal.keys()
 
     for part in ("readpath", "memory", "http"):
-        png = (RESULTS_DIR / f"compare-{part}.png").read_bytes()
+        png = (tmp_path / f"compare-{part}.png").read_bytes()
         assert png.startswith(b"\x89PNG")
+
+
+@pytest.mark.timeout(600)
+def test_freshness_of_ours_against_a_real_broker(stack: StackHandle) -> None:
+    """The freshness part on the session's Kafka, short and for ours only (the full run
+    measures all three designs): every event produced reaches every worker."""
+    # The daemon's shm directory lives under the work directory, as in bench.compare.
+    workdir = Path(tempfile.mkdtemp(prefix="bench-fresh-test-", dir="/dev/shm"))
+    try:
+        logdir = workdir / "logs"
+        logdir.mkdir()
+        model = train_model(workdir)
+        fresh = _cmp_freshness.measure(
+            stack.bootstrap_servers,
+            model,
+            workdir,
+            logdir,
+            seconds=2.0,
+            rate=20.0,
+            users=5,
+            initial=500,
+            designs=("ours",),
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert set(fresh["designs"]) == {"ours"}
+    ours = fresh["designs"]["ours"]
+    for phase in ("idle", "load"):
+        figures = ours[phase]
+        where = f"{phase}: {figures}"
+        assert figures["events"] == 40, where
+        assert figures["workers_seen"] == figures["workers_expected"] == ours["workers"], where
+        # The phase ends 1.5 s after the last event: idle, every worker has shown every event.
+        assert figures["missing"] <= (0 if phase == "idle" else 10), where
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"] < 10_000, where
+        assert figures["kafka_alone"]["received"] == 40, where
+        assert figures["published"]["missing"] == 0, where
+    assert ours["load"]["load"]["requests"] > 0

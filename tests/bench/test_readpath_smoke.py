@@ -1,16 +1,17 @@
-"""The read-path benchmark runs end to end and its figures have the right shape."""
+"""The read-path benchmark runs end to end and its figures have the right shape (written to a
+temporary directory: a full ``make bench``'s ``bench/results/`` is never touched)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from bench import readpath
-from bench._common import RESULTS_DIR
 
 
-def test_quick_readpath_writes_sane_figures() -> None:
-    assert readpath.main(["--quick"]) == 0
-    results = json.loads((RESULTS_DIR / "readpath.json").read_text())
+def test_quick_readpath_writes_sane_figures(tmp_path: Path) -> None:
+    assert readpath.main(["--quick", "--results-dir", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "readpath.json").read_text())
     sizes = results["sizes"]
     assert [s["rows"] for s in sizes] == readpath.QUICK_SIZES
     for size in sizes:

@@ -1,8 +1,10 @@
 """Checks shared by the scenarios, and how each one reports what it checked.
 
 Every scenario ends with :func:`figures`: one JSON line per scenario, printed in pytest's
-terminal summary ("concurrency figures") and appended to ``reports/concurrency.jsonl``, so
-the counts in the README come from runs, not from memory.
+terminal summary ("concurrency figures") and appended to the file :data:`REPORT` names. That
+is ``$CONCURRENCY_REPORT`` when set (``make soak`` and ``make concurrency`` point it at
+``reports/concurrency.jsonl``, so the counts in the README come from runs, not from memory),
+else a file in pytest's temporary directory: a plain test run writes nothing into the tree.
 """
 
 from __future__ import annotations
@@ -16,11 +18,21 @@ from typing import Any
 
 from tests.concurrency._http import Result
 
-__all__ = ["SESSION", "figures", "json_ok", "regressions"]
+__all__ = [
+    "REPORT",
+    "REPORT_VARIABLE",
+    "SESSION",
+    "figures",
+    "json_ok",
+    "regressions",
+    "window_differences",
+]
 
-ROOT = Path(__file__).resolve().parents[2]
+REPORT_VARIABLE = "CONCURRENCY_REPORT"
 # Lines of this session, printed again in the terminal summary (see conftest.py).
 SESSION: list[str] = []
+# Where figures() appends; conftest.py sets it once per session, before any scenario runs.
+REPORT: list[Path] = []
 
 
 def figures(scenario: str, **values: Any) -> None:
@@ -29,9 +41,10 @@ def figures(scenario: str, **values: Any) -> None:
     text = json.dumps(line, sort_keys=False)
     SESSION.append(text)
     sys.stdout.write(f"\nFIGURES {scenario} {text}\n")
-    reports = ROOT / "reports"
-    reports.mkdir(exist_ok=True)
-    with (reports / "concurrency.jsonl").open("a") as sink:
+    if not REPORT:
+        raise RuntimeError("no report file: tests/concurrency/conftest.py sets REPORT")
+    REPORT[0].parent.mkdir(parents=True, exist_ok=True)
+    with REPORT[0].open("a") as sink:
         sink.write(text + "\n")
 
 
@@ -57,6 +70,17 @@ def regressions(observations: list[tuple[int, int, int, int]]) -> list[str]:
             if gen < best:
                 problems.append(f"worker {pid} answered generation {gen} after {best}")
     return problems
+
+
+def window_differences(window: dict[int, float], expected: dict[int, float]) -> dict[str, int]:
+    """Counted differences between a published window (``{event index: value}``) and the rows
+    it should hold: events missing, events with another value, rows that should not be there.
+    All zero when the window is exact; the scenarios report these counts, not a constant."""
+    return {
+        "events_missing": sum(1 for i in expected if i not in window),
+        "events_wrong_value": sum(1 for i, v in expected.items() if window.get(i, v) != v),
+        "rows_unexpected": sum(1 for i in window if i not in expected),
+    }
 
 
 def json_ok(results: list[Result]) -> list[Result]:

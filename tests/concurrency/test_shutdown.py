@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tests._stack import StackHandle
-from tests.concurrency._checks import figures, json_ok, regressions
+from tests.concurrency._checks import figures, json_ok, regressions, window_differences
 from tests.concurrency._http import Load, summarize
 from tests.concurrency._kafka import Pacer, Producer, end_offset
 from tests.concurrency._series import rows_of, value
@@ -75,12 +75,16 @@ def test_sigterm_to_the_daemon_publishes_what_it_read_and_loses_nothing(
     # Everything read before the signal is in the last generation.
     assert json.loads(last_counters)["events"] == down["counters"]["events"]
     assert end == EVENTS
-    assert window == {i: value(i) for i in range(SNAPSHOT_ROWS + EVENTS)}
+    differences = window_differences(window, {i: value(i) for i in range(SNAPSHOT_ROWS + EVENTS)})
+    assert set(differences.values()) == {0}, differences
     assert counters["events"] == EVENTS
     answered = json_ok(results)
     assert len(answered) == len(results), summarize(results)
     while_down = [r for r in answered if stopped_at < r.sent_ns and r.done_ns < restarted_at]
-    assert {r.json()["generation"] for r in while_down} <= {last_generation}
+    # The daemon is down for a second under four client threads; no answer inside that second
+    # would leave the next line nothing to check.
+    assert while_down, "no request was answered while the daemon was down"
+    assert {r.json()["generation"] for r in while_down} == {last_generation}
     figures(
         "8a-daemon-sigterm",
         exit_code=code,
@@ -89,8 +93,8 @@ def test_sigterm_to_the_daemon_publishes_what_it_read_and_loses_nothing(
         predict_requests=len(results),
         predict_failed=len(results) - len(answered),
         answers_while_down=len(while_down),
-        lost=0,
-        counted_twice=0,
+        **differences,
+        events_counted=counters["events"],
     )
 
 

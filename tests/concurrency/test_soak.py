@@ -1,5 +1,5 @@
 """Long forms of the scenarios, run by ``make soak`` only (marker ``soak``; ``make test``
-deselects them). Each prints its figures (``FIGURES ...``) and appends them to
+deselects them). Each prints its figures (``FIGURES ...``); ``make soak`` also appends them to
 ``reports/concurrency.jsonl``.
 
 * shm: 1,000,000 reads across 8 processes while a writer publishes every millisecond.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+from collections import Counter
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -15,10 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 import webapp.window
 from forecasting import load_bytes
 from scripts.sample_window import sample_table
+from tests.webapp._bodies import MIN_ROWS, STEP, bodies, valid_bodies
 from tests.webapp._support import new_shm_window, remove_tree
 from tests.webapp.conftest import make_app
 from webapp import Settings, create_app
-from webapp.openapi import build_spec
+from webapp.errors import ProblemError
+from webapp.openapi import _VALIDATION_CODES, build_spec
+from webapp.validation import Expectations, parse_predict
 
 PROBLEM = "application/problem+json"
 
@@ -256,34 +262,46 @@ def test_openapi_lists_exactly_the_routes_the_app_serves(window):
 
 # -- property: no body makes the server answer 5xx ------------------------------------------
 
-_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
-_json = st.recursive(
-    _scalars,
-    lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
-    ),
-    max_leaves=30,
-)
-_times = st.lists(
-    st.sampled_from(["2000-06-05T00:00:00Z", "2000-06-05T00:30:00", "bad", "2000-06-05"])
-    | st.datetimes().map(lambda d: d.isoformat()),
-    max_size=400,
-)
-_bodies = st.one_of(
-    _json,
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "inference_length": _scalars,
-            "index_col": st.sampled_from(["time", "t", ""]) | _scalars,
-            "data": st.fixed_dictionaries(
-                {"time": _times | _json},
-                optional={"demand_mw": st.lists(_scalars, max_size=400) | _json, "x": _json},
-            )
-            | _json,
-        },
-    ),
-)
+# Every code the OpenAPI document lists for a 422; a 422 naming another is a bug.
+VALIDATION_CODES = frozenset(_VALIDATION_CODES)
+
+
+def _first_code(body: object, expect: Expectations) -> str:
+    """The validator's verdict: "accepted", or the code of the first error."""
+    try:
+        parse_predict(json.loads(json.dumps(body, allow_nan=True)), expect)
+    except ProblemError as exc:
+        return exc.errors[0].code
+    return "accepted"
+
+
+def test_the_body_strategy_reaches_every_check(artifact):
+    """The strategies below are only worth their examples if they get past the row count:
+    every verdict of the validator, and acceptance, comes out of them (a fixed sample, so the
+    test gives the same answer on every run)."""
+    model = load_bytes(artifact, sha256=None)
+    assert model.min_rows == MIN_ROWS
+    defaults = Settings()
+    expect = Expectations(
+        columns=(model.target,),
+        min_rows=model.min_rows,
+        step_ns=model.spec.step_ns,
+        max_rows=defaults.max_rows,
+        max_inference_length=min(defaults.max_inference_length, model.horizon),
+        default_inference_length=defaults.default_inference_length,
+        max_gap_steps=defaults.max_gap_steps,
+    )
+    verdicts: Counter[str] = Counter()
+
+    @settings(max_examples=800, database=None, deadline=None, derandomize=True)
+    @given(body=bodies)
+    def record(body: object) -> None:
+        verdicts[_first_code(body, expect)] += 1
+
+    record()
+    assert set(verdicts) == {"accepted", *VALIDATION_CODES}, verdicts
+    # Most of the work must go past the row count, into times and values.
+    assert verdicts["accepted"] >= 100, verdicts
 
 
 @pytest.fixture(scope="module")
@@ -297,15 +315,47 @@ def fuzz_client(artifact):
         remove_tree(parent)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=_bodies)
-def test_random_bodies_never_yield_5xx(fuzz_client, body):
-    resp = fuzz_client.post(
+def _post(client, body: object):
+    return client.post(
         "/predict", data=json.dumps(body, allow_nan=True), content_type="application/json"
     )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=bodies)
+def test_random_bodies_never_yield_5xx(fuzz_client, body):
+    resp = _post(fuzz_client, body)
     assert resp.status_code in {200, 422}, resp.get_data(as_text=True)
     if resp.status_code == 422:
-        assert resp.mimetype == PROBLEM and resp.get_json(force=True)["errors"]
+        assert resp.mimetype == PROBLEM
+        errors = resp.get_json(force=True)["errors"]
+        assert errors
+        for error in errors:
+            assert error["code"] in VALIDATION_CODES, error
+            assert isinstance(error["field"], str) and error["detail"], error
+    else:
+        assert resp.get_json()["predictions"], resp.get_data(as_text=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=valid_bodies())
+def test_caller_series_in_any_zone_get_a_forecast_after_their_last_time(fuzz_client, body):
+    resp = _post(fuzz_client, body)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    answer = resp.get_json()
+    assert answer["source"] == "request"
+    last = max(_utc(t) for t in body["data"]["time"])
+    expected = [
+        (last + (i + 1) * STEP).isoformat() + "Z" for i in range(body.get("inference_length", 1))
+    ]
+    assert [p["time"] for p in answer["predictions"]] == expected
+    assert all(math.isfinite(p["value"]) for p in answer["predictions"])
+
+
+def _utc(text: str) -> datetime:
+    """A time of a body as naive UTC (a time without an offset is read as UTC)."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=None) - (moment.utcoffset() or timedelta(0))
 
 
 @settings(max_examples=100, deadline=None)
@@ -334,7 +384,7 @@ def test_an_unsafe_directory_is_a_503_naming_the_problem_not_a_500(window):
     try:
         client = make_app(window).test_client()
         body = problem(client.post("/predict", json={}), 503, "no-data")
-        assert "world-writable" in body["detail"] or "writable" in body["detail"]
+        assert "writable by every user" in body["detail"], body["detail"]
         resp = client.get("/readyz")
         assert resp.status_code == 503 and resp.headers["X-Not-Ready"] == "no data"
         assert client.get("/metrics").status_code == 200

@@ -13,9 +13,19 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from forecasting.train import write_artifact
 from tests.webapp._support import ROOT, new_shm_window, remove_tree
+
+# Every test here starts make run's supervisor, daemon and Gunicorn: not a unit test.
+pytestmark = pytest.mark.server
+
+
+def clean_environment() -> dict[str, str]:
+    """What the children inherit from this process: PATH only, as the daemon tests do, so
+    a developer's KAFKA_*, S3_*, SHM_DIR or WEB_* settings never change what is tested."""
+    return {"PATH": os.environ.get("PATH", "")}
 
 
 def _free_port() -> int:
@@ -42,7 +52,7 @@ def test_run_local_serves_predictions_and_stops_both_children_on_sigint(artifact
     write_artifact(str(model), artifact)
     port = _free_port()
     env = {
-        **os.environ,
+        **clean_environment(),
         "RUN_DIR": str(tmp_path),
         "MODEL_PATH": str(model),
         "SHM_DIR": str(shm_dir),
@@ -51,8 +61,6 @@ def test_run_local_serves_predictions_and_stops_both_children_on_sigint(artifact
         "WEB_ACCESS_LOG": "",
         "LOG_LEVEL": "WARNING",
     }
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    env.pop("DAEMON_SOURCE", None)
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
