@@ -136,6 +136,8 @@ worker_class = _env.get("WEB_WORKER_CLASS", "gevent")
 if worker_class not in {"gevent", "sync", "gthread"}:
     raise SystemExit(f"WEB_WORKER_CLASS must be gevent, gthread or sync, got {worker_class!r}")
 threads = _env_int("WEB_THREADS", 2, minimum=1) if worker_class == "gthread" else 1
+if worker_class == "gevent":
+    worker_class = "webapp.gevent_worker.GeventWorker"  # gevent, closing connections gracefully
 worker_connections = _env_int("WEB_WORKER_CONNECTIONS", 1000, minimum=1)
 timeout = _env_int("WEB_TIMEOUT", 30, minimum=1)
 graceful_timeout = _env_int("WEB_GRACEFUL_TIMEOUT", 20, minimum=1)
