@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -293,15 +293,23 @@ def test_the_body_strategy_reaches_every_check(artifact):
     )
     verdicts: Counter[str] = Counter()
 
-    @settings(max_examples=800, database=None, deadline=None, derandomize=True)
+    @settings(max_examples=400, database=None, deadline=None, derandomize=True)
     @given(body=bodies)
     def record(body: object) -> None:
         verdicts[_first_code(body, expect)] += 1
 
     record()
-    assert set(verdicts) == {"accepted", *VALIDATION_CODES}, verdicts
     # Most of the work must go past the row count, into times and values.
-    assert verdicts["accepted"] >= 100, verdicts
+    assert verdicts["accepted"] >= 0.2 * sum(verdicts.values()), verdicts
+    # Every verdict can come out of the strategy. A verdict missing from the sample above is
+    # searched for on its own: a 1-in-200 verdict was once absent from an 800-body sample.
+    for code in sorted({"accepted", *VALIDATION_CODES} - set(verdicts)):
+        found = find(
+            bodies,
+            lambda body, code=code: _first_code(body, expect) == code,
+            settings=settings(max_examples=5000, database=None, deadline=None),
+        )
+        assert _first_code(found, expect) == code
 
 
 @pytest.fixture(scope="module")
