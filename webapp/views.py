@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, current_app, request
+from gunicorn.http.errors import NoMoreData, ParseException
+from werkzeug.exceptions import ClientDisconnected
 
 from forecasting import ForecastingError
 from webapp import metrics
@@ -51,6 +53,23 @@ def _note_generation(generation: int) -> None:
         metrics.set_worker_generation(generation)
 
 
+def _unreadable_body(exc: Exception) -> ProblemError:
+    """The 400 for a body the server could not read.
+
+    Gunicorn raises its chunked-framing errors (bad chunk size, extension, terminator or
+    trailer) from the body stream, and a connection that ends mid-body surfaces as
+    ``NoMoreData`` (an ``OSError``), which Werkzeug's length-limited stream turns into
+    ``ClientDisconnected``. Gunicorn never reuses a connection whose body read failed.
+    """
+    if isinstance(exc, (NoMoreData, ClientDisconnected)):
+        detail = "the request body ended before its declared end"
+    elif isinstance(exc, OSError):
+        detail = f"the request body could not be read: {exc.strerror or type(exc).__name__}"
+    else:
+        detail = f"malformed chunked body: {str(exc)[:120]}"
+    return ProblemError(400, "bad-request", "Bad Request", detail)
+
+
 def _read_json_body() -> object:
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
@@ -60,7 +79,10 @@ def _read_json_body() -> object:
             "Unsupported Media Type",
             f"Content-Type must be application/json, got {mimetype[:80] or 'none'}",
         )
-    raw = request.get_data(cache=False)
+    try:
+        raw = request.get_data(cache=False)
+    except (ParseException, OSError, ClientDisconnected) as exc:
+        raise _unreadable_body(exc) from exc
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is None and len(raw) >= limit:
         # Werkzeug stops a chunked body at the limit without raising: reaching it is too much.
