@@ -48,6 +48,7 @@ _VALIDATION_CODES = [
     "mixed_timezones",
     "not_a_number",
     "not_finite",
+    "forecast_not_finite",
     "duplicate_timestamps",
     "irregular_spacing",
 ]

@@ -15,7 +15,7 @@ from forecasting import ForecastingError
 from webapp import metrics
 from webapp.errors import ProblemError
 from webapp.openapi import build_spec
-from webapp.validation import decode_json, format_times, parse_predict
+from webapp.validation import check_forecast, decode_json, format_times, parse_predict
 from webapp.window import WindowAccess
 
 __all__ = ["GENERATION_HEADER", "blueprint"]
@@ -33,9 +33,10 @@ def _access() -> WindowAccess:
 
 
 def _json(payload: dict[str, Any], status: int = 200, generation: int | None = None) -> Response:
-    response = Response(
-        json.dumps(payload, separators=(",", ":")), status=status, mimetype="application/json"
-    )
+    """A JSON response. NaN and Infinity are not JSON: a payload holding one raises
+    ``ValueError`` (a 500 in the log) rather than reaching a client as an invalid body."""
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    response = Response(body, status=status, mimetype="application/json")
     if generation is not None:
         response.headers[GENERATION_HEADER] = str(generation)
     response.headers["Cache-Control"] = "no-store"
@@ -118,12 +119,15 @@ def predict() -> Response:
         source = "window"
     else:
         try:
-            origin = model.prepare(req.times_ns, req.values)
+            # Extreme finite values may overflow inside the model: refused just below.
+            with np.errstate(over="ignore", invalid="ignore"):
+                origin = model.prepare(req.times_ns, req.values)
+                times, values = model.predict(origin, req.inference_length)
         except ForecastingError as exc:  # validation already enforces what prepare checks
             raise ProblemError(
                 422, "validation-error", "Request body failed validation", str(exc)
             ) from exc
-        times, values = model.predict(origin, req.inference_length)
+        check_forecast(values, model.target)
         points = [
             {"time": t, "value": v}
             for t, v in zip(format_times(times, model.spec.step_ns), values.tolist(), strict=True)

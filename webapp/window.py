@@ -175,7 +175,9 @@ class WindowAccess:
             model = load_bytes(data, sha256=sha)
         except (OSError, ForecastingError) as exc:
             self._model, self._expect = None, None
-            self._model_error = f"model {name} could not be loaded: {exc}"
+            # Clients see the file name only: an OSError's text carries the absolute path.
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else exc
+            self._model_error = f"model {name} could not be loaded: {reason}"
             self._model_failed_at = time.monotonic()
             log.error("model load failed", extra={"model_file": name, "error": str(exc)})
             return
