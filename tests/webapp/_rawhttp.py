@@ -37,10 +37,14 @@ def strict_json(body: bytes) -> Any:
 
 
 def _read_response(sock: socket.socket) -> bytes:
-    """Read until the headers and the Content-Length body are in, or the server closes."""
+    """Read until the headers and the Content-Length body of the final response are in, or
+    the server closes; interim responses (``100 Continue``) are dropped."""
     data = b""
     while True:
         head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0 and data.startswith(b"HTTP/1.1 1"):
+            data = data[head_end + 4 :]
+            continue
         if head_end >= 0:
             length = 0
             for line in data[:head_end].split(b"\r\n")[1:]:
