@@ -191,24 +191,62 @@ class JsonLogger(Logger):  # type: ignore[misc]
                 handler.setFormatter(_JsonFormatter())
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        """Log one access line; never raise.
+
+        Workers call this for the app's responses and, in ``handle_error``, for requests
+        Gunicorn refuses itself, just before writing the error reply: an exception here
+        would leave that client with no reply at all.
+        """
         if not self.access_log_enabled:
             return
-        generation = None
-        for name, value in resp.headers:
-            if name.lower() == "x-cache-generation":
-                generation = int(value)
-        self.access_log.info(
-            {
-                "event": "access",
-                "remote": environ.get("REMOTE_ADDR"),
-                "method": environ.get("REQUEST_METHOD"),
-                "path": environ.get("PATH_INFO"),
-                "status": resp.status_code,
-                "bytes": getattr(resp, "sent", None),
-                "duration_ms": round(request_time.total_seconds() * 1000, 3),
-                "generation": generation,
-            }
-        )
+        try:
+            line = _access_line(resp, req, environ, request_time)
+        except Exception:  # noqa: BLE001 (a log line must never cost a client its reply)
+            self.error_log.exception("access log line failed")
+            return
+        self.access_log.info(line)
+
+
+def _status_code(resp: Any) -> int | None:
+    """The response's status code.
+
+    The app's responses carry ``status_code``; the response object Gunicorn builds for its
+    own error replies only has the ``status`` string ("400 Bad Request").
+    """
+    code = getattr(resp, "status_code", None)
+    if isinstance(code, int):
+        return code
+    head = str(getattr(resp, "status", None) or "").split(" ", 1)[0]
+    return _client_status(int(head)) if head.isdigit() else None
+
+
+def _client_status(status_int: int) -> int:
+    """The status this server sends for one Gunicorn chose.
+
+    Gunicorn answers 501 to a transfer coding it does not implement (RFC 9112, section 6.1,
+    says SHOULD). Here every coding but ``chunked`` is a client's mistake like any other bad
+    framing, and 5xx stays reserved for the server's own faults (the 5xx alert counts them),
+    so it is a 400.
+    """
+    return 400 if status_int == 501 else status_int
+
+
+def _access_line(resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+    generation = None
+    for name, value in getattr(resp, "headers", None) or ():
+        if name.lower() == "x-cache-generation" and str(value).isdigit():
+            generation = int(value)
+    return {
+        "event": "access",
+        "remote": environ.get("REMOTE_ADDR"),
+        "method": environ.get("REQUEST_METHOD"),
+        # Gunicorn's error replies get an environ without PATH_INFO.
+        "path": environ.get("PATH_INFO") or getattr(req, "path", None),
+        "status": _status_code(resp),
+        "bytes": getattr(resp, "sent", None),
+        "duration_ms": round(request_time.total_seconds() * 1000, 3),
+        "generation": generation,
+    }
 
 
 logger_class = JsonLogger
@@ -228,6 +266,8 @@ _GUNICORN_SLUGS = {
 
 def _write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """problem+json in place of Gunicorn's HTML page, so no answer of this server is HTML."""
+    if _client_status(status_int) != status_int:
+        status_int, reason = _client_status(status_int), "Bad Request"
     body = json.dumps(
         {
             "type": f"/problems/{_GUNICORN_SLUGS.get(status_int, 'http-error')}",

@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import sys
 
-BENCHMARKS = ["readpath", "ingest", "http", "compare"]
+BENCHMARKS = ["readpath", "validation", "ingest", "http", "compare"]
 
 
 def main(argv: list[str] | None = None) -> int:

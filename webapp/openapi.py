@@ -12,7 +12,7 @@ __all__ = ["PROBLEM_TYPES", "build_spec"]
 
 PROBLEM_TYPES: dict[str, str] = {
     "invalid-json": "400: the body is not UTF-8 JSON (or repeats a key in an object)",
-    "bad-request": "400: the request is malformed at the HTTP level",
+    "bad-request": "400: the request is malformed at the HTTP level (framing, chunked body)",
     "not-found": "404: no such path",
     "method-not-allowed": "405: the path exists but not for this method (see Allow)",
     "payload-too-large": "413: the body exceeds MAX_BODY_BYTES",
@@ -27,6 +27,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "header-fields-too-large": "431 from Gunicorn: too many or too large header fields",
     "forbidden": "403 from Gunicorn: a forbidden proxy request",
     "expectation-failed": "417 from Gunicorn: an unsupported Expect header",
+    "not-implemented": "501 from Gunicorn: a transfer coding it does not know (RFC 9112 6.1)",
     "http-error": "another HTTP-level error",
 }
 
@@ -47,6 +48,7 @@ _VALIDATION_CODES = [
     "mixed_timezones",
     "not_a_number",
     "not_finite",
+    "forecast_not_finite",
     "duplicate_timestamps",
     "irregular_spacing",
 ]
@@ -83,7 +85,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
             **_ok({"$ref": "#/components/schemas/PredictResponse"}),
             "headers": generation_header,
         },
-        "400": _problem("invalid JSON"),
+        "400": _problem("invalid JSON, or a malformed chunked body"),
         "413": _problem(f"body larger than {settings.max_body_bytes} bytes"),
         "415": _problem("Content-Type is not application/json"),
         "422": _problem(

@@ -40,7 +40,9 @@ def problem_response(problem: ProblemError) -> Response:
         "errors": [e.as_dict() for e in problem.errors],
     }
     response = Response(
-        json.dumps(body, separators=(",", ":")), status=problem.status, mimetype=PROBLEM_JSON
+        json.dumps(body, separators=(",", ":"), allow_nan=False),
+        status=problem.status,
+        mimetype=PROBLEM_JSON,
     )
     for name, value in problem.headers.items():
         response.headers[name] = value

@@ -8,12 +8,14 @@ from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, current_app, request
+from gunicorn.http.errors import NoMoreData, ParseException
+from werkzeug.exceptions import ClientDisconnected
 
 from forecasting import ForecastingError
 from webapp import metrics
 from webapp.errors import ProblemError
 from webapp.openapi import build_spec
-from webapp.validation import decode_json, format_times, parse_predict
+from webapp.validation import check_forecast, decode_json, format_times, parse_predict
 from webapp.window import WindowAccess
 
 __all__ = ["GENERATION_HEADER", "blueprint"]
@@ -29,9 +31,10 @@ def _access() -> WindowAccess:
 
 
 def _json(payload: dict[str, Any], status: int = 200, generation: int | None = None) -> Response:
-    response = Response(
-        json.dumps(payload, separators=(",", ":")), status=status, mimetype="application/json"
-    )
+    """A JSON response. NaN and Infinity are not JSON: a payload holding one raises
+    ``ValueError`` (a 500 in the log) rather than reaching a client as an invalid body."""
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    response = Response(body, status=status, mimetype="application/json")
     if generation is not None:
         response.headers[GENERATION_HEADER] = str(generation)
     response.headers["Cache-Control"] = "no-store"
@@ -40,6 +43,23 @@ def _json(payload: dict[str, Any], status: int = 200, generation: int | None = N
 
 def _unavailable(slug: str, title: str, detail: str, retry_after: int) -> ProblemError:
     return ProblemError(503, slug, title, detail, headers={"Retry-After": str(retry_after)})
+
+
+def _unreadable_body(exc: Exception) -> ProblemError:
+    """The 400 for a body the server could not read.
+
+    Gunicorn raises its chunked-framing errors (bad chunk size, extension, terminator or
+    trailer) from the body stream, and a connection that ends mid-body surfaces as
+    ``NoMoreData`` (an ``OSError``), which Werkzeug's length-limited stream turns into
+    ``ClientDisconnected``. Gunicorn never reuses a connection whose body read failed.
+    """
+    if isinstance(exc, (NoMoreData, ClientDisconnected)):
+        detail = "the request body ended before its declared end"
+    elif isinstance(exc, OSError):
+        detail = f"the request body could not be read: {exc.strerror or type(exc).__name__}"
+    else:
+        detail = f"malformed chunked body: {str(exc)[:120]}"
+    return ProblemError(400, "bad-request", "Bad Request", detail)
 
 
 def _read_json_body() -> object:
@@ -51,7 +71,10 @@ def _read_json_body() -> object:
             "Unsupported Media Type",
             f"Content-Type must be application/json, got {mimetype[:80] or 'none'}",
         )
-    raw = request.get_data(cache=False)
+    try:
+        raw = request.get_data(cache=False)
+    except (ParseException, OSError, ClientDisconnected) as exc:
+        raise _unreadable_body(exc) from exc
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is None and len(raw) >= limit:
         # Werkzeug stops a chunked body at the limit without raising: reaching it is too much.
@@ -87,12 +110,15 @@ def predict() -> Response:
         source = "window"
     else:
         try:
-            origin = model.prepare(req.times_ns, req.values)
+            # Extreme finite values may overflow inside the model: refused just below.
+            with np.errstate(over="ignore", invalid="ignore"):
+                origin = model.prepare(req.times_ns, req.values)
+                times, values = model.predict(origin, req.inference_length)
         except ForecastingError as exc:  # validation already enforces what prepare checks
             raise ProblemError(
                 422, "validation-error", "Request body failed validation", str(exc)
             ) from exc
-        times, values = model.predict(origin, req.inference_length)
+        check_forecast(values, model.target)
         points = [
             {"time": t, "value": v}
             for t, v in zip(format_times(times, model.spec.step_ns), values.tolist(), strict=True)

@@ -228,9 +228,11 @@ class WindowAccess:
                 data = fh.read()
             model = load_bytes(data, sha256=sha)
         except (OSError, ForecastingError) as exc:
+            # Clients see the file name only: an OSError's text carries the absolute path.
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else exc
             log.error("model load failed", extra={"model_file": name, "error": str(exc)})
             return _ModelState(
-                key, None, f"model {name} could not be loaded: {exc}", time.monotonic()
+                key, None, f"model {name} could not be loaded: {reason}", time.monotonic()
             )
         s = self._settings
         expect = Expectations(

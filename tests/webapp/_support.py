@@ -115,10 +115,13 @@ class GunicornServer:
     """``gunicorn -c gunicorn.conf.py webapp.wsgi:app`` on a loopback socket bound here.
 
     The listening socket is created by the test and passed as ``fd://N``, so no port can be
-    taken by someone else between choosing and binding it.
+    taken by someone else between choosing and binding it. ``args`` are extra command-line
+    options (they override the configuration file, e.g. ``("--worker-class", "gevent")``).
     """
 
-    def __init__(self, env: dict[str, str], *, workers: int = 3) -> None:
+    def __init__(
+        self, env: dict[str, str], *, workers: int = 3, args: tuple[str, ...] = ()
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -136,7 +139,7 @@ class GunicornServer:
         self.log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
         self._log_fh = self.log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *args, "webapp.wsgi:app"],
             cwd=ROOT,
             env=full_env,
             pass_fds=(fd,),
