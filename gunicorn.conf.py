@@ -48,6 +48,7 @@ thread pools started in a preloading master deadlock forked children. Each worke
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -289,6 +290,18 @@ gunicorn.util.write_error = _write_problem
 
 
 # -- hooks -----------------------------------------------------------------------------------
+
+
+def when_ready(server: Any) -> None:
+    """In the master, once the app is preloaded and before any worker is forked: move every
+    object made so far out of the cyclic garbage collector's reach (``gc.freeze``).
+
+    A collection in a worker otherwise writes to the header of every inherited object and
+    copies the pages it shares with the master: measured here, about 40 MiB of unique memory
+    per gevent worker (USS 62 MiB against 18 MiB) once a full collection had run.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def post_fork(server: Any, worker: Any) -> None:
