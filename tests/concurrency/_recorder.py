@@ -25,13 +25,13 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from shm import table_checksum
+from tests._wait import wait_until
 
 _GEN = re.compile(r"\Agen-(\d{20})\.arrow\Z")
 _IN_MOVED_TO = 0x80
@@ -149,12 +149,32 @@ class Recorder:
             ],
             cwd=root,
         )
-        # It is watching once it has written the generations already in the directory.
-        deadline = time.monotonic() + 30
-        while not self.records() and time.monotonic() < deadline:
-            assert self._proc.poll() is None, "the recorder exited"
-            time.sleep(0.05)
+        # It creates OUT only once its watch is in place: from then on it sees every rename.
+        proc = self._proc
+        wait_until(
+            lambda: self.out.exists() or proc.poll() is not None,
+            timeout=30,
+            what="the recorder watching",
+        )
+        assert proc.poll() is None, "the recorder exited"
         return self
+
+    def wait_for(self, generation: int, timeout: float = 30.0) -> dict[int, dict[str, Any]]:
+        """The records once every generation up to ``generation`` has one (missed included)."""
+
+        def reached() -> dict[int, dict[str, Any]] | None:
+            records = self.records()
+            return records if records and max(records) >= generation else None
+
+        return wait_until(
+            reached, timeout=timeout, what=f"the recorder reaching generation {generation}"
+        )
+
+    def realtime(self) -> bool:
+        """Whether the recorder runs with real-time priority (granted to root): it then opens
+        each generation before the publisher can prune it."""
+        assert self._proc is not None
+        return os.sched_getscheduler(self._proc.pid) == os.SCHED_RR
 
     def records(self) -> dict[int, dict[str, Any]]:
         """``{generation: record}`` of everything written so far (missed ones included)."""

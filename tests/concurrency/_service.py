@@ -17,18 +17,18 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from cache_daemon.status import read_status
 from shm import Reader, Snapshot
 from tests._stack import StackHandle
+from tests._wait import wait_until
 from tests.concurrency import _http
 from tests.concurrency._series import snapshot_bytes
 from tests.locust._service import clean_env
@@ -37,19 +37,6 @@ from tests.webapp._support import GunicornServer
 __all__ = ["Daemon", "Service", "running_service", "wait_until"]
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-def wait_until(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    """The first truthy value of ``probe()`` within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.02)
 
 
 class Daemon:

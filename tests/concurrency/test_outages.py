@@ -32,6 +32,7 @@ pytestmark = pytest.mark.concurrency
 
 SNAPSHOT_ROWS = 1000
 MAX_AGE_MS = 2000
+AFTER_READY = 40
 
 
 def offsets_are(n: int) -> str:
@@ -156,6 +157,10 @@ def service_generation_of(results: list[Result]) -> int:
     return generations.pop()
 
 
+def sent_after(results: list[Result], instant_ns: int) -> list[Result]:
+    return [r for r in results if r.sent_ns > instant_ns]
+
+
 def test_s3_unreachable_at_daemon_start(stack: StackHandle, artifact: bytes) -> None:
     topic = stack.new_topic(1, prefix="nos3")
     in_topic = 600
@@ -209,7 +214,12 @@ def test_s3_unreachable_at_daemon_start(stack: StackHandle, artifact: bytes) -> 
             )
             model_after_s = time.monotonic() - opened
             service.wait_ready()
-            time.sleep(0.5)
+            ready_ns = time.monotonic_ns()
+            wait_until(
+                lambda: len(sent_after(predict.results(), ready_ns)) >= AFTER_READY,
+                timeout=60,
+                what=f"{AFTER_READY} /predict answers sent after /readyz said 200",
+            )
         status = service.wait_status(
             lambda s: s["state"] == "live" and s["last_error"] is None, what="error cleared"
         )
@@ -217,7 +227,10 @@ def test_s3_unreachable_at_daemon_start(stack: StackHandle, artifact: bytes) -> 
         results = predict.stop()
     kinds = summarize(results)
     assert set(kinds) <= {"ok 200", "ok 503"}, kinds
-    assert kinds.get("ok 200", 0) > 0, kinds
+    # Every request reads the newest generation, and the generation that made /readyz 200
+    # names the model: no worker may refuse a request sent after that, so no grace at all.
+    after = summarize(sent_after(results, ready_ns))
+    assert after == {"ok 200": after.get("ok 200", 0)}, after
     served_ok = [r for r in results if r.status == 200]
     assert all(r.json()["generation"] >= with_model.generation for r in served_ok)
     figures(
@@ -225,6 +238,7 @@ def test_s3_unreachable_at_daemon_start(stack: StackHandle, artifact: bytes) -> 
         predict_requests=len(results),
         answered_503_no_model=kinds.get("ok 503", 0),
         answered_200_after=kinds.get("ok 200", 0),
+        sent_after_ready=sum(after.values()),
         other=len(results) - kinds.get("ok 503", 0) - kinds.get("ok 200", 0),
         start_error=starting["last_error"][:80],
         model_error=no_model["last_error"][:80],

@@ -20,7 +20,7 @@ from tests._stack import StackHandle
 from tests.concurrency._checks import figures, json_ok, regressions
 from tests.concurrency._http import Load, summarize
 from tests.concurrency._kafka import Producer
-from tests.concurrency._service import running_service
+from tests.concurrency._service import running_service, wait_until
 from tests.webapp._support import train_artifact
 
 pytestmark = pytest.mark.concurrency
@@ -97,6 +97,15 @@ def test_every_worker_serves_each_new_event_and_never_goes_back(
     figures("1-split-brain", **run_split_brain(stack, artifact, events=EVENTS))
 
 
+def answered_with(load: Load, model_sha256: str) -> set[int]:
+    """The worker pids that have answered ``/cache`` naming this model so far."""
+    return {
+        body["pid"]
+        for body in (r.json() for r in load.results() if r.kind == "ok" and r.status == 200)
+        if body["model_sha256"] == model_sha256
+    }
+
+
 def test_a_new_model_reaches_every_worker_and_none_goes_back(
     stack: StackHandle, artifact: bytes
 ) -> None:
@@ -115,7 +124,12 @@ def test_a_new_model_reaches_every_worker_and_none_goes_back(
     ) as service:
         pids = service.worker_pids()
         with Load(service.port, "GET", "/cache", threads=8) as load:
-            time.sleep(0.5)
+            # Every worker answers with the old model first, so "none goes back" covers each.
+            wait_until(
+                lambda: answered_with(load, old_sha) == pids,
+                timeout=30,
+                what="every worker answering with the old model",
+            )
             client = stack.minio()
             assert service.bucket is not None
             sidecar = f"{new_sha}  model.skops\n".encode()

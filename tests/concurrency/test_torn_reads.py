@@ -30,9 +30,11 @@ from tests.concurrency._service import running_service
 pytestmark = pytest.mark.concurrency
 
 SNAPSHOT_ROWS = 1000
-# A generation missed by the recorder (pruned before it could be opened on a starved machine)
-# leaves the answers that used it unchecked; they must stay a sliver of the total.
-MAX_UNVERIFIED_RATIO = 0.01
+# An answer is unchecked only when the recorder missed its generation (pruned before it could
+# be opened). With real-time priority (as root, as in CI) the recorder runs ahead of everything
+# else and misses none, so every answer is checked. Without it (an unprivileged developer run
+# on a starved machine) a miss stays possible; those unchecked answers must stay a sliver.
+MAX_UNVERIFIED_RATIO_WITHOUT_PRIORITY = 0.01
 
 
 def run_torn_reads(
@@ -67,7 +69,8 @@ def run_torn_reads(
                 time.sleep(seconds)
             events = producer.stop() if producer is not None else None
             last = service.generation()
-            time.sleep(0.5)  # the recorder catches up with the last renames
+            recorder.wait_for(last)
+            realtime = recorder.realtime()
         finally:
             records = recorder.stop()
         results = load.results()
@@ -102,6 +105,7 @@ def run_torn_reads(
         "answers_checked": len(answered) - unverified,
         "mismatches": len(mismatches),
         "unverified": unverified,
+        "recorder_realtime": realtime,
         "generations_published": last - first,
         "generations_per_s": round((last - first) / seconds, 1),
         "generations_served": len(used),
@@ -120,7 +124,8 @@ def check(out: dict[str, Any], *, min_generations: int) -> None:
     assert out["files_with_bad_checksum"] == 0
     assert out["forecast_disagreements"] == 0
     assert out["generations_served"] >= min_generations
-    assert out["unverified"] <= MAX_UNVERIFIED_RATIO * out["requests"], out
+    allowed = 0 if out["recorder_realtime"] else MAX_UNVERIFIED_RATIO_WITHOUT_PRIORITY
+    assert out["unverified"] <= allowed * out["requests"], out
 
 
 def test_answers_match_their_generation_while_replay_publishes_at_full_speed(

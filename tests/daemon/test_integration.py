@@ -22,6 +22,7 @@ from cache_daemon.publication import Counters
 from cache_daemon.window import TIME_TYPE
 from shm import Reader, Snapshot, table_checksum
 from tests._stack import StackHandle
+from tests.concurrency._recorder import Recorder
 from tests.daemon._helpers import (
     STEP_NS,
     T0_S,
@@ -37,7 +38,9 @@ pytestmark = pytest.mark.integration
 
 def config(stack: StackHandle, shm_dir: Path, topic: str, **extra: str) -> DaemonConfig:
     return DaemonConfig.from_env(
-        stack.env(SHM_DIR=str(shm_dir), KAFKA_TOPIC=topic, PUBLISH_INTERVAL_MS="20", **extra)
+        stack.env(
+            **{"SHM_DIR": str(shm_dir), "KAFKA_TOPIC": topic, "PUBLISH_INTERVAL_MS": "20", **extra}
+        )
     )
 
 
@@ -237,14 +240,26 @@ def test_bootstrap_from_s3_snapshot_then_catch_up(stack: StackHandle, shm_dir: P
     stack.minio().put_object(
         bucket_name=bucket, object_name="window.parquet", data=io.BytesIO(data), length=len(data)
     )
-    cfg = config(stack, shm_dir, topic, SNAPSHOT_BUCKET=bucket, SNAPSHOT_KEY="window.parquet")
+    # A slow interval keeps each generation in the directory long enough to be recorded.
+    cfg = config(
+        stack,
+        shm_dir,
+        topic,
+        SNAPSHOT_BUCKET=bucket,
+        SNAPSHOT_KEY="window.parquet",
+        PUBLISH_INTERVAL_MS="250",
+    )
     reader = Reader(shm_dir)
-    with running(cfg):
-        first = wait_for(reader, lambda s: True, what="first generation")
+    # Catch-up can replace the snapshot's generation before any poll sees it: a recorder
+    # woken by every rename keeps each generation the daemon publishes.
+    shm_dir.mkdir(mode=0o750)
+    with Recorder(shm_dir, shm_dir.parent / "generations.jsonl") as recorder, running(cfg):
         final = wait_for(reader, covers(ends(produced)), what="caught up")
-    assert first.metadata["source"] == "snapshot"
-    assert first.metadata["state"] == "restoring"
-    assert first.table.num_rows == 50
+        records = recorder.wait_for(final.generation)
+    first = records[min(records)]
+    assert min(records) == 1 and not any(r.get("missed") for r in records.values()), records
+    assert (first["source"], first["state"], first["actual_rows"]) == ("snapshot", "restoring", 50)
+    assert all(r["actual"] == r["window_checksum"] for r in records.values())
     assert final.metadata["source"] == "kafka" and final.metadata["state"] == "live"
     expected = {i: -float(i) for i in range(50)} | {i: float(i) for i in range(50, 100)}
     assert values_by_index(final) == expected
@@ -275,7 +290,11 @@ def test_unreachable_s3_and_missing_topic_do_not_stop_the_daemon(
             admin.create_topics([NewTopic(name=topic, num_partitions=1, replication_factor=1)])
         finally:
             admin.close()
-        time.sleep(0.5)
+        wait_status(
+            shm_dir,
+            lambda s: "does not exist" not in str(s["last_error"]),
+            what="the daemon noticed the new topic",
+        )
         produced = stack.produce_json(topic, [event(0, 1.0)])
         snap = wait_for(Reader(shm_dir), covers(ends(produced)), timeout=30)
     assert values_by_index(snap) == {0: 1.0}

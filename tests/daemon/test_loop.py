@@ -14,6 +14,7 @@ from cache_daemon.publication import Counters
 from cache_daemon.status import read_status
 from cache_daemon.window import Window
 from shm import Publisher, Reader, table_checksum
+from tests._wait import wait_until
 from tests.daemon.conftest import ListSource
 
 T0 = "2000-06-05T00:{:02d}:00Z"
@@ -123,7 +124,7 @@ def test_run_stops_on_flag_and_publishes_pending_changes(shm_dir: Path) -> None:
     stop = threading.Event()
     thread = threading.Thread(target=daemon.run, args=(stop,))
     thread.start()
-    time.sleep(0.3)
+    wait_until(lambda: not source.queue, timeout=10, what="the loop polled the pending event")
     stop.set()
     thread.join(5)
     assert not thread.is_alive()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from cache_daemon.publication import Counters
 from cache_daemon.status import Heartbeat, Liveness, StatusFile, read_status
+from tests._wait import wait_until
 
 
 def write(status: StatusFile) -> None:
@@ -28,33 +28,30 @@ def heartbeat_ns(directory: Path) -> int:
     return int(body["heartbeat_ns"])  # type: ignore[call-overload]
 
 
-def eventually(check: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
+def heartbeat_age_s(directory: Path) -> float:
+    return (time.time_ns() - heartbeat_ns(directory)) / 1e9
 
 
 def test_heartbeat_thread_refreshes_while_alive_and_stops_when_stuck(tmp_path: Path) -> None:
     status = StatusFile(tmp_path)
-    liveness = Liveness(stall_s=0.6)
+    liveness = Liveness(stall_s=3600)
     write(status)
     first = heartbeat_ns(tmp_path)
     beat = Heartbeat(status, liveness, max_age_s=0.1)
     beat.start()
     try:
-        time.sleep(0.4)  # the loop "blocks": no write, but still within stall_s
-        assert eventually(lambda: heartbeat_ns(tmp_path) > first)
+        # The loop "blocks" (no write) but is still within stall_s: the thread refreshes.
+        wait_until(lambda: heartbeat_ns(tmp_path) > first, timeout=5, what="a refresh")
         body = read_status(tmp_path)
         assert body is not None and body["generation"] == 3 and body["lag"] == {"0": 1}
-        time.sleep(0.6)  # now stuck for longer than stall_s: the heartbeat must age
+        # Now the loop counts as stuck: the heartbeat must age far past max_age_s (a thread
+        # still refreshing would keep it under 0.1 s).
+        liveness.stall_s = 0.0
+        wait_until(lambda: heartbeat_age_s(tmp_path) > 1.0, timeout=5, what="a frozen heartbeat")
         frozen = heartbeat_ns(tmp_path)
-        time.sleep(0.3)
-        assert heartbeat_ns(tmp_path) == frozen
+        liveness.stall_s = 3600
         liveness.beat()
-        assert eventually(lambda: heartbeat_ns(tmp_path) > frozen)
+        wait_until(lambda: heartbeat_ns(tmp_path) > frozen, timeout=5, what="refreshes again")
     finally:
         beat.stop()
 

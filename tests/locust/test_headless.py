@@ -1,8 +1,9 @@
 """``locust -f locustfiles`` headless against the real service: Gunicorn with three workers and
 the daemon publishing (replay source), all on loopback, bounded in users and time.
 
-The main run must pass the gates (no failure, a p99 loose enough for a shared 2-core CI
-machine, data never stale); the real latency targets live in the benchmark. The other runs
+The main run must pass the gates (no failure, a p99 within a bound measured on the same
+service just before the run, data never stale); the real latency targets live in the
+benchmark. The other runs
 show that a failed gate sets exit code 1 with a line saying which gate and by how much, and
 that a refused preflight stops the run with exit code 2 before any load.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import socket
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,15 @@ from tests.locust._service import LiveService, live_service, run_locust
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.slow]
 
-LOOSE_P99_MS = "1500"
+USERS = 20
+# The p99 gate: USERS requests in flight, each served no slower than HEADROOM times the idle
+# median of a cached forecast measured on this service just before the run. HEADROOM covers
+# what the mix adds (model runs for caller data), Locust's own share of the two cores, and
+# other jobs starting on the machine during the run (load average 10+). Measured on a quiet
+# 2-core machine: p99 62-70 ms against bounds of 300-570 ms. A service that serialises or
+# stalls requests under concurrency exceeds it; the former fixed 1,500 ms let those through.
+HEADROOM = 15
+IDLE_SAMPLES = 50
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +60,21 @@ def test_the_seed_reports_bug_shape_gets_a_clear_422_from_the_server(service):
     )
 
 
+def idle_median_ms(service: LiveService) -> float:
+    """The median latency of ``POST /predict {}``, one request at a time."""
+    for _ in range(5):  # warm every worker's connection path
+        service.web.post_json("/predict", {})
+    samples = []
+    for _ in range(IDLE_SAMPLES):
+        started = time.perf_counter()
+        reply = service.web.post_json("/predict", {})
+        samples.append((time.perf_counter() - started) * 1000)
+        assert reply.status == 200, reply.body
+    return statistics.median(samples)
+
+
 def test_twenty_users_pass_the_gates_against_the_live_service(service, tmp_path):
+    p99_bound_ms = USERS * idle_median_ms(service) * HEADROOM
     before = service.generation()
     prefix = tmp_path / "run"
     done = run_locust(
@@ -57,18 +82,18 @@ def test_twenty_users_pass_the_gates_against_the_live_service(service, tmp_path)
         {
             "LOCUST_SEED": "7",
             "LOCUST_MAX_FAIL_RATIO": "0",
-            "LOCUST_P99_MS": LOOSE_P99_MS,
+            "LOCUST_P99_MS": f"{p99_bound_ms:.0f}",
             "LOCUST_MAX_DATA_AGE_MS": "10000",
         },
         "--csv",
         str(prefix),
         "--html",
         str(tmp_path / "run.html"),
-        users=20,
+        users=USERS,
         seconds=15,
     )
     log = done.stderr
-    assert done.returncode == 0, log[-4000:]
+    assert done.returncode == 0, f"p99 bound {p99_bound_ms:.0f} ms\n{log[-4000:]}"
     assert "preflight passed" in log
     assert "SLO gate ok: p99 latency" in log and "SLO gates: all 4 passed" in log
     rows = stats_rows(prefix)

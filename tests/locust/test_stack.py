@@ -19,6 +19,15 @@ from tests.locust._service import LiveService, live_service, run_locust
 
 KEY = "series/demand.parquet"
 EVENTS = 500  # more than the model's 336-row lag window
+INGEST_SECONDS = 8
+# The daemon publishes a change within PUBLISH_INTERVAL_MS (50 ms in live_service); an event's
+# typical trip Kafka -> daemon -> /cache is that plus a few round trips (measured: median
+# 47-49 ms, max 152-217 ms). The median must stay within 8 intervals (8x the measured median,
+# for a machine shared with other jobs); a daemon that held changes back until its 1 s
+# checkpoint (median about 550 ms) or the next event exceeds it. The slowest sample only has
+# to stay under the gate's 5 s: one stall of the machine is allowed.
+PUBLISH_INTERVAL_MS = 50
+MEDIAN_FRESHNESS_BOUND_MS = 8 * PUBLISH_INTERVAL_MS
 
 
 def upload_sample(stack: StackHandle, bucket: str) -> None:
@@ -58,6 +67,7 @@ def kafka_service(stack: StackHandle) -> Iterator[tuple[LiveService, str]]:
         "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
         "KAFKA_TOPIC": topic,
     }
+    env["PUBLISH_INTERVAL_MS"] = str(PUBLISH_INTERVAL_MS)
     with live_service(workers=2, daemon_env=env) as live:
         yield live, topic
 
@@ -85,7 +95,7 @@ def test_ingest_measures_freshness_and_real_reads_s3_once_per_process(
         "--csv",
         str(prefix),
         users=4,
-        seconds=8,
+        seconds=INGEST_SECONDS,
     )
     log = done.stderr
     assert done.returncode == 0, log[-4000:]
@@ -94,7 +104,12 @@ def test_ingest_measures_freshness_and_real_reads_s3_once_per_process(
     with Path(f"{prefix}_stats.csv").open(newline="") as fh:
         rows = {(r["Type"], r["Name"]): r for r in csv.DictReader(fh)}
     ingest = rows[("INGEST", "kafka -> /cache")]
-    assert int(ingest["Request Count"]) >= 3 and ingest["Failure Count"] == "0"
-    assert 0 < float(ingest["Max Response Time"]) <= 5000
+    assert ingest["Failure Count"] == "0", ingest
+    assert 0 < float(ingest["50%"]) <= MEDIAN_FRESHNESS_BOUND_MS, ingest
+    assert 0 < float(ingest["Max Response Time"]) <= 5000, ingest
+    # One ingest user with no think time measures back to back: at the median bound it takes
+    # at least this many samples, even granting half the run to start-up and stalls.
+    expected = INGEST_SECONDS * 1000 // MEDIAN_FRESHNESS_BOUND_MS // 2
+    assert int(ingest["Request Count"]) >= expected, ingest
     real = rows[("POST", "/predict real")]
     assert int(real["Request Count"]) > 0 and real["Failure Count"] == "0"

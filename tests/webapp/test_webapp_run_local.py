@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from forecasting.train import write_artifact
+from tests._wait import wait_until
 from tests.webapp._support import ROOT, new_shm_window, remove_tree
 
 # Every test here starts make run's supervisor, daemon and Gunicorn: not a unit test.
@@ -42,6 +43,15 @@ def _get(port: int, path: str) -> tuple[int, dict]:
         return resp.status, json.loads(resp.read())
     finally:
         conn.close()
+
+
+def _moved_on(port: int, before: dict) -> dict | None:
+    """``/cache`` when it serves a newer generation ending later than ``before``, else None."""
+    status, cache = _get(port, "/cache")
+    if status != 200:
+        return None
+    newer = cache["generation"] > before["generation"] and cache["time_max"] > before["time_max"]
+    return cache if newer else None
 
 
 def test_run_local_serves_predictions_and_stops_both_children_on_sigint(artifact, tmp_path):
@@ -77,9 +87,10 @@ def test_run_local_serves_predictions_and_stops_both_children_on_sigint(artifact
         assert ready, log.read_text()[-3000:]
         status, cache = _get(port, "/cache")
         assert status == 200 and cache["source"] == "replay" and cache["rows"] >= 336
-        time.sleep(1.0)  # the replay source keeps publishing: the served window moves on
-        later = _get(port, "/cache")[1]
-        assert later["generation"] > cache["generation"] and later["time_max"] > cache["time_max"]
+        # The replay source keeps publishing: the served window moves on.
+        later = wait_until(
+            lambda: _moved_on(port, cache), timeout=30, what="a later window served by /cache"
+        )
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("POST", "/predict", body=b"{}", headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
