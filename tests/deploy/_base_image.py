@@ -32,6 +32,7 @@ def _rootfs(tarball: Path) -> None:
             [
                 "mmdebstrap",
                 "--variant=minbase",
+                "--format=tar",  # the name ends in .partial: no format to guess from
                 f"--include={','.join(PACKAGES)}",
                 SUITE,
                 str(partial),

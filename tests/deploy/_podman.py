@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,15 @@ def _tmpfs_mount_options(options: str) -> str:
         size = int(number) * _SIZE_UNITS[value[len(number) :].lower()]
         out.append(f"nr_blocks={size // os.sysconf('SC_PAGE_SIZE')}")
     return ",".join(out)
+
+
+def _last_step(log: Path) -> str:
+    """The last ``STEP`` line Buildah wrote (the instruction being carried out)."""
+    with log.open("rb") as source:
+        source.seek(max(0, log.stat().st_size - 65536))
+        lines = source.read().decode(errors="replace").splitlines()
+    steps = [line for line in lines if "STEP " in line]
+    return steps[-1][:120] if steps else "starting"
 
 
 class PodmanError(RuntimeError):
@@ -98,10 +107,12 @@ class Podman:
         log: Path,
         timeout: float,
         ca_bundle: Path | None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         """``buildah bud`` in chroot isolation (no OCI runtime needed), Docker format (the OCI
         format has no HEALTHCHECK), no intermediate images kept; output streams to ``log``.
-        ``ca_bundle`` becomes the Dockerfile's optional ``pip-ca`` build secret."""
+        ``ca_bundle`` becomes the Dockerfile's optional ``pip-ca`` build secret; ``progress``
+        gets the current build step about once a second."""
         args = ["bud", "--isolation", "chroot", "--format", "docker", "--layers=false"]
         args += ["--network", "host", "--pull=never", "-t", tag]
         if ca_bundle is not None:
@@ -109,19 +120,26 @@ class Podman:
         for key, value in build_args.items():
             args += ["--build-arg", f"{key}={value}"]
         self.images.append(tag)
+        deadline = time.monotonic() + timeout
         with log.open("w") as sink:
+            proc = subprocess.Popen(
+                ["buildah", *args, str(context)],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
             try:
-                code = subprocess.run(
-                    ["buildah", *args, str(context)],
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout,
-                    check=False,
-                ).returncode
-            except subprocess.TimeoutExpired as exc:
-                raise PodmanError(f"the build took longer than {timeout} s; see {log}") from exc
+                while (code := proc.poll()) is None:
+                    if time.monotonic() > deadline:
+                        raise PodmanError(f"the build took longer than {timeout} s; see {log}")
+                    time.sleep(1.0)
+                    if progress is not None:
+                        progress(_last_step(log))
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(30)
         if code != 0:
             tail = log.read_text(errors="replace")[-4000:]
             raise PodmanError(f"buildah bud exited {code}:\n{tail}")

@@ -64,13 +64,28 @@ def _ca_bundle() -> Path | None:
     return None
 
 
+class _StepReporter:
+    """Prints the build's current step when it changes, and at least every 30 s."""
+
+    def __init__(self) -> None:
+        self.step, self.at = "", 0.0
+
+    def __call__(self, step: str) -> None:
+        now = time.monotonic()
+        if step != self.step or now - self.at >= 30.0:
+            say(f"  build: {step}")
+            self.step, self.at = step, now
+
+
 def build(engine: Podman, base: str, tag: str, log: Path) -> float:
     """Build the image on ``base``; intermediate images it leaves are recorded for cleanup."""
     log.parent.mkdir(parents=True, exist_ok=True)
     before = set(engine.podman("images", "--all", "--quiet", "--no-trunc").stdout.split())
     start = time.monotonic()
     try:
-        engine.build(tag, ROOT, {"BASE_IMAGE": base}, log, BUILD_TIMEOUT_S, _ca_bundle())
+        engine.build(
+            tag, ROOT, {"BASE_IMAGE": base}, log, BUILD_TIMEOUT_S, _ca_bundle(), _StepReporter()
+        )
     finally:
         after = set(engine.podman("images", "--all", "--quiet", "--no-trunc").stdout.split())
         engine.images.extend(sorted(after - before))
@@ -329,6 +344,10 @@ def _on_timeout(signum: int, frame: FrameType | None) -> None:
     raise TimeoutError("make image-test ran out of time (--timeout)")
 
 
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise TimeoutError("make image-test was terminated (SIGTERM)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timeout", type=float, default=2700.0, help="bound on the whole run, s")
@@ -346,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     signal.signal(signal.SIGALRM, _on_timeout)
+    signal.signal(signal.SIGTERM, _on_term)  # still clean up what was made
     signal.alarm(int(args.timeout))
     prefix = f"shmf-image-test-{os.getpid()}"
     tag = f"localhost/{prefix}:latest"
