@@ -9,6 +9,7 @@ reuse the imported image, or re-import the cached tarball when the image store l
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ ROOTFS_TIMEOUT_S = 900.0
 def _rootfs(tarball: Path) -> None:
     """Write the root filesystem tarball atomically (a half-written one is never reused)."""
     partial = tarball.with_name(tarball.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # a directory left by an older run
     partial.unlink(missing_ok=True)
     try:
         subprocess.run(
