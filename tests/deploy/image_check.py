@@ -98,7 +98,7 @@ def check_image_config(engine: Podman, tag: str) -> dict[str, Any]:
     final = parse(ROOT / "Dockerfile")[-1]
     inspected = engine.inspect(tag)
     config: dict[str, Any] = inspected["Config"]
-    entrypoint, cmd = config["Entrypoint"], config["Cmd"]
+    entrypoint, cmd = config.get("Entrypoint") or [], config.get("Cmd") or []
     expected = {
         "Entrypoint": final.last("ENTRYPOINT").exec_form(),  # type: ignore[union-attr]
         "Cmd": final.last("CMD").exec_form(),  # type: ignore[union-attr]
@@ -215,7 +215,6 @@ def kill_daemon_under_traffic(run: PodRun) -> dict[str, Any]:
     try:
         time.sleep(2.0)
         before = _generation(port)
-        killed = time.monotonic()
         killed_ns = time.monotonic_ns()
         run.signal("cache-daemon", "KILL")
         code, _ = run.engine.wait_exit(run.name("cache-daemon"), 30)
@@ -229,7 +228,7 @@ def kill_daemon_under_traffic(run: PodRun) -> dict[str, Any]:
             lambda: _generation(port) > before,
             60,
         )
-        back = time.monotonic() - killed
+        back = (time.monotonic_ns() - killed_ns) / 1e9
         time.sleep(1.0)
     finally:
         results = load.stop()
