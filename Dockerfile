@@ -10,9 +10,17 @@
 # sample series (REPLAY_PATH) and installs the model trained here at build time (MODEL_PATH).
 # Production sets KAFKA_BOOTSTRAP_SERVERS and MODEL_BUCKET/MODEL_KEY and clears MODEL_PATH
 # (an empty variable counts as unset).
+#
+# BASE_IMAGE: any Debian bookworm image with Python 3.11 as `python3` and its venv module. The
+# default is the official slim image; `make image-test` builds on a base made from Debian
+# packages alone (tests/deploy/_base_image.py). Only `python3` is called, never `python`, so
+# /usr/bin/python3 (Debian) and /usr/local/bin/python3 (official image) both work; in the
+# runtime stage `python` is the venv's.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+# checkov:skip=CKV_DOCKER_7: checkov does not expand ARG defaults; BASE_IMAGE defaults to a pinned tag (tests/deploy/test_dockerfile.py checks it)
 
 # ---- build: wheels for the project and every dependency, the venv, the model artifact ----
-FROM python:3.11-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS build
 
 # pip compiles the venv's bytecode at install time: the runtime's root filesystem is read-only.
 ENV PIP_NO_CACHE_DIR=1 \
@@ -26,9 +34,16 @@ COPY shm/ shm/
 COPY forecasting/ forecasting/
 COPY cache_daemon/ cache_daemon/
 COPY webapp/ webapp/
-RUN python -m pip wheel --wheel-dir /wheels . \
-    && python -m venv --without-pip /opt/venv \
-    && python -m pip --python /opt/venv/bin/python install --no-index /wheels/*.whl
+# pip comes from the interpreter's own ensurepip, in a throw-away venv: Debian's python3 has
+# no pip of its own, and this way both bases build the same way. Behind a proxy that re-signs
+# TLS, pass its CA bundle as the optional build secret `pip-ca` (never stored in a layer):
+#   docker build --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt .
+RUN --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && python3 -m venv /opt/pip \
+    && /opt/pip/bin/python -m pip wheel --wheel-dir /wheels . \
+    && python3 -m venv --without-pip /opt/venv \
+    && /opt/pip/bin/python -m pip --python /opt/venv/bin/python install --no-index /wheels/*.whl
 
 COPY data/ data/
 # The demo model: trained on the sample series, written with its .sha256 sidecar (required
@@ -36,7 +51,7 @@ COPY data/ data/
 RUN /opt/venv/bin/python -m forecasting.train --input data/electricity_demand_halfhourly.parquet --output /opt/model/model.skops --report /opt/model/report.json
 
 # ---- runtime: the venv, the entry-point files, tini; no compilers, no pip cache ----
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 ARG VERSION=0.1.0
 ARG REVISION=unknown

@@ -10,11 +10,12 @@ TOOLS       := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools run test test-fast lint bench soak concurrency clean stack-up stack-down
+.PHONY: help venv tools run test test-fast lint bench soak concurrency clean stack-up stack-down image-tools image-test
 
 help:
 	@echo "make run    start the service on its embedded defaults"
 	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
+	@echo "make image-test  build the image and run the pod with Podman (root: apt, Podman)"
 	@echo "make lint   ruff + mypy --strict"
 	@echo "make system-tools  promtool for the alert checks (Debian's prometheus package, as root)"
 	@echo "make bench  benchmarks; JSON into bench/results/"
@@ -70,6 +71,22 @@ system-tools:
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow and not server"
+
+# The image and the pod, for real (tests/deploy/image_check.py): Podman, Buildah, mmdebstrap and
+# runc are Debian packages, installed here when missing (root, which CI has, or sudo). The base
+# image's root filesystem is cached in .cache/image/.
+IMAGE_TOOLS := podman buildah mmdebstrap runc
+image-tools:
+	@missing=$$(for t in $(IMAGE_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y --no-install-recommends $(IMAGE_TOOLS) \
+	  || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(IMAGE_TOOLS); }; \
+	fi
+
+image-test: $(STAMP) image-tools
+	$(PY) -m tests.deploy.image_check
 
 stack-up: $(STAMP)
 	$(PY) -m scripts.stack up

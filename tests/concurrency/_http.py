@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Load", "Result", "call", "summarize"]
+__all__ = ["Load", "Result", "call", "parse_response", "summarize"]
 
 _CRLF2 = b"\r\n\r\n"
 
@@ -98,6 +98,11 @@ def _parse(raw: bytes, sent_ns: int, context: Any) -> Result:
         done_ns=done,
         context=context,
     )
+
+
+def parse_response(raw: bytes) -> Result:
+    """Classify the bytes a server sent back on one connection (``ok`` or ``truncated``)."""
+    return _parse(raw, time.monotonic_ns(), None)
 
 
 def call(

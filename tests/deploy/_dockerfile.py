@@ -46,12 +46,14 @@ class Instruction:
 
 @dataclass
 class Stage:
-    """One build stage: its base image, name, and instructions in order."""
+    """One build stage: its base image (global ARG defaults expanded; ``declared`` is the
+    FROM text as written), name, and instructions in order."""
 
     base: str
     name: str | None
     line: int
     instructions: list[Instruction] = field(default_factory=list)
+    declared: str = ""
 
     def all(self, keyword: str) -> list[Instruction]:
         """Every instruction with that keyword, in order."""
@@ -99,8 +101,10 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
 
 
 def parse(path: Path) -> list[Stage]:
-    """The stages of the Dockerfile at ``path``."""
+    """The stages of the Dockerfile at ``path``; a FROM's ``$ARG`` takes the default of the
+    global ARG (one declared before the first FROM)."""
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     for line, text in _logical_lines(path.read_text()):
         keyword, _, args = text.partition(" ")
         keyword = keyword.upper()
@@ -108,9 +112,11 @@ def parse(path: Path) -> list[Stage]:
         if keyword == "FROM":
             words = args.split()
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base=words[0], name=name, line=line))
-        elif keyword in {"ARG"} and not stages:
-            continue
+            base = _expand(words[0], global_args)
+            stages.append(Stage(base=base, name=name, line=line, declared=words[0]))
+        elif keyword == "ARG" and not stages:
+            key, _, default = args.partition("=")
+            global_args[key] = default
         elif not stages:
             raise ValueError(f"line {line}: {keyword} before FROM")
         else:

@@ -58,13 +58,26 @@ def test_hadolint_rejects_the_mistakes_it_guards_against(tmp_path: Path) -> None
 
 
 def test_multi_stage_slim_python_at_least_the_required_version(stages: list[Stage]) -> None:
+    """By default, the official slim image; every stage on the same BASE_IMAGE argument, so
+    `make image-test` can swap in its Debian-packages base."""
     assert len(stages) >= 2
+    assert {stage.declared for stage in stages} == {"${BASE_IMAGE}"}
     required = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     minimum = tuple(int(x) for x in re.fullmatch(r">=(\d+)\.(\d+)", required).groups())  # type: ignore[union-attr]
     for stage in stages:
         match = re.fullmatch(r"python:(\d+)\.(\d+)-slim(-\w+)?", stage.base)
         assert match, f"line {stage.line}: base {stage.base} is not a pinned slim Python tag"
         assert (int(match.group(1)), int(match.group(2))) >= minimum
+
+
+def test_build_calls_python3_which_both_bases_have(stages: list[Stage]) -> None:
+    """Debian's interpreter is only ``python3`` (no ``python``, no pip of its own); the
+    official image has both. Build steps call ``python3`` or the venvs' own interpreters."""
+    for stage in stages:
+        for run in stage.all("RUN"):
+            calls = re.findall(r"(?:^|&&|;|\|\|)\s*(\S*python\S*)", run.args)
+            for call in calls:
+                assert call == "python3" or call.startswith("/opt/"), f"line {run.line}: {call}"
 
 
 def test_wheels_are_built_before_the_runtime_stage_which_has_no_compiler(
