@@ -142,7 +142,9 @@ if worker_class == "gevent":
 worker_connections = _env_int("WEB_WORKER_CONNECTIONS", 1000, minimum=1)
 timeout = _env_int("WEB_TIMEOUT", 30, minimum=1)
 graceful_timeout = _env_int("WEB_GRACEFUL_TIMEOUT", 20, minimum=1)
-keepalive = _env_int("WEB_KEEPALIVE", 5)
+# Under gevent the keep-alive timeout is also what bounds the time to send a request's head;
+# 0 would leave it unbounded.
+keepalive = _env_int("WEB_KEEPALIVE", 5, minimum=1 if worker_class.endswith("GeventWorker") else 0)
 max_requests = _env_int("WEB_MAX_REQUESTS", 50_000)
 max_requests_jitter = _env_int("WEB_MAX_REQUESTS_JITTER", 5_000)
 preload_app = _env_bool("WEB_PRELOAD", True)

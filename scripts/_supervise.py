@@ -24,9 +24,19 @@ from typing import IO
 from cache_daemon._atomic import write_atomic
 from cache_daemon.status import STATUS_FILE
 
-__all__ = ["Backoff", "DaemonSupervisor"]
+__all__ = ["REFUSED", "Backoff", "DaemonSupervisor"]
 
 log = logging.getLogger("scripts.run_local")
+
+# The daemon's exit status for a refusal to start (configuration, shm directory, lock).
+REFUSED = 2
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class Backoff:
@@ -51,7 +61,10 @@ class DaemonSupervisor:
     """Runs ``spawn()``'s process, relays its stderr, and restarts it with :class:`Backoff`.
 
     Contract: :meth:`poll` is called from the main loop; it never blocks for longer than a
-    ``Popen.poll``. :meth:`stop_restarting` before terminating the process for good.
+    ``Popen.poll``. :meth:`stop_restarting` before terminating the process for good. A first
+    start refused with exit status 2 is not retried: :attr:`refused` then holds the reason.
+    A later exit 2 is retried without marking the status file, which may be another
+    daemon's.
     """
 
     def __init__(self, spawn: Callable[[], subprocess.Popen[bytes]], shm_dir: Path) -> None:
@@ -64,6 +77,7 @@ class DaemonSupervisor:
         self._started = time.monotonic()
         self._restart_at: float | None = None
         self._restarting = True
+        self.refused: str | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
         proc = self._spawn()
@@ -74,13 +88,21 @@ class DaemonSupervisor:
         return proc
 
     def _relay(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if line.strip():
-                self._tail.append(line)
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-        stream.close()
+        """Copy the daemon's stderr to ours, keeping its last lines. Reads to the end whatever
+        happens to our stderr (a closed terminal, a broken pipe): a relay that stopped reading
+        would block the daemon on its next log line once the pipe is full."""
+        try:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                if line.strip():
+                    self._tail.append(line)
+                try:
+                    sys.stderr.write(line + "\n")
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+        finally:
+            stream.close()
 
     def stop_restarting(self) -> None:
         self._restarting = False
@@ -102,11 +124,19 @@ class DaemonSupervisor:
         if code is None or not self._restarting:
             return
         time.sleep(0.05)  # let the relay thread take the daemon's last lines
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+        how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with {code}"
         reason = f"cache_daemon {how} (last log: {self._last_words()})"
+        if code == REFUSED and self.restarts == 0:
+            # Refused to start (configuration, a directory it must not adopt, another daemon
+            # holding the lock): restarting cannot help, and the status file is not its own.
+            log.error("%s; not restarting", reason)
+            self.refused = reason
+            self._restarting = False
+            return
         delay = self._backoff.next_delay(now - self._started)
         log.error("%s; restarting in %.1f s", reason, delay)
-        self._mark_crashed(reason)
+        if code != REFUSED:
+            self._mark_crashed(reason)
         self._restart_at = now + delay
 
     def _last_words(self) -> str:

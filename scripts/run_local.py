@@ -153,6 +153,9 @@ def main() -> int:
             status = 1
             break
         daemon.poll()
+        if daemon.refused is not None:
+            status = 2
+            break
         time.sleep(0.1)
     daemon.stop_restarting()
     procs = [("gunicorn", web), ("cache_daemon", daemon.proc)]

@@ -168,7 +168,7 @@ class Reader:
             return self._newest_earlier(names, announced, trusted, skipped), True
         epoch, newest = announced.epoch, announced.generation
         skipped.extend(
-            f"{generation_name(n)}: not announced by the publisher (its newest is {newest})"
+            f"{generation_name(n)}: above the newest generation the publisher announced"
             for n in names
             if n > newest
         )

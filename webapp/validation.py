@@ -15,6 +15,7 @@ import gc
 import json
 import math
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,6 +93,11 @@ def _keep_constant(name: str) -> float:
     return float(name)
 
 
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = [True]
+
+
 @contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while decoding.
@@ -99,16 +105,22 @@ def _cyclic_gc_paused() -> Iterator[None]:
     Decoded JSON holds no reference cycles, so the collector can free nothing made while
     decoding; but each container allocated counts towards a collection, and collections
     traverse every young container. A megabyte of ``[[],[],...]`` cost 20x its decoding time
-    in collections. Threads that overlap here leave the collector enabled when the last
-    one that found it enabled is done.
+    in collections. Overlapping threads share one pause: the first in disables the collector,
+    the last out restores it as the first found it.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    global _gc_pauses  # noqa: PLW0603 (one count per process, changed under its lock)
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled[0] = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled[0]:
+                gc.enable()
 
 
 def decode_json(raw: bytes) -> object:

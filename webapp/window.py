@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,7 @@ from webapp.validation import Expectations, format_times
 __all__ = ["STATUS_FILE", "LoadedModel", "Readiness", "WindowAccess", "WindowSummary"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATUS_FILE = "daemon-status.json"
 _MODEL_NAME_RE = re.compile(r"\Amodel-([0-9a-f]{64})\.skops\Z")
@@ -259,7 +260,20 @@ class WindowAccess:
         """
         # The snapshot's metadata decides the model, so its model_file keys the derivation.
         key = "webapp.origin:" + snapshot.metadata.get("model_file", "")
-        result = snapshot.derive(key, lambda snap: _window_origin(snap, model))
+        return self._or_unusable(snapshot.derive(key, lambda snap: _window_origin(snap, model)))
+
+    def forecast(self, snapshot: Snapshot, model: Forecaster) -> list[dict[str, Any]]:
+        """The window's full-horizon forecast as ``[{"time", "value"}]``, once per generation.
+
+        It is a pure function of (window, model), so the model runs once per generation per
+        worker and a request only slices it. Raises like :meth:`origin`, also when the model
+        fails on the window or its output is not finite (extreme values in the stream).
+        """
+        origin = self.origin(snapshot, model)
+        key = "webapp.forecast:" + snapshot.metadata.get("model_file", "")
+        return self._or_unusable(snapshot.derive(key, lambda _snap: _points(model, origin)))
+
+    def _or_unusable(self, result: T | str) -> T:
         if isinstance(result, str):
             raise ProblemError(
                 503,
@@ -269,16 +283,6 @@ class WindowAccess:
                 headers={"Retry-After": str(self._settings.retry_after_s)},
             )
         return result
-
-    def forecast(self, snapshot: Snapshot, model: Forecaster) -> list[dict[str, Any]]:
-        """The window's full-horizon forecast as ``[{"time", "value"}]``, once per generation.
-
-        It is a pure function of (window, model), so the model runs once per generation per
-        worker and a request only slices it. Raises like :meth:`origin`.
-        """
-        origin = self.origin(snapshot, model)
-        key = "webapp.forecast:" + snapshot.metadata.get("model_file", "")
-        return snapshot.derive(key, lambda _snap: _points(model, origin, model.horizon))
 
     def summary(self, snapshot: Snapshot) -> WindowSummary:
         return snapshot.derive("webapp.summary", _summarize)
@@ -329,7 +333,7 @@ class WindowAccess:
         if model is None:
             return Readiness(False, f"no model: {why}", gen)
         try:
-            self.origin(snapshot, model)
+            self.forecast(snapshot, model)
         except ProblemError as exc:
             return Readiness(False, f"insufficient data: {exc.detail}", gen)
         return self._freshness(snapshot)
@@ -402,8 +406,14 @@ def _window_origin(snapshot: Snapshot, model: Forecaster) -> Origin | str:
         return f"window cannot feed the model: {exc}"
 
 
-def _points(model: Forecaster, origin: Origin, steps: int) -> list[dict[str, Any]]:
-    times, values = model.predict(origin, steps)
+def _points(model: Forecaster, origin: Origin) -> list[dict[str, Any]] | str:
+    try:
+        with np.errstate(all="ignore"):
+            times, values = model.predict(origin, model.horizon)
+    except (ForecastingError, ValueError, FloatingPointError) as exc:
+        return f"the model cannot forecast this window: {exc}"
+    if not np.isfinite(values).all():
+        return "the window's forecast is not finite (values too extreme for the model)"
     stamps = format_times(times, model.spec.step_ns)
     return [{"time": t, "value": v} for t, v in zip(stamps, values.tolist(), strict=True)]
 

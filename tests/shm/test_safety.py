@@ -36,7 +36,7 @@ def test_generation_symlink_is_skipped_and_named(shm_dir: Path) -> None:
     reader = Reader(shm_dir)
     assert reader.current() is None
     assert any("symbolic links" in reason for reason in reader.skipped), reader.skipped
-    assert any(f"gen-{2:020d}.arrow: not announced" in r for r in reader.skipped)
+    assert any(f"gen-{2:020d}.arrow: above the newest generation" in r for r in reader.skipped)
 
 
 def test_world_writable_directory_is_refused(shm_dir: Path) -> None:
@@ -66,7 +66,7 @@ def test_non_regular_generation_is_skipped(shm_dir: Path) -> None:
     snapshot = reader.current()
     assert snapshot is not None and snapshot.generation == 1
     assert reader.skipped == (
-        f"gen-{7:020d}.arrow: not announced by the publisher (its newest is 1)",
+        f"gen-{7:020d}.arrow: above the newest generation the publisher announced",
     )
 
 

@@ -6,13 +6,15 @@ import json
 import math
 import os
 import time
+import warnings
 from collections import Counter
 from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisWarning
 from prometheus_client.parser import text_string_to_metric_families
 
 import webapp.window
@@ -303,12 +305,19 @@ def test_the_body_strategy_reaches_every_check(artifact):
     assert verdicts["accepted"] >= 0.2 * sum(verdicts.values()), verdicts
     # Every verdict can come out of the strategy. A verdict missing from the sample above is
     # searched for on its own: a 1-in-200 verdict was once absent from an 800-body sample.
-    for code in sorted({"accepted", *VALIDATION_CODES} - set(verdicts)):
-        found = find(
-            bodies,
-            lambda body, code=code: _first_code(body, expect) == code,
-            settings=settings(max_examples=5000, database=None, deadline=None),
-        )
+    # forecast_not_finite judges the model's output, which parse_predict never sees (it has
+    # its own test in test_webapp_hostile_bodies.py).
+    body_verdicts = {"accepted", *VALIDATION_CODES} - {"forecast_not_finite"}
+    for code in sorted(body_verdicts - set(verdicts)):
+        with warnings.catch_warnings():  # find() shows the body it found: a large repr
+            warnings.simplefilter("ignore", HypothesisWarning)
+            found = find(
+                bodies,
+                lambda body, code=code: _first_code(body, expect) == code,
+                settings=settings(
+                    max_examples=5000, database=None, deadline=None, phases=[Phase.generate]
+                ),
+            )
         assert _first_code(found, expect) == code
 
 

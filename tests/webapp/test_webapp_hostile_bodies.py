@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from bench.validation import EXPECT, FAMILIES, cpu_ms, measure, valid_body
+from forecasting import Forecaster
 from tests.webapp._rawhttp import strict_json
 from tests.webapp.conftest import make_app
+from webapp import views
 from webapp.errors import ProblemError
 from webapp.validation import decode_json, parse_predict
 
@@ -93,7 +95,9 @@ def test_a_forecast_that_overflows_is_a_422_and_every_reply_is_strict_json(windo
     app = make_app(window)
     client = app.test_client()
     assert client.post("/predict", json={}).status_code == 200  # the model is loaded
-    model = app.extensions["webapp"]._model
+    access = app.extensions["webapp"]
+    model, _ = access.model(access.snapshot())
+    assert model is not None
     data = series(model.min_rows)
     data["demand_mw"] = _overflowing_values(model)
     resp = client.post("/predict", json={"data": data, "inference_length": 48})
@@ -104,14 +108,32 @@ def test_a_forecast_that_overflows_is_a_422_and_every_reply_is_strict_json(windo
     assert "overflows" in body["detail"]
 
 
-def test_a_payload_with_nan_is_never_sent_as_json(window, monkeypatch):
-    """The encoders refuse NaN: a bug that lets one through is a logged 500, not a bad body."""
+def test_a_window_forecast_that_is_not_finite_is_a_503_and_not_ready(window, monkeypatch):
+    """Extreme values in the stream can overflow the model on the window itself: the
+    generation is unusable (503 problem, /readyz not ready), never a 500 or invalid JSON."""
     window.publish(500)
-    client = make_app(window).test_client()
-    monkeypatch.setattr("webapp.window._points", lambda *a: [{"time": "t", "value": math.nan}])
+    window.write_status(generation=window.publisher.generation)
+    client = make_app(window, MAX_DATA_AGE_MS="600000").test_client()
+    real_predict = Forecaster.predict
+
+    def overflowing(self, origin, steps):
+        times, values = real_predict(self, origin, steps)
+        return times, values * math.inf
+
+    monkeypatch.setattr(Forecaster, "predict", overflowing)
     resp = client.post("/predict", json={})
-    assert resp.status_code == 500
-    assert strict_json(resp.get_data())["type"] == "/problems/internal-error"
+    assert resp.status_code == 503, resp.get_data(as_text=True)
+    body = strict_json(resp.get_data())
+    assert body["type"] == "/problems/window-unusable" and "not finite" in body["detail"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "not finite" in strict_json(ready.get_data())["detail"]
+
+
+def test_the_encoder_refuses_nan(window):
+    """A bug that lets a NaN reach the encoder fails loudly (a logged 500), never a bad body."""
+    app = make_app(window)
+    with app.test_request_context(), pytest.raises(ValueError, match="JSON"):
+        views._json({"value": math.nan})
 
 
 # -- cost: refusing any body is within a small multiple of accepting a valid one ------------
