@@ -72,6 +72,7 @@ class DaemonConfig:
     window_duration_s: float | None = None
     gap_policy: GapPolicy = "keep"
     publish_interval_ms: int = 50
+    keep_generations: int = 2
     max_data_age_ms: int = 10_000
     replay_rate: float = 10.0
     replay_path: Path = DEFAULT_REPLAY_PATH
@@ -145,6 +146,7 @@ class DaemonConfig:
             window_duration_s=duration,
             gap_policy="reindex" if gap == "reindex" else "keep",
             publish_interval_ms=_int(env, "PUBLISH_INTERVAL_MS", 50, minimum=1),
+            keep_generations=_int(env, "SHM_KEEP_GENERATIONS", 2, minimum=1),
             max_data_age_ms=_int(env, "MAX_DATA_AGE_MS", 10_000, minimum=100),
             replay_rate=_float(env, "REPLAY_RATE", 10.0, minimum=0.001),
             replay_path=Path(env.get("REPLAY_PATH", str(DEFAULT_REPLAY_PATH))),

@@ -41,7 +41,7 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
     """Run the daemon until ``stop`` is set. Raises only for errors no retry can fix
     (configuration, a locked or unsafe shm directory, an unreadable replay file)."""
     store = ObjectStore(config.s3) if config.s3 is not None else None
-    with open_publisher(config.shm_dir) as publisher:
+    with open_publisher(config.shm_dir, config.keep_generations) as publisher:
         status = StatusFile(config.shm_dir)
         liveness = Liveness()
         heartbeat = Heartbeat(status, liveness)

@@ -31,8 +31,9 @@ def is_daemon_file(name: str) -> bool:
     return _DAEMON_FILE.match(name) is not None
 
 
-def open_publisher(directory: Path) -> Publisher:
-    """The publisher of ``directory``, after checking the daemon may use it.
+def open_publisher(directory: Path, keep: int = 2) -> Publisher:
+    """The publisher of ``directory`` (keeping ``keep`` generations), after checking the
+    daemon may use it.
 
     Raises :class:`ConfigError` (``SHM_DIR``) for a directory it must not adopt or that
     holds files it did not write, and lets :class:`~shm.PublisherLockedError` through (another
@@ -40,7 +41,7 @@ def open_publisher(directory: Path) -> Publisher:
     """
     try:
         check_adoptable(directory)
-        publisher = Publisher(directory)
+        publisher = Publisher(directory, keep=keep)
     except PublisherLockedError:
         raise
     except OSError as exc:  # UnsafePathError and ForeignDirectoryError included

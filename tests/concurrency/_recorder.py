@@ -101,16 +101,21 @@ def main(directory: Path, out: Path) -> int:
     watch = _inotify(directory)
     seen: set[int] = set()
     newest = 0
+    pending: list[tuple[int, int | None]] = []
+
+    def open_new() -> None:
+        # An open file outlives its unlinking: open every new generation before reading any.
+        for name in sorted(n for n in os.listdir(directory) if _GEN.match(n)):
+            generation = int(name[4:24])
+            if generation not in seen:
+                seen.add(generation)
+                pending.append((generation, _open(directory / name)))
+
     with out.open("a", buffering=1) as sink:
         while not stop:
-            # Open every new generation first (an open file outlives its unlinking), then read.
-            opened: list[tuple[int, int | None]] = []
-            for name in sorted(n for n in os.listdir(directory) if _GEN.match(n)):
-                generation = int(name[4:24])
-                if generation not in seen:
-                    seen.add(generation)
-                    opened.append((generation, _open(directory / name)))
-            for generation, gen_fd in opened:
+            open_new()
+            while pending:
+                generation, gen_fd = pending.pop(0)
                 for gap in range(newest + 1, generation) if newest else ():
                     if gap not in seen:
                         seen.add(gap)
@@ -120,6 +125,9 @@ def main(directory: Path, out: Path) -> int:
                     sink.write(json.dumps({"generation": generation, "missed": True}) + "\n")
                 else:
                     sink.write(json.dumps({"generation": generation, **_read(gen_fd)}) + "\n")
+                # Reading takes a while at full publishing speed: look again before the next
+                # read, so a generation published meanwhile is opened before it can be pruned.
+                open_new()
             try:
                 select.select([watch], [], [], 0.2)
             except InterruptedError:

@@ -90,6 +90,7 @@ def test_full_s3_settings() -> None:
         ({"WINDOW_DURATION_S": "nan"}, "WINDOW_DURATION_S"),
         ({"WINDOW_GAP_POLICY": "fill"}, "WINDOW_GAP_POLICY"),
         ({"PUBLISH_INTERVAL_MS": "0"}, "PUBLISH_INTERVAL_MS"),
+        ({"SHM_KEEP_GENERATIONS": "0"}, "SHM_KEEP_GENERATIONS"),
         ({"MAX_DATA_AGE_MS": "x"}, "MAX_DATA_AGE_MS"),
         ({"REPLAY_RATE": "inf"}, "REPLAY_RATE"),
         ({"REPLAY_RATE": "0"}, "REPLAY_RATE"),
