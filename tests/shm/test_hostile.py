@@ -73,7 +73,7 @@ def plant_garbage(path: Path, real: Path) -> None:
 
 
 def plant_symlink(path: Path, real: Path) -> None:
-    copy = real.parent.parent / f"copy-{path.name}"
+    copy = path.parent.parent / f"copy-{path.name}"  # beside the shm directory, in its temp parent
     shutil.copyfile(real, copy)
     path.symlink_to(copy)
 
