@@ -33,9 +33,9 @@ or thread until its request is read, so six clients trickling their bodies stall
 service. The gevent worker parks every connection in an event loop (``worker_connections``
 per worker) until its request is complete; Gunicorn bounds the request line and headers by
 ``keepalive`` seconds and :mod:`webapp.deadline` bounds the body (``REQUEST_BODY_TIMEOUT_S``).
-The measurements behind the choice are in the README ("Slow clients"). ``gthread`` and
-``sync`` remain for deployments behind a buffering proxy. The heartbeat ``timeout`` still
-replaces a stuck worker.
+The measurements behind the choice are in ``docs/web-api.md`` ("Slow clients and request
+limits"). ``gthread`` and ``sync`` remain for deployments behind a buffering proxy. The
+heartbeat ``timeout`` still replaces a stuck worker.
 
 Process model: the master never opens the window or the model, and never predicts. BLAS
 and OpenMP are capped before numpy is imported and again per worker (``post_fork``), because

@@ -1,5 +1,5 @@
 """Markdown tables of a ``bench.compare`` result (``python -m bench.compare --markdown``),
-for the README's "Benchmarks" section."""
+for `docs/benchmarks.md`."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ Users, one per mode, weighted by ``LOCUST_WEIGHT_<MODE>`` or ``--weight-<mode>``
 - ``IngestUser`` (ingest, off by default): Kafka -> ``/cache`` freshness under load.
 
 ``--shape steady|ramp|spike`` shapes ``-u``/``-r``/``-t``. The SLO gates (``LOCUST_P99_MS``
-and the others in :mod:`locustfiles._gates`) set the exit code at the end. The README's load
-test section has the commands.
+and the others in :mod:`locustfiles._gates`) set the exit code at the end. ``docs/load-testing.md``
+has the commands.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ For tests, benchmarks and trying the web side alone::
     python -m scripts.sample_window --shm-dir /dev/shm/shm-forecast --model .run/model.skops
 
 It installs the model artifact as ``model-<sha256>.skops`` and publishes one generation with
-the metadata the daemon would write (DESIGN.md, window table).
+the metadata the daemon would write (see `cache_daemon/publication.py`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ which starts when the application receives the request; a body not complete by t
 answers ``408`` problem+json (``request-timeout``). The time to send the request line and
 headers is bounded by Gunicorn itself (``keepalive`` seconds under gevent). Under the sync
 and gthread workers a blocked read cannot be interrupted this way and the wrapper stays out
-of the way: those classes belong behind a buffering proxy (README, "Slow clients").
+of the way: those classes belong behind a buffering proxy (``docs/web-api.md``, "Slow
+clients and request limits").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""HTTP endpoints. Contracts: DESIGN.md section 3 (webapp) and ``/openapi.json``."""
+"""HTTP endpoints. Contracts: `docs/web-api.md` and ``/openapi.json``."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Every scenario ends with :func:`figures`: one JSON line per scenario, printed in pytest's
 terminal summary ("concurrency figures") and appended to the file :data:`REPORT` names. That
 is ``$CONCURRENCY_REPORT`` when set (``make soak`` and ``make concurrency`` point it at
-``reports/concurrency.jsonl``, so the counts in the README come from runs, not from memory),
+``reports/concurrency.jsonl``, so the counts in ``docs/concurrency.md`` come from runs, not
+from memory),
 else a file in pytest's temporary directory: a plain test run writes nothing into the tree.
 """
 

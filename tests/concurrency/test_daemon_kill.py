@@ -121,7 +121,7 @@ def run_kills(
                 for k in range(kills):
                     # One outage outlasts the staleness bound; the others are short. It starts
                     # from live data: a "restoring" generation is not ready to begin with, and
-                    # /readyz names that reason rather than "stale" (see the README).
+                    # /readyz names that reason rather than "stale" (see docs/daemon.md).
                     down = MAX_AGE_MS / 1000 + 1.5 if k == 1 else rng.uniform(0.1, 0.8)
                     outages.append(
                         kill_and_restart(

@@ -1,5 +1,5 @@
 """Scenario 4: the Kafka broker stopped and restarted mid-stream; S3 unreachable when the
-daemon starts. Both with the behaviour the README documents for the daemon:
+daemon starts. Both with the behaviour `docs/daemon.md` documents:
 
 * Kafka down: the last generation stays live and is served (no 5xx), the daemon reports
   ``degraded`` with ``last_error``, readiness turns "stale" past ``MAX_DATA_AGE_MS``; a daemon
