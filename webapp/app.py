@@ -58,8 +58,8 @@ def warm_up(app: Flask) -> Follower:
     """Prepare this worker process to serve and start its :class:`Follower`; call once per
     process, after fork and before serving (Gunicorn's ``post_worker_init``)."""
     access: WindowAccess = app.extensions["webapp"]
-    access.warm_up()
+    access.after_fork()
     follower = Follower(access, access.settings.follow_interval_ms / 1000)
-    follower.poll()
+    follower.poll()  # opens the reader, loads the model, derives the forecast
     follower.start()
     return follower

@@ -353,17 +353,12 @@ class WindowAccess:
             return Readiness(False, reason, gen)
         return Readiness(True, "ready", gen)
 
-    def warm_up(self) -> None:
-        """Prepare this process to serve: called once per worker after fork, before it serves.
-
-        Replaces the locks made in the preloading master with ones of this process (under
-        gevent they must be the patched kind), then opens the reader, loads the model and
-        derives the window's forecast so that the first request does not pay for them.
-        Never raises.
-        """
+    def after_fork(self) -> None:
+        """Called once per worker after fork, before it serves: replaces the locks made in the
+        preloading master with ones of this process (under gevent they must be the patched
+        kind). :meth:`prepare_newest` then readies the window for the first request."""
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
-        self.prepare_newest()
 
     def prepare_newest(self) -> Snapshot | None:
         """Open the newest generation and derive what requests need from it (summary, model,
