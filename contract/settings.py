@@ -1,0 +1,104 @@
+"""The one environment parser (pydantic-settings) and the settings both processes share.
+
+A settings class derives from :class:`EnvSettings` and declares each field with the name of
+its environment variable as ``validation_alias``. :meth:`EnvSettings.from_env` reads exactly
+the mapping it is given (the entry points pass ``os.environ``; tests pass a dict), treats an
+empty or blank variable as unset, and turns every validation failure into one
+:class:`~contract.errors.ConfigError` naming the variable. A check across variables raises
+:class:`ConfigError` itself from a ``model_validator``.
+
+:class:`SharedSettings` holds what the daemon and the web workers must agree on: the shm
+directory, the age bound of the data and the log level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from contract import defaults
+from contract.errors import ConfigError
+
+__all__ = ["EnvSettings", "LogLevel", "SharedSettings", "env_names"]
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
+
+
+def env_name(info: FieldInfo, field_name: str) -> str:
+    """The environment variable a field is read from (its first alias)."""
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return field_name.upper()
+
+
+def env_names(cls: type[EnvSettings]) -> dict[str, str]:
+    """``{environment variable: field name}`` of a settings class (docs tables use it)."""
+    return {env_name(info, name): name for name, info in cls.model_fields.items()}
+
+
+class EnvSettings(BaseSettings):
+    """Base of every settings class of the project (see the module docstring)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_default=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the mapping given to :meth:`from_env`: no hidden reads of the process."""
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        """Build and validate the settings from ``environ``; raise :class:`ConfigError`."""
+        known = env_names(cls)
+        values: dict[str, Any] = {
+            k: v.strip() for k, v in environ.items() if k in known and v.strip()
+        }
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise _config_error(exc, known) from None
+
+
+def _config_error(exc: ValidationError, known: Mapping[str, str]) -> ConfigError:
+    error = exc.errors(include_url=False)[0]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, ConfigError):
+        return cause
+    loc = error["loc"]
+    variable = str(loc[0]) if loc and str(loc[0]) in known else "configuration"
+    given = error.get("input")
+    problem = error["msg"].removeprefix("Value error, ")
+    if isinstance(given, str):
+        problem = f"{problem}, got {given!r}"
+    return ConfigError(variable, problem)
+
+
+class SharedSettings(EnvSettings):
+    """What the daemon, the web workers and the health probe agree on."""
+
+    shm_dir: Path = Field(defaults.SHM_DIR, validation_alias="SHM_DIR")
+    max_data_age_ms: int = Field(
+        defaults.MAX_DATA_AGE_MS,
+        ge=defaults.MIN_MAX_DATA_AGE_MS,
+        validation_alias="MAX_DATA_AGE_MS",
+        description="data older than this makes /readyz fail and the daemon probe unhealthy",
+    )
+    log_level: LogLevel = Field("INFO", validation_alias="LOG_LEVEL")
