@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from contract import defaults
 from contract.errors import ConfigError
 
-__all__ = ["EnvSettings", "LogLevel", "SharedSettings", "env_names"]
+__all__ = ["EnvSettings", "LogLevel", "SharedSettings", "env_name", "env_names"]
 
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -94,11 +94,19 @@ def _config_error(exc: ValidationError, known: Mapping[str, str]) -> ConfigError
 class SharedSettings(EnvSettings):
     """What the daemon, the web workers and the health probe agree on."""
 
-    shm_dir: Path = Field(defaults.SHM_DIR, validation_alias="SHM_DIR")
+    shm_dir: Path = Field(
+        defaults.SHM_DIR,
+        validation_alias="SHM_DIR",
+        description="directory of the published window, on a memory-backed filesystem, "
+        "shared by the daemon and every web worker",
+    )
     max_data_age_ms: int = Field(
         defaults.MAX_DATA_AGE_MS,
         ge=defaults.MIN_MAX_DATA_AGE_MS,
         validation_alias="MAX_DATA_AGE_MS",
-        description="data older than this makes /readyz fail and the daemon probe unhealthy",
+        description="staleness bound: `/readyz` answers 503 `stale` past it, and the daemon's "
+        "health probe fails when its heartbeat is older",
     )
-    log_level: LogLevel = Field("INFO", validation_alias="LOG_LEVEL")
+    log_level: LogLevel = Field(
+        "INFO", validation_alias="LOG_LEVEL", description="level of the JSON log lines"
+    )
