@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from contract.metadata import GenerationMeta
-from contract.model_files import model_file_sha256, read_model_file
+from contract.model_files import model_file_name, model_file_sha256, read_model_file
 from forecasting import Forecaster, ForecastingError, load_bytes
 from webapp.config import Settings
 from webapp.validation import Expectations
@@ -97,7 +97,7 @@ class ModelCache:
             raise NoModelError("the current generation names no model file")
         promised = model_file_sha256(name)
         if promised is None:
-            raise NoModelError(f"model file {name!r} is not model-<sha256>.skops")
+            raise NoModelError(f"model file {name!r} is not {model_file_name('<sha256>')}")
         key = (name, meta.model_sha256 or promised)
         entry = self._find(key)
         if entry is None:
