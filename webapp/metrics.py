@@ -1,7 +1,7 @@
 """Prometheus metrics, aggregated over Gunicorn workers.
 
-Multiprocess mode is decided by ``PROMETHEUS_MULTIPROC_DIR``, which ``gunicorn.conf.py``
-sets (and wipes) in the master before anything imports ``prometheus_client``; each worker
+Multiprocess mode is decided by ``PROMETHEUS_MULTIPROC_DIR``, which the Gunicorn master sets
+(and wipes, :mod:`webapp.metrics_dir`) before anything imports ``prometheus_client``; each worker
 then writes its samples to mmapped files there and ``/metrics`` merges them. Facts that
 belong to the moment of the scrape (current generation, data age, model version, the
 daemon's counters) are computed by :class:`_ScrapeCollector` in the answering worker.
