@@ -12,7 +12,7 @@ from webapp.deadline import BodyDeadline
 from webapp.follower import Follower
 from webapp.problem import install_error_handlers
 from webapp.views import blueprint
-from webapp.window import WindowAccess
+from webapp.worker_state import WorkerState
 
 __all__ = ["create_app", "warm_up"]
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
-    app.extensions["webapp"] = WindowAccess(settings)
+    app.extensions["webapp"] = WorkerState(settings)
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout_s)  # type: ignore[method-assign]
     app.register_blueprint(blueprint)
     install_error_handlers(app)
@@ -57,9 +57,9 @@ def create_app(settings: Settings) -> Flask:
 def warm_up(app: Flask) -> Follower:
     """Prepare this worker process to serve and start its :class:`Follower`; call once per
     process, after fork and before serving (Gunicorn's ``post_worker_init``)."""
-    access: WindowAccess = app.extensions["webapp"]
-    access.after_fork()
-    follower = Follower(access, access.settings.follow_interval_ms / 1000)
+    state: WorkerState = app.extensions["webapp"]
+    state.after_fork()
+    follower = Follower(state, state.settings.follow_interval_ms / 1000)
     follower.poll()  # opens the reader, loads the model, derives the forecast
     follower.start()
     return follower

@@ -2,6 +2,7 @@
 
 :class:`ProblemError` is raised by views and validation and rendered as an RFC 9457
 ``application/problem+json`` response by :mod:`webapp.problem`; nothing else reaches a client.
+:class:`ConfigError` (a bad environment variable) is the contract's, re-exported here.
 """
 
 from __future__ import annotations
@@ -9,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from contract.errors import ConfigError
+
 __all__ = ["ConfigError", "FieldError", "ProblemError", "WebappError"]
 
 
 class WebappError(Exception):
     """Base class of every error raised by :mod:`webapp`."""
-
-
-class ConfigError(WebappError, ValueError):
-    """An environment variable has an unusable value; the message names the variable."""
 
 
 @dataclass(frozen=True, slots=True)

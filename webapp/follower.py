@@ -14,7 +14,7 @@ import logging
 import threading
 
 from webapp import metrics
-from webapp.window import WindowAccess
+from webapp.worker_state import WorkerState
 
 __all__ = ["Follower"]
 
@@ -22,14 +22,14 @@ log = logging.getLogger(__name__)
 
 
 class Follower:
-    """A daemon thread (a greenlet under the gevent worker) polling ``access``.
+    """A daemon thread (a greenlet under the gevent worker) polling ``state``.
 
     Contract: :meth:`start` once per process after fork; :meth:`stop` ends the loop within one
     interval. :meth:`poll` never raises.
     """
 
-    def __init__(self, access: WindowAccess, interval_s: float) -> None:
-        self._access = access
+    def __init__(self, state: WorkerState, interval_s: float) -> None:
+        self._state = state
         self._interval_s = interval_s
         self._stopped = threading.Event()
         self._reported: int | None = None
@@ -45,10 +45,10 @@ class Follower:
     def poll(self) -> int | None:
         """Prepare the newest generation and report it; return its number (None if none)."""
         try:
-            snapshot = self._access.prepare_newest()
-            if snapshot is not None and snapshot.generation != self._reported:
-                metrics.set_worker_generation(snapshot.generation)
-                self._reported = snapshot.generation
+            view = self._state.prepare_newest()
+            if view is not None and view.generation != self._reported:
+                metrics.set_worker_generation(view.generation)
+                self._reported = view.generation
         except Exception:  # the loop must outlive any single failure; requests report them
             log.exception("worker follower poll failed")
         return self._reported

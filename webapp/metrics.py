@@ -1,7 +1,7 @@
 """Prometheus metrics, aggregated over Gunicorn workers.
 
-Multiprocess mode is decided by ``PROMETHEUS_MULTIPROC_DIR``, which ``gunicorn.conf.py``
-sets (and wipes) in the master before anything imports ``prometheus_client``; each worker
+Multiprocess mode is decided by ``PROMETHEUS_MULTIPROC_DIR``, which the Gunicorn master sets
+(and wipes, :mod:`webapp.metrics_dir`) before anything imports ``prometheus_client``; each worker
 then writes its samples to mmapped files there and ``/metrics`` merges them. Facts that
 belong to the moment of the scrape (current generation, data age, model version, the
 daemon's counters) are computed by :class:`_ScrapeCollector` in the answering worker.
@@ -10,6 +10,7 @@ Without the variable (tests with Flask's client) the process-local registry is u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -27,10 +28,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from contract.status import DaemonStatus
+from webapp.model_cache import NoModelError
+
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from webapp.window import WindowAccess
+    from webapp.worker_state import WorkerState
 
 __all__ = ["observe_prediction", "observe_request", "render", "set_worker_generation"]
 
@@ -83,12 +87,12 @@ def set_worker_generation(generation: int) -> None:
 class _ScrapeCollector:
     """Scrape-time gauges from the window, the model and the daemon status file."""
 
-    def __init__(self, access: WindowAccess) -> None:
-        self._access = access
+    def __init__(self, state: WorkerState) -> None:
+        self._state = state
 
     def collect(self) -> Iterator[Metric]:
-        access = self._access
-        snapshot = access.snapshot()
+        state = self._state
+        view = state.view()
         gen = GaugeMetricFamily("webapp_generation", "Newest published generation")
         age = GaugeMetricFamily("webapp_data_age_seconds", "Age of the newest window data")
         rows = GaugeMetricFamily("webapp_window_rows", "Rows in the newest window")
@@ -99,24 +103,24 @@ class _ScrapeCollector:
         bound = GaugeMetricFamily(
             "webapp_max_data_age_seconds", "Staleness bound of /readyz (MAX_DATA_AGE_MS)"
         )
-        bound.add_metric([], access.settings.max_data_age_ms / 1000.0)
-        if snapshot is not None:
-            gen.add_metric([], snapshot.generation)
-            age.add_metric([], access.data_age_ms(snapshot) / 1000.0)
-            rows.add_metric([], snapshot.table.num_rows)
-            model, _ = access.model(snapshot)
-            version = access.model_version(snapshot, model)
-            if model is not None and version:
-                info.add_metric([version], 1)
-        ready.add_metric([], 1 if access.readiness().ready else 0)
+        bound.add_metric([], state.settings.max_data_age_ms / 1000.0)
+        if view is not None:
+            gen.add_metric([], view.generation)
+            age.add_metric([], state.data_age_ms(view) / 1000.0)
+            rows.add_metric([], view.snapshot.table.num_rows)
+            with contextlib.suppress(NoModelError):
+                version = view.model_version(state.models.get(view.meta))
+                if version:
+                    info.add_metric([version], 1)
+        ready.add_metric([], 1 if state.readiness().ready else 0)
         skipped = GaugeMetricFamily(
             "webapp_shm_skipped_files",
             "Files in the shm directory this worker's reader skipped (corrupt, unsafe, foreign)",
         )
-        skipped.add_metric([], len(access.skipped_files()))
+        skipped.add_metric([], len(state.source.skipped_files()))
         yield from (gen, age, rows, info, ready, bound, skipped)
-        yield from _volume_metrics(access.settings.shm_dir)
-        yield from _daemon_metrics(access.daemon_status())
+        yield from _volume_metrics(state.settings.shm_dir)
+        yield from _daemon_metrics(state.daemon_status())
 
 
 def _volume_metrics(directory: Path) -> Iterator[Metric]:
@@ -134,13 +138,7 @@ def _volume_metrics(directory: Path) -> Iterator[Metric]:
     yield from (size, free)
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _daemon_metrics(status: dict[str, object] | None) -> Iterator[Metric]:
+def _daemon_metrics(status: DaemonStatus | None) -> Iterator[Metric]:
     up = GaugeMetricFamily("daemon_status_present", "1 when the daemon status file is readable")
     up.add_metric([], 0 if status is None else 1)
     yield up
@@ -149,52 +147,47 @@ def _daemon_metrics(status: dict[str, object] | None) -> Iterator[Metric]:
     state = GaugeMetricFamily(
         "daemon_state", "Daemon state (1 for the current one)", labels=["state"]
     )
-    if isinstance(status.get("state"), str):
-        state.add_metric([str(status["state"])], 1)
+    if status.state is not None:
+        state.add_metric([status.state], 1)
     yield state
-    heartbeat = _number(status.get("heartbeat_ns"))
-    if heartbeat is not None:
+    if status.heartbeat_ns is not None:
         hb = GaugeMetricFamily("daemon_heartbeat_seconds", "Daemon heartbeat, Unix time")
-        hb.add_metric([], heartbeat / 1e9)
+        hb.add_metric([], status.heartbeat_ns / 1e9)
         yield hb
-    started = _number(status.get("started_ns"))
-    if started is not None:
+    if status.started_ns is not None:
         start = GaugeMetricFamily(
             "daemon_start_time_seconds", "Start of the daemon process, Unix time"
         )
-        start.add_metric([], started / 1e9)
+        start.add_metric([], status.started_ns / 1e9)
         yield start
     lag = GaugeMetricFamily("daemon_lag", "Records behind the end offset", labels=["partition"])
-    raw_lag = status.get("lag")
-    for part, value in raw_lag.items() if isinstance(raw_lag, dict) else ():
-        if (n := _number(value)) is not None:
-            lag.add_metric([str(part)], n)
+    for part, behind in status.lag.items():
+        lag.add_metric([part], behind)
     yield lag
-    counters = status.get("counters")
-    if not isinstance(counters, dict):
-        return
-    for key in ("events", "dropped_late", "publish_errors"):
-        if (n := _number(counters.get(key))) is not None:
-            family = CounterMetricFamily(f"daemon_{key}", f"Daemon counter {key}")
-            family.add_metric([], n)
-            yield family
+    counters = status.counters
+    for name, value in (
+        ("events", counters.events),
+        ("dropped_late", counters.dropped_late),
+        ("publish_errors", counters.publish_errors),
+    ):
+        family = CounterMetricFamily(f"daemon_{name}", f"Daemon counter {name}")
+        family.add_metric([], value)
+        yield family
     dead = CounterMetricFamily("daemon_dead_letters", "Records sent to the DLQ", labels=["reason"])
-    raw_dead = counters.get("dead_letters")
-    for reason, value in raw_dead.items() if isinstance(raw_dead, dict) else ():
-        if (n := _number(value)) is not None:
-            dead.add_metric([str(reason)], n)
+    for reason, count in counters.dead_letters.items():
+        dead.add_metric([reason], count)
     yield dead
 
 
-def render(access: WindowAccess) -> tuple[bytes, str]:
+def render(state: WorkerState) -> tuple[bytes, str]:
     """The exposition text for ``/metrics`` and its content type."""
     registry = CollectorRegistry(auto_describe=False)
-    multiproc_dir = access.settings.metrics_dir
+    multiproc_dir = state.settings.metrics_dir
     if multiproc_dir is not None:
         MultiProcessCollector(registry, path=str(multiproc_dir))  # type: ignore[no-untyped-call]
     else:
         for collector in (REQUESTS, LATENCY, PREDICTIONS, PREDICTED_POINTS, _worker_generation):
             if collector is not None:
                 registry.register(collector)
-    registry.register(_ScrapeCollector(access))
+    registry.register(_ScrapeCollector(state))
     return generate_latest(registry), CONTENT_TYPE_LATEST

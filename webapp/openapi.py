@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.cache_info import cache_fields
 from webapp.config import Settings
 
 __all__ = ["PROBLEM_TYPES", "build_spec"]
@@ -205,29 +206,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 },
             },
         },
-        "Cache": {
-            "type": "object",
-            "properties": {
-                name: {}
-                for name in (
-                    "generation",
-                    "pid",
-                    "rows",
-                    "time_min",
-                    "time_max",
-                    "offsets",
-                    "source",
-                    "state",
-                    "topic",
-                    "model_version",
-                    "model_sha256",
-                    "published_at",
-                    "data_age_ms",
-                    "checksum",
-                    "checksum_matches",
-                )
-            },
-        },
+        "Cache": {"type": "object", "properties": {name: {} for name in cache_fields()}},
         "Problem": {
             "type": "object",
             "required": ["type", "title", "status", "detail"],

@@ -15,34 +15,56 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from webapp.errors import ProblemError
 
-__all__ = ["PROBLEM_JSON", "install_error_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "SLUGS",
+    "install_error_handlers",
+    "problem_body",
+    "problem_response",
+    "slug_for",
+]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
-_SLUGS = {
+# The problem type of an HTTP status raised by Werkzeug or answered by Gunicorn itself.
+SLUGS = {
     400: "bad-request",
+    403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
     413: "payload-too-large",
+    414: "uri-too-long",
     415: "unsupported-media-type",
+    417: "expectation-failed",
+    431: "header-fields-too-large",
+    500: "internal-error",
 }
 
 
-def problem_response(problem: ProblemError) -> Response:
-    body = {
+def slug_for(status: int) -> str:
+    """The problem type of an HTTP-level error with ``status`` (``http-error`` if unlisted)."""
+    return SLUGS.get(status, "http-error")
+
+
+def problem_body(problem: ProblemError, instance: str | None = None) -> bytes:
+    """The problem+json document of ``problem`` (strict JSON: NaN is refused)."""
+    body: dict[str, object] = {
         "type": f"/problems/{problem.slug}",
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,
-        "instance": request.path,
-        "errors": [e.as_dict() for e in problem.errors],
     }
+    if instance is not None:
+        body["instance"] = instance
+    body["errors"] = [e.as_dict() for e in problem.errors]
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def problem_response(problem: ProblemError) -> Response:
     response = Response(
-        json.dumps(body, separators=(",", ":"), allow_nan=False),
-        status=problem.status,
-        mimetype=PROBLEM_JSON,
+        problem_body(problem, request.path), status=problem.status, mimetype=PROBLEM_JSON
     )
     for name, value in problem.headers.items():
         response.headers[name] = value
@@ -59,8 +81,8 @@ def _from_http(exc: HTTPException) -> Response:
         405: f"{request.method} is not allowed on {request.path}",
         413: f"the body exceeds the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes",
     }.get(status, exc.description or exc.name)
-    slug = _SLUGS.get(status, "http-error")
-    return problem_response(ProblemError(status, slug, exc.name, detail, headers=headers))
+    problem = ProblemError(status, slug_for(status), exc.name, detail, headers=headers)
+    return problem_response(problem)
 
 
 def _from_problem(exc: ProblemError) -> Response:

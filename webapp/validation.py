@@ -21,25 +21,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Literal, cast
 
 import numpy as np
-import numpy.typing as npt
 
 from forecasting import IrregularSeriesError, regularize
 from forecasting.features import FloatArray, IntArray
 from webapp.errors import FieldError, ProblemError
+from webapp.timefmt import format_times
 
 __all__ = [
     "Expectations",
     "PredictRequest",
     "check_forecast",
     "decode_json",
-    "format_times",
     "parse_predict",
 ]
 
-DateArray = npt.NDArray[np.datetime64]
 _FIELDS = ("inference_length", "index_col", "data")
 _MAX_LISTED = 5
 _MAX_ERRORS = 20
@@ -65,8 +62,9 @@ class Expectations:
 @dataclass(frozen=True, slots=True)
 class PredictRequest:
     """A valid request. ``times_ns``/``values`` are None for a forecast from the cached window;
-    otherwise they are sorted, unique, on the model's grid, and ``values`` holds the single
-    model column."""
+    otherwise they are the caller's series regularized (sorted, unique, on the model's grid,
+    allowed gaps interpolated) with ``values`` the single model column, ready for the model
+    as they are: nothing after validation regularizes them again."""
 
     inference_length: int
     times_ns: IntArray | None = None
@@ -543,12 +541,3 @@ def check_forecast(values: FloatArray, value_col: str) -> None:
             ],
             1,
         )
-
-
-def format_times(times_ns: IntArray, step_ns: int) -> list[str]:
-    """ISO-8601 UTC strings ending in ``Z``; whole seconds unless the data needs more."""
-    unit: Literal["s", "us"] = (
-        "s" if step_ns % 1_000_000_000 == 0 and not np.any(times_ns % 1_000_000_000) else "us"
-    )
-    stamps = np.datetime_as_string(cast("DateArray", times_ns.astype("datetime64[ns]")), unit=unit)
-    return [f"{s}Z" for s in stamps.tolist()]

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, Response, current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import ClientDisconnected
 
-from forecasting import ForecastingError
 from webapp import metrics
+from webapp.cache_info import CacheInfo
 from webapp.errors import ProblemError
+from webapp.forecasts import Points, series_points
+from webapp.model_cache import LoadedModel, NoModelError
 from webapp.openapi import build_spec
-from webapp.validation import check_forecast, decode_json, format_times, parse_predict
-from webapp.window import WindowAccess
+from webapp.snapshot_view import SnapshotView, UnusableWindowError
+from webapp.validation import decode_json, parse_predict
+from webapp.worker_state import WorkerState
 
 __all__ = ["GENERATION_HEADER", "blueprint"]
 
@@ -25,9 +26,9 @@ GENERATION_HEADER = "X-Cache-Generation"
 blueprint = Blueprint("api", __name__)
 
 
-def _access() -> WindowAccess:
-    access: WindowAccess = current_app.extensions["webapp"]
-    return access
+def _state() -> WorkerState:
+    state: WorkerState = current_app.extensions["webapp"]
+    return state
 
 
 def _json(payload: dict[str, Any], status: int = 200, generation: int | None = None) -> Response:
@@ -41,8 +42,35 @@ def _json(payload: dict[str, Any], status: int = 200, generation: int | None = N
     return response
 
 
-def _unavailable(slug: str, title: str, detail: str, retry_after: int) -> ProblemError:
-    return ProblemError(503, slug, title, detail, headers={"Retry-After": str(retry_after)})
+def _unavailable(state: WorkerState, slug: str, title: str, detail: str) -> ProblemError:
+    retry = {"Retry-After": str(state.settings.retry_after_s)}
+    return ProblemError(503, slug, title, detail, headers=retry)
+
+
+def _view(state: WorkerState) -> SnapshotView:
+    """The newest generation, or the 503 ``no-data``."""
+    view = state.view()
+    if view is None:
+        raise _unavailable(state, "no-data", "No window yet", state.source.no_data_reason())
+    return view
+
+
+def _model(state: WorkerState, view: SnapshotView) -> LoadedModel:
+    """The model the generation names, or the 503 ``no-model``."""
+    try:
+        return state.models.get(view.meta)
+    except NoModelError as exc:
+        raise _unavailable(state, "no-model", "No model", exc.reason) from None
+
+
+def _window_forecast(state: WorkerState, view: SnapshotView, model: LoadedModel) -> Points:
+    """The window's forecast, or the 503 ``window-unusable``."""
+    try:
+        return view.forecast(model)
+    except UnusableWindowError as exc:
+        raise _unavailable(
+            state, "window-unusable", "Cached window cannot be forecast", exc.reason
+        ) from None
 
 
 def _unreadable_body(exc: Exception) -> ProblemError:
@@ -91,50 +119,34 @@ def _read_json_body() -> object:
 def predict() -> Response:
     """Forecast from the cached window or from the caller's series.
 
-    For the window, the model's full-horizon output is derived once per generation (see
-    ``WindowAccess.forecast``); for caller data the model runs on every request.
+    The generation's metadata names the model; that one :class:`LoadedModel` supplies the
+    limits the body is validated against and the forecaster that answers it. The body's
+    series is validated and regularized once (``parse_predict``) and used as it is. For the
+    window, the model's full-horizon output is derived once per generation
+    (``SnapshotView.forecast``); for caller data the model runs on every request.
     """
     body = _read_json_body()
-    access = _access()
-    retry = access.settings.retry_after_s
-    snapshot = access.snapshot()
-    if snapshot is None:
-        raise _unavailable("no-data", "No window yet", access.no_data_reason(), retry)
-    loaded, why = access.loaded_model(snapshot)
-    if loaded is None:
-        raise _unavailable("no-model", "No model", why, retry)
-    model = loaded.forecaster
-    req = parse_predict(body, loaded.expectations)
+    state = _state()
+    view = _view(state)
+    model = _model(state, view)
+    req = parse_predict(body, model.expectations)
     if req.times_ns is None or req.values is None:
-        points = access.forecast(snapshot, model)[: req.inference_length]
+        points = _window_forecast(state, view, model)[: req.inference_length]
         source = "window"
     else:
-        try:
-            # Extreme finite values may overflow inside the model: refused just below.
-            with np.errstate(over="ignore", invalid="ignore"):
-                origin = model.prepare(req.times_ns, req.values)
-                times, values = model.predict(origin, req.inference_length)
-        except ForecastingError as exc:  # validation already enforces what prepare checks
-            raise ProblemError(
-                422, "validation-error", "Request body failed validation", str(exc)
-            ) from exc
-        check_forecast(values, model.target)
-        points = [
-            {"time": t, "value": v}
-            for t, v in zip(format_times(times, model.spec.step_ns), values.tolist(), strict=True)
-        ]
+        points = series_points(model.forecaster, req.times_ns, req.values, req.inference_length)
         source = "request"
-    summary = access.summary(snapshot)
+    summary = view.summary()
     metrics.observe_prediction(source, len(points))
     payload = {
-        "generation": snapshot.generation,
-        "model_version": access.model_version(snapshot, model),
-        "data_age_ms": access.data_age_ms(snapshot),
+        "generation": view.generation,
+        "model_version": view.model_version(model),
+        "data_age_ms": state.data_age_ms(view),
         "source": source,
         "window": {"rows": summary.rows, "checksum": summary.checksum},
         "predictions": points,
     }
-    return _json(payload, generation=snapshot.generation)
+    return _json(payload, generation=view.generation)
 
 
 @blueprint.get("/healthz")
@@ -146,70 +158,39 @@ def healthz() -> Response:
 @blueprint.get("/readyz")
 def readyz() -> Response:
     """200 with a generation, a model, a usable window and fresh data; else 503 + reason."""
-    access = _access()
-    state = access.readiness()
-    if state.ready:
-        body: dict[str, Any] = {"status": "ready", "generation": state.generation}
-        if skipped := access.skipped_files():
+    state = _state()
+    verdict = state.readiness()
+    if verdict.ready:
+        body: dict[str, Any] = {"status": "ready", "generation": verdict.generation}
+        if skipped := state.source.skipped_files():
             body["skipped"] = list(skipped)
-        return _json(body, 200, state.generation)
-    reason = state.reason.split(":", 1)[0]
+        return _json(body, 200, verdict.generation)
+    reason = verdict.reason.split(":", 1)[0]
     raise ProblemError(
         503,
         "not-ready",
         "Not ready",
-        state.reason,
-        headers={"Retry-After": str(access.settings.retry_after_s), "X-Not-Ready": reason},
+        verdict.reason,
+        headers={"Retry-After": str(state.settings.retry_after_s), "X-Not-Ready": reason},
     )
 
 
 @blueprint.get("/cache")
 def cache() -> Response:
     """What this worker serves: generation, pid, rows, time range, offsets, model, checksum."""
-    access = _access()
-    snapshot = access.snapshot()
-    if snapshot is None:
-        raise _unavailable(
-            "no-data",
-            "No window yet",
-            access.no_data_reason(),
-            access.settings.retry_after_s,
-        )
-    meta = snapshot.metadata
-    summary = access.summary(snapshot)
-    try:
-        offsets: object = json.loads(meta.get("offsets", "{}"))
-    except ValueError:
-        offsets = None
-    published = str(np.datetime_as_string(np.datetime64(snapshot.published_at_ns, "ns"), unit="ms"))
-    expected = meta.get("window_checksum")
-    payload = {
-        "generation": snapshot.generation,
-        "pid": os.getpid(),
-        "rows": summary.rows,
-        "time_min": summary.time_min,
-        "time_max": summary.time_max,
-        "offsets": offsets,
-        "source": meta.get("source"),
-        "state": meta.get("state"),
-        "topic": meta.get("topic"),
-        "model_version": meta.get("model_version"),
-        "model_sha256": meta.get("model_sha256"),
-        "published_at": published + "Z",
-        "data_age_ms": access.data_age_ms(snapshot),
-        "checksum": summary.checksum,
-        "checksum_matches": None if expected is None else expected == summary.checksum,
-    }
-    return _json(payload, generation=snapshot.generation)
+    state = _state()
+    view = _view(state)
+    info = CacheInfo.of(view, state.data_age_ms(view))
+    return _json(info.as_dict(), generation=view.generation)
 
 
 @blueprint.get("/metrics")
 def prometheus_metrics() -> Response:
     """Prometheus text exposition, aggregated over all workers."""
-    body, content_type = metrics.render(_access())
+    body, content_type = metrics.render(_state())
     return Response(body, mimetype=None, content_type=content_type)
 
 
 @blueprint.get("/openapi.json")
 def openapi() -> Response:
-    return _json(build_spec(_access().settings))
+    return _json(build_spec(_state().settings))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from webapp._jsonlog import configure
+from contract.logs import configure
 from webapp.app import create_app
 from webapp.config import Settings
 

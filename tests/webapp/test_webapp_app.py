@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisWarning
 from prometheus_client.parser import text_string_to_metric_families
 
-import webapp.window
+import webapp.snapshot_view
 from forecasting import load_bytes
 from scripts.sample_window import sample_table
 from tests.webapp._bodies import MIN_ROWS, STEP, bodies, valid_bodies
@@ -81,13 +81,13 @@ def test_caller_data_gives_the_same_forecast_as_the_same_window(window):
 
 def test_features_are_derived_once_per_generation_not_per_request(window, monkeypatch):
     calls: list[int] = []
-    real = webapp.window._window_origin
+    real = webapp.snapshot_view._window_origin
 
     def counting(snapshot, model):
         calls.append(snapshot.generation)
         return real(snapshot, model)
 
-    monkeypatch.setattr(webapp.window, "_window_origin", counting)
+    monkeypatch.setattr(webapp.snapshot_view, "_window_origin", counting)
     first = window.publish(500)
     client = make_app(window).test_client()
     for _ in range(5):
@@ -242,7 +242,7 @@ def test_unexpected_failure_is_a_500_problem_without_internals(window, monkeypat
     def broken(*_args, **_kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(webapp.window.WindowAccess, "summary", broken)
+    monkeypatch.setattr(webapp.snapshot_view.SnapshotView, "summary", broken)
     resp = app.test_client().post("/predict", json={})
     body = problem(resp, 500, "internal-error")
     assert "secret" not in resp.get_data(as_text=True) and "Traceback" not in body["detail"]

@@ -95,9 +95,8 @@ def test_a_forecast_that_overflows_is_a_422_and_every_reply_is_strict_json(windo
     app = make_app(window)
     client = app.test_client()
     assert client.post("/predict", json={}).status_code == 200  # the model is loaded
-    access = app.extensions["webapp"]
-    model, _ = access.model(access.snapshot())
-    assert model is not None
+    state = app.extensions["webapp"]
+    model = state.models.get(state.view().meta).forecaster
     data = series(model.min_rows)
     data["demand_mw"] = _overflowing_values(model)
     resp = client.post("/predict", json={"data": data, "inference_length": 48})

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from webapp.errors import ProblemError
-from webapp.validation import Expectations, decode_json, format_times, parse_predict
+from webapp.timefmt import format_times
+from webapp.validation import Expectations, decode_json, parse_predict
 
 STEP = 30 * 60 * 1_000_000_000
 EXPECT = Expectations(

@@ -1,0 +1,76 @@
+"""What one worker process serves from: its generation source, model cache and status file.
+
+One :class:`WorkerState` lives in each worker (made by the app factory, stored in
+``app.extensions["webapp"]``; nothing is opened until first use, after fork). Per request it
+costs a ``Reader.current()`` (a mapped counter read when nothing changed) and an ``os.stat``
+of the status file; everything else is derived once per generation
+(:class:`~webapp.snapshot_view.SnapshotView`) or once per model
+(:class:`~webapp.model_cache.ModelCache`). A :class:`webapp.follower.Follower` thread keeps
+that preparation ahead of requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from contract.status import DaemonStatus
+from webapp.config import Settings
+from webapp.daemon_status import StatusFileCache
+from webapp.data_age import data_age_ms
+from webapp.generation_source import GenerationSource
+from webapp.model_cache import ModelCache
+from webapp.readiness import Readiness, assess
+from webapp.snapshot_view import SnapshotView
+
+__all__ = ["WorkerState"]
+
+
+class WorkerState:
+    """The per-process parts the views, the metrics and the follower share. Thread-safe
+    (each part is)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.source = GenerationSource(settings.shm_dir)
+        self.models = ModelCache(settings)
+        self._status = StatusFileCache(settings.shm_dir)
+
+    def view(self) -> SnapshotView | None:
+        """The newest generation's view (None before the first publication; see
+        :meth:`GenerationSource.no_data_reason`)."""
+        snapshot = self.source.current()
+        return None if snapshot is None else SnapshotView.of(snapshot)
+
+    def daemon_status(self) -> DaemonStatus | None:
+        return self._status.read()
+
+    def data_age_ms(self, view: SnapshotView) -> int:
+        return data_age_ms(view.snapshot, self.daemon_status())
+
+    def readiness(self) -> Readiness:
+        return assess(
+            self.view(),
+            self.models,
+            self.daemon_status(),
+            self.settings.max_data_age_ms,
+            no_data=self.source.no_data_reason(),
+            skipped=self.source.skipped_files(),
+        )
+
+    def prepare_newest(self) -> SnapshotView | None:
+        """Open the newest generation and derive what requests need from it (summary, model,
+        forecast); return it. Never raises: a failure is left for a request to report."""
+        view = None
+        with contextlib.suppress(Exception):
+            view = self.view()
+            if view is not None:
+                view.summary()
+                view.forecast(self.models.get(view.meta))
+        return view
+
+    def after_fork(self) -> None:
+        """Called once per worker after fork, before it serves: replaces the locks made in a
+        preloading master with ones of this process (under gevent they must be the patched
+        kind). :meth:`prepare_newest` then readies the window for the first request."""
+        self.source.after_fork()
+        self.models.after_fork()
