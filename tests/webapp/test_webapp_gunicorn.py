@@ -210,6 +210,33 @@ def test_oversized_body_is_answered_with_connection_close(served, chunked):
         conn.close()
 
 
+def test_a_client_still_sending_after_a_413_gets_the_answer_not_a_reset(served):
+    # A slow client is still sending its oversized body well after the server answered: the
+    # server must drain it (within its bounds) rather than close on unread bytes, which
+    # resets the connection and can destroy the answer before the client reads it.
+    server, window = served
+    keep_fresh(window)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"a" * 16384
+        for _ in range(MAX_BODY // len(chunk) + 24):  # 384 KiB past the limit, slowly
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            time.sleep(0.005)
+        sock.sendall(b"0\r\n\r\n")
+        reply = b""
+        while (data := sock.recv(65536)) != b"":
+            reply += data
+    finally:
+        sock.close()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert str(MAX_BODY) in json.loads(body)["detail"]
+
+
 def test_refused_small_body_keeps_the_connection_alive(served):
     server, window = served
     keep_fresh(window)
