@@ -1,15 +1,6 @@
-"""Verdicts (pure logic): response checks beyond the status code, and the SLO gates.
-
-A forecast is right when it is a 200 JSON object whose integer ``generation`` equals the
-``X-Cache-Generation`` header, with a ``model_version``, a non-negative ``data_age_ms`` and
-exactly ``inference_length`` finite predictions continuing the input's frequency (the first
-one step after the last input time, then one step apart). An invalid request is handled
-right when answered with its documented 4xx as problem+json; a 5xx is always wrong.
-
-Gates are limits from the environment checked once at the end of a run. Only those whose
-variable is set are checked, but for the two that fail an empty or failing run:
-``LOCUST_MAX_FAIL_RATIO`` (default 0) and ``LOCUST_MIN_REQUESTS`` (default 1). A gate whose
-figure was not measured (no ingest sample, no forecast answered) fails.
+"""Verdicts (pure logic): the checks of each answer beyond its status code, and the SLO
+gates that judge a run (limits from the environment; ``docs/load-testing.md`` lists them).
+A gate whose figure was not measured (no ingest sample, no forecast answered) fails.
 """
 
 from __future__ import annotations
@@ -115,9 +106,10 @@ def check_forecast(
     step_ns: int | None = None,
     default_length: int | None = None,
 ) -> Verdict:
-    """Check the answer to ``req``. ``step_ns`` (the model's step) overrides ``req.step_ns``;
-    ``default_length`` is the server's length for a body without ``inference_length``
-    (None: any length)."""
+    """Right: a 200 JSON object whose integer ``generation`` equals the header, with a
+    ``model_version``, a non-negative ``data_age_ms`` and exactly ``inference_length`` (else
+    ``default_length``, None: any) finite predictions one step (``step_ns``, else
+    ``req.step_ns``) apart, the first one step after the last input time."""
     if status != 200:
         return Verdict(describe_failure(status, body))
     payload = _object(body)
@@ -147,7 +139,8 @@ def check_forecast(
 def check_problem(  # noqa: PLR0911 (one exit per broken rule)
     case: BadCase, status: int, content_type: str | None, body: bytes | None
 ) -> str | None:
-    """None when the server answered ``case`` as documented, else why not."""
+    """None when the server answered ``case`` as documented (its status as problem+json,
+    with the expected field error), else why not; a 5xx is always wrong."""
     if status != case.status:
         return f"{case.name}: expected {case.status}, got {describe_failure(status, body)}"
     if (content_type or "").split(";", 1)[0].strip().lower() != PROBLEM_JSON:
@@ -160,10 +153,8 @@ def check_problem(  # noqa: PLR0911 (one exit per broken rule)
         return f"{case.name}: problem lacks {', '.join(missing) or 'a detail'}"
     if _int(problem.get("status")) != status:
         return f"{case.name}: problem status {problem.get('status')!r} differs from HTTP {status}"
-    errors = problem.get("errors")
-    codes = (
-        [e.get("code") for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
-    )
+    errors = problem["errors"] if isinstance(problem.get("errors"), list) else []
+    codes = [e.get("code") for e in errors if isinstance(e, dict)]
     if case.code is not None and case.code not in codes:
         return f"{case.name}: expected field error {case.code!r}, got {codes}"
     return None
@@ -192,7 +183,6 @@ _GATES: dict[str, tuple[str, str, str, float | None, str]] = {
     "LOCUST_MAX_FRESHNESS_MS": ("ingest freshness", " ms", "max", None, "freshness_max_ms"),
 }
 _UNMEASURED = {
-    "avg_ms": "no HTTP requests",
     "max_data_age_ms": "no forecast was answered",
     "freshness_max_ms": "no ingest samples (set LOCUST_WEIGHT_INGEST and Kafka)",
 }
@@ -250,14 +240,11 @@ class RunSummary:
         if figure == "fail_ratio":
             ratio = self.failures / self.requests if self.requests else 0.0
             return ratio, f"{self.failures} of {self.requests} requests failed"
-        value = getattr(self, figure)
-        if value is None or (
-            figure in ("avg_ms", "p50_ms", "p95_ms", "p99_ms") and not self.http_requests
-        ):
-            return None, _UNMEASURED.get(figure, _UNMEASURED["avg_ms"])
-        return float(
-            value
-        ), f"{self.freshness_samples} events" if figure == "freshness_max_ms" else ""
+        latency = figure in ("avg_ms", "p50_ms", "p95_ms", "p99_ms")
+        value = None if latency and not self.http_requests else getattr(self, figure)
+        if value is None:
+            return None, _UNMEASURED.get(figure, "no HTTP requests")
+        return float(value), f"{self.freshness_samples} events" if "fresh" in figure else ""
 
 
 class Gate(NamedTuple):
@@ -293,12 +280,9 @@ class GateResult:
         label, unit, bound, *_ = _GATES[variable]
         note = f"; {self.note}" if self.note else ""
         if self.value is None:
-            return (
-                f"SLO gate FAILED: {label} was not measured ({variable}={_fmt(limit)}{unit}){note}"
-            )
-        sign = (
-            ("<=" if bound == "max" else ">=") if self.passed else (">" if bound == "max" else "<")
-        )
+            return f"SLO gate FAILED: {label} was not measured ({variable}={limit:g}{unit}){note}"
+        ok_sign, failed_sign = ("<=", ">") if bound == "max" else (">=", "<")
+        sign = ok_sign if self.passed else failed_sign
         head = f"{label} {_fmt(self.value)}{unit} {sign} {_fmt(limit)}{unit} ({variable})"
         if self.passed:
             return f"SLO gate ok: {head}"

@@ -1,15 +1,8 @@
 """Locust entry point: ``locust -f locustfiles --host http://127.0.0.1:8000`` (imported only
-inside Locust: gevent and kafka).
-
-The users, one per mode (cached, synthetic, real, bad, ingest), weighted by
-``LOCUST_WEIGHT_<MODE>`` or ``--weight-<mode>``: FastHttpUser, so that the generator is not
-the bottleneck of a small machine; every answer is checked and marked failed with the reason
-when it is wrong, whatever its status; stats rows are named by mode (``/predict synthetic``,
-``/predict bad:<case>``). The load shape: ``--shape steady|ramp|spike`` over ``-u``/``-r``/
-``-t``. The hooks: the configuration at ``init`` (a bad value ends the process with exit code
-2 and a line naming it) and at ``test_start`` with the options the web UI left (a bad value
-keeps the previous configuration); the SLO gates at ``quitting``: exit code 0 when all passed,
-1 when one failed, 2 when the preflight stopped the run.
+inside Locust: gevent and kafka). The users, one per mode, each answer checked and its stats
+row named by mode; the load shape; and the hooks: configuration (a bad value: exit code 2),
+the data age of worker processes, and the SLO gates at quitting (exit code 0 all passed, 1 a
+gate failed, 2 the preflight stopped the run).
 """
 
 from __future__ import annotations
@@ -74,13 +67,6 @@ class Runtime:
         self.lock = gevent.lock.Semaphore()
         self.producer: KafkaProducer | None = None
 
-    def configure(self, config: LoadConfig, gates: GateSpec) -> None:
-        """A new configuration (options from the web UI) may change the kinds of requests:
-        the next user runs the preflight again."""
-        if config != self.config:
-            self.ready, self.failure, self.stopping = False, None, False
-        self.config, self.gates = config, gates
-
     def prepare(self, host: str | None) -> bool:
         """True when the preflight (run once) passed, else :attr:`failure` says why."""
         with self.lock:
@@ -99,17 +85,6 @@ class Runtime:
 
 
 RUNTIME = Runtime()
-
-
-def _header(response: Any, name: str) -> str | None:
-    headers = getattr(response, "headers", None) or {}
-    value = headers.get(name) or headers.get(name.lower())
-    return None if value is None else str(value)
-
-
-def _content(response: Any) -> bytes | None:
-    content = response.content if response.status_code else None
-    return content if isinstance(content, bytes) else None
 
 
 class ServiceUser(FastHttpUser):
@@ -155,13 +130,15 @@ class ServiceUser(FastHttpUser):
             if response.status_code == 0:
                 response.failure(f"no HTTP response: {response.error!r}")
                 return
+            generation = (response.headers or {}).get("X-Cache-Generation")
+            step, length = RUNTIME.prepared.step_ns, RUNTIME.prepared.default_length
             verdict = check_forecast(
                 req,
                 response.status_code,
-                _header(response, "X-Cache-Generation"),
-                _content(response),
-                step_ns=RUNTIME.prepared.step_ns,
-                default_length=RUNTIME.prepared.default_length,
+                generation,
+                response.content,
+                step_ns=step,
+                default_length=length,
             )
             if verdict.ok:
                 response.success()
@@ -226,8 +203,8 @@ class BadInputUser(ServiceUser):
     def invalid(self) -> None:
         case = self.rng.choice(RUNTIME.prepared.cases)
         with self._post(case.body, case.content_type, f"/predict bad:{case.name}") as response:
-            status, ctype = response.status_code, _header(response, "Content-Type")
-            error = check_problem(case, status, ctype, _content(response))
+            status, ctype = response.status_code, (response.headers or {}).get("Content-Type")
+            error = check_problem(case, status, ctype, response.content)
             if error is None:
                 response.success()
             else:
@@ -374,7 +351,9 @@ def _configure(environment: Environment, *, at_start: bool = False) -> None:
         sys.exit(2)
     if at_start and config == RUNTIME.config:
         return
-    RUNTIME.configure(config, gates)
+    if config != RUNTIME.config:  # the kinds of requests may change: run the preflight again
+        RUNTIME.ready, RUNTIME.failure, RUNTIME.stopping = False, None, False
+    RUNTIME.config, RUNTIME.gates = config, gates
     # kafka-python logs every connection at INFO; the run's own lines matter more here.
     logging.getLogger("kafka").setLevel(logging.WARNING)
     for user in USERS:
