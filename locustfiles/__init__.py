@@ -1,60 +1,44 @@
 """Load tests of the forecasting service: ``locust -f locustfiles --host http://...``.
 
-Locust loads ``locustfiles/locustfile.py`` (the only public module besides ``errors``): the
-users, one per mode (cached, synthetic, real, bad, ingest), the load shape and the SLO gates.
-This package's own API, below, is pure: payload generators, response checks, gates, shapes
-and configuration. Importing it does not import Locust (whose import monkey-patches the
-process for gevent), so tests and other tools can use the generators safely.
+Locust loads ``locustfiles/locustfile.py``, the only module without a leading underscore:
+the users (one per mode: cached, synthetic, real, bad, ingest), the load shape and the SLO
+gates. The API below is pure (payload generators, response checks, gates, shapes and
+configuration): importing it does not import Locust, whose import patches the process for
+gevent.
 """
 
-from locustfiles._bad import BadCase, bad_cases
-from locustfiles._checks import Verdict, check_forecast, check_problem
-from locustfiles._config import MODES, LoadConfig, S3Location
-from locustfiles._gates import Gate, GateResult, GateSpec, RunSummary, evaluate
-from locustfiles._series import (
+from locustfiles._config import SHAPES, LoadConfig, target
+from locustfiles._errors import ConfigError, LoadTestError, PayloadError, SeriesError
+from locustfiles._payloads import (
     UTC_ZONE,
+    BadCase,
     ForecastRequest,
     Series,
-    Zone,
+    bad_cases,
     cached_request,
     check_times,
     format_times,
     ingest_event,
+    load_series,
     parse_zone,
     real_request,
-    seasonal_values,
     synthetic_request,
 )
-from locustfiles._shapes import SHAPES, target
-from locustfiles._source import load_series, series_from_table
-from locustfiles.errors import (
-    ConfigError,
-    LoadTestError,
-    PayloadError,
-    PreflightError,
-    SeriesError,
-)
+from locustfiles._verdicts import GateSpec, RunSummary, check_forecast, check_problem, evaluate
 
 __all__ = [
-    "MODES",
     "SHAPES",
     "UTC_ZONE",
     "BadCase",
     "ConfigError",
     "ForecastRequest",
-    "Gate",
-    "GateResult",
     "GateSpec",
     "LoadConfig",
     "LoadTestError",
     "PayloadError",
-    "PreflightError",
     "RunSummary",
-    "S3Location",
     "Series",
     "SeriesError",
-    "Verdict",
-    "Zone",
     "bad_cases",
     "cached_request",
     "check_forecast",
@@ -66,8 +50,6 @@ __all__ = [
     "load_series",
     "parse_zone",
     "real_request",
-    "seasonal_values",
-    "series_from_table",
     "synthetic_request",
     "target",
 ]

@@ -1,93 +1,102 @@
-"""Run configuration: a frozen dataclass built once from the environment, then overridden by
-the Locust command-line options this package adds (``--weight-cached 3 --shape ramp``).
+"""Run configuration from the environment (pydantic-settings), overridden by the Locust
+options this package adds (``--weight-<mode>``, ``--shape``); and the load shapes.
 
-Variables shared with the service keep the service's names (``MAX_ROWS``, ``MAX_BODY_BYTES``,
-``MAX_INFERENCE_LENGTH``, ``S3_*``, ``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_TOPIC``): point the
-load test at the same values as the server it tests. The SLO gates are read separately
-(:mod:`locustfiles._gates`).
+Variables shared with the service keep its names (``MAX_ROWS``, ``MAX_BODY_BYTES``,
+``MAX_INFERENCE_LENGTH``, ``S3_*``, ``KAFKA_*``): set them as on the server under test.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Annotated, Any, NamedTuple, Self, TypeVar
 
-from locustfiles._series import UTC_ZONE, Zone, parse_zone
-from locustfiles._shapes import SHAPES
-from locustfiles.errors import ConfigError
+from pydantic import Field, PlainValidator, ValidationError
 
-__all__ = ["MODES", "SAMPLE_SERIES", "LoadConfig", "S3Location"]
+from contract.defaults import SAMPLE_PATH
+from contract.settings import EnvSettings, env_names
+from locustfiles._errors import ConfigError
+from locustfiles._payloads import Zone, parse_zone
 
 MODES = ("cached", "synthetic", "real", "bad", "ingest")
-SAMPLE_SERIES = (
-    Path(__file__).resolve().parent.parent / "data" / "electricity_demand_halfhourly.parquet"
+SHAPES = ("steady", "ramp", "spike")
+_ZONES = "Z,naive,+00:00,+02:00,-05:00,+05:30,Europe/London,America/New_York"
+_ORDERED = (  # (lower, upper) bounds, by variable
+    ("LOCUST_ROWS_MIN", "LOCUST_ROWS_MAX"),
+    ("LOCUST_ROWS_MAX", "MAX_ROWS"),
+    ("LOCUST_WAIT_MIN_MS", "LOCUST_WAIT_MAX_MS"),
 )
-_DEFAULT_WEIGHTS = {"cached": 4, "synthetic": 2, "real": 2, "bad": 1, "ingest": 0}
-_DEFAULT_ZONES = "Z,naive,+00:00,+02:00,-05:00,+05:30,Europe/London,America/New_York"
-_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+_WORDS = {  # problems in this package's words, by pydantic error type
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_parsing": "must be true or false",
+    "string_pattern_mismatch": "must match {pattern}",
+}
+S = TypeVar("S", bound=EnvSettings)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def settings_from_env(
+    cls: type[S],
+    environ: Mapping[str, str],
+    options: Mapping[str, tuple[str, object]] | None = None,
+) -> S:
+    """``cls`` from the non-blank variables of ``environ`` it reads, then from ``options``
+    (``{variable: (option, value)}``). :class:`ConfigError` names the variable (or option),
+    the problem and the value given."""
+    known, options = env_names(cls), options or {}
+    values: dict[str, Any] = {k: v.strip() for k, v in environ.items() if k in known and v.strip()}
+    values.update({variable: value for variable, (_, value) in options.items()})
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
+        return cls(**values)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+    ctx = error.get("ctx", {})
+    if isinstance(ctx.get("error"), ConfigError):
+        raise ctx["error"] from None
+    variable = str(error["loc"][0]) if error["loc"] else "configuration"
+    words = _WORDS.get(error["type"])
+    if error["type"] == "greater_than_equal":
+        kind = "an integer" if isinstance(ctx["ge"], int) else "a finite number"
+        words = f"must be {kind} >= {ctx['ge']:g}"
+    problem = words.format(**ctx) if words else error["msg"].removeprefix("Value error, ")
+    name = options[variable][0] if variable in options else variable
+    raise ConfigError(f"{name} {problem}, got {error['input']!r}") from None
 
 
-def _weight(env: Mapping[str, str], mode: str, default: int, options: object) -> int:
-    given = getattr(options, f"weight_{mode}", None)
-    if given is None or given == "":
-        return _int(env, f"LOCUST_WEIGHT_{mode.upper()}", default, minimum=0)
-    # The web UI hands options over as strings.
+def _zones(raw: object) -> tuple[Zone, ...]:
     try:
-        value = int(given)
-    except (TypeError, ValueError):
-        value = -1
-    if value < 0:
-        raise ConfigError(f"--weight-{mode} must be an integer >= 0, got {given!r}")
-    return value
+        zones = tuple(parse_zone(z) for z in str(raw).split(",") if z.strip())
+    except ValueError as exc:
+        raise ConfigError(f"LOCUST_TIMEZONES: {exc}") from None
+    if not zones:
+        raise ConfigError("LOCUST_TIMEZONES must name at least one zone")
+    return zones
 
 
-def _opt_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | None:
-    return _int(env, name, 0, minimum=minimum) if env.get(name, "").strip() else None
+def _host_port(raw: object) -> str:
+    if raw and not re.fullmatch(r"[^\s:/]+:\d{1,5}", str(raw)):
+        raise ValueError("must be host:port")
+    return str(raw)
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or value < minimum:
-        raise ConfigError(f"{name} must be a finite number >= {minimum}, got {raw!r}")
-    return value
+def _servers(raw: object) -> tuple[str, ...]:
+    return tuple(_host_port(s.strip()) for s in str(raw).split(",") if s.strip())
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+def _env(variable: str, default: object, **constraints: Any) -> Any:
+    return Field(default, validation_alias=variable, **constraints)
 
 
-@dataclass(frozen=True, slots=True)
-class S3Location:
-    """Where ``real`` mode fetches its series (minio client, keyword arguments)."""
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+class S3Location(NamedTuple):
+    """Where ``real`` mode fetches its series (minio client arguments, bucket and key)."""
 
     endpoint: str
     access_key: str
@@ -98,155 +107,130 @@ class S3Location:
     key: str
 
 
-@dataclass(frozen=True, slots=True)
-class LoadConfig:
-    """Everything the users read. See :meth:`from_env` for the variables."""
+class LoadConfig(EnvSettings):
+    """Everything the users read; ``docs/load-testing.md`` describes the variables."""
 
-    weights: tuple[tuple[str, int], ...] = tuple(_DEFAULT_WEIGHTS.items())
-    shape: str = "steady"
-    rows_min: int = 336
-    rows_max: int = 672
-    step_s: int | None = None
-    zones: tuple[Zone, ...] = (UTC_ZONE,)
-    column: str = "demand_mw"
-    max_inference_length: int = 48
-    max_rows: int = 10_000
-    max_body_bytes: int = 1_048_576
-    wait_min_ms: int = 0
-    wait_max_ms: int = 0
-    seed: int | None = None
-    series_path: Path = SAMPLE_SERIES
-    s3: S3Location | None = None
-    kafka_bootstrap_servers: tuple[str, ...] = ()
-    kafka_topic: str = "demand"
-    ingest_timeout_ms: int = 10_000
-    ingest_poll_ms: int = 20
-    ready_timeout_s: float = 30.0
+    weight_cached: Count = _env("LOCUST_WEIGHT_CACHED", 4)
+    weight_synthetic: Count = _env("LOCUST_WEIGHT_SYNTHETIC", 2)
+    weight_real: Count = _env("LOCUST_WEIGHT_REAL", 2)
+    weight_bad: Count = _env("LOCUST_WEIGHT_BAD", 1)
+    weight_ingest: Count = _env("LOCUST_WEIGHT_INGEST", 0)
+    shape: Annotated[str, PlainValidator(lambda s: str(s).strip().lower())] = _env(
+        "LOCUST_SHAPE", "steady"
+    )
+    rows_min: Positive = _env("LOCUST_ROWS_MIN", 336)
+    rows_max: Positive = _env("LOCUST_ROWS_MAX", 672)
+    step_s: Positive | None = _env("LOCUST_STEP_S", None)
+    zones: Annotated[tuple[Zone, ...], PlainValidator(_zones)] = _env(
+        "LOCUST_TIMEZONES", _zones(_ZONES)
+    )
+    column: str = _env("LOCUST_COLUMN", "demand_mw", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    max_inference_length: Positive = _env("MAX_INFERENCE_LENGTH", 48)
+    max_rows: Positive = _env("MAX_ROWS", 10_000)
+    max_body_bytes: int = _env("MAX_BODY_BYTES", 1_048_576, ge=2)
+    wait_min_ms: Count = _env("LOCUST_WAIT_MIN_MS", 0)
+    wait_max_ms: Count = _env("LOCUST_WAIT_MAX_MS", 0)
+    seed: Count | None = _env("LOCUST_SEED", None)
+    series_path: Path = _env("LOCUST_SERIES_PATH", SAMPLE_PATH)
+    series_bucket: str = _env("LOCUST_SERIES_BUCKET", "")
+    series_key: str = _env("LOCUST_SERIES_KEY", "")
+    snapshot_bucket: str = _env("SNAPSHOT_BUCKET", "")
+    snapshot_key: str = _env("SNAPSHOT_KEY", "")
+    s3_endpoint: Annotated[str, PlainValidator(_host_port)] = _env("S3_ENDPOINT", "")
+    s3_access_key: str = _env("S3_ACCESS_KEY", "")
+    s3_secret_key: str = _env("S3_SECRET_KEY", "")
+    s3_secure: bool = _env("S3_SECURE", False)
+    s3_region: str = _env("S3_REGION", "us-east-1")
+    kafka_servers: Annotated[tuple[str, ...], PlainValidator(_servers)] = _env(
+        "KAFKA_BOOTSTRAP_SERVERS", ()
+    )
+    kafka_topic: str = _env("KAFKA_TOPIC", "demand")
+    ingest_timeout_ms: Positive = _env("LOCUST_INGEST_TIMEOUT_MS", 10_000)
+    ingest_poll_ms: Positive = _env("LOCUST_INGEST_POLL_MS", 20)
+    ready_timeout_s: float = _env("LOCUST_READY_TIMEOUT_S", 30.0, ge=0.0, allow_inf_nan=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], options: object = None) -> LoadConfig:
-        """Read ``LOCUST_WEIGHT_<MODE>`` (modes: cached, synthetic, real, bad, ingest),
-        ``LOCUST_SHAPE``, ``LOCUST_ROWS_MIN``/``LOCUST_ROWS_MAX`` (history rows of series
-        payloads), ``LOCUST_STEP_S`` (series step; unset = the model's, asked from the
-        server), ``LOCUST_TIMEZONES`` (comma list: Z, naive, +hh:mm, IANA names),
-        ``LOCUST_COLUMN``, ``LOCUST_WAIT_MIN_MS``/``LOCUST_WAIT_MAX_MS`` (think time),
-        ``LOCUST_SEED``, ``LOCUST_SERIES_PATH``, ``LOCUST_SERIES_BUCKET``/``LOCUST_SERIES_KEY``
-        (default ``SNAPSHOT_BUCKET``/``SNAPSHOT_KEY``) with ``S3_ENDPOINT``,
-        ``S3_ACCESS_KEY``, ``S3_SECRET_KEY``, ``S3_SECURE``, ``S3_REGION``,
-        ``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_TOPIC``, ``LOCUST_INGEST_TIMEOUT_MS``,
-        ``LOCUST_INGEST_POLL_MS``, ``LOCUST_READY_TIMEOUT_S``, and the server's
-        ``MAX_ROWS``, ``MAX_BODY_BYTES``, ``MAX_INFERENCE_LENGTH``.
-
-        ``options`` (Locust's parsed options) may carry ``weight_<mode>`` and ``shape``; those
-        given on the command line or in the web UI win over the environment. Raises
-        :class:`ConfigError` naming the variable or option.
-        """
-        env = {k: v for k, v in environ.items() if v.strip()}
-        weights = tuple(
-            (mode, _weight(env, mode, default, options))
-            for mode, default in _DEFAULT_WEIGHTS.items()
+    def from_env(
+        cls, environ: Mapping[str, str], options: object = None, only: Iterable[str] = ()
+    ) -> Self:
+        """The configuration from ``environ``; ``weight_<mode>`` and ``shape`` of ``options``
+        (Locust's parsed options, also edited in the web UI) win over it, and the modes in
+        ``only`` (user classes named on the command line) run alone, each with a weight of
+        at least 1. :class:`ConfigError` names the variable or option."""
+        given = {f"LOCUST_WEIGHT_{m.upper()}": (f"--weight-{m}", f"weight_{m}") for m in MODES}
+        given["LOCUST_SHAPE"] = ("--shape", "shape")
+        values = {k: (name, getattr(options, attr, None)) for k, (name, attr) in given.items()}
+        config = settings_from_env(
+            cls, environ, {k: v for k, v in values.items() if v[1] not in (None, "")}
         )
-        shape = getattr(options, "shape", None) or env.get("LOCUST_SHAPE", "steady")
-        zones_raw = env.get("LOCUST_TIMEZONES", _DEFAULT_ZONES)
-        zones: list[Zone] = []
-        for item in zones_raw.split(","):
-            if not item.strip():
-                continue
-            try:
-                zones.append(parse_zone(item))
-            except ValueError as exc:
-                raise ConfigError(f"LOCUST_TIMEZONES: {exc}") from None
-        if not zones:
-            raise ConfigError("LOCUST_TIMEZONES must name at least one zone")
-        column = env.get("LOCUST_COLUMN", "demand_mw").strip()
-        if not _NAME.match(column):
-            raise ConfigError(f"LOCUST_COLUMN must be a column name, got {column!r}")
-        servers = tuple(
-            s.strip() for s in env.get("KAFKA_BOOTSTRAP_SERVERS", "").split(",") if s.strip()
-        )
-        for server in servers:
-            if not re.fullmatch(r"[^\s:/]+:\d{1,5}", server):
-                raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS: {server!r} is not host:port")
-        config = cls(
-            weights=weights,
-            shape=str(shape).strip().lower(),
-            rows_min=_int(env, "LOCUST_ROWS_MIN", 336, minimum=1),
-            rows_max=_int(env, "LOCUST_ROWS_MAX", 672, minimum=1),
-            step_s=_opt_int(env, "LOCUST_STEP_S", minimum=1),
-            zones=tuple(zones),
-            column=column,
-            max_inference_length=_int(env, "MAX_INFERENCE_LENGTH", 48, minimum=1),
-            max_rows=_int(env, "MAX_ROWS", 10_000, minimum=1),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=2),
-            wait_min_ms=_int(env, "LOCUST_WAIT_MIN_MS", 0, minimum=0),
-            wait_max_ms=_int(env, "LOCUST_WAIT_MAX_MS", 0, minimum=0),
-            seed=_opt_int(env, "LOCUST_SEED", minimum=0),
-            series_path=Path(env.get("LOCUST_SERIES_PATH", str(SAMPLE_SERIES))),
-            s3=_s3(env),
-            kafka_bootstrap_servers=servers,
-            kafka_topic=env.get("KAFKA_TOPIC", "demand").strip(),
-            ingest_timeout_ms=_int(env, "LOCUST_INGEST_TIMEOUT_MS", 10_000, minimum=1),
-            ingest_poll_ms=_int(env, "LOCUST_INGEST_POLL_MS", 20, minimum=1),
-            ready_timeout_s=_float(env, "LOCUST_READY_TIMEOUT_S", 30.0, minimum=0.0),
-        )
+        if only := set(only):
+            update = {f"weight_{m}": max(1, config.weight(m)) if m in only else 0 for m in MODES}
+            config = config.model_copy(update=update)
         return config.checked()
 
-    def checked(self) -> LoadConfig:
-        """Cross-field checks; messages name the variables (and options)."""
-        if not any(w > 0 for _, w in self.weights):
+    def checked(self) -> Self:
+        """Checks across variables (the S3 pair included); the messages name them."""
+        if not any(w for _, w in self.weights):
             raise ConfigError("every LOCUST_WEIGHT_<MODE> (--weight-<mode>) is 0: nothing to run")
         if self.shape not in SHAPES:
             raise ConfigError(
                 f"LOCUST_SHAPE (--shape) must be one of {', '.join(SHAPES)}, got {self.shape!r}"
             )
-        if self.rows_min > self.rows_max:
-            raise ConfigError(
-                f"LOCUST_ROWS_MIN ({self.rows_min}) exceeds LOCUST_ROWS_MAX ({self.rows_max})"
-            )
-        if self.rows_max > self.max_rows:
-            raise ConfigError(
-                f"LOCUST_ROWS_MAX ({self.rows_max}) exceeds MAX_ROWS ({self.max_rows})"
-            )
-        if self.wait_min_ms > self.wait_max_ms:
-            raise ConfigError(
-                f"LOCUST_WAIT_MIN_MS ({self.wait_min_ms}) exceeds "
-                f"LOCUST_WAIT_MAX_MS ({self.wait_max_ms})"
-            )
-        if self.weight("ingest") > 0 and not self.kafka_bootstrap_servers:
+        fields = env_names(type(self))
+        for low, high in _ORDERED:
+            if (a := getattr(self, fields[low])) > (b := getattr(self, fields[high])):
+                raise ConfigError(f"{low} ({a}) exceeds {high} ({b})")
+        if self.weight_ingest and not self.kafka_servers:
             raise ConfigError(
                 "KAFKA_BOOTSTRAP_SERVERS must be set when the ingest user has a weight"
-                f" (LOCUST_WEIGHT_INGEST / --weight-ingest = {self.weight('ingest')})"
+                f" (LOCUST_WEIGHT_INGEST / --weight-ingest = {self.weight_ingest})"
             )
+        _ = self.s3
         return self
 
     def weight(self, mode: str) -> int:
-        return dict(self.weights)[mode]
+        return int(getattr(self, f"weight_{mode}"))
+
+    @property
+    def weights(self) -> tuple[tuple[str, int], ...]:
+        return tuple((mode, self.weight(mode)) for mode in MODES)
+
+    @property
+    def s3(self) -> S3Location | None:
+        """The object of the real series when ``S3_ENDPOINT`` is set: the bucket and key of
+        ``LOCUST_SERIES_BUCKET``/``_KEY``, or else of ``SNAPSHOT_BUCKET``/``_KEY``."""
+        pair = ("LOCUST_SERIES_BUCKET", self.series_bucket), ("LOCUST_SERIES_KEY", self.series_key)
+        if not (self.series_bucket or self.series_key):
+            pair = ("SNAPSHOT_BUCKET", self.snapshot_bucket), ("SNAPSHOT_KEY", self.snapshot_key)
+        (bucket_var, bucket), (key_var, key) = pair
+        if not self.s3_endpoint or not (bucket or key):
+            return None
+        if not (bucket and key):
+            missing, other = (key_var, bucket_var) if bucket else (bucket_var, key_var)
+            raise ConfigError(f"{missing} must be set together with {other}")
+        client = (self.s3_endpoint, self.s3_access_key, self.s3_secret_key, self.s3_secure)
+        return S3Location(*client, self.s3_region, bucket, key)
 
 
-def _s3(env: Mapping[str, str]) -> S3Location | None:
-    endpoint = env.get("S3_ENDPOINT", "").strip()
-    own = "LOCUST_SERIES_BUCKET" in env or "LOCUST_SERIES_KEY" in env
-    bucket_var, key_var = (
-        ("LOCUST_SERIES_BUCKET", "LOCUST_SERIES_KEY")
-        if own
-        else ("SNAPSHOT_BUCKET", "SNAPSHOT_KEY")
-    )
-    bucket = env.get(bucket_var, "").strip()
-    key = env.get(key_var, "").strip()
-    if not endpoint or not (bucket or key):
+def target(
+    shape: str, elapsed_s: float, users: int, spawn_rate: float, run_time_s: float | None
+) -> tuple[int, float] | None:
+    """``(user count, spawn rate)`` of ``shape`` at ``elapsed_s``, None when the run is over.
+
+    ``users``, ``spawn_rate`` and ``run_time_s`` are Locust's ``-u``, ``-r`` and ``-t``.
+    steady holds ``users``; ramp climbs to them in five equal stages; spike holds a quarter
+    of them and jumps to all (spawned within a second) for the middle fifth of the run.
+    """
+    if run_time_s is not None and elapsed_s >= run_time_s:
         return None
-    if not bucket:
-        raise ConfigError(f"{bucket_var} must be set together with {key_var}")
-    if not key:
-        raise ConfigError(f"{key_var} must be set together with {bucket_var}")
-    if "/" in endpoint or not re.fullmatch(r"[^\s:]+:\d{1,5}", endpoint):
-        raise ConfigError(f"S3_ENDPOINT must be host:port, got {endpoint!r}")
-    return S3Location(
-        endpoint=endpoint,
-        access_key=env.get("S3_ACCESS_KEY", ""),
-        secret_key=env.get("S3_SECRET_KEY", ""),
-        secure=_bool(env, "S3_SECURE", False),
-        region=env.get("S3_REGION", "us-east-1").strip(),
-        bucket=bucket,
-        key=key,
-    )
+    if shape == "steady":
+        return users, spawn_rate
+    if run_time_s is None:
+        raise ValueError(f"the {shape} shape needs a run time")
+    fraction = elapsed_s / run_time_s
+    if shape == "ramp":
+        return max(1, math.ceil(users * (min(4, int(fraction * 5)) + 1) / 5)), spawn_rate
+    if shape == "spike":
+        share = 1.0 if 0.4 <= fraction < 0.6 else 0.25
+        return max(1, math.ceil(users * share)), max(spawn_rate, float(users))
+    raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")

@@ -1,91 +1,114 @@
-"""Preflight: before any load, ask the service what it needs and check that it accepts what
-the run will send.
-
-The seed report's run failed at 100 % because nobody checked one payload before sending
-thousands. Here every process that runs users first waits for ``/readyz``, learns the model's
-step and default length from real forecasts, then sends one request of each kind the run
-will send (each time zone, the shortest and longest series, every invalid case) and checks
-each answer. Any refusal stops the run before it starts, with the server's own words.
-Requests go through :class:`~locustfiles._http.ServiceClient`, so they do not count in the
-run's statistics.
-"""
+"""Preflight: before any load, learn what the service needs and check that it accepts what
+the run will send (the seed report's run failed at 100 % because nobody sent one payload
+first). Its requests go through a ``requests`` session, outside Locust's statistics."""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
-from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
-from locustfiles._bad import BadCase
-from locustfiles._checks import check_forecast, check_problem, describe_failure
+import requests
+
 from locustfiles._config import LoadConfig
-from locustfiles._http import ServiceClient
-from locustfiles._series import (
+from locustfiles._errors import PreflightError
+from locustfiles._payloads import (
+    JSON,
+    BadCase,
     ForecastRequest,
     Series,
+    bad_cases,
     cached_request,
+    load_series,
     parse_time_ns,
     real_request,
     synthetic_request,
 )
-from locustfiles.errors import PreflightError
-
-__all__ = ["ServiceFacts", "discover", "preflight", "wait_ready"]
+from locustfiles._verdicts import check_forecast, check_problem, describe_failure
 
 log = logging.getLogger(__name__)
+TIMEOUT_S = 10.0
 _SHOWN = 6
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceFacts:
-    """What the service told us: the model's step and the length of a ``{}`` forecast."""
+class Prepared(NamedTuple):
+    """What the preflight learnt and prepared for the users of a process."""
 
     step_ns: int
     default_length: int
+    series: Series | None
+    cases: tuple[BadCase, ...]
 
 
-def wait_ready(client: ServiceClient, base_url: str, timeout_s: float) -> None:
-    """Poll ``GET /readyz`` until 200; :class:`PreflightError` with the last reason after
-    ``timeout_s``."""
+def preflight(host: str | None, config: LoadConfig) -> Prepared:
+    """Wait for ``/readyz``, learn the model's step and default length from two forecasts,
+    then send one request of every kind the run will send (each zone, the shortest and the
+    longest series, every invalid case) and check each answer. :class:`PreflightError` (or
+    :class:`SeriesError`) says what is wrong, in the service's own words when it refused."""
+    if not (host or "").startswith(("http://", "https://")):
+        raise PreflightError(f"no service: give --host http://<service>, not {host!r}")
+    with requests.Session() as session:
+        url = str(host).rstrip("/")
+        _wait_ready(session, url, config.ready_timeout_s)
+        step, default_length = _discover(session, url, config)
+        series = load_series(config) if config.weight("real") else None
+        cases: tuple[BadCase, ...] = ()
+        if config.weight("bad"):
+            limits = {"max_rows": config.max_rows, "max_body_bytes": config.max_body_bytes}
+            cases = bad_cases(rows=config.rows_min, step_ns=step, column=config.column, **limits)
+        prepared = Prepared(step, default_length, series, cases)
+        _probe(session, url, config, prepared)
+    log.info(
+        "service at %s: model step %g s, default forecast length %d",
+        host,
+        step / 1e9,
+        default_length,
+    )
+    return prepared
+
+
+def _post(session: requests.Session, url: str, body: bytes, ctype: str = JSON) -> requests.Response:
+    headers = {"Content-Type": ctype}
+    return session.post(f"{url}/predict", data=body, headers=headers, timeout=TIMEOUT_S)
+
+
+def _wait_ready(session: requests.Session, url: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            reply = client.request("GET", "/readyz")
-            if reply.status == 200:
+            reply = session.get(f"{url}/readyz", timeout=TIMEOUT_S)
+            if reply.status_code == 200:
                 return
-            why = describe_failure(reply.status, reply.body)
+            why = describe_failure(reply.status_code, reply.content)
         except OSError as exc:
             why = f"no answer ({exc})"
         if time.monotonic() >= deadline:
-            raise PreflightError(
-                f"the service at {base_url} is not ready after {timeout_s:g} s: {why}"
-            )
+            raise PreflightError(f"the service at {url} is not ready after {timeout_s:g} s: {why}")
         time.sleep(0.2)
 
 
-def _forecast_times(client: ServiceClient, body: bytes) -> list[int]:
-    reply = client.post_json("/predict", body)
-    if reply.status != 200:
-        raise PreflightError(
-            f"POST /predict {body.decode()} -> {describe_failure(reply.status, reply.body)}"
-        )
-    predictions = reply.json().get("predictions")
-    times = [parse_time_ns(p.get("time")) for p in predictions if isinstance(p, dict)]
-    if not times or any(t is None for t in times):
+def _forecast_times(session: requests.Session, url: str, body: bytes) -> list[int]:
+    reply = _post(session, url, body)
+    if reply.status_code != 200:
+        failure = describe_failure(reply.status_code, reply.content)
+        raise PreflightError(f"POST /predict {body.decode()} -> {failure}")
+    items = reply.json().get("predictions") or []
+    times = [parse_time_ns(p.get("time")) if isinstance(p, dict) else None for p in items]
+    if not times or None in times:
         raise PreflightError(f"POST /predict {body.decode()} -> predictions without times")
     return [t for t in times if t is not None]
 
 
-def discover(client: ServiceClient, config: LoadConfig) -> ServiceFacts:
+def _discover(session: requests.Session, url: str, config: LoadConfig) -> tuple[int, int]:
     """The model's step (from two forecast steps) and the default forecast length."""
-    default_length = len(_forecast_times(client, b"{}"))
+    default_length = len(_forecast_times(session, url, b"{}"))
+    step = (config.step_s or 0) * 1_000_000_000
     if config.max_inference_length >= 2:
-        times = _forecast_times(client, b'{"inference_length":2}')
+        times = _forecast_times(session, url, b'{"inference_length":2}')
         step = times[1] - times[0]
-    elif config.step_s is not None:
-        step = config.step_s * 1_000_000_000
-    else:
+    elif not step:
         raise PreflightError(
             "cannot learn the model's step with MAX_INFERENCE_LENGTH=1; set LOCUST_STEP_S"
         )
@@ -96,108 +119,67 @@ def discover(client: ServiceClient, config: LoadConfig) -> ServiceFacts:
             f"LOCUST_STEP_S={config.step_s} but the model forecasts every {step / 1e9:g} s; "
             "payloads on another step would all be refused"
         )
-    return ServiceFacts(step_ns=step, default_length=default_length)
+    return step, default_length
 
 
-def _probes(
-    config: LoadConfig, facts: ServiceFacts, series: Series | None
-) -> list[ForecastRequest]:
-    rng = random.Random(0)
-    longest = config.max_inference_length
+def _probes(config: LoadConfig, prepared: Prepared) -> list[ForecastRequest]:
+    rng, longest, column = random.Random(0), config.max_inference_length, config.column
     probes = [cached_request(None), cached_request(longest)]
-    if config.weight("synthetic"):
-        for i, zone in enumerate(config.zones):
-            rows = config.rows_max if i == 0 else config.rows_min
-            probes.append(
-                synthetic_request(
-                    rng,
-                    rows=rows,
-                    step_ns=facts.step_ns,
-                    zone=zone,
-                    column=config.column,
-                    inference_length=longest,
-                )
-            )
-    if config.weight("real") and series is not None:
-        rows_max = min(config.rows_max, series.longest_run)
-        for rows in sorted({config.rows_min, rows_max}):
+    synthetic = partial(synthetic_request, rng, step_ns=prepared.step_ns, column=column)
+    for i, zone in enumerate(config.zones if config.weight("synthetic") else ()):
+        rows = config.rows_max if i == 0 else config.rows_min
+        probes.append(synthetic(rows=rows, zone=zone, inference_length=longest))
+    if series := prepared.series:
+        for rows in sorted({config.rows_min, min(config.rows_max, series.longest_run)}):
             probes.append(real_request(series, rng, rows=rows, inference_length=longest))
     return probes
 
 
-def _check_ingest(client: ServiceClient, config: LoadConfig) -> str | None:
-    reply = client.request("GET", "/cache")
-    if reply.status != 200:
-        return f"GET /cache -> {describe_failure(reply.status, reply.body)}"
-    cache = reply.json()
-    if cache.get("source") != "kafka":
-        return (
-            f"the ingest user measures Kafka -> /cache, but the service's window comes from "
-            f"{cache.get('source')!r}, not Kafka"
-        )
-    if cache.get("topic") != config.kafka_topic:
-        return f"KAFKA_TOPIC={config.kafka_topic!r} but the service reads {cache.get('topic')!r}"
-    return None
-
-
-def preflight(
-    client: ServiceClient,
-    base_url: str,
-    config: LoadConfig,
-    *,
-    series: Series | None,
-    cases: tuple[BadCase, ...],
-    facts: ServiceFacts,
-) -> int:
-    """Send one request of every kind the run will send; raise :class:`PreflightError`
-    listing each one the service answered wrongly. Returns the number of requests sent."""
+def _probe(session: requests.Session, url: str, config: LoadConfig, prepared: Prepared) -> None:
     problems: list[str] = []
-    sent = 0
-    for req in _probes(config, facts, series):
-        reply = client.post_json("/predict", req.encode())
-        sent += 1
+    probes = _probes(config, prepared)
+    for req in probes:
+        reply = _post(session, url, req.encode())
         verdict = check_forecast(
             req,
-            reply.status,
-            reply.header("X-Cache-Generation"),
-            reply.body,
-            step_ns=facts.step_ns,
-            default_length=facts.default_length,
+            reply.status_code,
+            reply.headers.get("X-Cache-Generation"),
+            reply.content,
+            step_ns=prepared.step_ns,
+            default_length=prepared.default_length,
         )
         if not verdict.ok:
-            zone = ""
-            if req.mode == "synthetic":
-                data = req.body["data"]
-                assert isinstance(data, dict)
-                first = next(iter(data.values()))
-                zone = f", first time {first[0]!r}"
-            rows = _rows(req)
-            problems.append(f"{req.mode} payload ({rows} rows{zone}): {verdict.error}")
-    for case in cases:
-        reply = client.post_json("/predict", case.body, case.content_type)
-        sent += 1
-        error = check_problem(case, reply.status, reply.header("Content-Type"), reply.body)
-        if error is not None:
+            data = req.body.get("data")
+            times = data.get("time", []) if isinstance(data, dict) else []
+            first = f" from {times[0]!r}" if times else ""
+            problems.append(f"{req.mode} payload ({len(times)} rows{first}): {verdict.error}")
+    for case in prepared.cases:
+        reply = _post(session, url, case.body, case.content_type)
+        ctype = reply.headers.get("Content-Type")
+        if error := check_problem(case, reply.status_code, ctype, reply.content):
             problems.append(f"bad case {error}")
-    if config.weight("ingest"):
-        sent += 1
-        error = _check_ingest(client, config)
-        if error is not None:
-            problems.append(error)
+    sent = len(probes) + len(prepared.cases) + (1 if config.weight("ingest") else 0)
+    if config.weight("ingest") and (error := _check_ingest(session, url, config)):
+        problems.append(error)
     if problems:
         more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+        shown = "; ".join(problems[:_SHOWN])
         raise PreflightError(
-            f"{base_url} refused {len(problems)} of {sent} preflight requests: "
-            + "; ".join(problems[:_SHOWN])
-            + more
+            f"{url} refused {len(problems)} of {sent} preflight requests: {shown}{more}"
         )
     log.info("preflight passed: %d requests answered as expected", sent)
-    return sent
 
 
-def _rows(req: ForecastRequest) -> int:
-    data = req.body.get("data")
-    if not isinstance(data, dict):
-        return 0
-    first: object = next(iter(data.values()), None)
-    return len(first) if isinstance(first, list) else 0
+def _check_ingest(session: requests.Session, url: str, config: LoadConfig) -> str | None:
+    reply = session.get(f"{url}/cache", timeout=TIMEOUT_S)
+    if reply.status_code != 200:
+        return f"GET /cache -> {describe_failure(reply.status_code, reply.content)}"
+    source, topic = reply.json().get("source"), reply.json().get("topic")
+    if source != "kafka":
+        return (
+            "the ingest user measures Kafka -> /cache, but the service's window comes from "
+            f"{source!r}, not Kafka"
+        )
+    if topic != config.kafka_topic:
+        return f"KAFKA_TOPIC={config.kafka_topic!r} but the service reads {topic!r}"
+    return None

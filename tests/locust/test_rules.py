@@ -24,7 +24,7 @@ from locustfiles import (
     evaluate,
     target,
 )
-from locustfiles._checks import cache_contains
+from locustfiles._verdicts import cache_contains
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 1_000_000_000

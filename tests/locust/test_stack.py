@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.defaults import SAMPLE_PATH as SAMPLE_SERIES
 from locustfiles import UTC_ZONE, LoadConfig, SeriesError, format_times, load_series
-from locustfiles._config import SAMPLE_SERIES
 from tests._stack import StackHandle
 from tests.locust._service import LiveService, live_service, run_locust
 
