@@ -18,12 +18,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench._cmp_series import series_table
 from bench._common import median_us, time_call
 from bench.baselines.errors import BaselineUnavailableError
 from bench.baselines.private import WorkerCache
 from bench.baselines.redis_cache import RedisServer, RedisWindowCache
 from bench.baselines.seed import SeedService
+from bench.compare.series import series_table
 from shm import Publisher, Reader
 
 __all__ = ["DESIGNS", "measure"]

@@ -1,4 +1,4 @@
-"""Load for ``bench.compare``: Locust headless (FastHttpUser, ``_cmp_locust.py``) and a
+"""Load for ``bench.compare``: Locust headless (FastHttpUser, ``_locustfile.py``) and a
 short warm-up."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._cmp_servers import ROOT
+from bench._proc import ROOT
 
 __all__ = ["Locust", "warm_up"]
 
-LOCUSTFILE = ROOT / "bench" / "_cmp_locust.py"
+LOCUSTFILE = ROOT / "bench" / "_locustfile.py"
 
 
 def warm_up(port: int, requests: int = 20) -> None:

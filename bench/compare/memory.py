@@ -17,9 +17,9 @@ from typing import Any
 
 import psutil
 
-from bench import _cmp_servers as servers
-from bench._cmp_series import rows_for_bytes, series_table, write_ipc
-from bench._cmp_window import OursWindow
+from bench import _proc as servers
+from bench._window import OursWindow
+from bench.compare.series import rows_for_bytes, series_table, write_ipc
 
 __all__ = ["measure"]
 

@@ -1,10 +1,10 @@
 """The Kafka ends of the freshness measurement, each in a process of its own.
 
-``python -m bench._cmp_producer produce BOOTSTRAP TOPIC FIRST_INDEX COUNT RATE`` connects,
+``python -m bench.compare.producer produce BOOTSTRAP TOPIC FIRST_INDEX COUNT RATE`` connects,
 prints ``ready``, waits for a line on stdin, sends events ``FIRST_INDEX ..`` at ``RATE`` per
 second, and prints one JSON line ``[[index, send time], ...]``.
 
-``python -m bench._cmp_producer consume BOOTSTRAP TOPIC FIRST_INDEX COUNT TIMEOUT_S`` is the
+``python -m bench.compare.producer consume BOOTSTRAP TOPIC FIRST_INDEX COUNT TIMEOUT_S`` is the
 control: a bare kafka-python consumer positioned at the end of the topic; it prints ``ready``,
 then ``[[index, receive time], ...]`` once it has received events ``FIRST_INDEX ..`` up to
 ``COUNT`` of them (or the timeout passed). Produce -> receive here is what Kafka and the client
@@ -23,7 +23,7 @@ import time
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench._cmp_series import END_NS, STEP_NS, event_record
+from bench.compare.series import END_NS, STEP_NS, event_record
 
 __all__ = ["main"]
 

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench import _cmp_servers as servers
-from bench._cmp_load import Locust, warm_up
-from bench._cmp_series import series_table, write_ipc
-from bench._cmp_window import OursWindow
+from bench import _proc as servers
+from bench._locust import Locust, warm_up
+from bench._window import OursWindow
+from bench.compare.series import series_table, write_ipc
 
 __all__ = ["measure"]
 

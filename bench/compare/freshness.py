@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 from kafka import KafkaProducer
 
-from bench import _cmp_servers as servers
-from bench._cmp_kafka import new_topic
-from bench._cmp_load import Locust
-from bench._cmp_series import END_NS, STEP_NS, event_record
+from bench import _proc as servers
+from bench._kafka import new_topic
+from bench._locust import Locust
+from bench.compare.series import END_NS, STEP_NS, event_record
 from shm import Reader
 
 __all__ = ["measure"]
@@ -169,10 +169,10 @@ class _Feed:
 
 
 class _Child:
-    """A ``bench._cmp_producer`` process that printed ``ready``."""
+    """A ``bench.compare.producer`` process that printed ``ready``."""
 
     def __init__(self, *args: object) -> None:
-        argv = [sys.executable, "-m", "bench._cmp_producer", *map(str, args)]
+        argv = [sys.executable, "-m", "bench.compare.producer", *map(str, args)]
         self._proc = subprocess.Popen(
             argv, cwd=servers.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import pyarrow as pa
 
-from bench._cmp_series import window_metadata
+from bench.compare.series import window_metadata
 from shm import Publisher
 
 __all__ = ["OursWindow"]

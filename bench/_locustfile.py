@@ -1,6 +1,6 @@
 """Locust user of ``bench.compare``: ``POST /predict`` with ``{}``, the response checked.
 
-``locust -f bench/_cmp_locust.py --headless ...``; the same user drives every design, so a
+``locust -f bench/_locustfile.py --headless ...``; the same user drives every design, so a
 design that answers fast but wrong (not 200, or not one prediction) counts failures.
 """
 
