@@ -1,80 +1,71 @@
-"""Load for ``bench.compare``: Locust headless (FastHttpUser, ``_locustfile.py``) and a
-short warm-up."""
+"""Headless Locust runs of the benchmarks (FastHttpUser of ``_locustfile.py``, no think time).
+
+:class:`Locust` starts one run in a child process (:class:`bench._proc.Child`);
+:meth:`Locust.result` waits for it and reads its aggregated figures from the CSV Locust
+writes; :func:`medians` merges the figures of repeated runs.
+"""
 
 from __future__ import annotations
 
 import csv
-import http.client
-import subprocess
+import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from bench._proc import ROOT
+from bench._proc import ROOT, Child
 
-__all__ = ["Locust", "warm_up"]
+__all__ = ["COUNTS", "Locust", "medians"]
 
 LOCUSTFILE = ROOT / "bench" / "_locustfile.py"
-
-
-def warm_up(port: int, requests: int = 20) -> None:
-    """A few sequential ``POST /predict`` so first-request costs stay out of the figures."""
-    for _ in range(requests):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        try:
-            conn.request(
-                "POST", "/predict", body=b"{}", headers={"Content-Type": "application/json"}
-            )
-            conn.getresponse().read()
-        finally:
-            conn.close()
+# Figures summed over repeated runs; the others are medians.
+COUNTS = ("requests", "failures")
 
 
 class Locust:
-    """One headless Locust run against 127.0.0.1:``port``; :meth:`result` waits for it.
+    """One run against 127.0.0.1:``port``, ``users`` spawned within a second; the statistics
+    are reset once all of them run, so the figures cover the steady ``seconds`` only.
+    ``target`` and ``check_generation``: the options of ``_locustfile.py``."""
 
-    ``users`` start within a second; the statistics are reset once all of them run, so the
-    figures cover the steady ``seconds`` only.
-    """
-
-    def __init__(self, port: int, users: int, seconds: float, workdir: Path, tag: str) -> None:
+    def __init__(
+        self,
+        port: int,
+        users: int,
+        seconds: float,
+        workdir: Path,
+        tag: str,
+        *,
+        target: str = "predict",
+        check_generation: bool = False,
+    ) -> None:
         self.users = users
         self._prefix = workdir / f"locust-{tag}"
-        self._log = workdir / f"locust-{tag}.log"
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
         cmd += ["--only-summary", "--reset-stats", "--skip-log-setup", "--loglevel", "ERROR"]
         cmd += ["-u", str(users), "-r", str(users), "-t", f"{max(1, round(seconds))}s"]
         cmd += ["--host", f"http://127.0.0.1:{port}", "--csv", str(self._prefix)]
-        cmd += ["--exit-code-on-error", "0"]
-        self.started = time.monotonic()
-        with self._log.open("wb") as log:
-            self._proc = subprocess.Popen(
-                cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+        cmd += ["--exit-code-on-error", "0", "--target", target]
+        cmd += ["--check-generation"] if check_generation else []
+        self._child = Child(f"locust-{tag}", cmd, log=workdir / f"locust-{tag}.log")
 
     def result(self, timeout: float = 300.0) -> dict[str, Any]:
-        """Wait for the run; its aggregated figures (req/s, percentiles in ms, failures)."""
-        try:
-            code = self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-            raise
+        """Wait for the run; its aggregated figures (req/s, times in ms, failures)."""
+        code = self._child.join(timeout)
         stats = self._prefix.with_name(self._prefix.name + "_stats.csv")
         if code != 0 or not stats.exists():
-            tail = self._log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"locust exited with {code}: {tail}")
+            raise RuntimeError(f"locust exited with {code}: {self._child.tail()}")
         with stats.open() as handle:
             row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
         requests = int(row["Request Count"])
         if not requests:
+            # Locust writes "N/A" percentiles for a run that completed nothing.
             raise RuntimeError(f"locust completed no request in {self._prefix.name}")
         return {
             "users": self.users,
             "requests": requests,
             "failures": int(row["Failure Count"]),
             "rps": round(float(row["Requests/s"]), 1),
+            "avg_ms": round(float(row["Average Response Time"]), 2),
             "p50_ms": float(row["50%"]),
             "p95_ms": float(row["95%"]),
             "p99_ms": float(row["99%"]),
@@ -82,6 +73,19 @@ class Locust:
         }
 
     def stop(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            self._proc.wait(30)
+        self._child.stop()
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure per key over repeated runs: :data:`COUNTS` summed, other numbers the median
+    (rounded to 0.01), anything else (names) from the first run."""
+    out: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [run[key] for run in runs]
+        if key in COUNTS:
+            out[key] = sum(values)
+        elif isinstance(first, int | float) and not isinstance(first, bool):
+            out[key] = round(statistics.median(values), 2)
+        else:
+            out[key] = first
+    return out

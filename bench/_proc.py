@@ -1,9 +1,14 @@
-"""Start and stop the servers ``bench.compare`` measures, on loopback sockets bound here.
+"""Child processes of the benchmarks, started, awaited and stopped one way.
 
-Each server gets a listening socket this process bound to 127.0.0.1:0 and passes by file
-descriptor (Gunicorn ``fd://N``, uvicorn ``--fd N``), so no port can be taken between the
-choice and the bind. Servers die with this process (``PR_SET_PDEATHSIG``), and :meth:`stop`
-ends them by pid: SIGTERM, a grace period, then SIGKILL.
+:class:`Child` starts a command from the project root with the caller's environment minus the
+project's variables (:func:`child_env`), its output in a log file, tied to this process (it
+gets SIGTERM when this process dies, ``PR_SET_PDEATHSIG``). :meth:`Child.wait_for` polls a
+readiness check until a deadline and fails at once, with the log's end, when the child exits;
+:meth:`Child.stop` ends it by pid: a signal, a grace period, then SIGKILL.
+
+:class:`Server` is a child serving HTTP on a socket this process bound to 127.0.0.1:0 and
+passes by file descriptor (Gunicorn ``fd://N``, uvicorn ``--fd N``), so no port can be taken
+between the choice and the bind.
 """
 
 from __future__ import annotations
@@ -17,18 +22,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-__all__ = ["Server", "get_json", "ours", "private", "seed", "spawn_tied"]
+__all__ = ["ROOT", "Child", "Server", "child_env", "free_ports", "get_json"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Variables of the project that must not leak from the caller's shell into a server.
+# Variables of the project (and Locust's) that must not leak from the caller's shell.
 _SCRUB = (
     "SHM_DIR",
     "MODEL_PATH",
@@ -45,7 +49,7 @@ _SCRUB = (
 )
 _THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
-# `python -c _TIE <parent pid> <argv...>`: SIGTERM when the parent dies, then exec the server.
+# `python -c _TIE <parent pid> <argv...>`: SIGTERM when the parent dies, then exec the command.
 _TIE = (
     "import ctypes, os, signal, sys\n"
     "ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n"
@@ -53,26 +57,20 @@ _TIE = (
 )
 
 
-def server_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """The caller's environment without the project's variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    return {**env, **_THREADS, "LOG_LEVEL": "WARNING", **extra}
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment without the project's and Locust's variables, one BLAS thread,
+    ``LOG_LEVEL=WARNING``, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("LOCUST_")}
+    return {**env, **_THREADS, "LOG_LEVEL": "WARNING", **(extra or {})}
 
 
-def spawn_tied(
-    argv: list[str], env: Mapping[str, str], log: Path, *, pass_fds: tuple[int, ...] = ()
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` from the project root, output to ``log``, tied to this process."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", _TIE, str(os.getpid()), *argv],
-            cwd=ROOT,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            pass_fds=pass_fds,
-        )
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports free at the moment of the call."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def get_json(port: int, path: str, *, timeout: float = 5.0) -> tuple[int, Any]:
@@ -90,109 +88,117 @@ def get_json(port: int, path: str, *, timeout: float = 5.0) -> tuple[int, Any]:
         return response.status, None
 
 
-@dataclass
-class Server:
-    """A running server: its process (the master for Gunicorn), port and log file."""
+class Child:
+    """A command running from the project root, tied to this process.
 
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    sock: socket.socket
-    log: Path
+    ``env`` defaults to :func:`child_env`; output goes to ``log`` (appended) or nowhere.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
+        self.name = name
+        self.log = log
+        with open(log or os.devnull, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _TIE, str(os.getpid()), *argv],
+                cwd=ROOT,
+                env=dict(child_env() if env is None else env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=pass_fds,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def pids(self) -> list[int]:
-        """The master's pid followed by its children's (Gunicorn workers)."""
+        """This child's pid followed by its descendants' (Gunicorn workers); empty once gone."""
         try:
-            children = psutil.Process(self.proc.pid).children(recursive=True)
+            children = psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
-        return [self.proc.pid, *(child.pid for child in children)]
-
-    def wait(self, ready: Callable[[int, Any], bool], path: str, timeout: float = 120.0) -> None:
-        """Poll ``GET path`` until ``ready(status, body)``; raise with the log's end if the
-        server exits or the time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if ready(*get_json(self.port, path)):
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready after {timeout:g} s: {self.tail()}")
+        return [self.pid, *(child.pid for child in children)]
 
     def tail(self, lines: int = 30) -> str:
+        """The end of the log (empty without one)."""
+        if self.log is None:
+            return ""
         with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
-    def stop(self) -> None:
-        """Quick shutdown (SIGINT: Gunicorn's quick stop, uvicorn's normal one), then SIGKILL
-        after 30 s."""
+    def wait_for(
+        self, ready: Callable[[], object], *, timeout: float, what: str, interval: float = 0.1
+    ) -> None:
+        """Poll ``ready()`` (``OSError`` and HTTP errors count as not ready) until it is truthy;
+        ``RuntimeError`` when the child exits first, ``TimeoutError`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before {what}: {self.tail()}"
+                )
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if ready():
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: not {what} after {timeout:g} s: {self.tail()}")
+            time.sleep(interval)
+
+    def join(self, timeout: float) -> int:
+        """Wait for the child to end by itself; stop it and raise ``TimeoutError`` after
+        ``timeout`` s."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(signal.SIGKILL)
+            raise TimeoutError(f"{self.name} still ran after {timeout:g} s") from None
+
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
+        """Send ``sig`` unless the child has ended; SIGKILL after ``grace`` s."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
             try:
-                self.proc.wait(30)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.sock.close()
 
 
+# (listening socket's fd) -> (argv, extra environment)
 Build = Callable[[int], tuple[list[str], dict[str, str]]]
 
 
-def _start(name: str, build: Build, logdir: Path) -> Server:
-    """Bind a loopback socket, then start ``build(fd)`` = (argv, extra environment)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    argv, extra = build(sock.fileno())
-    log = logdir / f"{name}-{port}.log"
-    proc = spawn_tied(argv, server_env(extra), log, pass_fds=(sock.fileno(),))
-    return Server(name, proc, port, sock, log)
+class Server(Child):
+    """``build(fd)``'s command serving HTTP on a loopback socket bound here; the log is
+    ``<logdir>/<name>-<port>.log``."""
 
+    def __init__(self, name: str, build: Build, logdir: Path) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        argv, extra = build(self.sock.fileno())
+        log = logdir / f"{name}-{self.port}.log"
+        super().__init__(name, argv, env=child_env(extra), log=log, pass_fds=(self.sock.fileno(),))
 
-def ours(shm_dir: Path, logdir: Path, *, workers: int | None = None) -> Server:
-    """``gunicorn -c gunicorn.conf.py webapp.wsgi:app`` serving ``shm_dir`` (workers: the
-    config's default, cores + 1, unless given)."""
+    def get_json(self, path: str, *, timeout: float = 5.0) -> tuple[int, Any]:
+        return get_json(self.port, path, timeout=timeout)
 
-    def build(fd: int) -> tuple[list[str], dict[str, str]]:
-        extra = {
-            "SHM_DIR": str(shm_dir),
-            "WEB_BIND": f"fd://{fd}",
-            "WEB_ACCESS_LOG": "",
-            "WEB_TIMEOUT": "120",  # warming up on a 1 GiB window takes seconds per worker
-        }
-        if workers:
-            extra["WEB_CONCURRENCY"] = str(workers)
-        argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp.wsgi:app"]
-        return argv, extra
+    def wait_http(self, path: str, *, timeout: float = 120.0) -> None:
+        """Until ``GET path`` answers 200."""
+        self.wait_for(lambda: self.get_json(path)[0] == 200, timeout=timeout, what=f"{path} 200")
 
-    return _start("ours", build, logdir)
-
-
-def seed(config: Mapping[str, str], logdir: Path) -> Server:
-    """The seed design on uvicorn (uvloop, httptools); ``config`` = its environment."""
-
-    def build(fd: int) -> tuple[list[str], dict[str, str]]:
-        argv = [sys.executable, "-m", "uvicorn", "bench.baselines.seed:app", "--fd", str(fd)]
-        argv += ["--log-level", "warning", "--no-access-log", "--lifespan", "on"]
-        argv += ["--loop", "uvloop", "--http", "httptools", "--timeout-keep-alive", "30"]
-        return argv, dict(config)
-
-    return _start("seed", build, logdir)
-
-
-def private(config: Mapping[str, str], logdir: Path, *, workers: int | None = None) -> Server:
-    """The per-worker-cache baseline on Gunicorn; ``config`` = its environment."""
-
-    def build(fd: int) -> tuple[list[str], dict[str, str]]:
-        extra = {**config, "WEB_BIND": f"fd://{fd}"}
-        if workers:
-            extra["WEB_CONCURRENCY"] = str(workers)
-        argv = [sys.executable, "-m", "gunicorn", "-c", "bench/baselines/gunicorn_private.py"]
-        return [*argv, "bench.baselines.private:app"], extra
-
-    return _start("private", build, logdir)
+    def stop(self, sig: int = signal.SIGINT, grace: float = 30.0) -> None:
+        """Quick shutdown by default (SIGINT: Gunicorn's quick stop, uvicorn's normal one)."""
+        super().stop(sig, grace)
+        self.sock.close()

@@ -1,47 +1,74 @@
-"""Our side of ``bench.compare`` without the daemon: a published window and a live heartbeat.
+"""A window published as the cache daemon publishes it, without the daemon.
 
-:class:`OursWindow` does what the cache daemon does for a fixed window: it installs the
-model artifact in the shm directory, publishes the table with the daemon's metadata through
-``shm.Publisher``, and rewrites ``daemon-status.json`` every second with state ``live``, so
-the web workers see a fresh, ready window for as long as the benchmark runs.
+:class:`LiveWindow` installs the model artifact in the shm directory
+(:func:`contract.model_files.install_model_file`), publishes tables through ``shm.Publisher``
+with the generation metadata of :class:`contract.metadata.GenerationMeta`, and rewrites the
+status file (:class:`contract.status.DaemonStatus`, state ``live``) every ``beat`` seconds, so
+the web workers see a fresh, ready window for as long as it is open. With ``tables``, each
+beat publishes the next table too: a window that keeps changing under the workers.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import pyarrow as pa
 
-from bench.compare.series import window_metadata
-from shm import Publisher
+from contract.metadata import GenerationMeta, iso_utc, schema_fingerprint
+from contract.model_files import install_model_file
+from contract.status import DaemonStatus, write_status
+from forecasting import load_bytes
+from shm import Publisher, table_checksum
 
-__all__ = ["OursWindow"]
+__all__ = ["LiveWindow"]
 
 
-class OursWindow:
-    """Context manager: ``directory`` holds the published window while it is open."""
+class LiveWindow:
+    """Context manager: ``directory`` holds the published window while it is open, and is
+    removed when it closes. ``source`` and ``topic`` go into the generation metadata."""
 
-    def __init__(self, table: pa.Table, directory: Path, model_path: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        artifact: bytes,
+        first: pa.Table,
+        *,
+        source: str = "snapshot",
+        topic: str = "bench",
+        tables: Callable[[], pa.Table] | None = None,
+        beat: float = 1.0,
+    ) -> None:
         self.directory = directory
-        self._table = table
-        self._model_path = model_path
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="bench-heartbeat", daemon=True)
-        self._publisher: Publisher | None = None
         self.generation = 0
+        self.generations = 0  # published by this object
+        self._artifact = artifact
+        self._first: pa.Table | None = first
+        self._source = source
+        self._topic = topic
+        self._tables = tables
+        self._beat = beat
+        self._model = GenerationMeta()
+        self._started_ns = time.time_ns()
+        self._published_ns: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-heartbeat", daemon=True)
+        self._publisher: Publisher | None = None
 
-    def __enter__(self) -> OursWindow:
-        self.directory.mkdir(mode=0o750, parents=True)
+    def __enter__(self) -> LiveWindow:
+        self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        name, sha256 = install_model_file(self.directory, self._artifact)
+        version = load_bytes(self._artifact, sha256=sha256).version
+        self._model = GenerationMeta(model_version=version, model_sha256=sha256, model_file=name)
         self._publisher = Publisher(self.directory)
-        metadata = window_metadata(self._table, self.directory, self._model_path)
-        self.generation = self._publisher.publish(self._table, metadata=metadata)
-        self._write_status()
+        assert self._first is not None
+        self.publish(self._first)
+        self._first = None  # the caller may free the table
         self._thread.start()
         return self
 
@@ -58,28 +85,49 @@ class OursWindow:
             self._publisher.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def publish(self, table: pa.Table) -> int:
+        """Publish ``table`` with the daemon's metadata and a fresh status; its generation."""
+        assert self._publisher is not None
+        times = table.column("time")
+        meta = GenerationMeta(
+            offsets={},
+            topic=self._topic,
+            source=self._source,
+            state="live",
+            rows=table.num_rows,
+            time_min=iso_utc(times[0].value) if table.num_rows else "",
+            time_max=iso_utc(times[-1].value) if table.num_rows else "",
+            schema_fingerprint=schema_fingerprint(table.schema),
+            model_version=self._model.model_version,
+            model_sha256=self._model.model_sha256,
+            model_file=self._model.model_file,
+            window_checksum=table_checksum(table),
+        )
+        self.generation = self._publisher.publish(table, metadata=meta.to_metadata())
+        self.generations += 1
+        self._published_ns = time.time_ns()
+        self._write_status()
+        return self.generation
+
     def file_bytes(self) -> int:
         """Bytes of the published generation files (what the window costs in tmpfs)."""
         return sum(p.stat().st_size for p in self.directory.glob("gen-*.arrow"))
 
-    def _beat(self) -> None:
-        while not self._stop.wait(1.0):
-            self._write_status()
+    def _run(self) -> None:
+        while not self._stop.wait(self._beat):
+            if self._tables is not None:
+                self.publish(self._tables())
+            else:
+                self._write_status()
 
     def _write_status(self) -> None:
-        now = time.time_ns()
-        status = {
-            "pid": os.getpid(),
-            "state": "live",
-            "source": "snapshot",
-            "heartbeat_ns": now,
-            "last_publish_ns": now,
-            "generation": self.generation,
-            "lag": {},
-            "counters": {"events": 0, "dead_letters": {}, "dropped_late": 0, "publish_errors": 0},
-            "last_error": None,
-        }
-        tmp = self.directory / ".daemon-status.tmp"
-        tmp.write_text(json.dumps(status))
-        tmp.chmod(0o640)
-        tmp.replace(self.directory / "daemon-status.json")
+        status = DaemonStatus(
+            state="live",
+            source="replay",
+            pid=os.getpid(),
+            started_ns=self._started_ns,
+            heartbeat_ns=time.time_ns(),
+            last_publish_ns=self._published_ns,
+            generation=self.generation,
+        )
+        write_status(self.directory, status)

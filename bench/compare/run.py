@@ -20,7 +20,7 @@ Parts:
 
 ``--quick``: tiny sizes and short phases, no broker unless ``--bootstrap`` is given (the
 smoke test of ``make test``). Every server runs on 127.0.0.1 and is stopped before the
-command returns; the designs all use the same model (``bench/compare/series.py``).
+command returns; the designs all use the same model (``bench/_series.py``).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from typing import Any
 
 from bench._common import add_results_dir_option, write_results
 from bench._kafka import new_topic, start_stack
+from bench._series import train_model
 from bench.compare import freshness, goals, http, memory, readpath
 from bench.compare.plots import plot_all
 from bench.compare.report import markdown
-from bench.compare.series import train_model
 from scripts.errors import StackError
 
 __all__ = ["FULL", "PARTS", "QUICK", "Plan", "main"]

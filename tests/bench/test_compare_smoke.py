@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from bench import compare
+from bench._series import train_model
 from bench.compare import freshness
-from bench.compare.series import train_model
 from tests._stack import StackHandle
 
 
