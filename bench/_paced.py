@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from multiprocessing.sharedctypes import SynchronizedArray
 from multiprocessing.synchronize import Event
-from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
@@ -133,12 +132,7 @@ class PacedRun:
     def __enter__(self) -> PacedRun:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def go(self) -> None:

@@ -32,21 +32,18 @@ __all__ = ["ROOT", "Child", "Server", "child_env", "free_ports", "get_json"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Variables of the project (and Locust's) that must not leak from the caller's shell.
-_SCRUB = (
-    "SHM_DIR",
-    "MODEL_PATH",
-    "BASELINE_WINDOW_FILE",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "KAFKA_TOPIC",
-    "WINDOW_ROWS",
-    "WINDOW_DURATION_S",
-    "WEB_BIND",
-    "WEB_CONCURRENCY",
-    "PORT",
-    "PROMETHEUS_MULTIPROC_DIR",
-    "DAEMON_SOURCE",
+# Prefixes of the project's (and Locust's) variables: none may leak from the caller's shell.
+_SCRUB: tuple[str, ...] = (
+    "SHM_",
+    "MODEL_",
+    "BASELINE_",
+    "KAFKA_",
+    "S3_",
+    "SNAPSHOT_",
+    "WINDOW_",
+    "WEB_",
 )
+_SCRUB += ("DAEMON_", "REPLAY_", "PUBLISH_", "MAX_DATA_", "LOCUST_", "PROMETHEUS_MULTIPROC_DIR")
 _THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 # `python -c _TIE <parent pid> <argv...>`: SIGTERM when the parent dies, then exec the command.
@@ -60,7 +57,7 @@ _TIE = (
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The caller's environment without the project's and Locust's variables, one BLAS thread,
     ``LOG_LEVEL=WARNING``, then ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("LOCUST_")}
+    env = {k: v for k, v in os.environ.items() if k != "PORT" and not k.startswith(_SCRUB)}
     return {**env, **_THREADS, "LOG_LEVEL": "WARNING", **(extra or {})}
 
 

@@ -18,7 +18,17 @@ from bench._proc import Server
 
 __all__ = ["ours", "private", "seed", "wait_workers"]
 
-_PY = sys.executable
+
+def _gunicorn(
+    name: str, args: list[str], env: Mapping[str, str], logdir: Path, workers: int | None
+) -> Server:
+    def build(fd: int) -> tuple[list[str], dict[str, str]]:
+        extra = {**env, "WEB_BIND": f"fd://{fd}"}
+        if workers:
+            extra["WEB_CONCURRENCY"] = str(workers)
+        return [sys.executable, "-m", "gunicorn", *args], extra
+
+    return Server(name, build, logdir)
 
 
 def ours(
@@ -30,45 +40,31 @@ def ours(
 ) -> Server:
     """The service serving ``shm_dir`` (workers: the config's default, cores + 1, unless
     given; ``extra``: more of its environment)."""
+    env = {
+        "SHM_DIR": str(shm_dir),
+        "WEB_ACCESS_LOG": "",
+        "WEB_TIMEOUT": "120",  # warming up on a 1 GiB window takes seconds per worker
+        **(extra or {}),
+    }
+    return _gunicorn("ours", ["-c", "gunicorn.conf.py", "webapp.wsgi:app"], env, logdir, workers)
 
-    def build(fd: int) -> tuple[list[str], dict[str, str]]:
-        env = {
-            "SHM_DIR": str(shm_dir),
-            "WEB_BIND": f"fd://{fd}",
-            "WEB_ACCESS_LOG": "",
-            "WEB_TIMEOUT": "120",  # warming up on a 1 GiB window takes seconds per worker
-            **(extra or {}),
-        }
-        if workers:
-            env["WEB_CONCURRENCY"] = str(workers)
-        return [_PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp.wsgi:app"], env
 
-    return Server("ours", build, logdir)
+def private(config: Mapping[str, str], logdir: Path, *, workers: int | None = None) -> Server:
+    """The per-worker-cache baseline on Gunicorn; ``config`` = its environment."""
+    args = ["-c", "bench/baselines/gunicorn_private.py", "bench.baselines.private:app"]
+    return _gunicorn("private", args, config, logdir, workers)
 
 
 def seed(config: Mapping[str, str], logdir: Path) -> Server:
     """The seed design on uvicorn (uvloop, httptools); ``config`` = its environment."""
 
     def build(fd: int) -> tuple[list[str], dict[str, str]]:
-        argv = [_PY, "-m", "uvicorn", "bench.baselines.seed:app", "--fd", str(fd)]
+        argv = [sys.executable, "-m", "uvicorn", "bench.baselines.seed:app", "--fd", str(fd)]
         argv += ["--log-level", "warning", "--no-access-log", "--lifespan", "on"]
         argv += ["--loop", "uvloop", "--http", "httptools", "--timeout-keep-alive", "30"]
         return argv, dict(config)
 
     return Server("seed", build, logdir)
-
-
-def private(config: Mapping[str, str], logdir: Path, *, workers: int | None = None) -> Server:
-    """The per-worker-cache baseline on Gunicorn; ``config`` = its environment."""
-
-    def build(fd: int) -> tuple[list[str], dict[str, str]]:
-        env = {**config, "WEB_BIND": f"fd://{fd}"}
-        if workers:
-            env["WEB_CONCURRENCY"] = str(workers)
-        argv = [_PY, "-m", "gunicorn", "-c", "bench/baselines/gunicorn_private.py"]
-        return [*argv, "bench.baselines.private:app"], env
-
-    return Server("private", build, logdir)
 
 
 def wait_workers(

@@ -15,8 +15,8 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 
 import pyarrow as pa
 
@@ -31,7 +31,7 @@ __all__ = ["LiveWindow"]
 
 class LiveWindow:
     """Context manager: ``directory`` holds the published window while it is open, and is
-    removed when it closes. ``source`` and ``topic`` go into the generation metadata."""
+    removed when it closes."""
 
     def __init__(
         self,
@@ -39,8 +39,6 @@ class LiveWindow:
         artifact: bytes,
         first: pa.Table,
         *,
-        source: str = "snapshot",
-        topic: str = "bench",
         tables: Callable[[], pa.Table] | None = None,
         beat: float = 1.0,
     ) -> None:
@@ -49,11 +47,9 @@ class LiveWindow:
         self.generations = 0  # published by this object
         self._artifact = artifact
         self._first: pa.Table | None = first
-        self._source = source
-        self._topic = topic
         self._tables = tables
         self._beat = beat
-        self._model = GenerationMeta()
+        self._meta = GenerationMeta(offsets={}, topic="bench", source="snapshot", state="live")
         self._started_ns = time.time_ns()
         self._published_ns: int | None = None
         self._stop = threading.Event()
@@ -64,7 +60,9 @@ class LiveWindow:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
         name, sha256 = install_model_file(self.directory, self._artifact)
         version = load_bytes(self._artifact, sha256=sha256).version
-        self._model = GenerationMeta(model_version=version, model_sha256=sha256, model_file=name)
+        self._meta = replace(
+            self._meta, model_version=version, model_sha256=sha256, model_file=name
+        )
         self._publisher = Publisher(self.directory)
         assert self._first is not None
         self.publish(self._first)
@@ -72,12 +70,7 @@ class LiveWindow:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
@@ -89,18 +82,12 @@ class LiveWindow:
         """Publish ``table`` with the daemon's metadata and a fresh status; its generation."""
         assert self._publisher is not None
         times = table.column("time")
-        meta = GenerationMeta(
-            offsets={},
-            topic=self._topic,
-            source=self._source,
-            state="live",
+        meta = replace(
+            self._meta,
             rows=table.num_rows,
             time_min=iso_utc(times[0].value) if table.num_rows else "",
             time_max=iso_utc(times[-1].value) if table.num_rows else "",
             schema_fingerprint=schema_fingerprint(table.schema),
-            model_version=self._model.model_version,
-            model_sha256=self._model.model_sha256,
-            model_file=self._model.model_file,
             window_checksum=table_checksum(table),
         )
         self.generation = self._publisher.publish(table, metadata=meta.to_metadata())

@@ -13,7 +13,6 @@ import pickle
 import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 import pandas as pd
 import redis
@@ -73,12 +72,7 @@ class RedisServer:
         shutil.rmtree(self._dir, ignore_errors=True)
         raise BaselineUnavailableError("redis-server did not start on a loopback port")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._child is not None:
             self._child.stop(grace=10)
         shutil.rmtree(self._dir, ignore_errors=True)
