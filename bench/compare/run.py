@@ -41,7 +41,7 @@ from bench._kafka import new_topic, start_stack
 from bench._series import train_model
 from bench.compare import freshness, goals, http, memory, readpath
 from bench.compare.plots import plot_all
-from bench.compare.report import markdown
+from bench.compare.report import goals_table, markdown
 from scripts.errors import StackError
 
 __all__ = ["FULL", "PARTS", "QUICK", "Plan", "main"]
@@ -174,13 +174,6 @@ def _run(
     return results
 
 
-def _print_goals(goals: list[dict[str, Any]]) -> None:
-    print(f"{'goal':<52} {'target':<34} {'measured':<44} verdict")
-    for g in goals:
-        verdict = {True: "met", False: "MISSED", None: "not measured"}[g["met"]]
-        print(f"{g['goal']:<52} {g['target']:<34} {g['measured'] or '-':<44} {verdict}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
@@ -226,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = write_results("compare", payload, results_dir)
     plots = plot_all(payload, results_dir)
-    _print_goals(payload["goals"])
+    print("\n".join(goals_table(payload)))
     print(f"wrote {path} and {', '.join(p.name for p in plots)} in {payload['seconds']} s")
     return 0
 
