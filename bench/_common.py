@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: timing, tables, results on disk."""
+"""Helpers shared by the benchmarks: timing, percentiles, the shm read path, results on disk."""
 
 from __future__ import annotations
 
@@ -6,26 +6,20 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
+from shm import Publisher, Reader
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def window_table(rows: int, *, seed: int = 0) -> pa.Table:
-    """A window-shaped table: UTC timestamps at 30-minute steps and one float64 column."""
-    start = np.datetime64("2000-06-05T00:00:00", "ns").astype(np.int64)
-    times = start + np.arange(rows, dtype=np.int64) * (30 * 60 * 1_000_000_000)
-    values = np.random.default_rng(seed).normal(30_000.0, 5_000.0, rows)
-    return pa.table(
-        {"time": pa.array(times, pa.timestamp("ns", tz="UTC")), "demand_mw": pa.array(values)}
-    )
 
 
 def time_call(fn: Callable[[], object], *, min_repeats: int, budget_s: float) -> list[float]:
@@ -40,9 +34,48 @@ def time_call(fn: Callable[[], object], *, min_repeats: int, budget_s: float) ->
     return samples
 
 
+def pct(values: Sequence[float] | npt.NDArray[np.float64], q: float) -> float | None:
+    """The ``q``-th percentile of ``values`` rounded to 0.1 (``q=100``: the maximum); None
+    when there are none."""
+    return round(float(np.percentile(values, q)), 1) if len(values) else None
+
+
 def median_us(samples: list[float]) -> float:
     """Median of ``samples`` (seconds) in microseconds."""
     return statistics.median(samples) * 1e6
+
+
+def shm_read_us(
+    table: pa.Table, directory: Path, *, quick: bool, budget: float
+) -> dict[str, float]:
+    """What a worker pays to obtain ``table`` published in ``directory`` (removed after),
+    medians in µs: ``unchanged``, ``Reader.current()`` when the generation did not change
+    (every request); ``new_generation``, the first ``current()`` after a publication, and
+    ``frame_once``, that snapshot's ``frame()`` (both once per generation)."""
+    with Publisher(directory) as publisher:
+        publisher.publish(table)
+        reader = Reader(directory)
+        reader.current()
+        repeats = 2_000 if quick else 20_000
+        unchanged = time_call(reader.current, min_repeats=repeats, budget_s=budget)
+        runs = 3 if quick else 7
+        first: list[float] = []
+        for _ in range(runs):
+            publisher.publish(table)
+            first += time_call(reader.current, min_repeats=1, budget_s=0)
+        # Apart from the switches: releasing a derived frame would make the next one dearer.
+        frame: list[float] = []
+        for _ in range(runs):
+            publisher.publish(table)
+            snapshot = reader.current()
+            assert snapshot is not None
+            frame += time_call(snapshot.frame, min_repeats=1, budget_s=0)
+    shutil.rmtree(directory, ignore_errors=True)
+    return {
+        "unchanged": median_us(unchanged),
+        "new_generation": median_us(first),
+        "frame_once": median_us(frame),
+    }
 
 
 def machine() -> dict[str, Any]:

@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,19 +31,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka import KafkaProducer
 
-from bench._common import write_results
+from bench._common import add_results_dir_option, pct, write_results
+from bench._kafka import new_topic, start_stack
+from bench._paced import PacedRun
+from bench._proc import Child, child_env
 from cache_daemon.daemon import Daemon
 from cache_daemon.sources import Health, Record
-from cache_daemon.status import read_status
 from cache_daemon.window import Window
+from contract.status import read_status
 from scripts.errors import StackError
-from scripts.stack import Stack, StackConfig
 from shm import Publisher, Reader
 
-ROOT = Path(__file__).resolve().parents[1]
 T0_S = 960_163_200  # 2000-06-05T00:00:00Z
 STEP_S = 1800
 GOAL_RATE = 20_000
@@ -125,48 +122,12 @@ def bench_pipeline(events: int, workdir: Path) -> dict[str, Any]:
 # -- broker parts ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_daemon(
-    env: dict[str, str], shm_dir: Path, topic: str, **extra: str
-) -> subprocess.Popen[bytes]:
-    full = {
-        "PATH": os.environ.get("PATH", ""),
-        **env,
-        **extra,
-        "SHM_DIR": str(shm_dir),
-        "KAFKA_TOPIC": topic,
-        "LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "cache_daemon"],
-        cwd=ROOT,
-        env=full,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _create_topic(servers: str, topic: str, partitions: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=servers)
-    try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        admin.close()
+def _start_daemon(env: dict[str, str], shm_dir: Path, topic: str, **extra: str) -> Child:
+    """``python -m cache_daemon`` on ``topic`` of the stack in ``env``, publishing into
+    ``shm_dir``; its log beside that directory."""
+    env = child_env({**env, **extra, "SHM_DIR": str(shm_dir), "KAFKA_TOPIC": topic})
+    log = shm_dir.with_name(shm_dir.name + ".log")
+    return Child("cache_daemon", [sys.executable, "-m", "cache_daemon"], env=env, log=log)
 
 
 def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[str, Any]:
@@ -177,8 +138,8 @@ def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[
     reported as ``first_generation_after_s``).
     """
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
-    topic, partitions = f"bench-ingest-{time.time_ns()}", 3
-    _create_topic(servers, topic, partitions)
+    partitions = 3
+    topic = new_topic(servers, "bench-ingest", partitions=partitions)
     producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20, batch_size=256 * 1024)
     for i in range(events):
         producer.send(topic, record_value(i), partition=i % partitions)
@@ -187,7 +148,7 @@ def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[
 
     shm_dir = workdir / "kafka-ingest"
     spawned = time.perf_counter()
-    proc = _start_daemon(env, shm_dir, topic)
+    daemon = _start_daemon(env, shm_dir, topic)
     try:
         reader = Reader(shm_dir)
         first: tuple[float, int] | None = None
@@ -204,17 +165,17 @@ def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[
                 done = sum(json.loads(snap.metadata["offsets"]).values())
                 if first is None:
                     first = (now, done)
-                    cpu_first = _cpu_seconds(proc.pid)
+                    cpu_first = _cpu_seconds(daemon.pid)
                 if done >= events:
-                    cpu_used = _cpu_seconds(proc.pid) - cpu_first
+                    cpu_used = _cpu_seconds(daemon.pid) - cpu_first
                     break
-            if proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {proc.returncode}")
+            if daemon.proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited: {daemon.tail()}")
             if time.monotonic() > deadline:
                 raise RuntimeError("the daemon did not publish every event within 120 s")
             time.sleep(0.002)
     finally:
-        _stop(proc)
+        daemon.stop(grace=15)
     assert first is not None
     first_at, first_done = first
     rate = (events - first_done) / (now - first_at) if now > first_at else float("nan")
@@ -236,55 +197,6 @@ def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[
     }
 
 
-def _produce_paced(servers: str, topic: str, rate: int, total: int, out: str) -> None:
-    """(In its own process.) Send events 1..total-1 on a fixed schedule; save send times."""
-    producer = KafkaProducer(bootstrap_servers=servers, linger_ms=0, acks=1)
-    sent = np.full(total, np.nan)
-    try:
-        producer.send(topic, record_value(0)).get(10)  # connection and metadata warmed up
-        start = time.monotonic()
-        for i in range(1, total):
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            sent[i] = time.monotonic()
-            producer.send(topic, record_value(i))
-        producer.flush()
-    finally:
-        producer.close()
-        np.save(out, sent)
-
-
-def _consume_probe(servers: str, topic: str, total: int, ready: str, out: str) -> None:
-    """(In its own process.) A bare consumer with the daemon's fetch settings: when each event
-    arrives, i.e. the Kafka part of the latency."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=servers,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=200,
-        metrics_enabled=False,
-    )
-    got = np.full(total, np.nan)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        consumer.poll(timeout_ms=100)
-        Path(ready).touch()
-        deadline = time.monotonic() + total / 100 + 30
-        seen = 0
-        while seen < total and time.monotonic() < deadline:
-            for messages in consumer.poll(timeout_ms=100).values():
-                now = time.monotonic()
-                for m in messages:
-                    got[m.offset] = now
-                    seen += 1
-    finally:
-        consumer.close()
-        np.save(out, got)
-
-
 def bench_kafka_latency(
     env: dict[str, str],
     rate: int,
@@ -294,72 +206,54 @@ def bench_kafka_latency(
     interval_ms: int = 50,
     warmup_s: float = 3.0,
 ) -> dict[str, Any]:
-    """Producer and a bare probe consumer in their own processes, the daemon in its own, the
-    reader here: no process shares a GIL with another's hot loop. The first ``warmup_s`` of
-    the stream (a freshly started broker JVM is still compiling) are not counted."""
+    """The producer and a bare probe consumer in processes of their own (:class:`PacedRun`),
+    the daemon in its own, the reader here: no process shares a GIL with another's hot loop.
+    The first ``warmup_s`` of the stream (a freshly started broker JVM is still compiling)
+    are not counted."""
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
-    topic = f"bench-latency-{interval_ms}-{time.time_ns()}"
-    _create_topic(servers, topic, 1)
+    topic = new_topic(servers, f"bench-latency-{interval_ms}")
     shm_dir = workdir / f"kafka-latency-{interval_ms}"
-    proc = _start_daemon(env, shm_dir, topic, PUBLISH_INTERVAL_MS=str(interval_ms))
+    daemon = _start_daemon(env, shm_dir, topic, PUBLISH_INTERVAL_MS=str(interval_ms))
     warm = int(rate * warmup_s)
     total = warm + int(rate * seconds)
     seen = np.full(total, np.nan)
-    spawn = multiprocessing.get_context("spawn")
-    files = {name: str(workdir / f"latency-{name}.npy") for name in ("sent", "probe")}
-    ready = workdir / "probe-ready"
-    probe = spawn.Process(
-        target=_consume_probe, args=(servers, topic, total, str(ready), files["probe"])
-    )
-    producer = spawn.Process(
-        target=_produce_paced, args=(servers, topic, rate, total, files["sent"])
-    )
     try:
-        probe.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = read_status(shm_dir) if shm_dir.exists() else None
-            if status is not None and status["state"] == "live" and ready.exists():
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("the daemon or the probe consumer was not ready within 60 s")
-        cpu_before = _cpu_seconds(proc.pid)
-        started = time.monotonic()
-        producer.start()
-        reader = Reader(shm_dir)
-        last_gen, covered = 0, 1
-        finish_by = started + warmup_s + seconds + 10
-        while covered < total and time.monotonic() < finish_by:
-            snap = reader.current()
-            now = time.monotonic()
-            if snap is not None and snap.generation != last_gen:
-                last_gen = snap.generation
-                newest = datetime.fromisoformat(snap.metadata["time_max"]).timestamp()
-                upto = min(round((newest - T0_S) / STEP_S), total - 1)
-                if upto >= covered:
-                    seen[covered : upto + 1] = now
-                    covered = upto + 1
-            time.sleep(0.0005)
-        producer.join(30)
-        produced_for = time.monotonic() - started
-        cpu_used = _cpu_seconds(proc.pid) - cpu_before
-        probe.join(30)
+        with PacedRun(servers, topic, record_value, first=0, count=total, rate=rate) as run:
+            daemon.wait_for(
+                lambda: (read_status(shm_dir) or {}).get("state") == "live",
+                timeout=60,
+                what="live",
+                interval=0.05,
+            )
+            cpu_before = _cpu_seconds(daemon.pid)
+            started = time.monotonic()
+            run.go()
+            reader = Reader(shm_dir)
+            last_gen, covered = 0, 0
+            finish_by = started + warmup_s + seconds + 10
+            while covered < total and time.monotonic() < finish_by:
+                snap = reader.current()
+                now = time.monotonic()
+                if snap is not None and snap.generation != last_gen:
+                    last_gen = snap.generation
+                    newest = snap.metadata.get("time_max")
+                    if newest:
+                        at = datetime.fromisoformat(newest).timestamp()
+                        upto = min(round((at - T0_S) / STEP_S), total - 1)
+                        if upto >= covered:
+                            seen[covered : upto + 1] = now
+                            covered = upto + 1
+                time.sleep(0.0005)
+            sent = run.sent()
+            produced_for = time.monotonic() - started
+            cpu_used = _cpu_seconds(daemon.pid) - cpu_before
+            received = run.received()
     finally:
-        for child in (producer, probe):
-            if child.is_alive():
-                child.terminate()
-                child.join(5)
-        _stop(proc)
-    sent = np.load(files["sent"])[warm:]
-    end_to_end = (seen[warm:] - sent) * 1000
+        daemon.stop(grace=15)
+    end_to_end = (seen - sent)[warm:] * 1000
     end_to_end = end_to_end[~np.isnan(end_to_end)]
-    kafka_part = (np.load(files["probe"])[warm:] - sent) * 1000
+    kafka_part = (received - sent)[warm:] * 1000
     kafka_part = kafka_part[~np.isnan(kafka_part)]
-
-    def pct(values: np.ndarray, q: float) -> float:
-        return round(float(np.percentile(values, q)), 1) if values.size else float("nan")
-
     p99 = pct(end_to_end, 99)
     return {
         "rate_per_s": rate,
@@ -369,13 +263,13 @@ def bench_kafka_latency(
         "produced_for_s": round(produced_for, 2),
         "p50_ms": pct(end_to_end, 50),
         "p99_ms": p99,
-        "max_ms": round(float(end_to_end.max()), 1) if end_to_end.size else float("nan"),
+        "max_ms": pct(end_to_end, 100),
         "kafka_only_p50_ms": pct(kafka_part, 50),
         "kafka_only_p99_ms": pct(kafka_part, 99),
         "daemon_cpu_percent": round(100 * cpu_used / produced_for, 1),
         "publish_interval_ms": interval_ms,
         "goal_p99_ms": GOAL_P99_MS,
-        "meets_goal": p99 <= GOAL_P99_MS and end_to_end.size == total - warm,
+        "meets_goal": p99 is not None and p99 <= GOAL_P99_MS and end_to_end.size == total - warm,
     }
 
 
@@ -422,6 +316,7 @@ def _print(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    add_results_dir_option(parser)
     args = parser.parse_args(argv)
     events = 30_000 if args.quick else 200_000
     seconds = 3.0 if args.quick else 15.0
@@ -431,16 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"command": command, "load_average_at_start": os.getloadavg()[0]}
     try:
         results["pipeline"] = bench_pipeline(events, workdir)
-        config = StackConfig.from_env(
-            os.environ,
-            state_dir=workdir / "stack",
-            kafka_port=_free_port(),
-            kafka_controller_port=_free_port(),
-            s3_port=_free_port(),
-        )
-        stack = Stack(config, tie_to_parent=True)
         try:
-            stack.up()
+            stack = start_stack(workdir / "stack")
         except StackError as exc:
             results["skipped"] = str(exc).splitlines()[0]
         else:
@@ -454,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()[0]
     _print(results)
-    path = write_results("ingest", results)
+    path = write_results("ingest", results, args.results_dir)
     print(f"results: {path}")
     return 0
 

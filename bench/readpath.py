@@ -17,7 +17,6 @@ import argparse
 import pickle
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,12 @@ import pandas as pd
 from bench._common import (
     add_results_dir_option,
     median_us,
+    shm_read_us,
     time_call,
-    window_table,
     write_results,
 )
-from shm import Publisher, Reader
+from bench._series import series_table
+from bench.baselines.seed import SeedService
 
 FULL_SIZES = [1_000, 100_000, 1_000_000, 10_000_000]
 QUICK_SIZES = [1_000, 100_000]
@@ -43,37 +43,21 @@ TARGET_NEW_GENERATION_MS = 2.0
 def measure(rows: int, workdir: Path, *, quick: bool) -> dict[str, Any]:
     """All read-path costs for one window size, in microseconds (medians)."""
     budget = 0.2 if quick else 1.0
-    table = window_table(rows)
-    directory = workdir / f"rows-{rows}"
-    result: dict[str, Any] = {"rows": rows, "bytes": table.nbytes}
-    with Publisher(directory) as publisher:
-        publisher.publish(table)
-        reader = Reader(directory)
-        reader.current()
-        result["shm_unchanged_us"] = median_us(
-            time_call(reader.current, min_repeats=20_000, budget_s=budget)
-        )
-        first: list[float] = []
-        frame: list[float] = []
-        for _ in range(3 if quick else 7):
-            publisher.publish(table)
-            first += time_call(reader.current, min_repeats=1, budget_s=0)
-            snapshot = reader.current()
-            assert snapshot is not None
-            frame += time_call(snapshot.frame, min_repeats=1, budget_s=0)
-        result["shm_new_generation_us"] = median_us(first)
-        result["shm_frame_once_us"] = median_us(frame)
-
+    table = series_table(rows)
+    shm = shm_read_us(table, workdir / f"rows-{rows}", quick=quick, budget=budget)
+    result: dict[str, Any] = {
+        "rows": rows,
+        "bytes": table.nbytes,
+        "shm_unchanged_us": shm["unchanged"],
+        "shm_new_generation_us": shm["new_generation"],
+        "shm_frame_once_us": shm["frame_once"],
+    }
     df = table.to_pandas()
-    lock = threading.Lock()
-
-    def deep_copy_under_lock() -> pd.DataFrame:
-        with lock:
-            return df.copy(deep=True)
-
+    seed = SeedService()  # the seed design's read path: a deep copy under its lock
+    seed.df = df
     repeats = 3 if rows >= 1_000_000 else 20
     result["deep_copy_locked_us"] = median_us(
-        time_call(deep_copy_under_lock, min_repeats=repeats, budget_s=budget)
+        time_call(seed.frame_for_request, min_repeats=repeats, budget_s=budget)
     )
     blob = pickle.dumps(df, protocol=pickle.HIGHEST_PROTOCOL)
     result["unpickle_us"] = median_us(

@@ -9,7 +9,15 @@ from typing import Any
 import pandas as pd
 
 from bench.baselines._consumer import ConsumerThread
-from bench.baselines._frame import append_events, describe, empty_window, load_model, load_window
+from bench.baselines._frame import (
+    append_events,
+    describe,
+    empty_window,
+    forecast,
+    load_model,
+    load_window,
+    parse_predict_body,
+)
 from bench.baselines.config import BaselineConfig
 from forecasting import Forecaster
 
@@ -20,7 +28,8 @@ class WindowState:
     """One process's copy of the window.
 
     ``df`` is replaced, never modified in place: the consumer thread builds the next frame
-    and swaps it in under ``lock``. Subclasses decide what a request does with it.
+    and swaps it in under ``lock``. Subclasses decide what a request does with it
+    (:meth:`frame_for_request`).
     """
 
     def __init__(self) -> None:
@@ -68,6 +77,17 @@ class WindowState:
         )
         with self.lock:
             self.df = updated
+
+    def frame_for_request(self) -> pd.DataFrame:
+        """The frame a request forecasts from: the design's read path."""
+        raise NotImplementedError
+
+    def predict(self, raw: bytes) -> dict[str, Any]:
+        """The answer of ``POST /predict`` with body ``raw`` (:class:`PredictError` when the
+        body is refused or the window cannot be forecast)."""
+        assert self.model is not None and self.config is not None
+        steps = parse_predict_body(raw, horizon=self.model.horizon)
+        return forecast(self.model, self.frame_for_request(), steps, column=self.config.column)
 
     def cache(self) -> dict[str, Any]:
         """What ``/cache`` answers: this process's pid, row count and newest time."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contract.errors import ConfigError
+
 __all__ = ["BaselineConfigError", "BaselineError", "BaselineUnavailableError"]
 
 
@@ -9,12 +11,8 @@ class BaselineError(Exception):
     """Base class of every error raised by ``bench.baselines``."""
 
 
-class BaselineConfigError(BaselineError, ValueError):
+class BaselineConfigError(BaselineError, ConfigError):
     """An environment variable of a baseline is missing or malformed (the message names it)."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable}: {problem}")
-        self.variable = variable
 
 
 class BaselineUnavailableError(BaselineError, RuntimeError):

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 from flask import Flask, Response, request
 
-from bench.baselines._frame import PredictError, forecast, parse_predict_body
+from bench.baselines._frame import PredictError
 from bench.baselines._state import WindowState
 from bench.baselines.config import BaselineConfig
 
@@ -39,12 +39,6 @@ class WorkerCache(WindowState):
         with self.lock:
             frame = self.df
         return frame
-
-    def predict(self, raw: bytes) -> dict[str, Any]:
-        assert self.model is not None and self.config is not None
-        steps = parse_predict_body(raw, horizon=self.model.horizon)
-        frame = self.frame_for_request()
-        return forecast(self.model, frame, steps, column=self.config.column)
 
 
 cache = WorkerCache()

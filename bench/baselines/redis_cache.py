@@ -8,18 +8,16 @@ off; it needs the binary from the Debian package (``make bench-redis`` installs 
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 
 import pandas as pd
 import redis
 
+from bench._proc import Child, free_ports
 from bench.baselines.errors import BaselineUnavailableError
 
 __all__ = ["INSTALL_HINT", "RedisServer", "RedisWindowCache", "find_redis_server"]
@@ -48,13 +46,14 @@ class RedisServer:
             raise BaselineUnavailableError(INSTALL_HINT)
         self._binary = binary
         self._dir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
         self.port = 0
 
     def __enter__(self) -> RedisServer:
         for _ in range(3):  # a free port can be taken between the choice and the bind
-            self.port = _free_port()
-            self._proc = subprocess.Popen(
+            (self.port,) = free_ports(1)
+            self._child = Child(
+                "redis-server",
                 [
                     self._binary,
                     "--bind", "127.0.0.1",
@@ -65,52 +64,28 @@ class RedisServer:
                     "--dir", str(self._dir),
                     "--loglevel", "warning",
                 ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            if self._wait_ready():
+            with contextlib.suppress(RuntimeError, TimeoutError):
+                self._child.wait_for(self._ping, timeout=10, what="answering PING", interval=0.05)
                 return self
-            self._stop()
+            self._child.stop(grace=10)
         shutil.rmtree(self._dir, ignore_errors=True)
         raise BaselineUnavailableError("redis-server did not start on a loopback port")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop()
+    def __exit__(self, *exc: object) -> None:
+        if self._child is not None:
+            self._child.stop(grace=10)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=30)
 
-    def _wait_ready(self, timeout: float = 10.0) -> bool:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            try:
-                with self.client() as probe:
-                    if probe.ping():
-                        return True
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        return False
-
-    def _stop(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
+    def _ping(self) -> bool:
+        try:
+            with self.client() as probe:
+                return bool(probe.ping())
+        except redis.exceptions.ConnectionError:
+            return False
 
 
 class RedisWindowCache:
@@ -133,9 +108,3 @@ class RedisWindowCache:
             raise LookupError(f"no window under {self._key!r}")
         frame: pd.DataFrame = pickle.loads(blob)
         return frame
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.baselines._frame import PredictError, forecast, parse_predict_body
+from bench.baselines._frame import PredictError
 from bench.baselines._state import WindowState
 from bench.baselines.config import BaselineConfig
 
@@ -52,12 +52,6 @@ class SeedService(WindowState):
         with self.lock:
             df_for_inference = self.df.copy(deep=True)
         return df_for_inference
-
-    def predict(self, raw: bytes) -> dict[str, Any]:
-        assert self.model is not None and self.config is not None
-        steps = parse_predict_body(raw, horizon=self.model.horizon)
-        frame = self.frame_for_request()
-        return forecast(self.model, frame, steps, column=self.config.column)
 
 
 service = SeedService()

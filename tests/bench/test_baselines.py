@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench._cmp_freshness import _latencies
-from bench._cmp_series import STEP_NS, event_record, series_table, train_model, write_ipc
+from bench._series import STEP_NS, event_record, series_table, train_model, write_ipc
 from bench.baselines import BaselineConfig, BaselineConfigError, BaselineUnavailableError
 from bench.baselines._frame import PredictError, load_window, parse_predict_body
 from bench.baselines.private import WorkerCache
@@ -23,6 +22,7 @@ from bench.baselines.redis_cache import (
     find_redis_server,
 )
 from bench.baselines.seed import SeedService
+from bench.compare.freshness import _latencies
 from tests._stack import StackHandle
 
 ROOT = Path(__file__).resolve().parents[2]

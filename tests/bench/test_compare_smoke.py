@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import _cmp_freshness, compare
-from bench._cmp_series import train_model
+from bench import compare
+from bench._series import train_model
+from bench.compare import freshness
 from tests._stack import StackHandle
 
 
@@ -75,7 +76,7 @@ def test_freshness_of_ours_against_a_real_broker(stack: StackHandle) -> None:
         logdir = workdir / "logs"
         logdir.mkdir()
         model = train_model(workdir)
-        fresh = _cmp_freshness.measure(
+        fresh = freshness.measure(
             stack.bootstrap_servers,
             model,
             workdir,

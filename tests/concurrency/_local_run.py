@@ -5,10 +5,8 @@ shm directory, with a model artifact written beforehand so nothing is trained.""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,18 +18,12 @@ from pathlib import Path
 import psutil
 
 from forecasting.train import write_artifact
+from tests import _proc
+from tests._stack import free_ports
 from tests.concurrency import _http
 from tests.locust._service import clean_env
 
 __all__ = ["LocalRun", "local_run"]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -64,7 +56,7 @@ def local_run(artifact: bytes, **env: str) -> Iterator[LocalRun]:
     run_dir = Path(tempfile.mkdtemp(prefix="local-run-"))
     model = run_dir / "model.skops"
     write_artifact(str(model), artifact)
-    port = _free_port()
+    (port,) = free_ports(1)
     full_env = clean_env(
         RUN_DIR=str(run_dir),
         MODEL_PATH=str(model),
@@ -75,15 +67,7 @@ def local_run(artifact: bytes, **env: str) -> Iterator[LocalRun]:
         **env,
     )
     log = run_dir / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "scripts.run_local"],
-            cwd=ROOT,
-            env=full_env,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+    proc = _proc.start([sys.executable, "-m", "scripts.run_local"], full_env, log, new_session=True)
     run = LocalRun(proc, port, parent / "run", log)
     try:
         deadline = time.monotonic() + 90
@@ -93,12 +77,6 @@ def local_run(artifact: bytes, **env: str) -> Iterator[LocalRun]:
             time.sleep(0.2)
         yield run
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        _proc.stop(proc, signal.SIGINT, grace=60)
         shutil.rmtree(parent, ignore_errors=True)
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shm import Reader
+from tests import _proc
 from tests.webapp._support import GunicornServer, train_artifact
 
 __all__ = ["ROOT", "LiveService", "clean_env", "live_service", "run_locust"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = _proc.ROOT
 # Variables that would change what the service or the load test does behind a test's back.
 _PREFIXES = ("LOCUST_", "KAFKA_", "S3_", "SNAPSHOT_", "MODEL_", "DAEMON_", "REPLAY_", "MAX_")
 
@@ -89,14 +89,7 @@ def live_service(
                 **(daemon_env or {}),
             }
         )
-        with log.open("wb") as log_fh:
-            daemon = subprocess.Popen(
-                [sys.executable, "-m", "cache_daemon"],
-                cwd=ROOT,
-                env=env,
-                stdout=log_fh,
-                stderr=subprocess.STDOUT,
-            )
+        daemon = _proc.start([sys.executable, "-m", "cache_daemon"], env, log)
         _wait_model(shm_dir, daemon, log)
         web = GunicornServer({"SHM_DIR": str(shm_dir)}, workers=workers)
         web.wait_ready()
@@ -108,13 +101,8 @@ def live_service(
     finally:
         if web is not None:
             web.stop()
-        if daemon is not None and daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        if daemon is not None:
+            _proc.stop(daemon, grace=20)
         shutil.rmtree(parent, ignore_errors=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["markdown"]
+__all__ = ["goals_table", "markdown"]
 
 _VERDICT = {True: "met", False: "**missed**", None: "not measured"}
 
@@ -14,7 +14,8 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _goals(results: dict[str, Any]) -> list[str]:
+def goals_table(results: dict[str, Any]) -> list[str]:
+    """The goals and their verdicts (also what ``python -m bench.compare`` prints)."""
     lines = ["| goal | target | measured | verdict |", "|---|---|---|---|"]
     for g in results["goals"]:
         lines.append(
@@ -92,7 +93,7 @@ def _freshness(data: dict[str, Any]) -> list[str]:
 
 def markdown(results: dict[str, Any]) -> str:
     """The goals and every measured part as Markdown tables."""
-    out = _goals(results)
+    out = goals_table(results)
     makers = {"readpath": _readpath, "memory": _memory, "http": _http, "freshness": _freshness}
     for part, maker in makers.items():
         data = results.get(part)

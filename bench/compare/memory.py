@@ -9,7 +9,6 @@ worker is read with psutil.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,48 +16,19 @@ from typing import Any
 
 import psutil
 
-from bench import _cmp_servers as servers
-from bench._cmp_series import rows_for_bytes, series_table, write_ipc
-from bench._cmp_window import OursWindow
+from bench import _servers as servers
+from bench._proc import Server
+from bench._series import rows_for_bytes, series_table, write_ipc
+from bench._window import LiveWindow
 
 __all__ = ["measure"]
 
 MIB = 1024 * 1024
 
 
-def _answering_pids(server: servers.Server, workers: int, timeout: float = 180.0) -> set[int]:
-    """Send ``/cache`` from several threads until ``workers`` distinct pids have answered."""
-    seen: set[int] = set()
-    lock = threading.Lock()
-    deadline = time.monotonic() + timeout
-
-    def poll() -> None:
-        while time.monotonic() < deadline:
-            with lock:
-                if len(seen) >= workers:
-                    return
-            try:
-                status, body = servers.get_json(server.port, "/cache", timeout=60)
-            except OSError:
-                time.sleep(0.05)
-                continue
-            if status == 200 and isinstance(body, dict):
-                with lock:
-                    seen.add(int(body["pid"]))
-
-    threads = [threading.Thread(target=poll) for _ in range(workers + 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if len(seen) < workers:
-        raise TimeoutError(f"{server.name}: only {len(seen)} of {workers} workers answered")
-    return seen
-
-
-def _sample(server: servers.Server, workers: int) -> dict[str, Any]:
+def _sample(server: Server, workers: int) -> dict[str, Any]:
     pids = server.pids()
-    _answering_pids(server, workers)
+    servers.wait_workers(server, workers)
     time.sleep(0.5)
     pss = {pid: psutil.Process(pid).memory_full_info().pss / MIB for pid in server.pids()}
     master = pss.pop(pids[0])
@@ -73,17 +43,17 @@ def _sample(server: servers.Server, workers: int) -> dict[str, Any]:
 
 
 def _run_pair(
-    starts: dict[str, Callable[[int], servers.Server]], workers: int
+    starts: dict[str, Callable[[int], Server]], workers: int
 ) -> dict[str, dict[str, Any]]:
     """Start every design with ``workers`` workers at once (start-up overlaps), then sample
     each; PSS is per process, so the designs do not disturb each other's figures."""
-    running: dict[str, servers.Server] = {}
+    running: dict[str, Server] = {}
     samples = {}
     try:
         for design, start in starts.items():
             running[design] = start(workers)
         for design, server in running.items():
-            server.wait(lambda status, _: status == 200, "/cache", timeout=300)
+            server.wait_http("/cache", timeout=300)
             samples[design] = _sample(server, workers)
             print(
                 f"  {design:<8} W={workers}: PSS {samples[design]['total_mib']:,.0f} MiB",
@@ -111,7 +81,7 @@ def measure(
     write_ipc(table, ipc)
     config = {"MODEL_PATH": str(model_path), "BASELINE_WINDOW_FILE": str(ipc)}
     try:
-        with OursWindow(table, workdir / "memory-shm", model_path) as window:
+        with LiveWindow(workdir / "memory-shm", model_path.read_bytes(), table) as window:
             del table
             result["shm_file_mib"] = round(window.file_bytes() / MIB, 1)
             starts = {

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench.compare.goals import TARGETS
+
 __all__ = ["plot_all"]
 
 _COLORS = {
@@ -48,7 +50,8 @@ def plot_readpath(data: dict[str, Any], path: Path) -> Path:
                 color=_COLORS[design],
                 label=_LABELS[design],
             )
-    ax.axhline(5, color="grey", lw=0.8, ls=":", label="goal for ours: 5 µs")
+    goal = TARGETS["read_unchanged_us"]
+    ax.axhline(goal, color="grey", lw=0.8, ls=":", label=f"goal for ours: {goal:g} µs")
     ax.set(xscale="log", yscale="log", xlabel="window rows", ylabel="µs per request (median)")
     ax.set_title("Read path: cost to obtain the latest window")
     ax.legend(fontsize=7, loc="upper left")
@@ -68,8 +71,10 @@ def plot_memory(data: dict[str, Any], path: Path) -> Path:
         totals = [s["total_mib"] for s in data[design]]
         bars = ax.bar([x + offset for x in xs], totals, width, color=_COLORS[design], label=label)
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
-    goal = [1.2 * data["window_mib"] + 60 * w for w in workers]
-    ax.plot(list(xs), goal, "k:", marker="_", label="goal: 1.2 x window + W x 60 MiB")
+    factor, per_worker = TARGETS["pss_window_factor"], TARGETS["pss_worker_mib"]
+    goal = [factor * data["window_mib"] + per_worker * w for w in workers]
+    label = f"goal: {factor:g} x window + W x {per_worker:g} MiB"
+    ax.plot(list(xs), goal, "k:", marker="_", label=label)
     ax.set_xticks(list(xs), [f"W = {w}" for w in workers])
     ax.set_ylabel("PSS of master + workers (MiB)")
     ax.set_title(f"Memory serving one {data['window_mib']:.0f} MiB window")
@@ -106,7 +111,8 @@ def plot_http(data: dict[str, Any], path: Path) -> Path:
                 xs, values, width, color=_COLORS[design], alpha=alpha, label=f"{design} {pct[:-3]}"
             )
             slot += 1
-    bottom.axhline(20, color="grey", lw=0.8, ls=":", label="goal: p99 ≤ 20 ms at 20 users")
+    goal = TARGETS["http_p99_ms"]
+    bottom.axhline(goal, color="grey", lw=0.8, ls=":", label=f"goal: p99 ≤ {goal:g} ms at 20 users")
     bottom.set_yscale("log")
     bottom.set_ylabel("latency (ms)")
     bottom.set_xticks(range(len(keys)), labels, fontsize=8)
@@ -141,7 +147,8 @@ def plot_freshness(data: dict[str, Any], path: Path) -> Path:
         label="p99, bare Kafka consumer (control, same moment)",
     )
     ax.bar_label(bars, fmt="%.0f", fontsize=7)
-    ax.axhline(100, color="grey", lw=0.8, ls=":", label="goal: p99 <= 100 ms")
+    goal = TARGETS["freshness_p99_ms"]
+    ax.axhline(goal, color="grey", lw=0.8, ls=":", label=f"goal: p99 <= {goal:g} ms")
     ax.set_xticks(range(len(cats)), [f"{d}\n{p}" for d, p in cats], fontsize=8)
     ax.set_ylabel("ms after the produce call")
     ax.set_title(

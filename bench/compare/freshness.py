@@ -17,10 +17,8 @@ of the figure. The polls' spacing per worker (``probe_gap_ms``) bounds the sampl
 
 from __future__ import annotations
 
-import contextlib
-import json
+import functools
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -31,10 +29,13 @@ from typing import Any
 import numpy as np
 from kafka import KafkaProducer
 
-from bench import _cmp_servers as servers
-from bench._cmp_kafka import new_topic
-from bench._cmp_load import Locust
-from bench._cmp_series import END_NS, STEP_NS, event_record
+from bench import _servers as servers
+from bench._common import pct
+from bench._kafka import new_topic
+from bench._locust import Locust
+from bench._paced import PacedRun
+from bench._proc import Child, Server, child_env, get_json
+from bench._series import END_NS, STEP_NS, event_record
 from shm import Reader
 
 __all__ = ["measure"]
@@ -88,7 +89,7 @@ class _Probe:
         # A pause between polls keeps the probe from loading the machine it measures.
         while not self._stop.wait(_POLL_PAUSE_S):
             try:
-                status, body = servers.get_json(self._port, "/cache", timeout=30)
+                status, body = get_json(self._port, "/cache", timeout=30)
             except OSError:
                 continue
             now = time.monotonic()
@@ -129,12 +130,12 @@ def _latencies(
     }
     if everywhere:
         result.update(
-            p50_ms=round(float(np.percentile(everywhere, 50)), 1),
-            p90_ms=round(float(np.percentile(everywhere, 90)), 1),
-            p99_ms=round(float(np.percentile(everywhere, 99)), 1),
-            max_ms=round(max(everywhere), 1),
-            spread_p50_ms=round(float(np.percentile(spread, 50)), 1),
-            spread_p99_ms=round(float(np.percentile(spread, 99)), 1),
+            p50_ms=pct(everywhere, 50),
+            p90_ms=pct(everywhere, 90),
+            p99_ms=pct(everywhere, 99),
+            max_ms=pct(everywhere, 100),
+            spread_p50_ms=pct(spread, 50),
+            spread_p99_ms=pct(spread, 99),
             latencies_ms=[round(v, 1) for v in everywhere],
         )
     return result
@@ -143,115 +144,30 @@ def _latencies(
 class _Feed:
     """The events, numbered from 0 and one step apart in event time from ``END_NS``."""
 
-    first_ns = END_NS
-
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.next = 0
+        self.record = functools.partial(event_record, first_ns=END_NS)
 
     def burst(self, count: int) -> None:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks=1)
         try:
             for _ in range(count):
-                producer.send(self.topic, event_record(self.next, first_ns=self.first_ns))
+                producer.send(self.topic, self.record(self.next))
                 self.next += 1
             producer.flush(30)
         finally:
             producer.close(10)
 
-    def paced(self, rate: float, seconds: float) -> _Paced:
-        """A producer process ready to send ``rate`` events/s for ``seconds``."""
+    def paced(self, rate: float, seconds: float) -> PacedRun:
+        """The next ``rate * seconds`` events, connected and waiting for ``go()``."""
         count = int(rate * seconds)
-        paced = _Paced(self, self.next, count, rate)
-        self.next += count
-        return paced
-
-
-class _Child:
-    """A ``bench._cmp_producer`` process that printed ``ready``."""
-
-    def __init__(self, *args: object) -> None:
-        argv = [sys.executable, "-m", "bench._cmp_producer", *map(str, args)]
-        self._proc = subprocess.Popen(
-            argv, cwd=servers.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        run = PacedRun(
+            self.bootstrap, self.topic, self.record, first=self.next, count=count, rate=rate
         )
-        assert self._proc.stdout is not None
-        if self._proc.stdout.readline().strip() != "ready":
-            self.close()
-            raise RuntimeError(f"{argv[3]} child of the freshness measurement did not start")
-
-    def go(self) -> None:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write("go\n")
-        self._proc.stdin.flush()
-
-    def result(self) -> list[list[float]]:
-        assert self._proc.stdout is not None
-        try:
-            rows: list[list[float]] = json.loads(self._proc.stdout.readline() or "[]")
-            self._proc.wait(30)
-        finally:
-            self.close()
-        return rows
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        for pipe in (self._proc.stdin, self._proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(BrokenPipeError):
-                    pipe.close()
-
-
-class _Paced:
-    """The producer and the control consumer of one phase, both started and ready.
-
-    :meth:`go` sends the events and returns (send time, event time ns) per event;
-    :meth:`control` then gives the bare consumer's produce -> receive latencies (ms).
-    """
-
-    def __init__(self, feed: _Feed, first: int, count: int, rate: float) -> None:
-        self._first_ns = feed.first_ns
-        self._sent: dict[int, float] = {}
-        where = (feed.bootstrap, feed.topic, first, count)
-        self._control = _Child("consume", *where, count / rate + 30)
-        try:
-            self._producer = _Child("produce", *where, rate)
-        except BaseException:
-            self._control.close()
-            raise
-
-    def go(self) -> list[tuple[float, int]]:
-        self._producer.go()
-        sent = self._producer.result()
-        self._sent = {int(i): t for i, t in sent}
-        return [(t, self._first_ns + int(i) * STEP_NS) for i, t in sent]
-
-    def control(self) -> list[float]:
-        received = self._control.result()
-        return [(t - self._sent[int(i)]) * 1000 for i, t in received if int(i) in self._sent]
-
-    def close(self) -> None:
-        self._producer.close()
-        self._control.close()
-
-
-def _wait_all_workers(
-    server: servers.Server, workers: int, rows: int, timeout: float = 120.0
-) -> None:
-    """Until ``workers`` distinct pids answer ``/cache`` with at least ``rows`` rows."""
-    caught_up: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while len(caught_up) < workers:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{server.name}: {len(caught_up)}/{workers} workers caught up")
-        with contextlib.suppress(OSError):
-            status, body = servers.get_json(server.port, "/cache")
-            if status == 200 and isinstance(body, dict) and (body.get("rows") or 0) >= rows:
-                caught_up.add(int(body["pid"]))
-        time.sleep(0.01)
+        self.next += count
+        return run
 
 
 def measure(
@@ -284,20 +200,17 @@ def measure(
         "designs": {},
     }
     feed.burst(initial)
-    starters: dict[str, Callable[[], tuple[servers.Server, Callable[[], None]]]] = {
+    starters: dict[str, Callable[[], tuple[Server, Callable[[], None]]]] = {
         "ours": lambda: _start_ours(common, workdir, logdir, initial),
         "seed": lambda: (servers.seed(common, logdir), lambda: None),
-        "private": lambda: (
-            servers.private(common, logdir, workers=_WORKERS),
-            lambda: None,
-        ),
+        "private": lambda: (servers.private(common, logdir, workers=_WORKERS), lambda: None),
     }
     for design in designs:
         server, stop_extra = starters[design]()
         try:
-            server.wait(lambda status, _: status == 200, "/cache", timeout=180)
+            server.wait_http("/cache", timeout=180)
             workers = 1 if design == "seed" else _WORKERS
-            _wait_all_workers(server, workers, feed.next)
+            servers.wait_workers(server, workers, ready=lambda body: body["rows"] >= feed.next)
             phases = {}
             shm_dir = _ours_shm(workdir) if design == "ours" else None
             for phase in ("idle", "load"):
@@ -313,7 +226,7 @@ def measure(
 
 
 def _phase(
-    server: servers.Server,
+    server: Server,
     feed: _Feed,
     workers: int,
     logdir: Path,
@@ -323,30 +236,30 @@ def _phase(
     users: int,
     shm_dir: Path | None,
 ) -> dict[str, Any]:
-    producer = feed.paced(rate, seconds)
+    first = feed.next
     load = None
-    try:
-        if phase == "load":
-            # Ramp-up (2 s), probe start (0.5 s), the events, the drain (1.5 s), 1 s to spare.
-            load = Locust(server.port, users, seconds + 5, logdir, f"fresh-{server.name}")
-            time.sleep(2.0)
-        with _Probe(server.port, shm_dir) as probe:
-            time.sleep(0.5)
-            sends = producer.go()
-            time.sleep(1.5)
-        control = producer.control()
-    except BaseException:
-        if load is not None:
-            load.stop()
-        raise
-    finally:
-        producer.close()
+    with feed.paced(rate, seconds) as run:
+        try:
+            if phase == "load":
+                # Ramp-up (2 s), probe start (0.5 s), the events, the drain (1.5 s), 1 s spare.
+                load = Locust(server.port, users, seconds + 5, logdir, f"fresh-{server.name}")
+                time.sleep(2.0)
+            with _Probe(server.port, shm_dir) as probe:
+                time.sleep(0.5)
+                run.go()
+                sent = run.sent()
+                time.sleep(1.5)
+            control = (run.received() - sent) * 1000
+        except BaseException:
+            if load is not None:
+                load.stop()
+            raise
+    sends = [(float(t), END_NS + (first + i) * STEP_NS) for i, t in enumerate(sent) if t == t]
+    control = control[~np.isnan(control)]
     result = _latencies(sends, probe.samples, workers)
     result["kafka_alone"] = {
-        "received": len(control),
-        "p50_ms": round(float(np.percentile(control, 50)), 1) if control else None,
-        "p99_ms": round(float(np.percentile(control, 99)), 1) if control else None,
-        "max_ms": round(max(control), 1) if control else None,
+        "received": int(control.size),
+        **{key: pct(control, q) for key, q in (("p50_ms", 50), ("p99_ms", 99), ("max_ms", 100))},
     }
     if shm_dir is not None:
         published = _latencies(sends, probe.published, 1)
@@ -361,53 +274,41 @@ def _phase(
 def _line(r: Mapping[str, Any]) -> str:
     if "p50_ms" not in r:
         return f"no event seen by every worker ({r['missing']} missing)"
+    pub = r.get("published")
     return (
         f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  spread p99 {r['spread_p99_ms']} ms  "
         f"missing {r['missing']}/{r['events']}  workers {r['workers_seen']}/"
         f"{r['workers_expected']}  probe gap {r['probe_gap_ms']} ms"
-        + _published(r)
+        + (f"  in shm: p50 {pub['p50_ms']} p99 {pub['p99_ms']} ms" if pub else "")
         + f"  kafka alone: p50 {r['kafka_alone']['p50_ms']} p99 {r['kafka_alone']['p99_ms']} ms"
     )
-
-
-def _published(r: Mapping[str, Any]) -> str:
-    if "published" not in r:
-        return ""
-    pub = r["published"]
-    return f"  in shm: p50 {pub['p50_ms']} p99 {pub['p99_ms']} ms"
 
 
 def _ours_shm(workdir: Path) -> Path:
     return workdir / "freshness-shm"
 
 
+def _published_rows(shm_dir: Path) -> int:
+    snapshot = Reader(shm_dir).current() if (shm_dir / "generation.hint").exists() else None
+    return 0 if snapshot is None else snapshot.table.num_rows
+
+
 def _start_ours(
     common: Mapping[str, str], workdir: Path, logdir: Path, initial: int
-) -> tuple[servers.Server, Callable[[], None]]:
+) -> tuple[Server, Callable[[], None]]:
     """The daemon on the topic, then Gunicorn once the daemon published the backlog."""
     shm_dir = _ours_shm(workdir)
-    env = servers.server_env({**common, "SHM_DIR": str(shm_dir)})
-    daemon = servers.spawn_tied([sys.executable, "-m", "cache_daemon"], env, logdir / "daemon.log")
-
-    def stop_daemon() -> None:
-        if daemon.poll() is None:
-            daemon.terminate()
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
-
+    env = child_env({**common, "SHM_DIR": str(shm_dir)})
+    daemon = Child(
+        "cache_daemon", [sys.executable, "-m", "cache_daemon"], env=env, log=logdir / "daemon.log"
+    )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            snapshot = Reader(shm_dir).current() if (shm_dir / "generation.hint").exists() else None
-            if snapshot is not None and snapshot.table.num_rows >= initial:
-                break
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"cache_daemon did not publish {initial} rows; see daemon.log")
-            time.sleep(0.1)
-        return servers.ours(shm_dir, logdir, workers=_WORKERS), stop_daemon
+        daemon.wait_for(
+            lambda: _published_rows(shm_dir) >= initial,
+            timeout=120,
+            what=f"{initial} rows published",
+        )
+        return servers.ours(shm_dir, logdir, workers=_WORKERS), daemon.stop
     except BaseException:
-        stop_daemon()
+        daemon.stop()
         raise

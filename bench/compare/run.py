@@ -20,7 +20,7 @@ Parts:
 
 ``--quick``: tiny sizes and short phases, no broker unless ``--bootstrap`` is given (the
 smoke test of ``make test``). Every server runs on 127.0.0.1 and is stopped before the
-command returns; the designs all use the same model (``bench/_cmp_series.py``).
+command returns; the designs all use the same model (``bench/_series.py``).
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import _cmp_freshness, _cmp_goals, _cmp_http, _cmp_memory, _cmp_readpath
-from bench._cmp_kafka import new_topic, start_stack
-from bench._cmp_plots import plot_all
-from bench._cmp_report import markdown
-from bench._cmp_series import train_model
 from bench._common import add_results_dir_option, write_results
+from bench._kafka import new_topic, start_stack
+from bench._series import train_model
+from bench.compare import freshness, goals, http, memory, readpath
+from bench.compare.plots import plot_all
+from bench.compare.report import goals_table, markdown
 from scripts.errors import StackError
 
 __all__ = ["FULL", "PARTS", "QUICK", "Plan", "main"]
@@ -116,10 +116,10 @@ def _run(
 
     if "readpath" in plan.parts:
         part("read path")
-        results["readpath"] = _cmp_readpath.measure(plan.read_sizes, workdir, quick=quick)
+        results["readpath"] = readpath.measure(plan.read_sizes, workdir, quick=quick)
     if "memory" in plan.parts:
         part("memory (PSS)")
-        results["memory"] = _cmp_memory.measure(
+        results["memory"] = memory.measure(
             plan.memory_bytes, plan.memory_workers, model, workdir, logdir
         )
     stack = None
@@ -140,7 +140,7 @@ def _run(
                     "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                     "KAFKA_TOPIC": new_topic(bootstrap, "bench-idle"),
                 }
-            results["http"] = _cmp_http.measure(
+            results["http"] = http.measure(
                 plan.http_sizes,
                 plan.http_users,
                 plan.http_seconds,
@@ -157,7 +157,7 @@ def _run(
                 results["freshness"] = {"skipped": reason}
                 print(f"  freshness skipped: {reason}", flush=True)
             else:
-                results["freshness"] = _cmp_freshness.measure(
+                results["freshness"] = freshness.measure(
                     bootstrap,
                     model,
                     workdir,
@@ -172,13 +172,6 @@ def _run(
     if "ingest" in plan.parts:
         results["ingest"] = _ingest(results_dir)
     return results
-
-
-def _print_goals(goals: list[dict[str, Any]]) -> None:
-    print(f"{'goal':<52} {'target':<34} {'measured':<44} verdict")
-    for g in goals:
-        verdict = {True: "met", False: "MISSED", None: "not measured"}[g["met"]]
-        print(f"{g['goal']:<52} {g['target']:<34} {g['measured'] or '-':<44} {verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,11 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - started, 1),
         "load_average": {"start": load_start, "end": os.getloadavg()},
         **results,
-        "goals": _cmp_goals.check(results),
+        "goals": goals.check(results),
     }
     path = write_results("compare", payload, results_dir)
     plots = plot_all(payload, results_dir)
-    _print_goals(payload["goals"])
+    print("\n".join(goals_table(payload)))
     print(f"wrote {path} and {', '.join(p.name for p in plots)} in {payload['seconds']} s")
     return 0
 

@@ -1,29 +1,20 @@
-"""The broker for ``bench.compare``: the project's local stack on free loopback ports."""
+"""The broker of the benchmarks: the project's local stack on free loopback ports, new topics."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import socket
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from bench._proc import free_ports
 from scripts.errors import StackError
 from scripts.stack import Stack, StackConfig
 
 __all__ = ["new_topic", "start_stack"]
-
-
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def start_stack(state_dir: Path) -> Stack:
@@ -31,7 +22,7 @@ def start_stack(state_dir: Path) -> Stack:
 
     Raises ``StackError`` (e.g. no Java or Maven) after cleaning up.
     """
-    kafka_port, controller_port, s3_port = _free_ports(3)
+    kafka_port, controller_port, s3_port = free_ports(3)
     config = StackConfig.from_env(
         os.environ,
         state_dir=state_dir,
@@ -49,17 +40,17 @@ def start_stack(state_dir: Path) -> Stack:
     return stack
 
 
-def new_topic(bootstrap: str, prefix: str) -> str:
-    """A new one-partition topic with a leader; returns its name."""
+def new_topic(bootstrap: str, prefix: str, *, partitions: int = 1) -> str:
+    """A new topic whose partitions all have a leader; returns its name."""
     name = f"{prefix}-{secrets.token_hex(4)}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
-        admin.create_topics([NewTopic(name=name, num_partitions=1, replication_factor=1)])
+        admin.create_topics([NewTopic(name=name, num_partitions=partitions, replication_factor=1)])
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             described = admin.describe_topics([name])
             parts = (described[0].get("partitions") or []) if described else []
-            if parts and all(p.get("leader_id", -1) >= 0 for p in parts):
+            if len(parts) == partitions and all(p.get("leader_id", -1) >= 0 for p in parts):
                 return name
             time.sleep(0.05)
     finally:

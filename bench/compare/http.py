@@ -11,17 +11,28 @@ users) are the medians over the repeats; every run is kept under ``repeats_raw``
 
 from __future__ import annotations
 
-import statistics
+import http.client
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench import _cmp_servers as servers
-from bench._cmp_load import Locust, warm_up
-from bench._cmp_series import series_table, write_ipc
-from bench._cmp_window import OursWindow
+from bench import _servers as servers
+from bench._locust import Locust, medians
+from bench._series import series_table, write_ipc
+from bench._window import LiveWindow
 
 __all__ = ["measure"]
+
+
+def _warm_up(port: int, requests: int = 20) -> None:
+    """A few sequential ``POST /predict`` so first-request costs stay out of the figures."""
+    for _ in range(requests):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            conn.request("POST", "/predict", b"{}", {"Content-Type": "application/json"})
+            conn.getresponse().read()
+        finally:
+            conn.close()
 
 
 def measure(
@@ -44,17 +55,17 @@ def measure(
         ipc = workdir / f"http-{rows}.arrow"
         write_ipc(table, ipc)
         seed_env = {"MODEL_PATH": str(model_path), "BASELINE_WINDOW_FILE": str(ipc), **kafka}
-        with OursWindow(table, workdir / f"http-shm-{rows}", model_path) as window:
+        with LiveWindow(workdir / f"http-shm-{rows}", model_path.read_bytes(), table) as window:
             del table
             ours = servers.ours(window.directory, logdir)
             seed = servers.seed(seed_env, logdir)
             try:
-                ours.wait(lambda status, _: status == 200, "/readyz", timeout=180)
-                seed.wait(lambda status, _: status == 200, "/cache", timeout=180)
+                ours.wait_http("/readyz", timeout=180)
+                seed.wait_http("/cache", timeout=180)
                 workers = len(ours.pids()) - 1
                 pair = [("ours", ours), ("seed", seed)]
                 for _, server in pair:
-                    warm_up(server.port)
+                    _warm_up(server.port)
                 for rep in range(repeats):
                     for users in user_levels:
                         for design, server in pair if rep % 2 == 0 else pair[::-1]:
@@ -72,7 +83,19 @@ def measure(
                 ours.stop()
                 seed.stop()
                 ipc.unlink()
-    runs = _medians(raw)
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for one in raw:
+        groups.setdefault((one["design"], one["rows"], one["users"]), []).append(one)
+    # One run per (design, rows, users): the medians over the repeats, counts summed.
+    runs = [{k: v for k, v in medians(group).items() if k != "rep"} for group in groups.values()]
+    by_key = {(r["design"], r["rows"], r["users"]): r["rps"] for r in runs}
+    ratios: dict[str, dict[str, float | None]] = {}
+    for (design, rows, users), rps in by_key.items():
+        if design == "ours":
+            seed_rps = by_key.get(("seed", rows, users))
+            ratios.setdefault(str(rows), {})[str(users)] = (
+                round(rps / seed_rps, 2) if seed_rps else None
+            )
     return {
         "sizes": sizes,
         "users": user_levels,
@@ -81,36 +104,6 @@ def measure(
         "ours_workers": workers,
         "seed_consumer": "attached to an idle topic" if kafka else "off (no broker)",
         "runs": runs,
-        "throughput_ratio": _ratios(runs),
+        "throughput_ratio": ratios,
         "repeats_raw": raw,
     }
-
-
-def _medians(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One run per (design, rows, users): the median of each figure over the repeats
-    (failures and requests summed)."""
-    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
-    for one in raw:
-        groups.setdefault((one["design"], one["rows"], one["users"]), []).append(one)
-    runs = []
-    for (design, rows, users), group in groups.items():
-        run: dict[str, Any] = {"design": design, "rows": rows, "users": users}
-        run["requests"] = sum(r["requests"] for r in group)
-        run["failures"] = sum(r["failures"] for r in group)
-        for key in ("rps", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
-            run[key] = round(statistics.median(r[key] for r in group), 1)
-        runs.append(run)
-    return runs
-
-
-def _ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """ours req/s ÷ seed req/s, per rows and users (keys are strings for JSON)."""
-    by_key = {(r["design"], r["rows"], r["users"]): r["rps"] for r in runs}
-    ratios: dict[str, dict[str, float | None]] = {}
-    for (design, rows, users), rps in by_key.items():
-        if design != "ours":
-            continue
-        seed = by_key.get(("seed", rows, users))
-        ratio = round(rps / seed, 2) if seed else None
-        ratios.setdefault(str(rows), {})[str(users)] = ratio
-    return ratios

@@ -16,8 +16,6 @@ import pyarrow as pa
 
 from forecasting import FeatureSpec, dumps, fit
 from forecasting.train import write_artifact
-from scripts.sample_window import install_model
-from shm import table_checksum
 
 __all__ = [
     "COLUMN",
@@ -27,7 +25,6 @@ __all__ = [
     "rows_for_bytes",
     "series_table",
     "train_model",
-    "window_metadata",
     "write_ipc",
 ]
 
@@ -72,25 +69,6 @@ def train_model(directory: Path) -> Path:
     path = directory / "model.skops"
     write_artifact(str(path), dumps(fit(times, values, spec, target=COLUMN)))
     return path
-
-
-def window_metadata(table: pa.Table, shm_dir: Path, model_path: Path) -> dict[str, str]:
-    """Install the model beside the window and return the generation metadata the daemon
-    would write."""
-    model = install_model(shm_dir, model_path.read_bytes())
-    times = table.column("time")
-    return {
-        "offsets": "{}",
-        "topic": "bench",
-        "source": "snapshot",
-        "state": "live",
-        "rows": str(table.num_rows),
-        "time_min": times[0].as_py().isoformat(),
-        "time_max": times[-1].as_py().isoformat(),
-        "schema_fingerprint": str(table.schema),
-        "window_checksum": table_checksum(table),
-        **model,
-    }
 
 
 def write_ipc(table: pa.Table, path: Path) -> None:

@@ -13,38 +13,20 @@ Each design's own read path, called in this process on the same window, medians 
 
 from __future__ import annotations
 
-import shutil
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench._cmp_series import series_table
-from bench._common import median_us, time_call
+from bench._common import median_us, shm_read_us, time_call
+from bench._series import series_table
 from bench.baselines.errors import BaselineUnavailableError
 from bench.baselines.private import WorkerCache
 from bench.baselines.redis_cache import RedisServer, RedisWindowCache
 from bench.baselines.seed import SeedService
-from shm import Publisher, Reader
 
 __all__ = ["DESIGNS", "measure"]
 
 DESIGNS = ("ours", "ours_new_generation", "seed", "private", "redis")
-
-
-def _ours(table: Any, directory: Path, budget: float, quick: bool) -> tuple[float, float]:
-    with Publisher(directory) as publisher:
-        publisher.publish(table)
-        reader = Reader(directory)
-        reader.current()
-        unchanged = time_call(
-            reader.current, min_repeats=2_000 if quick else 20_000, budget_s=budget
-        )
-        first: list[float] = []
-        for _ in range(3 if quick else 7):
-            publisher.publish(table)
-            first += time_call(reader.current, min_repeats=1, budget_s=0)
-    shutil.rmtree(directory, ignore_errors=True)
-    return median_us(unchanged), median_us(first)
 
 
 def measure(sizes: list[int], workdir: Path, *, quick: bool) -> dict[str, Any]:
@@ -62,9 +44,9 @@ def measure(sizes: list[int], workdir: Path, *, quick: bool) -> dict[str, Any]:
             print(f"  redis baseline skipped: {exc}", flush=True)
         for rows in sizes:
             table = series_table(rows)
-            unchanged, first = _ours(table, workdir / f"readpath-{rows}", budget, quick)
-            us["ours"].append(unchanged)
-            us["ours_new_generation"].append(first)
+            shm = shm_read_us(table, workdir / f"readpath-{rows}", quick=quick, budget=budget)
+            us["ours"].append(shm["unchanged"])
+            us["ours_new_generation"].append(shm["new_generation"])
             frame = table.to_pandas()
             del table
             repeats = 3 if rows >= 1_000_000 else 20

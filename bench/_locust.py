@@ -1,0 +1,91 @@
+"""Headless Locust runs of the benchmarks (FastHttpUser of ``_locustfile.py``, no think time).
+
+:class:`Locust` starts one run in a child process (:class:`bench._proc.Child`);
+:meth:`Locust.result` waits for it and reads its aggregated figures from the CSV Locust
+writes; :func:`medians` merges the figures of repeated runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench._proc import ROOT, Child
+
+__all__ = ["COUNTS", "Locust", "medians"]
+
+LOCUSTFILE = ROOT / "bench" / "_locustfile.py"
+# Figures summed over repeated runs; the others are medians.
+COUNTS = ("requests", "failures")
+
+
+class Locust:
+    """One run against 127.0.0.1:``port``, ``users`` spawned within a second; the statistics
+    are reset once all of them run, so the figures cover the steady ``seconds`` only.
+    ``target`` and ``check_generation``: the options of ``_locustfile.py``."""
+
+    def __init__(
+        self,
+        port: int,
+        users: int,
+        seconds: float,
+        workdir: Path,
+        tag: str,
+        *,
+        target: str = "predict",
+        check_generation: bool = False,
+    ) -> None:
+        self.users = users
+        self._prefix = workdir / f"locust-{tag}"
+        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
+        cmd += ["--only-summary", "--reset-stats", "--skip-log-setup", "--loglevel", "ERROR"]
+        cmd += ["-u", str(users), "-r", str(users), "-t", f"{max(1, round(seconds))}s"]
+        cmd += ["--host", f"http://127.0.0.1:{port}", "--csv", str(self._prefix)]
+        cmd += ["--exit-code-on-error", "0", "--target", target]
+        cmd += ["--check-generation"] if check_generation else []
+        self._child = Child(f"locust-{tag}", cmd, log=workdir / f"locust-{tag}.log")
+
+    def result(self, timeout: float = 300.0) -> dict[str, Any]:
+        """Wait for the run; its aggregated figures (req/s, times in ms, failures)."""
+        code = self._child.join(timeout)
+        stats = self._prefix.with_name(self._prefix.name + "_stats.csv")
+        if code != 0 or not stats.exists():
+            raise RuntimeError(f"locust exited with {code}: {self._child.tail()}")
+        with stats.open() as handle:
+            row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+        requests = int(row["Request Count"])
+        if not requests:
+            # Locust writes "N/A" percentiles for a run that completed nothing.
+            raise RuntimeError(f"locust completed no request in {self._prefix.name}")
+        return {
+            "users": self.users,
+            "requests": requests,
+            "failures": int(row["Failure Count"]),
+            "rps": round(float(row["Requests/s"]), 1),
+            "avg_ms": round(float(row["Average Response Time"]), 2),
+            "p50_ms": float(row["50%"]),
+            "p95_ms": float(row["95%"]),
+            "p99_ms": float(row["99%"]),
+            "max_ms": float(row["Max Response Time"]),
+        }
+
+    def stop(self) -> None:
+        self._child.stop()
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure per key over repeated runs: :data:`COUNTS` summed, other numbers the median
+    (rounded to 0.01), anything else (names) from the first run."""
+    out: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [run[key] for run in runs]
+        if key in COUNTS:
+            out[key] = sum(values)
+        elif isinstance(first, int | float) and not isinstance(first, bool):
+            out[key] = round(statistics.median(values), 2)
+        else:
+            out[key] = first
+    return out

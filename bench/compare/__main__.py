@@ -1,0 +1,5 @@
+"""``python -m bench.compare``: see :mod:`bench.compare.run`."""
+
+from bench.compare.run import main
+
+raise SystemExit(main())
