@@ -11,9 +11,10 @@ from cache_daemon.errors import (
     SnapshotError,
     StoreError,
 )
-from cache_daemon.publication import Counters, ModelInfo
-from cache_daemon.status import STATUS_FILE, read_status
+from cache_daemon.publication import ModelInfo
 from cache_daemon.window import Outcome, Window
+from contract.metadata import Counters
+from contract.status import STATUS_FILE, read_status
 
 __all__ = [
     "REASONS",

@@ -15,13 +15,15 @@ import sys
 import threading
 from types import FrameType
 
-from cache_daemon._jsonlog import configure
 from cache_daemon.config import DaemonConfig
 from cache_daemon.errors import ConfigError, SnapshotError
 from cache_daemon.service import run_service
+from contract.logs import configure
 from shm import PublisherLockedError, UnsafePathError
 
 log = logging.getLogger("cache_daemon")
+# Libraries that log every reconnect at INFO: WARNING and above only.
+_CHATTY = ("kafka",)
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
@@ -40,10 +42,10 @@ def main() -> int:
     try:
         config = DaemonConfig.from_env(os.environ)
     except ConfigError as exc:
-        configure("INFO")
+        configure("INFO", quiet=_CHATTY)
         log.critical("invalid configuration", extra={"error": str(exc)})
         return 2
-    configure(config.log_level)
+    configure(config.log_level, quiet=_CHATTY)
     stop = threading.Event()
     _install_signal_handlers(stop)
     log.info(

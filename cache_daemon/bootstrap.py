@@ -14,7 +14,6 @@ sample, naive timestamps taken as UTC) is a valid snapshot.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,9 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cache_daemon.errors import SnapshotError
-from cache_daemon.publication import Counters, ModelInfo
+from cache_daemon.publication import ModelInfo
+from contract.metadata import Counters, GenerationMeta, format_offsets, parse_offsets
 
-__all__ = ["Bootstrap", "from_generation", "parse_offsets", "read_snapshot", "snapshot_parquet"]
+__all__ = ["Bootstrap", "from_generation", "read_snapshot", "snapshot_parquet"]
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +44,6 @@ class Bootstrap:
     publish: bool = True
 
 
-def parse_offsets(text: str | bytes | None) -> dict[int, int] | None:
-    """``{"<partition>": offset}`` JSON -> dict; None when absent or malformed."""
-    if not text:
-        return None
-    try:
-        raw = json.loads(text)
-        if not isinstance(raw, dict):
-            return None
-        offsets = {int(p): int(o) for p, o in raw.items()}
-    except (ValueError, TypeError):
-        return None
-    if any(p < 0 or o < 0 for p, o in offsets.items()):
-        return None
-    return offsets
-
-
 def from_generation(
     table: pa.Table,
     metadata: Mapping[str, str],
@@ -69,36 +53,33 @@ def from_generation(
     directory: Path,
 ) -> Bootstrap | None:
     """A bootstrap from the newest published generation, or None when it does not fit."""
+    meta = GenerationMeta.from_metadata(metadata)
     kinds = ("kafka", "snapshot") if source == "kafka" else ("replay",)
-    if metadata.get("source") not in kinds:
+    if meta.source not in kinds:
         log.info(
             "last generation is from another source; not resuming from it",
-            extra={"found": metadata.get("source"), "wanted": source},
+            extra={"found": meta.source, "wanted": source},
         )
         return None
-    if source == "kafka" and metadata.get("topic") != topic:
+    if source == "kafka" and meta.topic != topic:
         log.warning(
             "last generation is from another topic; not resuming from it",
-            extra={"found": metadata.get("topic"), "wanted": topic},
+            extra={"found": meta.topic, "wanted": topic},
         )
         return None
-    offsets = parse_offsets(metadata.get("offsets"))
-    if offsets is None:
+    if meta.offsets is None:
         log.warning("last generation has no readable offsets; not resuming from it")
         return None
     model = None
-    model_file = metadata.get("model_file", "")
-    if model_file and (directory / model_file).is_file():
+    if meta.model_file and (directory / meta.model_file).is_file():
         model = ModelInfo(
-            version=metadata.get("model_version", ""),
-            sha256=metadata.get("model_sha256", ""),
-            file=model_file,
+            version=meta.model_version, sha256=meta.model_sha256, file=meta.model_file
         )
     return Bootstrap(
         table=table,
         origin="shm",
-        offsets=offsets,
-        counters=Counters.from_json(metadata.get("counters", "")),
+        offsets=meta.offsets,
+        counters=meta.counters,
         model=model,
         publish=False,
     )
@@ -126,7 +107,7 @@ def snapshot_parquet(table: pa.Table, *, offsets: Mapping[int, int] | None, topi
     """Serialise a window as a snapshot that :func:`read_snapshot` understands."""
     meta = {b"topic": topic.encode()}
     if offsets is not None:
-        meta[b"offsets"] = json.dumps({str(p): o for p, o in sorted(offsets.items())}).encode()
+        meta[b"offsets"] = format_offsets(offsets).encode()
     sink = io.BytesIO()
     pq.write_table(table.replace_schema_metadata(meta), sink)
     return sink.getvalue()

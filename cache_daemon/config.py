@@ -1,157 +1,209 @@
-"""Daemon configuration: one frozen dataclass, built once from the environment.
+"""Daemon configuration: one immutable settings object, built once from the environment.
 
-``os.environ`` is read only by the entry point, which passes it to :meth:`DaemonConfig.from_env`.
-Every malformed or contradictory variable raises :class:`~cache_daemon.errors.ConfigError`
-naming it.
+``os.environ`` is read only by the entry point, which passes it to :meth:`DaemonConfig.from_env`
+(:class:`contract.settings.EnvSettings`). Every malformed or contradictory variable raises
+:class:`~contract.errors.ConfigError` naming it; each field's ``description`` is its line in
+the documentation's variable table.
 """
 
 from __future__ import annotations
 
 import re
 import stat
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from cache_daemon.errors import ConfigError
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from contract import defaults
+from contract.errors import ConfigError
+from contract.settings import SharedSettings
+from objectstore.config import S3Config
 
 __all__ = ["DEFAULT_REPLAY_PATH", "DaemonConfig", "S3Config"]
 
 SourceKind = Literal["kafka", "replay"]
 GapPolicy = Literal["keep", "reindex"]
 
-# The shared-memory mount both containers see; the directory itself is 0750 (see shm).
-DEFAULT_SHM_DIR = "/dev/shm/shm-forecast"  # noqa: S108
-DEFAULT_REPLAY_PATH = (
-    Path(__file__).resolve().parent.parent / "data" / "electricity_demand_halfhourly.parquet"
-)
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+DEFAULT_REPLAY_PATH = defaults.SAMPLE_PATH
 # A window shorter than a millisecond holds nothing; one longer than a century overflows the
 # nanosecond arithmetic.
 _MIN_DURATION_S = 0.001
 _MAX_DURATION_S = 100 * 365.25 * 86400
 
 
-@dataclass(frozen=True, slots=True)
-class S3Config:
-    """Connection settings for the S3-compatible object store."""
+def _matching(pattern: str, what: str) -> AfterValidator:
+    """A check that a string matches ``pattern`` in full (``what`` names the expected form)."""
+    compiled = re.compile(pattern)
 
-    endpoint: str
-    access_key: str
-    secret_key: str = ""
-    secure: bool = False
-    region: str = "us-east-1"
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return AfterValidator(check)
 
 
-@dataclass(frozen=True, slots=True)
-class DaemonConfig:
-    """Everything the daemon needs to know, validated.
+def _split(keep_empty: bool) -> BeforeValidator:
+    """A comma-separated variable as a tuple of stripped items."""
+
+    def split(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        items = (item.strip() for item in value.split(","))
+        return tuple(item for item in items if keep_empty or item)
+
+    return BeforeValidator(split)
+
+
+def _zero_is_unbounded(value: float | None) -> float | None:
+    return value or None
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _distinct_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
+    if "time" in columns:
+        raise ValueError("'time' is the index column, not a series column")
+    if len(set(columns)) != len(columns):
+        raise ValueError("column names repeat")
+    return columns
+
+
+HostPort = Annotated[str, _matching(r"[^\s:/]+:\d{1,5}", "host:port")]
+Topic = Annotated[str, _matching(r"[A-Za-z0-9._-]{1,249}", "a valid topic name")]
+Bucket = Annotated[str, _matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "a valid S3 bucket name")]
+Column = Annotated[str, _matching(r"[A-Za-z_][A-Za-z0-9_]{0,62}", "a valid column name")]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class DaemonConfig(SharedSettings):
+    """Everything the daemon needs to know, validated (``SHM_DIR``, ``MAX_DATA_AGE_MS`` and
+    ``LOG_LEVEL`` come from :class:`~contract.settings.SharedSettings`).
 
     ``window_rows`` / ``window_duration_s``: ``None`` means "not bounded by that measure"; at
     least one of the two is set.
     """
 
-    shm_dir: Path = Path(DEFAULT_SHM_DIR)
-    source: SourceKind = "replay"
-    kafka_bootstrap_servers: tuple[str, ...] = ()
-    kafka_topic: str = "demand"
-    kafka_dlq_topic: str = "demand.dlq"
-    s3: S3Config | None = None
-    snapshot_bucket: str | None = None
-    snapshot_key: str | None = None
-    model_bucket: str | None = None
-    model_key: str | None = None
-    model_path: Path | None = None
-    model_poll_interval_s: float = 30.0
-    columns: tuple[str, ...] = ("demand_mw",)
-    window_rows: int | None = 4032
-    window_duration_s: float | None = None
-    gap_policy: GapPolicy = "keep"
-    publish_interval_ms: int = 50
-    keep_generations: int = 2
-    max_data_age_ms: int = 10_000
-    replay_rate: float = 10.0
-    replay_path: Path = DEFAULT_REPLAY_PATH
-    log_level: str = "INFO"
+    kafka_bootstrap_servers: Annotated[tuple[HostPort, ...], _split(keep_empty=False)] = Field(
+        (),
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="Kafka brokers, `host:port[,host:port…]`",
+    )
+    source: Annotated[SourceKind, BeforeValidator(_lower)] = Field(
+        default_factory=lambda d: "kafka" if d.get("kafka_bootstrap_servers") else "replay",
+        validation_alias="DAEMON_SOURCE",
+        description="where events come from: `kafka` (default with brokers) or `replay`",
+    )
+    kafka_topic: Topic = Field(
+        defaults.TOPIC, validation_alias="KAFKA_TOPIC", description="input topic"
+    )
+    kafka_dlq_topic: Topic = Field(
+        default_factory=lambda d: f"{d.get('kafka_topic', defaults.TOPIC)}.dlq",
+        validation_alias="KAFKA_DLQ_TOPIC",
+        description="dead-letter topic (default `<topic>.dlq`)",
+    )
+    s3: S3Config | None = Field(
+        None,
+        validation_alias="S3_ENDPOINT",
+        description="the object store; the other `S3_*` variables apply when this is set",
+    )
+    snapshot_bucket: Bucket | None = Field(
+        None, validation_alias="SNAPSHOT_BUCKET", description="bucket of the bootstrap snapshot"
+    )
+    snapshot_key: str | None = Field(
+        None, validation_alias="SNAPSHOT_KEY", description="key of the bootstrap snapshot parquet"
+    )
+    model_bucket: Bucket | None = Field(
+        None, validation_alias="MODEL_BUCKET", description="bucket of the model artifact"
+    )
+    model_key: str | None = Field(
+        None,
+        validation_alias="MODEL_KEY",
+        description="key of the model artifact (its digest in `<key>.sha256`)",
+    )
+    model_path: Path | None = Field(
+        None,
+        validation_alias="MODEL_PATH",
+        description="model artifact file instead of S3 (its digest in `<path>.sha256`)",
+    )
+    model_poll_interval_s: Finite = Field(
+        30.0,
+        ge=0.1,
+        validation_alias="MODEL_POLL_INTERVAL_S",
+        description="how often the artifact is checked for a new version",
+    )
+    columns: Annotated[
+        tuple[Column, ...], _split(keep_empty=True), AfterValidator(_distinct_columns)
+    ] = Field(
+        (defaults.SERIES_COLUMN,),
+        validation_alias="SERIES_COLUMNS",
+        description="value columns, comma-separated (all required in every event)",
+    )
+    window_rows: Annotated[
+        Annotated[int, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
+    ] = Field(4032, validation_alias="WINDOW_ROWS", description="rows kept (`0`: no row bound)")
+    window_duration_s: Annotated[
+        Annotated[Finite, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
+    ] = Field(
+        None,
+        validation_alias="WINDOW_DURATION_S",
+        description="keep rows newer than newest - this; also the seek-back of a fresh start",
+    )
+    gap_policy: Annotated[GapPolicy, BeforeValidator(_lower)] = Field(
+        "keep",
+        validation_alias="WINDOW_GAP_POLICY",
+        description="`keep` or `reindex` (regular grid, interpolated gaps)",
+    )
+    publish_interval_ms: int = Field(
+        50,
+        ge=1,
+        validation_alias="PUBLISH_INTERVAL_MS",
+        description="minimum time between generations",
+    )
+    keep_generations: int = Field(
+        2,
+        ge=1,
+        validation_alias="SHM_KEEP_GENERATIONS",
+        description="generation files kept in `SHM_DIR`",
+    )
+    replay_rate: Finite = Field(
+        10.0, ge=0.001, validation_alias="REPLAY_RATE", description="replay speed, events/s"
+    )
+    replay_path: Path = Field(
+        DEFAULT_REPLAY_PATH,
+        validation_alias="REPLAY_PATH",
+        description="the series replayed (default: the bundled sample)",
+    )
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> DaemonConfig:
-        """Build and validate the configuration from ``environ`` (normally ``os.environ``).
-
-        An empty variable counts as unset.
-        """
-        env = {k: v.strip() for k, v in environ.items() if v.strip()}
-
-        servers, source = _source_from_env(env)
-        topic = env.get("KAFKA_TOPIC", "demand")
-        if not _TOPIC.fullmatch(topic):
-            raise ConfigError("KAFKA_TOPIC", f"{topic!r} is not a valid topic name")
-        dlq = env.get("KAFKA_DLQ_TOPIC", f"{topic}.dlq")
-        if not _TOPIC.fullmatch(dlq) or dlq == topic:
-            raise ConfigError("KAFKA_DLQ_TOPIC", f"{dlq!r} is not a valid, distinct topic name")
-
-        s3 = _s3_from_env(env)
-        snapshot_bucket, snapshot_key = _pair(env, "SNAPSHOT_BUCKET", "SNAPSHOT_KEY")
-        model_bucket, model_key = _pair(env, "MODEL_BUCKET", "MODEL_KEY")
-        for name, bucket in (("SNAPSHOT_BUCKET", snapshot_bucket), ("MODEL_BUCKET", model_bucket)):
-            if bucket is not None and not _BUCKET.fullmatch(bucket):
-                raise ConfigError(name, f"{bucket!r} is not a valid S3 bucket name")
-        if (snapshot_bucket or model_bucket) and s3 is None:
-            name = "SNAPSHOT_BUCKET" if snapshot_bucket else "MODEL_BUCKET"
-            raise ConfigError("S3_ENDPOINT", f"required when {name} is set")
-        model_path = Path(env["MODEL_PATH"]) if "MODEL_PATH" in env else None
-        if model_path is not None and model_bucket is not None:
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Checks across variables, each raising :class:`ConfigError` naming one of them."""
+        if self.source == "kafka" and not self.kafka_bootstrap_servers:
+            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "required when DAEMON_SOURCE=kafka")
+        if self.kafka_dlq_topic == self.kafka_topic:
+            raise ConfigError("KAFKA_DLQ_TOPIC", "must differ from KAFKA_TOPIC")
+        _pair("SNAPSHOT_BUCKET", self.snapshot_bucket, "SNAPSHOT_KEY", self.snapshot_key)
+        _pair("MODEL_BUCKET", self.model_bucket, "MODEL_KEY", self.model_key)
+        if self.s3 is None and (self.snapshot_bucket or self.model_bucket):
+            needed_by = "SNAPSHOT_BUCKET" if self.snapshot_bucket else "MODEL_BUCKET"
+            raise ConfigError("S3_ENDPOINT", f"required when {needed_by} is set")
+        if self.model_path is not None and self.model_bucket is not None:
             raise ConfigError("MODEL_PATH", "set either MODEL_PATH or MODEL_BUCKET/MODEL_KEY")
-        if model_path is not None:
-            _check_model_path(model_path)
-
-        columns = _columns_from_env(env)
-
-        rows = _int(env, "WINDOW_ROWS", 4032, minimum=0) or None
-        duration = _float(env, "WINDOW_DURATION_S", 0.0, minimum=0.0) or None
+        if self.model_path is not None:
+            _check_model_path(self.model_path)
+        duration = self.window_duration_s
         if duration is not None and not _MIN_DURATION_S <= duration <= _MAX_DURATION_S:
             raise ConfigError(
                 "WINDOW_DURATION_S",
                 f"must be 0 (unbounded) or between {_MIN_DURATION_S} and {_MAX_DURATION_S:.0f} "
-                f"seconds (100 years), got {env['WINDOW_DURATION_S']!r}",
+                f"seconds (100 years), got {duration!r}",
             )
-        if rows is None and duration is None:
+        if self.window_rows is None and duration is None:
             raise ConfigError("WINDOW_ROWS", "WINDOW_ROWS or WINDOW_DURATION_S must be > 0")
-        gap = env.get("WINDOW_GAP_POLICY", "keep").lower()
-        if gap not in ("keep", "reindex"):
-            raise ConfigError("WINDOW_GAP_POLICY", f"must be 'keep' or 'reindex', got {gap!r}")
-        level = env.get("LOG_LEVEL", "INFO").upper()
-        if level not in _LOG_LEVELS:
-            raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(_LOG_LEVELS)}")
-
-        return cls(
-            shm_dir=Path(env.get("SHM_DIR", DEFAULT_SHM_DIR)),
-            source=source,
-            kafka_bootstrap_servers=servers,
-            kafka_topic=topic,
-            kafka_dlq_topic=dlq,
-            s3=s3,
-            snapshot_bucket=snapshot_bucket,
-            snapshot_key=snapshot_key,
-            model_bucket=model_bucket,
-            model_key=model_key,
-            model_path=model_path,
-            model_poll_interval_s=_float(env, "MODEL_POLL_INTERVAL_S", 30.0, minimum=0.1),
-            columns=columns,
-            window_rows=rows,
-            window_duration_s=duration,
-            gap_policy="reindex" if gap == "reindex" else "keep",
-            publish_interval_ms=_int(env, "PUBLISH_INTERVAL_MS", 50, minimum=1),
-            keep_generations=_int(env, "SHM_KEEP_GENERATIONS", 2, minimum=1),
-            max_data_age_ms=_int(env, "MAX_DATA_AGE_MS", 10_000, minimum=100),
-            replay_rate=_float(env, "REPLAY_RATE", 10.0, minimum=0.001),
-            replay_path=Path(env.get("REPLAY_PATH", str(DEFAULT_REPLAY_PATH))),
-            log_level=level,
-        )
+        return self
 
     @property
     def window_duration_ns(self) -> int | None:
@@ -159,6 +211,13 @@ class DaemonConfig:
         if self.window_duration_s is None:
             return None
         return int(self.window_duration_s * 1_000_000_000)
+
+
+def _pair(first: str, a: str | None, second: str, b: str | None) -> None:
+    """Two variables that are set together or not at all."""
+    if (a is None) != (b is None):
+        missing, given = (second, first) if b is None else (first, second)
+        raise ConfigError(missing, f"required when {given} is set")
 
 
 def _check_model_path(path: Path) -> None:
@@ -172,91 +231,3 @@ def _check_model_path(path: Path) -> None:
         raise ConfigError("MODEL_PATH", f"{path} cannot be read: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError("MODEL_PATH", f"{path} is not a regular file")
-
-
-def _source_from_env(env: Mapping[str, str]) -> tuple[tuple[str, ...], SourceKind]:
-    raw = env.get("KAFKA_BOOTSTRAP_SERVERS", "")
-    servers = tuple(s.strip() for s in raw.split(",") if s.strip())
-    for server in servers:
-        if not re.fullmatch(r"[^\s:/]+:\d{1,5}", server):
-            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", f"{server!r} is not host:port")
-    source_raw = env.get("DAEMON_SOURCE", "kafka" if servers else "replay").lower()
-    if source_raw not in ("kafka", "replay"):
-        raise ConfigError("DAEMON_SOURCE", f"must be 'kafka' or 'replay', got {source_raw!r}")
-    source: SourceKind = "kafka" if source_raw == "kafka" else "replay"
-    if source == "kafka" and not servers:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "required when DAEMON_SOURCE=kafka")
-    return servers, source
-
-
-def _columns_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
-    columns = tuple(c.strip() for c in env.get("SERIES_COLUMNS", "demand_mw").split(","))
-    for column in columns:
-        if not _COLUMN.fullmatch(column) or column == "time":
-            raise ConfigError("SERIES_COLUMNS", f"{column!r} is not a valid column name")
-    if len(set(columns)) != len(columns):
-        raise ConfigError("SERIES_COLUMNS", "column names repeat")
-    return columns
-
-
-def _s3_from_env(env: Mapping[str, str]) -> S3Config | None:
-    endpoint = env.get("S3_ENDPOINT")
-    if endpoint is None:
-        return None
-    if "://" in endpoint or not re.fullmatch(r"[^\s:/]+(:\d{1,5})?", endpoint):
-        raise ConfigError("S3_ENDPOINT", f"{endpoint!r} must be host:port (no scheme)")
-    if "S3_ACCESS_KEY" not in env:
-        raise ConfigError("S3_ACCESS_KEY", "required when S3_ENDPOINT is set")
-    return S3Config(
-        endpoint=endpoint,
-        access_key=env["S3_ACCESS_KEY"],
-        secret_key=env.get("S3_SECRET_KEY", ""),
-        secure=_bool(env, "S3_SECURE", default=False),
-        region=env.get("S3_REGION", "us-east-1"),
-    )
-
-
-def _pair(env: Mapping[str, str], first: str, second: str) -> tuple[str | None, str | None]:
-    a, b = env.get(first), env.get(second)
-    if (a is None) != (b is None):
-        missing = second if b is None else first
-        raise ConfigError(missing, f"required when {first if b is None else second} is set")
-    return a, b
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(name, f"must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be a number, got {raw!r}") from None
-    if not value >= minimum or value == float("inf"):
-        raise ConfigError(name, f"must be a finite number >= {minimum}, got {raw!r}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(name, f"must be true or false, got {raw!r}")

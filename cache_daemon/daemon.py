@@ -30,11 +30,13 @@ from pathlib import Path
 
 from cache_daemon.decode import Decoder
 from cache_daemon.errors import DecodeError
-from cache_daemon.model import ModelWatcher, prune_models
-from cache_daemon.publication import Coalescer, Counters, ModelInfo, build_metadata
+from cache_daemon.model_watch import ModelWatcher
+from cache_daemon.publication import Coalescer, ModelInfo, build_metadata
 from cache_daemon.sources import Health, Record, Source
 from cache_daemon.status import Liveness, StatusFile
 from cache_daemon.window import Outcome, Window
+from contract.metadata import Counters
+from contract.model_files import prune_model_files
 from shm import Publisher, PublishError
 
 __all__ = ["Daemon"]
@@ -250,7 +252,7 @@ class Daemon:
             return
         if not self._models_in_use or self._models_in_use[-1] != self.model.file:
             self._models_in_use = [*self._models_in_use, self.model.file][-2:]
-            prune_models(self.shm_dir, set(self._models_in_use))
+            prune_model_files(self.shm_dir, set(self._models_in_use))
 
     # -- status -----------------------------------------------------------------------------
 

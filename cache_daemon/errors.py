@@ -1,6 +1,14 @@
-"""Exceptions raised by the cache daemon. Every one derives from :class:`DaemonError`."""
+"""Exceptions raised by the cache daemon.
+
+The daemon's own derive from :class:`DaemonError`; :class:`ConfigError` (a variable that
+cannot be used) is the contract's and :class:`StoreError` (the object store failed) the
+object store client's, re-exported here.
+"""
 
 from __future__ import annotations
+
+from contract.errors import ConfigError
+from objectstore.errors import StoreError
 
 __all__ = [
     "ArtifactError",
@@ -13,16 +21,7 @@ __all__ = [
 
 
 class DaemonError(Exception):
-    """Base class of every error the daemon raises on purpose."""
-
-
-class ConfigError(DaemonError, ValueError):
-    """An environment variable is missing or malformed; the message names the variable."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable}: {problem}")
-        self.variable = variable
-        self.problem = problem
+    """Base class of the daemon's own errors."""
 
 
 class DecodeError(DaemonError, ValueError):
@@ -36,14 +35,6 @@ class DecodeError(DaemonError, ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-class StoreError(DaemonError, OSError):
-    """The object store failed or refused a request (network, credentials, missing object)."""
-
-    def __init__(self, message: str, *, missing: bool = False) -> None:
-        super().__init__(message)
-        self.missing = missing
 
 
 class ArtifactError(DaemonError, ValueError):

@@ -1,29 +1,20 @@
-"""What goes into each generation besides the table: counters, metadata, and when to publish.
+"""What goes into each generation besides the table, and when to publish.
 
-Metadata keys (all values are strings; the contract webapp and tests rely on):
-``offsets`` (JSON ``{"<partition>": next offset}``, ``{}`` for replay), ``topic``, ``source``
-(``kafka`` | ``replay`` | ``snapshot``), ``state`` (``restoring`` | ``live``), ``rows``,
-``time_min``, ``time_max`` (ISO-8601 UTC, empty when the window is empty),
-``schema_fingerprint``, ``model_version``, ``model_sha256``, ``model_file`` (empty without a
-model), ``window_checksum`` (:func:`shm.table_checksum`), and ``counters`` (JSON of
-:class:`Counters`, restored at restart so nothing is counted twice).
+The metadata is :class:`contract.metadata.GenerationMeta` (its keys are documented there); the
+counters it carries are restored at restart so nothing is counted twice.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 
 import pyarrow as pa
 
+from contract.metadata import Counters, GenerationMeta, iso_utc, schema_fingerprint
 from shm import table_checksum
 
-__all__ = ["Coalescer", "Counters", "ModelInfo", "build_metadata", "iso_utc", "schema_fingerprint"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+__all__ = ["Coalescer", "ModelInfo", "build_metadata"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,58 +24,6 @@ class ModelInfo:
     version: str
     sha256: str
     file: str
-
-
-@dataclass(slots=True)
-class Counters:
-    """Totals since the stream's first record (carried across restarts in the metadata).
-
-    ``events``: valid records applied (including duplicates and late drops); ``dead_letters``:
-    rejected records by reason; ``dropped_late``: valid events older than the window;
-    ``publish_errors``: failed publications.
-    """
-
-    events: int = 0
-    dead_letters: dict[str, int] = field(default_factory=dict)
-    dropped_late: int = 0
-    publish_errors: int = 0
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready form, as in the status file."""
-        return {
-            "events": self.events,
-            "dead_letters": dict(sorted(self.dead_letters.items())),
-            "dropped_late": self.dropped_late,
-            "publish_errors": self.publish_errors,
-        }
-
-    @classmethod
-    def from_json(cls, text: str) -> Counters:
-        """Parse :meth:`as_dict` output; anything malformed gives zeroed counters."""
-        try:
-            raw = json.loads(text)
-            letters = raw.get("dead_letters", {})
-            return cls(
-                events=int(raw.get("events", 0)),
-                dead_letters={str(k): int(v) for k, v in letters.items()},
-                dropped_late=int(raw.get("dropped_late", 0)),
-                publish_errors=int(raw.get("publish_errors", 0)),
-            )
-        except (ValueError, TypeError, AttributeError):
-            return cls()
-
-
-def iso_utc(time_ns: int | None) -> str:
-    """``2000-06-05T00:00:00+00:00`` style (microseconds when non-zero); ``""`` for None."""
-    if time_ns is None:
-        return ""
-    return (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat()
-
-
-def schema_fingerprint(schema: pa.Schema) -> str:
-    """Short stable hash of column names and types (metadata ignored)."""
-    text = ";".join(f"{f.name}:{f.type}" for f in schema)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def build_metadata(
@@ -97,24 +36,24 @@ def build_metadata(
     model: ModelInfo | None,
     counters: Counters,
 ) -> dict[str, str]:
-    """The generation metadata for ``table`` (see the module docstring for the keys)."""
+    """The generation metadata for ``table``."""
     times = table.column("time")
     has_rows = table.num_rows > 0
-    return {
-        "offsets": json.dumps({str(p): o for p, o in sorted(offsets.items())}),
-        "topic": topic,
-        "source": source,
-        "state": state,
-        "rows": str(table.num_rows),
-        "time_min": iso_utc(times[0].value) if has_rows else "",
-        "time_max": iso_utc(times[-1].value) if has_rows else "",
-        "schema_fingerprint": schema_fingerprint(table.schema),
-        "model_version": model.version if model else "",
-        "model_sha256": model.sha256 if model else "",
-        "model_file": model.file if model else "",
-        "window_checksum": table_checksum(table),
-        "counters": json.dumps(counters.as_dict(), separators=(",", ":")),
-    }
+    return GenerationMeta(
+        offsets=dict(offsets),
+        topic=topic,
+        source=source,
+        state=state,
+        rows=table.num_rows,
+        time_min=iso_utc(times[0].value) if has_rows else "",
+        time_max=iso_utc(times[-1].value) if has_rows else "",
+        schema_fingerprint=schema_fingerprint(table.schema),
+        model_version=model.version if model else "",
+        model_sha256=model.sha256 if model else "",
+        model_file=model.file if model else "",
+        window_checksum=table_checksum(table),
+        counters=counters,
+    ).to_metadata()
 
 
 class Coalescer:

@@ -16,19 +16,20 @@ import threading
 import time
 from collections.abc import Callable
 
-from cache_daemon._kafka import KafkaSource
-from cache_daemon._s3 import ObjectStore
 from cache_daemon.bootstrap import Bootstrap, from_generation, read_snapshot
 from cache_daemon.config import DaemonConfig
 from cache_daemon.daemon import Daemon
 from cache_daemon.errors import ArtifactError, SnapshotError, StoreError
-from cache_daemon.model import FileModelFetcher, ModelFetcher, ModelWatcher, S3ModelFetcher
-from cache_daemon.publication import Counters, ModelInfo
+from cache_daemon.kafka_source import KafkaSource
+from cache_daemon.model_watch import FileModelFetcher, ModelFetcher, ModelWatcher, S3ModelFetcher
+from cache_daemon.publication import ModelInfo
 from cache_daemon.replay import ReplaySource
 from cache_daemon.sources import Source
 from cache_daemon.status import Heartbeat, Liveness, StatusFile
 from cache_daemon.window import Window
 from cache_daemon.workdir import open_publisher
+from contract.metadata import Counters
+from objectstore import ObjectStore
 from shm import Reader, ShmError
 
 __all__ = ["run_service"]

@@ -5,7 +5,7 @@ offset per partition, and reports its health. Transient faults never raise out o
 they show up in :meth:`Source.health` while the source retries on its own.
 
 Implementations: :class:`cache_daemon.replay.ReplaySource` (bundled sample series) and
-``cache_daemon._kafka.KafkaSource`` (the only module that imports kafka-python).
+``cache_daemon.kafka_source.KafkaSource`` (the only module that imports kafka-python).
 """
 
 from __future__ import annotations

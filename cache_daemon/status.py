@@ -1,37 +1,26 @@
-"""The daemon status file, ``<SHM_DIR>/daemon-status.json``, for probes and the webapp.
+"""Writing the daemon status file (:class:`contract.status.DaemonStatus`) while the loop lives.
 
-Rewritten atomically (temp file + rename, mode 0640) by the daemon's main loop every 250 ms
-and on every state change; a :class:`Heartbeat` thread refreshes it in between while the loop
-is alive, so the heartbeat is never older than 0.5 s unless the loop has been stuck for 30 s.
-Content (one JSON object)::
-
-    {"pid": int, "state": "starting"|"restoring"|"live"|"degraded"|"stopping",
-     "source": "kafka"|"replay", "started_ns": int (time.time_ns() at process start),
-     "heartbeat_ns": int (time.time_ns()),
-     "last_publish_ns": int|null, "generation": int, "lag": {"<partition>": int},
-     "counters": {"events", "dead_letters": {"<reason>": n}, "dropped_late", "publish_errors"},
-     "last_error": str|null}
-
-A reader decides liveness from ``heartbeat_ns`` (younger than ``MAX_DATA_AGE_MS``); a change of
-``started_ns`` means the daemon was restarted (``/metrics`` exports it for the restart alert).
+The daemon's main loop rewrites it every 250 ms and on every state change; a
+:class:`Heartbeat` thread refreshes it in between while the loop is alive, so the heartbeat is
+never older than 0.5 s unless the loop has been stuck for 30 s. ``started_ns`` is the process
+start (``/metrics`` exports it for the restart alert).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from cache_daemon._atomic import write_atomic
-from cache_daemon.publication import Counters
+from contract.metadata import Counters
+from contract.status import STATUS_FILE, DaemonStatus, read_status, write_status
 
 __all__ = ["STATUS_FILE", "Heartbeat", "Liveness", "StatusFile", "read_status"]
 
-STATUS_FILE = "daemon-status.json"
 log = logging.getLogger(__name__)
 
 
@@ -45,10 +34,11 @@ class StatusFile:
     """
 
     def __init__(self, directory: Path, *, started_ns: int | None = None) -> None:
+        self.directory = directory
         self.path = directory / STATUS_FILE
         self.started_ns = time.time_ns() if started_ns is None else started_ns
         self._lock = threading.Lock()
-        self._body: dict[str, object] | None = None
+        self._status: DaemonStatus | None = None
         self._written_at = 0.0
         self._last_failure_log = 0.0
 
@@ -64,33 +54,31 @@ class StatusFile:
         last_error: str | None,
     ) -> None:
         """Replace the file with the given values and a fresh heartbeat."""
-        body: dict[str, object] = {
-            "pid": os.getpid(),
-            "state": state,
-            "source": source,
-            "started_ns": self.started_ns,
-            "heartbeat_ns": 0,
-            "last_publish_ns": last_publish_ns,
-            "generation": generation,
-            "lag": {str(p): n for p, n in sorted(lag.items())},
-            "counters": counters.as_dict(),
-            "last_error": last_error,
-        }
+        status = DaemonStatus(
+            pid=os.getpid(),
+            state=state,
+            source=source,
+            started_ns=self.started_ns,
+            last_publish_ns=last_publish_ns,
+            generation=generation,
+            lag={str(p): n for p, n in sorted(lag.items())},
+            counters=replace(counters, dead_letters=dict(counters.dead_letters)),
+            last_error=last_error,
+        )
         with self._lock:
-            self._body = body
+            self._status = status
             self._write_locked()
 
     def refresh(self, older_than_s: float) -> None:
         """Rewrite the last values with a fresh heartbeat if the file is older than that."""
         with self._lock:
-            if self._body is not None and time.monotonic() - self._written_at >= older_than_s:
+            if self._status is not None and time.monotonic() - self._written_at >= older_than_s:
                 self._write_locked()
 
     def _write_locked(self) -> None:
-        assert self._body is not None
-        body = {**self._body, "heartbeat_ns": time.time_ns()}
+        assert self._status is not None
         try:
-            write_atomic(self.path, json.dumps(body, separators=(",", ":")).encode())
+            write_status(self.directory, replace(self._status, heartbeat_ns=time.time_ns()))
         except OSError as exc:
             now = time.monotonic()
             if now - self._last_failure_log > 60:
@@ -144,12 +132,3 @@ class Heartbeat:
         while not self._stop.wait(self._max_age_s / 2):
             if self._liveness.alive():
                 self._status.refresh(self._max_age_s)
-
-
-def read_status(directory: Path) -> dict[str, object] | None:
-    """The status file's content, or None when absent or unreadable (for probes and tests)."""
-    try:
-        data = json.loads((directory / STATUS_FILE).read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

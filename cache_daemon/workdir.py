@@ -8,27 +8,24 @@ the variable before anything in it is changed.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from cache_daemon.errors import ConfigError
+from contract._atomic import temp_target
+from contract.model_files import is_model_file
+from contract.status import STATUS_FILE
 from shm import Publisher, PublisherLockedError, check_adoptable
 
 __all__ = ["is_daemon_file", "open_publisher"]
 
-# What the daemon itself writes next to the protocol's files: the status file, model
-# artifacts, and their temp files (cache_daemon._atomic, forecasting.install).
-_DAEMON_FILE = re.compile(
-    r"\A(?:daemon-status\.json|model-[0-9a-f]{64}\.skops"
-    r"|\.(?:daemon-status\.json|model-[0-9a-f]{64}\.skops)\.[0-9]+\.part"
-    r"|\.model-[A-Za-z0-9_]{1,16})\Z"
-)
 _SHOWN = 5
 
 
 def is_daemon_file(name: str) -> bool:
-    """True for a name the daemon writes into ``SHM_DIR`` besides the shm protocol's."""
-    return _DAEMON_FILE.match(name) is not None
+    """True for a name the daemon writes into ``SHM_DIR`` besides the shm protocol's: the
+    status file, model files, and the temp files they are written through."""
+    target = temp_target(name) or name
+    return target == STATUS_FILE or is_model_file(target)
 
 
 def open_publisher(directory: Path, keep: int = 2) -> Publisher:

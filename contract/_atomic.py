@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
-__all__ = ["FILE_MODE", "write_atomic"]
+__all__ = ["FILE_MODE", "temp_target", "write_atomic"]
 
 FILE_MODE = 0o640
+_TEMP = re.compile(r"\A\.(.+)\.[0-9]+\.part\Z")
+
+
+def temp_target(name: str) -> str | None:
+    """The name a :func:`write_atomic` temp file called ``name`` was to become, or None."""
+    match = _TEMP.match(name)
+    return match.group(1) if match else None
 
 
 def write_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:

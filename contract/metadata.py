@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Counters", "GenerationMeta", "iso_utc", "parse_offsets", "schema_fingerprint"]
+__all__ = [
+    "Counters",
+    "GenerationMeta",
+    "format_offsets",
+    "iso_utc",
+    "parse_offsets",
+    "schema_fingerprint",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -105,6 +112,11 @@ def schema_fingerprint(schema: Iterable[_Field]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def format_offsets(offsets: Mapping[int, int] | None) -> str:
+    """``{"<partition>": offset}`` JSON, partitions in order (what :func:`parse_offsets` reads)."""
+    return json.dumps({str(p): o for p, o in sorted((offsets or {}).items())})
+
+
 def parse_offsets(raw: str | bytes | None) -> dict[int, int] | None:
     """``{"<partition>": offset}`` JSON as a dict, or None when absent or malformed."""
     if not raw:
@@ -139,9 +151,8 @@ class GenerationMeta:
 
     def to_metadata(self) -> dict[str, str]:
         """The string mapping a publisher stores with the table."""
-        offsets = self.offsets or {}
         return {
-            "offsets": json.dumps({str(p): o for p, o in sorted(offsets.items())}),
+            "offsets": format_offsets(self.offsets),
             "topic": self.topic,
             "source": self.source,
             "state": self.state,

@@ -26,6 +26,7 @@ __all__ = [
     "model_file_sha256",
     "prune_model_files",
     "read_model_file",
+    "read_regular_file",
 ]
 
 # Far above any artifact of this project (tens of KiB) and far below a worker's memory.
@@ -68,17 +69,29 @@ def install_model_file(directory: Path, data: bytes) -> tuple[str, str]:
 def read_model_file(directory: Path, name: str, *, max_bytes: int = MAX_MODEL_BYTES) -> bytes:
     """The bytes of ``directory/name``; ``OSError`` when it is not a regular file (symlinks
     are not followed) of at most ``max_bytes``."""
+    return read_regular_file(directory / name, max_bytes=max_bytes)
+
+
+def read_regular_file(
+    path: Path, *, max_bytes: int = MAX_MODEL_BYTES, follow_symlinks: bool = False
+) -> bytes:
+    """The bytes of ``path``; ``OSError`` when it is not a regular file of at most
+    ``max_bytes``. A symlink is refused unless ``follow_symlinks`` (an artifact the operator
+    names, such as a mounted secret, may be one; a file in the shm directory may not)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
     # O_NONBLOCK: a FIFO planted under this name must not block the caller.
-    fd = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, f"{name} is not a regular file")
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
         if st.st_size > max_bytes:
-            raise OSError(errno.EFBIG, f"{name} is larger than {max_bytes} bytes")
+            raise OSError(errno.EFBIG, f"{path} is larger than {max_bytes} bytes")
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise OSError(errno.EFBIG, f"{name} is larger than {max_bytes} bytes")
+        raise OSError(errno.EFBIG, f"{path} is larger than {max_bytes} bytes")
     return data
 
 

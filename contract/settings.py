@@ -5,7 +5,13 @@ its environment variable as ``validation_alias``. :meth:`EnvSettings.from_env` r
 the mapping it is given (the entry points pass ``os.environ``; tests pass a dict), treats an
 empty or blank variable as unset, and turns every validation failure into one
 :class:`~contract.errors.ConfigError` naming the variable. A check across variables raises
-:class:`ConfigError` itself from a ``model_validator``.
+:class:`ConfigError` itself from a ``model_validator``. Settings are immutable: assigning to
+a field raises ``AttributeError``, as with a frozen dataclass.
+
+A field typed ``OtherSettings | None`` (another :class:`EnvSettings` class) is a group of
+variables of its own: when the variable named as the field's ``validation_alias`` is set,
+the field is ``OtherSettings.from_env`` of the same mapping (so the group's errors name its
+variables); otherwise it keeps its default (``None``).
 
 :class:`SharedSettings` holds what the daemon and the web workers must agree on: the shm
 directory, the age bound of the data and the log level.
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, NoReturn, Self, get_args
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
@@ -24,7 +30,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from contract import defaults
 from contract.errors import ConfigError
 
-__all__ = ["EnvSettings", "LogLevel", "SharedSettings", "env_name", "env_names"]
+__all__ = [
+    "EnvSettings",
+    "LogLevel",
+    "SharedSettings",
+    "env_name",
+    "env_names",
+    "nested_settings",
+]
 
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -40,6 +53,14 @@ def env_name(info: FieldInfo, field_name: str) -> str:
     if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
         return alias.choices[0]
     return field_name.upper()
+
+
+def nested_settings(info: FieldInfo) -> type[EnvSettings] | None:
+    """The settings class of a field typed ``OtherSettings | None``, else None."""
+    for candidate in (info.annotation, *get_args(info.annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, EnvSettings):
+            return candidate
+    return None
 
 
 def env_names(cls: type[EnvSettings]) -> dict[str, str]:
@@ -71,10 +92,21 @@ class EnvSettings(BaseSettings):
         values: dict[str, Any] = {
             k: v.strip() for k, v in environ.items() if k in known and v.strip()
         }
+        for name, info in cls.model_fields.items():
+            group = nested_settings(info)
+            switch = env_name(info, name)
+            if group is not None and switch in values:
+                values[switch] = group.from_env(environ)
         try:
             return cls(**values)
         except ValidationError as exc:
             raise _config_error(exc, known) from None
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable; cannot delete {name!r}")
 
 
 def _config_error(exc: ValidationError, known: Mapping[str, str]) -> ConfigError:

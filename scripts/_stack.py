@@ -14,7 +14,7 @@ from pathlib import Path
 
 from minio import Minio
 
-from scripts import _cds, _jvm, _kafka, _proc, _s3proxy, _stack_jars
+from scripts import _cds, _jvm, _kafka_broker, _proc, _s3proxy, _stack_jars
 from scripts._stack_config import ROOT, ServiceStatus, StackConfig
 from scripts._stack_state import ServerRecord, StackState
 from scripts.errors import StackError, StackStartError
@@ -39,7 +39,7 @@ class Stack:
     def __init__(self, config: StackConfig, *, tie_to_parent: bool = False) -> None:
         self.config = config
         self._tie = tie_to_parent
-        self._kafka = _kafka.KafkaFiles(config.state_dir / "kafka")
+        self._kafka = _kafka_broker.KafkaFiles(config.state_dir / "kafka")
         self._s3 = _s3proxy.S3Files(config.state_dir / "s3")
         self._markers = {"kafka": str(self._kafka.config), "s3": str(self._s3.config)}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -118,7 +118,7 @@ class Stack:
             state = self._read()
             self._stop("kafka", state, hard=hard)
             state.write(self._state_path)
-        _kafka.wait_stopped_port(self.config.kafka_port)
+        _kafka_broker.wait_stopped_port(self.config.kafka_port)
 
     def start_kafka(self) -> float:
         """Start the broker again on the same ports and data; returns seconds until it answered."""
@@ -134,7 +134,7 @@ class Stack:
         state = self._read()
         kafka_pid = state.pid("kafka") if self._running("kafka", state) else None
         s3_pid = state.pid("s3") if self._running("s3", state) else None
-        kafka_ready = kafka_pid is not None and _kafka.is_ready(self.bootstrap_servers)
+        kafka_ready = kafka_pid is not None and _kafka_broker.is_ready(self.bootstrap_servers)
         s3_ready = s3_pid is not None and _s3proxy.is_ready(self.minio(), self.s3_endpoint)
         return [
             ServiceStatus("kafka", self.bootstrap_servers, kafka_pid, kafka_ready),
@@ -213,20 +213,20 @@ class Stack:
         flags = [*version_flags, *cds_flags]
         if name == "kafka":
             log4j = INFRA / "kafka-log4j2.xml"
-            _kafka.write_config(
+            _kafka_broker.write_config(
                 self._kafka,
                 template=INFRA / "kafka-server.properties",
                 port=self.config.kafka_port,
                 controller_port=self.config.kafka_controller_port,
             )
-            _kafka.format_storage(
+            _kafka_broker.format_storage(
                 java=java,
                 classpath=jars.kafka_classpath,
                 files=self._kafka,
                 log4j_config=log4j,
                 extra=version_flags if part else flags,
             )
-            cmd = _kafka.command(
+            cmd = _kafka_broker.command(
                 java=java,
                 classpath=jars.kafka_classpath,
                 files=self._kafka,
@@ -276,7 +276,7 @@ class Stack:
         client = self.minio(timeout_s=2.0)
         probes: dict[str, Callable[[], bool]] = {
             "s3": lambda: _s3proxy.is_ready(client, self.s3_endpoint),
-            "kafka": lambda: _kafka.is_ready(self.bootstrap_servers),
+            "kafka": lambda: _kafka_broker.is_ready(self.bootstrap_servers),
         }
         logs = {"s3": [self._s3.log_file], "kafka": [self._kafka.log_file, self._kafka.stdout]}
         while len(times) < len(probes):

@@ -18,8 +18,8 @@ from kafka.admin import NewPartitions, NewTopic
 
 from cache_daemon.bootstrap import snapshot_parquet
 from cache_daemon.config import DaemonConfig
-from cache_daemon.publication import Counters
 from cache_daemon.window import TIME_TYPE
+from contract.metadata import Counters
 from shm import Reader, Snapshot, table_checksum
 from tests._stack import StackHandle
 from tests.concurrency._recorder import Recorder

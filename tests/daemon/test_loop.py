@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from cache_daemon.daemon import Daemon
-from cache_daemon.publication import Counters
 from cache_daemon.status import read_status
 from cache_daemon.window import Window
+from contract.metadata import Counters
 from shm import Publisher, Reader, table_checksum
 from tests._wait import wait_until
 from tests.daemon.conftest import ListSource

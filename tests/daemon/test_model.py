@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from cache_daemon.errors import ArtifactError
-from cache_daemon.model import (
-    FileModelFetcher,
-    ModelWatcher,
-    install_model,
-    model_file_name,
-    prune_models,
-)
+from cache_daemon.model_watch import FileModelFetcher, ModelWatcher, install_model
+from contract.model_files import model_file_name, prune_model_files
 
 
 def write_artifact(path: Path, data: bytes, *, digest: str | None = None) -> str:
@@ -101,5 +96,5 @@ def test_prune_keeps_named_models_only(tmp_path: Path) -> None:
     for name in names:
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "other.txt").write_bytes(b"x")
-    prune_models(tmp_path, {names[1]})
+    prune_model_files(tmp_path, {names[1]})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names[1], "other.txt"])

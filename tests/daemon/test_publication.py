@@ -6,8 +6,9 @@ import json
 
 import pyarrow as pa
 
-from cache_daemon.publication import Coalescer, Counters, ModelInfo, build_metadata
+from cache_daemon.publication import Coalescer, ModelInfo, build_metadata
 from cache_daemon.window import TIME_TYPE
+from contract.metadata import Counters
 from shm import table_checksum
 
 MS = 1_000_000

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from cache_daemon.config import DaemonConfig
 from cache_daemon.errors import ConfigError
-from cache_daemon.model import FileModelFetcher
+from cache_daemon.model_watch import FileModelFetcher
 from cache_daemon.service import _empty_window
 from cache_daemon.workdir import open_publisher
 from shm import Publisher, Reader

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cache_daemon.publication import Counters
 from cache_daemon.status import Heartbeat, Liveness, StatusFile, read_status
+from contract.metadata import Counters
 from tests._wait import wait_until
 
 

@@ -1,25 +1,28 @@
-"""The daemon's only contact with the object store (the only module that imports minio).
+"""The bounded object store client (the only module that imports minio).
 
 Every call is bounded: short connect/read timeouts and few retries, so an unreachable store
-costs seconds, never a hang. Every failure becomes a :class:`~cache_daemon.errors.StoreError`
-(``missing=True`` for a missing bucket or key).
+costs seconds, never a hang. Every failure becomes a :class:`~objectstore.errors.StoreError`
+(``missing=True`` for a missing bucket or key) naming the operation, object and endpoint.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
 
-from cache_daemon.config import S3Config
-from cache_daemon.errors import StoreError
+from objectstore.config import S3Config
+from objectstore.errors import StoreError
 
-__all__ = ["ObjectData", "ObjectStat", "ObjectStore"]
+__all__ = ["ObjectData", "ObjectStat", "ObjectStore", "split_url"]
 
 _MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "NoSuchVersion"})
 _META_PREFIX = "x-amz-meta-"
+# What the client raises besides S3Error: transport failures and malformed answers.
+_FAILURES = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +43,27 @@ class ObjectData:
     metadata: dict[str, str]
 
 
-class ObjectStore:
-    """Thin, bounded wrapper over a minio client. Thread-safe (urllib3 pool)."""
+def split_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``; ``ValueError`` for anything else."""
+    rest = url.removeprefix("s3://")
+    bucket, _, key = rest.partition("/")
+    if not url.startswith("s3://") or not bucket or not key:
+        raise ValueError(f"expected s3://bucket/key, got {url!r}")
+    return bucket, key
 
-    def __init__(self, config: S3Config, *, timeout_s: float = 5.0) -> None:
+
+class ObjectStore:
+    """Thin, bounded wrapper over a minio client. Thread-safe (urllib3 pool).
+
+    ``timeout_s`` bounds each read (connecting: at most 2 s of it); ``retries`` is how often
+    a failed connection or a 5xx answer is tried again.
+    """
+
+    def __init__(self, config: S3Config, *, timeout_s: float = 5.0, retries: int = 1) -> None:
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=min(timeout_s, 2.0), read=timeout_s),
             retries=urllib3.Retry(
-                total=1, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)
+                total=retries, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)
             ),
             maxsize=4,
             cert_reqs="CERT_REQUIRED",
@@ -66,7 +82,7 @@ class ObjectStore:
         """The current version's identity."""
         try:
             obj = self._client.stat_object(bucket_name=bucket, object_name=key)
-        except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except _FAILURES as exc:
             raise self._error("stat", bucket, key, exc) from None
         return ObjectStat(etag=obj.etag or "", version_id=obj.version_id, size=obj.size or 0)
 
@@ -82,7 +98,7 @@ class ObjectStore:
             headers = response.headers
         except StoreError:
             raise
-        except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except _FAILURES as exc:
             raise self._error("get", bucket, key, exc) from None
         finally:
             if response is not None:
@@ -99,6 +115,34 @@ class ObjectStore:
             if k.lower().startswith(_META_PREFIX)
         }
         return ObjectData(data=data, stat=stat, metadata=metadata)
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> None:
+        """Write ``data`` as the object's new version."""
+        try:
+            self._client.put_object(
+                bucket_name=bucket,
+                object_name=key,
+                data=io.BytesIO(data),
+                length=len(data),
+                content_type=content_type,
+            )
+        except _FAILURES as exc:
+            raise self._error("put", bucket, key, exc) from None
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` unless it exists."""
+        try:
+            if not self._client.bucket_exists(bucket_name=bucket):
+                self._client.make_bucket(bucket_name=bucket)
+        except _FAILURES as exc:
+            raise self._error("create bucket", bucket, "", exc) from None
 
     def _error(self, op: str, bucket: str, key: str, exc: BaseException) -> StoreError:
         where = f"s3://{bucket}/{key} at {self._endpoint}"

@@ -5,8 +5,9 @@ sidecar next to the artifact: the object ``<MODEL_KEY>.sha256`` (or the file
 ``<MODEL_PATH>.sha256``) whose first token is the 64-hex SHA-256 (``sha256sum`` output works).
 An artifact whose digest differs, or without a sidecar, is refused and never installed.
 
-A verified artifact is written atomically into the shm directory as ``model-<sha256>.skops``
-(mode 0640) and announced through the next generation's metadata (``model_version``,
+A verified artifact is installed in the shm directory by
+:func:`contract.model_files.install_model_file` (atomic, mode 0640, named by its digest) and
+announced through the next generation's metadata (``model_version``,
 ``model_sha256``, ``model_file``). ``model_version`` is the object's user metadata
 ``model-version`` when present, else ``sha256:<first 12 hex digits>``.
 
@@ -18,22 +19,19 @@ backoff and reported through :attr:`ModelWatcher.error`.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
-import os
 import queue
 import re
-import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cache_daemon._atomic import write_atomic
-from cache_daemon._s3 import ObjectStore
 from cache_daemon.errors import ArtifactError, StoreError
 from cache_daemon.publication import ModelInfo
+from contract.model_files import MAX_MODEL_BYTES, install_model_file, read_regular_file
+from objectstore import ObjectStore
 
 __all__ = [
     "Fetched",
@@ -42,15 +40,12 @@ __all__ = [
     "ModelWatcher",
     "S3ModelFetcher",
     "install_model",
-    "model_file_name",
-    "prune_models",
     "verify_artifact",
 ]
 
 log = logging.getLogger(__name__)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_MODEL_RE = re.compile(r"^model-[0-9a-f]{64}\.skops$")
-MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
+_SIDECAR_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +89,9 @@ class S3ModelFetcher:
 
     def fetch(self) -> Fetched:
         """Read the artifact, then its sidecar."""
-        obj = self._store.get(self._bucket, self._key, max_bytes=MAX_ARTIFACT_BYTES)
+        obj = self._store.get(self._bucket, self._key, max_bytes=MAX_MODEL_BYTES)
         sidecar_key = f"{self._key}.sha256"
-        sidecar = self._store.get(self._bucket, sidecar_key, max_bytes=4096)
+        sidecar = self._store.get(self._bucket, sidecar_key, max_bytes=_SIDECAR_BYTES)
         expected = parse_sidecar(sidecar.data, f"s3://{self._bucket}/{sidecar_key}")
         return Fetched(obj.data, expected, obj.metadata.get("model-version"))
 
@@ -113,26 +108,12 @@ class FileModelFetcher:
         return f"{st.st_mtime_ns}/{st.st_size}/{st.st_ino}"
 
     def fetch(self) -> Fetched:
-        """Read the artifact, then its sidecar (each a regular file of bounded size)."""
+        """Read the artifact, then its sidecar (each a regular file of bounded size; a FIFO
+        put in its place is an error, not a hang)."""
         sidecar = self._path.with_name(self._path.name + ".sha256")
-        data = _read_regular(self._path, MAX_ARTIFACT_BYTES)
-        return Fetched(data, parse_sidecar(_read_regular(sidecar, 4096), str(sidecar)), None)
-
-
-def _read_regular(path: Path, max_bytes: int) -> bytes:
-    """The bytes of ``path``; OSError when it is not a regular file of at most ``max_bytes``
-    (O_NONBLOCK: a FIFO put in its place must not block the daemon)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, f"{path} is not a regular file")
-        if st.st_size > max_bytes:
-            raise OSError(errno.EFBIG, f"{path} is larger than {max_bytes} bytes")
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise OSError(errno.EFBIG, f"{path} is larger than {max_bytes} bytes")
-    return data
+        data = read_regular_file(self._path, max_bytes=MAX_MODEL_BYTES, follow_symlinks=True)
+        digest = read_regular_file(sidecar, max_bytes=_SIDECAR_BYTES, follow_symlinks=True)
+        return Fetched(data, parse_sidecar(digest, str(sidecar)), None)
 
 
 def verify_artifact(fetched: Fetched) -> str:
@@ -145,29 +126,11 @@ def verify_artifact(fetched: Fetched) -> str:
     return actual
 
 
-def model_file_name(sha256: str) -> str:
-    """``model-<sha256>.skops``."""
-    return f"model-{sha256}.skops"
-
-
 def install_model(directory: Path, fetched: Fetched) -> ModelInfo:
-    """Verify ``fetched`` and place it in ``directory`` (atomic, 0640; kept if already there)."""
-    sha = verify_artifact(fetched)
-    name = model_file_name(sha)
-    target = directory / name
-    if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != sha:
-        write_atomic(target, fetched.data)
+    """Verify ``fetched`` and place it in ``directory`` (kept if already there)."""
+    verify_artifact(fetched)
+    name, sha = install_model_file(directory, fetched.data)
     return ModelInfo(version=fetched.version or f"sha256:{sha[:12]}", sha256=sha, file=name)
-
-
-def prune_models(directory: Path, keep: set[str]) -> None:
-    """Unlink ``model-*.skops`` files not named in ``keep`` (workers that loaded them are
-    unaffected: they hold the model in memory)."""
-    with contextlib.suppress(FileNotFoundError):
-        for path in directory.iterdir():
-            if _MODEL_RE.fullmatch(path.name) and path.name not in keep:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
 
 
 class ModelWatcher:

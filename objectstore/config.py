@@ -1,0 +1,51 @@
+"""Connection settings of the object store, from the ``S3_*`` variables."""
+
+from __future__ import annotations
+
+import re
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from contract.errors import ConfigError
+from contract.settings import EnvSettings
+
+__all__ = ["S3Config"]
+
+_ENDPOINT = re.compile(r"[^\s:/]+(:\d{1,5})?")
+
+
+class S3Config(EnvSettings):
+    """Where the object store is and how to sign requests. Fields may also be given by name
+    (``S3Config(endpoint=..., access_key=...)``) by a tool with settings of its own."""
+
+    model_config = SettingsConfigDict(validate_by_name=True)
+
+    endpoint: str = Field(
+        validation_alias="S3_ENDPOINT",
+        description="object store address, `host:port` (no scheme)",
+    )
+    access_key: str = Field(
+        "", validation_alias="S3_ACCESS_KEY", description="access key (required with S3_ENDPOINT)"
+    )
+    secret_key: str = Field(
+        "", validation_alias="S3_SECRET_KEY", repr=False, description="secret key"
+    )
+    secure: bool = Field(
+        False, validation_alias="S3_SECURE", description="`true` for HTTPS to the store"
+    )
+    region: str = Field("us-east-1", validation_alias="S3_REGION", description="signing region")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if "://" in value or not _ENDPOINT.fullmatch(value):
+            raise ValueError("must be host:port (no scheme)")
+        return value
+
+    @model_validator(mode="after")
+    def _signed(self) -> Self:
+        if not self.access_key:
+            raise ConfigError("S3_ACCESS_KEY", "required when S3_ENDPOINT is set")
+        return self
