@@ -30,6 +30,8 @@ WORKDIR /src
 # Every dependency ships manylinux wheels, so this stage needs no compiler today; if one ever
 # needs building from source, its build tools go here and never into the runtime stage.
 COPY pyproject.toml README.md ./
+COPY contract/ contract/
+COPY objectstore/ objectstore/
 COPY shm/ shm/
 COPY forecasting/ forecasting/
 COPY cache_daemon/ cache_daemon/

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 __all__ = [
+    "MODEL_KEYS",
     "Counters",
     "GenerationMeta",
     "format_offsets",
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The keys that name a generation's model (all empty without one).
+MODEL_KEYS = ("model_version", "model_sha256", "model_file")
 
 
 class _Field(Protocol):

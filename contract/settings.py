@@ -71,7 +71,9 @@ def env_names(cls: type[EnvSettings]) -> dict[str, str]:
 class EnvSettings(BaseSettings):
     """Base of every settings class of the project (see the module docstring)."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_default=False)
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", validate_default=False, validate_by_name=True
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -102,6 +104,16 @@ class EnvSettings(BaseSettings):
         except ValidationError as exc:
             raise _config_error(exc, known) from None
 
+    @classmethod
+    def from_fields(cls, **fields: Any) -> Self:
+        """Build and validate the settings from values given by field name (a tool with a
+        configuration of its own passes what it read); raise :class:`ConfigError` naming the
+        variable, as :meth:`from_env` does."""
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:
+            raise _config_error(exc, env_names(cls)) from None
+
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
 
@@ -115,7 +127,9 @@ def _config_error(exc: ValidationError, known: Mapping[str, str]) -> ConfigError
     if isinstance(cause, ConfigError):
         return cause
     loc = error["loc"]
-    variable = str(loc[0]) if loc and str(loc[0]) in known else "configuration"
+    by_field = {field: variable for variable, field in known.items()}
+    first = str(loc[0]) if loc else ""
+    variable = first if first in known else by_field.get(first, "configuration")
     given = error.get("input")
     problem = error["msg"].removeprefix("Value error, ")
     if isinstance(given, str):

@@ -6,48 +6,62 @@ Usage::
     python deploy/healthcheck.py daemon   # $SHM_DIR/daemon-status.json has a fresh heartbeat
     python deploy/healthcheck.py          # picks by PID 1's command line (Docker HEALTHCHECK)
 
-The daemon check is the liveness contract of the status file: the daemon rewrites it at least
-once a second, also while Kafka or S3 are down (state "degraded"), so a heartbeat older than
-``MAX_DATA_AGE_MS`` (default 10000) means the daemon's loop is stuck or gone, never merely that
-its sources are. Whether the data is fresh enough to serve is the web container's ``/readyz``.
+The daemon check is the liveness contract of the status file (:mod:`contract.status`): the
+daemon rewrites it at least once a second, also while Kafka or S3 are down (state
+"degraded"), so a heartbeat older than ``MAX_DATA_AGE_MS`` (default 10000) means the daemon's
+loop is stuck or gone, never merely that its sources are. Whether the data is fresh enough to
+serve is the web container's ``/readyz``.
 
-Standard library only, no project imports: an exec probe runs every few seconds and must cost
-a bare interpreter start, not an import of pyarrow.
+The probe imports only :mod:`contract.defaults` and :mod:`contract.status`, which use the
+standard library alone: an exec probe runs every few seconds and must cost a bare
+interpreter start, not an import of pyarrow or pydantic.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-STATUS_FILE = "daemon-status.json"
-DEFAULT_SHM_DIR = "/dev/shm/shm-forecast"  # noqa: S108 (the shared tmpfs is the design)
-DEFAULT_MAX_AGE_MS = 10_000
+from contract import defaults
+from contract.status import STATUS_FILE, DaemonStatus
+
 HTTP_TIMEOUT_S = 2.0
+
+
+def _max_age_ms(environ: Mapping[str, str]) -> int:
+    """The heartbeat's age bound; ``ValueError`` naming ``MAX_DATA_AGE_MS`` when unusable."""
+    raw = environ.get("MAX_DATA_AGE_MS") or str(defaults.MAX_DATA_AGE_MS)
+    try:
+        bound = int(raw)
+    except ValueError:
+        raise ValueError(f"MAX_DATA_AGE_MS is not an integer: {raw!r}") from None
+    if bound < defaults.MIN_MAX_DATA_AGE_MS:
+        raise ValueError(f"MAX_DATA_AGE_MS must be >= {defaults.MIN_MAX_DATA_AGE_MS}, got {bound}")
+    return bound
 
 
 def check_daemon(environ: Mapping[str, str], now_ns: int | None = None) -> str | None:
     """None when the status file's heartbeat is younger than ``MAX_DATA_AGE_MS``, else why not."""
-    path = Path(environ.get("SHM_DIR") or DEFAULT_SHM_DIR) / STATUS_FILE
+    path = Path(environ.get("SHM_DIR") or defaults.SHM_DIR) / STATUS_FILE
     try:
-        max_age_ms = int(environ.get("MAX_DATA_AGE_MS") or DEFAULT_MAX_AGE_MS)
-    except ValueError:
-        return f"MAX_DATA_AGE_MS is not an integer: {environ['MAX_DATA_AGE_MS']!r}"
+        max_age_ms = _max_age_ms(environ)
+    except ValueError as exc:
+        return str(exc)
     try:
-        status = json.loads(path.read_bytes())
-        heartbeat_ns = int(status["heartbeat_ns"])
+        status = DaemonStatus.from_bytes(path.read_bytes())
     except FileNotFoundError:
         return f"{path} does not exist yet"
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except OSError as exc:
         return f"{path} is unreadable: {exc}"
-    age_ms = ((time.time_ns() if now_ns is None else now_ns) - heartbeat_ns) // 1_000_000
+    if status is None or status.heartbeat_ns is None:
+        return f"{path} is unreadable: no JSON object with an integer heartbeat_ns"
+    age_ms = ((time.time_ns() if now_ns is None else now_ns) - status.heartbeat_ns) // 1_000_000
     if age_ms > max_age_ms:
-        return f"heartbeat is {age_ms} ms old (bound {max_age_ms} ms, state {status.get('state')})"
+        return f"heartbeat is {age_ms} ms old (bound {max_age_ms} ms, state {status.state})"
     return None
 
 

@@ -7,9 +7,7 @@ Public API::
 
 from forecasting.artifact import (
     TRUSTED_TYPES,
-    artifact_name,
     dumps,
-    install,
     load_bytes,
     load_file,
     sha256_hex,
@@ -34,10 +32,8 @@ __all__ = [
     "IrregularSeriesError",
     "Origin",
     "TooFewRowsError",
-    "artifact_name",
     "dumps",
     "fit",
-    "install",
     "load_bytes",
     "load_file",
     "regularize",

@@ -5,17 +5,15 @@ File format: ``skops.io`` of a plain dict ``{"format": 1, "version", "target", "
 ``Pipeline(StandardScaler, Ridge)``. Nothing is unpickled: skops rebuilds only the types in
 :data:`TRUSTED_TYPES` and the structure is checked after loading.
 
-Artifacts placed in an shm directory are named ``model-<sha256>.skops`` and written
-atomically (temp file + ``os.replace``) with mode 0640, so a reader never sees a partial
-file and the name alone says what digest to expect.
+In an shm directory, artifacts are installed and named by :mod:`contract.model_files`
+(atomic, mode 0640, named by their digest); :func:`load_file` checks the digest a model
+file's name promises.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from contract.model_files import model_file_sha256
 from forecasting.errors import ArtifactError, ArtifactIntegrityError
 from forecasting.features import FeatureSpec
 from forecasting.model import Forecaster
@@ -31,9 +30,7 @@ from forecasting.model import Forecaster
 __all__ = [
     "FORMAT",
     "TRUSTED_TYPES",
-    "artifact_name",
     "dumps",
-    "install",
     "load_bytes",
     "load_file",
     "sha256_hex",
@@ -45,16 +42,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.linear_model._ridge.Ridge",
 )
-_NAME_RE = re.compile(r"\Amodel-([0-9a-f]{64})\.skops\Z")
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def artifact_name(sha256: str) -> str:
-    """The file name an artifact with this digest has inside an shm directory."""
-    return f"model-{sha256}.skops"
 
 
 def dumps(model: Forecaster) -> bytes:
@@ -102,42 +93,17 @@ def load_bytes(data: bytes, *, sha256: str | None) -> Forecaster:
 def load_file(path: str | os.PathLike[str], *, sha256: str | None) -> Forecaster:
     """Read ``path`` once and load it with :func:`load_bytes`.
 
-    When ``sha256`` is None and the file is named ``model-<sha256>.skops``, the digest in the
-    name is verified.
+    When ``sha256`` is None and the file has a model file name
+    (:func:`contract.model_files.model_file_name`), the digest in the name is verified.
     """
     p = Path(path)
     if sha256 is None:
-        match = _NAME_RE.match(p.name)
-        sha256 = match.group(1) if match else None
+        sha256 = model_file_sha256(p.name)
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"cannot read model artifact {p}: {exc.strerror}") from exc
     return load_bytes(data, sha256=sha256)
-
-
-def install(directory: str | os.PathLike[str], data: bytes) -> tuple[str, str]:
-    """Write artifact bytes into ``directory`` as ``model-<sha256>.skops`` (0640, atomic).
-
-    Returns ``(file_name, sha256)``. An existing file of that name is left as is, since its
-    name already pins its content.
-    """
-    digest = sha256_hex(data)
-    name = artifact_name(digest)
-    target = Path(directory) / name
-    if target.exists():
-        return name, digest
-    fd, tmp = tempfile.mkstemp(prefix=".model-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o640)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return name, digest
 
 
 def _from_payload(payload: object) -> Forecaster:

@@ -21,12 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting import _s3
+from contract import defaults
+from contract._atomic import write_atomic
+from contract.errors import ConfigError
 from forecasting.artifact import dumps, sha256_hex
 from forecasting.errors import ForecastingError
 from forecasting.evaluate import evaluate_holdout
 from forecasting.features import FeatureSpec, FloatArray, IntArray, regularize
 from forecasting.model import fit
+from objectstore import ObjectStore, S3Config, split_url
 
 __all__ = ["TrainReport", "load_series", "main", "train", "write_artifact"]
 
@@ -63,7 +66,7 @@ def train(
     frame: pd.DataFrame,
     *,
     time_col: str = "time",
-    target: str = "demand_mw",
+    target: str = defaults.SERIES_COLUMN,
     max_lag: int = 336,
     horizon: int = 48,
     holdout_rows: int = 672,
@@ -90,9 +93,18 @@ def train(
     return data, report
 
 
+def _object_store() -> ObjectStore:
+    """The store ``s3://`` paths refer to, from the ``S3_*`` variables."""
+    try:
+        config = S3Config.from_env(os.environ)
+    except ConfigError as exc:
+        raise ForecastingError(f"s3:// paths need the S3_* variables: {exc}") from None
+    return ObjectStore(config, timeout_s=30.0, retries=2)
+
+
 def _read_input(source: str) -> pd.DataFrame:
     if source.startswith("s3://"):
-        raw = _s3.get_object(_s3.S3Settings.from_env(os.environ), source)
+        raw = _object_store().get(*split_url(source)).data
         return pd.read_parquet(io.BytesIO(raw))
     return pd.read_parquet(source)
 
@@ -102,17 +114,15 @@ def write_artifact(dest: str, data: bytes) -> None:
     daemon requires before it installs an artifact."""
     sidecar = f"{sha256_hex(data)}  {dest.rsplit('/', 1)[-1]}\n".encode()
     if dest.startswith("s3://"):
-        settings = _s3.S3Settings.from_env(os.environ)
-        _s3.put_object(settings, dest, data)
-        _s3.put_object(settings, dest + ".sha256", sidecar)
+        store = _object_store()
+        bucket, key = split_url(dest)
+        store.put(bucket, key, data)
+        store.put(bucket, key + ".sha256", sidecar)
         return
     path = Path(dest)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for target, content in ((path, data), (path.with_name(path.name + ".sha256"), sidecar)):
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(content)
-        tmp.chmod(0o640)
-        tmp.replace(target)
+    write_atomic(path, data)
+    write_atomic(path.with_name(path.name + ".sha256"), sidecar)
 
 
 def _table(report: TrainReport) -> str:
@@ -129,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--input", required=True, help="parquet path or s3://bucket/key")
     parser.add_argument("--output", required=True, help="artifact path or s3://bucket/key")
     parser.add_argument("--time-col", default="time")
-    parser.add_argument("--target", default="demand_mw")
+    parser.add_argument("--target", default=defaults.SERIES_COLUMN)
     parser.add_argument("--max-lag", type=int, default=336, help="lags 1..N (rows needed)")
     parser.add_argument("--horizon", type=int, default=48, help="steps predicted at most")
     parser.add_argument("--holdout-rows", type=int, default=672)

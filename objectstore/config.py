@@ -6,7 +6,6 @@ import re
 from typing import Self
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from contract.errors import ConfigError
 from contract.settings import EnvSettings
@@ -17,10 +16,7 @@ _ENDPOINT = re.compile(r"[^\s:/]+(:\d{1,5})?")
 
 
 class S3Config(EnvSettings):
-    """Where the object store is and how to sign requests. Fields may also be given by name
-    (``S3Config(endpoint=..., access_key=...)``) by a tool with settings of its own."""
-
-    model_config = SettingsConfigDict(validate_by_name=True)
+    """Where the object store is and how to sign requests."""
 
     endpoint: str = Field(
         validation_alias="S3_ENDPOINT",

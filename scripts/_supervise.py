@@ -12,17 +12,18 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
-from cache_daemon._atomic import write_atomic
-from cache_daemon.status import STATUS_FILE
+from contract.status import STATUS_FILE, DaemonStatus, write_status
 
 __all__ = ["REFUSED", "Backoff", "DaemonSupervisor"]
 
@@ -30,6 +31,8 @@ log = logging.getLogger("scripts.run_local")
 
 # The daemon's exit status for a refusal to start (configuration, shm directory, lock).
 REFUSED = 2
+# A JSON log line at error level or above (the level's case differs between formatters).
+_ERROR_LINE = re.compile(r'"level":\s*"(?:error|critical)"', re.IGNORECASE)
 
 
 def _signal_name(number: int) -> str:
@@ -69,7 +72,7 @@ class DaemonSupervisor:
 
     def __init__(self, spawn: Callable[[], subprocess.Popen[bytes]], shm_dir: Path) -> None:
         self._spawn = spawn
-        self._status_path = shm_dir / STATUS_FILE
+        self._shm_dir = shm_dir
         self._backoff = Backoff()
         self._tail: collections.deque[str] = collections.deque(maxlen=20)
         self.restarts = 0
@@ -144,21 +147,19 @@ class DaemonSupervisor:
         reduced to their message and error)."""
         lines = list(self._tail)
         for line in reversed(lines):
-            if '"level": "error"' in line or '"level": "critical"' in line or "Error" in line:
+            if _ERROR_LINE.search(line) or "Error" in line:
                 return _brief(line)
         return _brief(lines[-1]) if lines else "none"
 
     def _mark_crashed(self, reason: str) -> None:
         """Keep the dead daemon's last status (its heartbeat ages) with state ``crashed``."""
         try:
-            body = json.loads(self._status_path.read_bytes())
-        except (OSError, ValueError):
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        body.update(state="crashed", last_error=reason)
+            last = DaemonStatus.from_bytes((self._shm_dir / STATUS_FILE).read_bytes())
+        except OSError:
+            last = None
+        crashed = replace((last or DaemonStatus()).with_state("crashed"), last_error=reason)
         try:
-            write_atomic(self._status_path, json.dumps(body, separators=(",", ":")).encode())
+            write_status(self._shm_dir, crashed)
         except OSError as exc:
             log.warning("cannot mark the daemon status crashed: %s", exc)
 

@@ -32,6 +32,7 @@ from types import FrameType
 
 import pandas as pd
 
+from contract import defaults
 from forecasting.train import train, write_artifact
 from scripts._supervise import DaemonSupervisor
 
@@ -39,8 +40,8 @@ __all__ = ["LocalRun", "main"]
 
 log = logging.getLogger("scripts.run_local")
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "electricity_demand_halfhourly.parquet"
+ROOT = defaults.REPO_ROOT
+SAMPLE = defaults.SAMPLE_PATH
 GRACE_S = 25.0
 
 
@@ -62,7 +63,7 @@ class LocalRun:
         return cls(
             run_dir=run_dir,
             model_path=Path(environ.get("MODEL_PATH") or run_dir / "model.skops"),
-            shm_dir=environ.get("SHM_DIR") or "/dev/shm/shm-forecast",  # noqa: S108
+            shm_dir=environ.get("SHM_DIR") or str(defaults.SHM_DIR),
             port=port,
         )
 

@@ -4,8 +4,8 @@ For tests, benchmarks and trying the web side alone::
 
     python -m scripts.sample_window --shm-dir /dev/shm/shm-forecast --model .run/model.skops
 
-It installs the model artifact as ``model-<sha256>.skops`` and publishes one generation with
-the metadata the daemon would write (see `cache_daemon/publication.py`).
+It installs the model artifact (:mod:`contract.model_files`) and publishes one generation
+with the metadata the daemon would write (:class:`contract.metadata.GenerationMeta`).
 """
 
 from __future__ import annotations
@@ -19,20 +19,24 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from forecasting import install, load_bytes
+from contract import defaults
+from contract.metadata import MODEL_KEYS, GenerationMeta, iso_utc, schema_fingerprint
+from contract.model_files import install_model_file
+from forecasting import load_bytes
 from shm import Publisher, table_checksum
 
 __all__ = ["SAMPLE", "install_model", "sample_table", "window_metadata"]
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "electricity_demand_halfhourly.parquet"
+SAMPLE = defaults.SAMPLE_PATH
 
 
 def sample_table(rows: int | None = None, *, end: int | None = None) -> pa.Table:
-    """The sample series as a window table (``time`` UTC ns + ``demand_mw``).
+    """The sample series as a window table (``time`` UTC ns + the series column).
 
     ``end`` (exclusive row index) and ``rows`` pick a slice: the last ``rows`` rows before
     ``end``.
     """
+    column = defaults.SERIES_COLUMN
     frame = pd.read_parquet(SAMPLE)
     frame["time"] = pd.to_datetime(frame["time"]).dt.tz_localize("UTC")
     stop = len(frame) if end is None else end
@@ -41,39 +45,40 @@ def sample_table(rows: int | None = None, *, end: int | None = None) -> pa.Table
     return pa.table(
         {
             "time": pa.array(part["time"], type=pa.timestamp("ns", tz="UTC")),
-            "demand_mw": pa.array(part["demand_mw"], type=pa.float64()),
+            column: pa.array(part[column], type=pa.float64()),
         }
     )
 
 
 def install_model(shm_dir: Path, artifact: bytes) -> dict[str, str]:
-    """Install a verified artifact into ``shm_dir``; returns its metadata entries."""
+    """Install a verified artifact into ``shm_dir``; returns its metadata entries (the
+    :data:`~contract.metadata.MODEL_KEYS`)."""
     model = load_bytes(artifact, sha256=None)
-    name, sha = install(shm_dir, artifact)
-    return {"model_file": name, "model_sha256": sha, "model_version": model.version}
+    name, sha = install_model_file(shm_dir, artifact)
+    meta = GenerationMeta(model_version=model.version, model_sha256=sha, model_file=name)
+    entries = meta.to_metadata()
+    return {key: entries[key] for key in MODEL_KEYS}
 
 
 def window_metadata(
     table: pa.Table, model: Mapping[str, str], *, state: str = "live", source: str = "replay"
 ) -> dict[str, str]:
-    """Generation metadata as the daemon writes it."""
+    """Generation metadata as the daemon writes it; ``model`` (entries from
+    :func:`install_model`, possibly altered or empty) is merged in as given."""
     times = table.column("time")
-    iso = [
-        str(times[i].as_py().isoformat()) if table.num_rows else ""
-        for i in (0, max(0, table.num_rows - 1))
-    ]
-    return {
-        "offsets": "{}",
-        "topic": "demand",
-        "source": source,
-        "state": state,
-        "rows": str(table.num_rows),
-        "time_min": iso[0],
-        "time_max": iso[1],
-        "schema_fingerprint": str(table.schema),
-        "window_checksum": table_checksum(table),
-        **model,
-    }
+    has_rows = table.num_rows > 0
+    meta = GenerationMeta(
+        offsets={},
+        topic=defaults.TOPIC,
+        source=source,
+        state=state,
+        rows=table.num_rows,
+        time_min=iso_utc(times[0].value) if has_rows else "",
+        time_max=iso_utc(times[-1].value) if has_rows else "",
+        schema_fingerprint=schema_fingerprint(table.schema),
+        window_checksum=table_checksum(table),
+    )
+    return {**meta.to_metadata(), **model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

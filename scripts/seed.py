@@ -26,21 +26,21 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 import pandas as pd
+from tqdm import tqdm
 
+from contract import defaults
+from contract.errors import ConfigError
 from scripts._events import TIME_MODES, TimeMode, events
-from scripts._progress import Progress
 from scripts.errors import SeedError
 
-__all__ = ["SeedConfig", "main", "replay", "upload"]
+__all__ = ["SeedConfig", "main", "progress_bar", "replay", "upload"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FILE = (
-    Path(__file__).resolve().parents[1] / "data" / "electricity_demand_halfhourly.parquet"
-)
+DEFAULT_FILE = defaults.SAMPLE_PATH
 PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
@@ -82,7 +82,7 @@ class SeedConfig:
             snapshot_bucket=environ.get("SNAPSHOT_BUCKET", ""),
             snapshot_key=environ.get("SNAPSHOT_KEY", ""),
             bootstrap_servers=environ.get("KAFKA_BOOTSTRAP_SERVERS", ""),
-            topic=environ.get("KAFKA_TOPIC", "demand"),
+            topic=environ.get("KAFKA_TOPIC", defaults.TOPIC),
             replay_rate=rate,
         )
 
@@ -110,42 +110,52 @@ def upload(config: SeedConfig, path: Path) -> int:
 
     Raises ``SeedError`` for a missing file or variable, an S3 error or an unreachable server.
     """
-    import urllib3  # noqa: PLC0415 - only the upload needs the S3 client
-    from minio import Minio  # noqa: PLC0415
-    from minio.error import MinioException  # noqa: PLC0415
+    from objectstore import ObjectStore, S3Config, StoreError  # noqa: PLC0415 - upload only
 
     config.require(
         "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "SNAPSHOT_BUCKET", "SNAPSHOT_KEY"
     )
     if not path.is_file():
         raise SeedError(f"{path} does not exist")
-    client = Minio(
-        endpoint=config.s3_endpoint,
-        access_key=config.s3_access_key,
-        secret_key=config.s3_secret_key,
-        secure=config.s3_secure,
-        region=config.s3_region,
-        http_client=urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5, read=30),
-            retries=urllib3.Retry(total=2, connect=2, backoff_factor=0.5),
-        ),
-    )
+    try:
+        s3 = S3Config.from_fields(
+            endpoint=config.s3_endpoint,
+            access_key=config.s3_access_key,
+            secret_key=config.s3_secret_key,
+            secure=config.s3_secure,
+            region=config.s3_region,
+        )
+    except ConfigError as exc:
+        raise SeedError(str(exc)) from None
+    store = ObjectStore(s3, timeout_s=30.0, retries=2)
     bucket, key = config.snapshot_bucket, config.snapshot_key
     try:
-        if not client.bucket_exists(bucket_name=bucket):
-            client.make_bucket(bucket_name=bucket)
-        client.fput_object(
-            bucket_name=bucket, object_name=key, file_path=str(path), content_type=PARQUET_TYPE
-        )
-        size = client.stat_object(bucket_name=bucket, object_name=key).size
-    except MinioException as exc:
-        raise SeedError(f"S3 at {config.s3_endpoint}: {exc}") from None
-    except urllib3.exceptions.HTTPError as exc:
-        raise SeedError(f"S3 at {config.s3_endpoint} is unreachable: {exc}") from None
+        store.ensure_bucket(bucket)
+        store.put(bucket, key, path.read_bytes(), content_type=PARQUET_TYPE)
+        size = store.stat(bucket, key).size
+    except StoreError as exc:
+        raise SeedError(f"S3: {exc}") from None
     if size != path.stat().st_size:
         raise SeedError(f"s3://{bucket}/{key} has {size} bytes, {path} has {path.stat().st_size}")
     log.info("uploaded %s to s3://%s/%s (%d bytes)", path, bucket, key, size)
     return int(size)
+
+
+def progress_bar(
+    label: str, total: int | None, *, disable: bool = False, file: TextIO | None = None
+) -> tqdm[NoReturn]:
+    """A progress display on stderr (``file``): redrawn in place on a terminal, a line every
+    few seconds in a log."""
+    stream = sys.stderr if file is None else file
+    return tqdm(
+        desc=label,
+        total=total,
+        unit="event",
+        file=stream,
+        disable=disable,
+        mininterval=0.1 if stream.isatty() else 5.0,
+        dynamic_ncols=True,
+    )
 
 
 def replay(
@@ -163,23 +173,20 @@ def replay(
     config.require("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC")
     from scripts._replay import open_producer  # noqa: PLC0415 - kafka only for the replay
 
-    bar = Progress(f"replay {config.topic}", total) if progress else None
     sent = 0
-    with open_producer(config.bootstrap_servers, config.topic, partitions=partitions) as send:
+    with (
+        open_producer(config.bootstrap_servers, config.topic, partitions=partitions) as send,
+        progress_bar(f"replay {config.topic}", total, disable=not progress) as bar,
+    ):
         started = time.monotonic()
-        try:
-            for record in records:
-                if rate > 0:
-                    delay = started + sent / rate - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                send(record)
-                sent += 1
-                if bar is not None:
-                    bar.advance()
-        finally:
-            if bar is not None:
-                bar.close()
+        for record in records:
+            if rate > 0:
+                delay = started + sent / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            send(record)
+            sent += 1
+            bar.update()
     log.info("sent %d events to %s on %s", sent, config.topic, config.bootstrap_servers)
     return sent
 

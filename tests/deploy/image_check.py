@@ -311,7 +311,7 @@ def stop_with_sigterm(run: PodRun) -> dict[str, float]:
     code, took_daemon = run.engine.wait_exit(run.name("cache-daemon"), plan.grace_period_s)
     if code != 0:
         raise run.fail(f"the daemon exited {code} after SIGTERM")
-    _logged(run, "cache-daemon", '"msg": "stopped"')
+    _logged(run, "cache-daemon", '"message": "stopped"')
     say(f"daemon: SIGTERM -> exit 0 in {took_daemon:.1f}s")
     return {"web_stop_s": round(took_web + 1, 1), "daemon_stop_s": round(took_daemon, 1)}
 

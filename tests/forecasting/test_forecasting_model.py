@@ -9,6 +9,7 @@ import pytest
 import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
 
+from contract.model_files import install_model_file
 from forecasting import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -16,7 +17,6 @@ from forecasting import (
     TooFewRowsError,
     dumps,
     fit,
-    install,
     load_bytes,
     load_file,
     sha256_hex,
@@ -81,7 +81,7 @@ def test_artifact_round_trip_predicts_identically(model, series, tmp_path):
     assert loaded.version == model.version and loaded.spec == model.spec
     origin = model.prepare(*series)
     np.testing.assert_array_equal(model.predict(origin, 48)[1], loaded.predict(origin, 48)[1])
-    name, digest = install(tmp_path, data)
+    name, digest = install_model_file(tmp_path, data)
     assert name == f"model-{digest}.skops"
     assert (tmp_path / name).stat().st_mode & 0o777 == 0o640
     assert load_file(tmp_path / name, sha256=None).version == model.version
@@ -91,7 +91,7 @@ def test_artifact_with_another_digest_is_refused(model, tmp_path):
     data = dumps(model)
     with pytest.raises(ArtifactIntegrityError, match="does not match"):
         load_bytes(data, sha256="0" * 64)
-    name, _ = install(tmp_path, data)
+    name, _ = install_model_file(tmp_path, data)
     tampered = tmp_path / name
     tampered.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(ArtifactError):

@@ -16,9 +16,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from scripts._events import events
-from scripts._progress import Progress
 from scripts.errors import SeedError
-from scripts.seed import DEFAULT_FILE, SeedConfig, main
+from scripts.seed import DEFAULT_FILE, SeedConfig, main, progress_bar
 from scripts.stack import ROOT
 from tests._stack import StackHandle
 
@@ -66,12 +65,13 @@ def test_rows_with_missing_values_are_skipped_and_aware_times_kept() -> None:
 
 def test_progress_line_counts_and_estimates() -> None:
     stream = io.StringIO()
-    bar = Progress("replay demand", 10, stream=stream)
-    bar.advance(5)
-    assert bar.line().startswith("replay demand [############------------] 5/10 ")
-    bar.advance(5)
-    bar.close()
-    assert "10/10" in stream.getvalue().splitlines()[-1]
+    with progress_bar("replay demand", 10, file=stream) as bar:
+        bar.update(5)
+        line = str(bar)
+        assert line.startswith("replay demand:  50%|") and " 5/10 [" in line
+        assert "<" in line  # elapsed<remaining
+        bar.update(5)
+    assert "10/10" in stream.getvalue().split("\r")[-1]
 
 
 @pytest.mark.parametrize(
