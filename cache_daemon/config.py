@@ -90,12 +90,13 @@ class DaemonConfig(SharedSettings):
     kafka_bootstrap_servers: Annotated[tuple[HostPort, ...], _split(keep_empty=False)] = Field(
         (),
         validation_alias="KAFKA_BOOTSTRAP_SERVERS",
-        description="Kafka brokers, `host:port[,host:port…]`",
+        description="Kafka brokers, `host:port[,host:port…]`; unset: no Kafka",
     )
     source: Annotated[SourceKind, BeforeValidator(_lower)] = Field(
         default_factory=lambda d: "kafka" if d.get("kafka_bootstrap_servers") else "replay",
         validation_alias="DAEMON_SOURCE",
-        description="where events come from: `kafka` (default with brokers) or `replay`",
+        description="`kafka` or `replay` (the bundled sample); default `kafka` when "
+        "`KAFKA_BOOTSTRAP_SERVERS` is set, else `replay`",
     )
     kafka_topic: Topic = Field(
         defaults.TOPIC, validation_alias="KAFKA_TOPIC", description="input topic"
@@ -103,12 +104,13 @@ class DaemonConfig(SharedSettings):
     kafka_dlq_topic: Topic = Field(
         default_factory=lambda d: f"{d.get('kafka_topic', defaults.TOPIC)}.dlq",
         validation_alias="KAFKA_DLQ_TOPIC",
-        description="dead-letter topic (default `<topic>.dlq`)",
+        description="dead-letter topic; default `<KAFKA_TOPIC>.dlq`",
     )
     s3: S3Config | None = Field(
         None,
         validation_alias="S3_ENDPOINT",
-        description="the object store; the other `S3_*` variables apply when this is set",
+        description="object store for the snapshot and the model (`host:port`); the other "
+        "`S3_*` variables apply when it is set",
     )
     snapshot_bucket: Bucket | None = Field(
         None, validation_alias="SNAPSHOT_BUCKET", description="bucket of the bootstrap snapshot"
@@ -167,7 +169,8 @@ class DaemonConfig(SharedSettings):
         2,
         ge=1,
         validation_alias="SHM_KEEP_GENERATIONS",
-        description="generation files kept in `SHM_DIR`",
+        description="generation files kept in `SHM_DIR` (older ones are unlinked; readers "
+        "that mapped them keep them)",
     )
     replay_rate: Finite = Field(
         10.0, ge=0.001, validation_alias="REPLAY_RATE", description="replay speed, events/s"

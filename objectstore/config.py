@@ -23,7 +23,7 @@ class S3Config(EnvSettings):
         description="object store address, `host:port` (no scheme)",
     )
     access_key: str = Field(
-        "", validation_alias="S3_ACCESS_KEY", description="access key (required with S3_ENDPOINT)"
+        "", validation_alias="S3_ACCESS_KEY", description="access key (required with `S3_ENDPOINT`)"
     )
     secret_key: str = Field(
         "", validation_alias="S3_SECRET_KEY", repr=False, description="secret key"

@@ -25,7 +25,11 @@ from contract.settings import EnvSettings, env_name
 __all__ = ["TABLES", "main", "render_table", "rewrite"]
 
 # (marker, dotted class path); the marker names the table in the documents.
-TABLES: tuple[tuple[str, str], ...] = (("shared", "contract.settings.SharedSettings"),)
+TABLES: tuple[tuple[str, str], ...] = (
+    ("shared", "contract.settings.SharedSettings"),
+    ("daemon", "cache_daemon.config.DaemonConfig"),
+    ("s3", "objectstore.config.S3Config"),
+)
 DOCUMENTS = (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "configuration.md")
 
 
