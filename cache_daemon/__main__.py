@@ -50,7 +50,7 @@ def main() -> int:
     _install_signal_handlers(stop)
     log.info(
         "starting",
-        extra={"source": config.source, "shm_dir": str(config.shm_dir), "pid": os.getpid()},
+        extra={"source": config.source, "shm_dir": str(config.shm_dir)},
     )
     try:
         run_service(config, stop)
