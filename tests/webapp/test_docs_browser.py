@@ -81,7 +81,7 @@ def _save_screenshot(page: Page, path: str) -> None:
     )
     width = page.viewport_size["width"] if page.viewport_size else 1280
     page.screenshot(
-        path=path, full_page=True, clip={"x": 0, "y": 0, "width": width, "height": bottom + 16}
+        path=path, full_page=True, clip={"x": 0, "y": 0, "width": width, "height": bottom + 2}
     )
 
 
