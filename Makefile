@@ -17,7 +17,9 @@ help:
 	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
 	@echo "make image-test  build the image and run the pod with Podman (root: apt, Podman)"
 	@echo "make lint   ruff + mypy --strict"
-	@echo "make system-tools  promtool for the alert checks (Debian's prometheus package, as root)"
+	@echo "make system-tools  promtool for the alert checks, chromium for the /docs browser test"
+	@echo "            (Debian's prometheus and chromium packages, as root)"
+	@echo "make docs-screenshot  docs/img/docs-page.png from the /docs browser test"
 	@echo "make bench  benchmarks; JSON into bench/results/"
 	@echo "make bench-redis  install redis-server (apt) for the Redis baseline of make bench"
 	@echo "make load   Locust against a running service (make run); reports into reports/"
@@ -53,9 +55,11 @@ lint: $(STAMP)
 test: lint $(TOOLS_STAMP) system-tools
 	$(VENV)/bin/pytest
 
-# promtool checks and unit-tests deploy/prometheus/alerts.yaml (tests/deploy/test_alerts.py). It
-# comes from Debian's prometheus package, installed here when missing and we are root;
-# otherwise this says why those tests will be skipped.
+# Debian packages some tests need, installed here when missing and we are root; otherwise
+# this says why those tests will be skipped:
+#   prometheus: promtool checks and unit-tests deploy/prometheus/alerts.yaml
+#               (tests/deploy/test_alerts.py);
+#   chromium:   loads /docs and runs its "Try it out" (tests/webapp/test_docs_browser.py).
 .PHONY: system-tools
 system-tools:
 	@if command -v promtool >/dev/null; then \
@@ -68,6 +72,22 @@ system-tools:
 	  echo "promtool is missing and installing Debian's prometheus package needs root and" \
 	    "apt-get: the promtool checks of deploy/prometheus will be skipped"; \
 	fi
+	@if command -v chromium >/dev/null; then \
+	  chromium --version 2>/dev/null; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "chromium is missing: installing Debian's chromium package"; \
+	  apt-get install -y --no-install-recommends chromium \
+	  || { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
+	else \
+	  echo "chromium is missing and installing Debian's chromium package needs root and" \
+	    "apt-get: the browser test of /docs will be skipped"; \
+	fi
+
+# docs/img/docs-page.png: /docs after its "Try it out" on /predict, taken by the browser test.
+.PHONY: docs-screenshot
+docs-screenshot: $(STAMP) system-tools
+	DOCS_SCREENSHOT=$(CURDIR)/docs/img/docs-page.png \
+	  $(VENV)/bin/pytest -q -p no:cacheprovider tests/webapp/test_docs_browser.py
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration and not concurrency and not slow and not server"

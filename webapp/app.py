@@ -9,6 +9,7 @@ from flask import Flask, Response, g, request
 from webapp import metrics
 from webapp.config import Settings
 from webapp.deadline import BodyDeadline
+from webapp.docs_page import install_docs
 from webapp.follower import Follower
 from webapp.problem import install_error_handlers
 from webapp.views import blueprint
@@ -23,7 +24,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 def create_app(settings: Settings) -> Flask:
     """Build the app. Opens nothing: the shm reader and the model are opened lazily in the
     process that serves (each Gunicorn worker, after fork), see :func:`warm_up`."""
-    app = Flask("webapp")
+    # No static folder: the one static route is /docs/static (webapp.docs_page).
+    app = Flask("webapp", static_folder=None)
     app.config.update(
         DEBUG=False,
         TESTING=False,
@@ -34,6 +36,7 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["webapp"] = WorkerState(settings)
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout_s)  # type: ignore[method-assign]
     app.register_blueprint(blueprint)
+    install_docs(app)
     install_error_handlers(app)
 
     @app.before_request

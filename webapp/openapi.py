@@ -149,6 +149,10 @@ def build_spec(settings: Settings) -> dict[str, Any]:
                 {"200": {"description": "text exposition", "content": {"text/plain": {}}}},
             ),
             "/openapi.json": _get("This document", {"200": _ok({"type": "object"})}),
+            "/docs": _get(
+                "This document as an interactive page (Swagger UI, served by this app)",
+                {"200": {"description": "HTML page", "content": {"text/html": {}}}},
+            ),
         },
         "components": {"schemas": _schemas(settings)},
     }
