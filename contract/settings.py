@@ -157,8 +157,9 @@ class SharedSettings(EnvSettings):
         defaults.MAX_DATA_AGE_MS,
         ge=defaults.MIN_MAX_DATA_AGE_MS,
         validation_alias="MAX_DATA_AGE_MS",
-        description="staleness bound: `/readyz` answers 503 `stale` past it, and the daemon's "
-        "health probe fails when its heartbeat is older",
+        description=f"staleness bound (at least {defaults.MIN_MAX_DATA_AGE_MS}): `/readyz` "
+        "answers 503 `stale` past it, and the daemon's health probe fails when its heartbeat is "
+        "older",
     )
     log_level: LogLevel = Field(
         "INFO", validation_alias="LOG_LEVEL", description="level of the JSON log lines"
