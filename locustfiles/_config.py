@@ -91,7 +91,7 @@ def _env(
     variable: str, default: object, meaning: str, doc_default: str | None = None, **constraints: Any
 ) -> Any:
     """A field read from ``variable``; ``doc_default`` is what the docs show as its default."""
-    extra = {"doc_default": doc_default} if doc_default is not None else None
+    extra: dict[str, Any] | None = {"doc_default": doc_default} if doc_default is not None else None
     return Field(
         default,
         validation_alias=variable,
