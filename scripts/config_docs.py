@@ -66,6 +66,8 @@ def _default(value: object) -> str:
         return str(value).lower()
     if isinstance(value, Enum):
         value = value.value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, tuple | list):
         return ",".join(str(v) for v in value) or "empty"
     text = str(value)
