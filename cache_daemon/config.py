@@ -95,8 +95,10 @@ class DaemonConfig(SharedSettings):
     source: Annotated[SourceKind, BeforeValidator(_lower)] = Field(
         default_factory=lambda d: "kafka" if d.get("kafka_bootstrap_servers") else "replay",
         validation_alias="DAEMON_SOURCE",
-        description="`kafka` or `replay` (the bundled sample); default `kafka` when "
-        "`KAFKA_BOOTSTRAP_SERVERS` is set, else `replay`",
+        description="`kafka` or `replay` (the bundled sample)",
+        json_schema_extra={
+            "doc_default": "`kafka` when `KAFKA_BOOTSTRAP_SERVERS` is set, else `replay`"
+        },
     )
     kafka_topic: Topic = Field(
         defaults.TOPIC, validation_alias="KAFKA_TOPIC", description="input topic"
@@ -104,7 +106,8 @@ class DaemonConfig(SharedSettings):
     kafka_dlq_topic: Topic = Field(
         default_factory=lambda d: f"{d.get('kafka_topic', defaults.TOPIC)}.dlq",
         validation_alias="KAFKA_DLQ_TOPIC",
-        description="dead-letter topic; default `<KAFKA_TOPIC>.dlq`",
+        description="dead-letter topic",
+        json_schema_extra={"doc_default": "`<KAFKA_TOPIC>.dlq`"},
     )
     s3: S3Config | None = Field(
         None,

@@ -88,8 +88,9 @@ class EnvSettings(BaseSettings):
         return (init_settings,)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Self:
-        """Build and validate the settings from ``environ``; raise :class:`ConfigError`."""
+    def env_values(cls, environ: Mapping[str, str]) -> dict[str, Any]:
+        """The values ``environ`` gives, by variable name: the non-blank variables this class
+        reads, stripped, each group's already built (raise :class:`ConfigError`)."""
         known = env_names(cls)
         values: dict[str, Any] = {
             k: v.strip() for k, v in environ.items() if k in known and v.strip()
@@ -99,10 +100,16 @@ class EnvSettings(BaseSettings):
             switch = env_name(info, name)
             if group is not None and switch in values:
                 values[switch] = group.from_env(environ)
+        return values
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        """Build and validate the settings from ``environ``; raise :class:`ConfigError`."""
+        values = cls.env_values(environ)
         try:
             return cls(**values)
         except ValidationError as exc:
-            raise _config_error(exc, known) from None
+            raise _config_error(exc, env_names(cls)) from None
 
     @classmethod
     def from_fields(cls, **fields: Any) -> Self:
@@ -150,8 +157,9 @@ class SharedSettings(EnvSettings):
         defaults.MAX_DATA_AGE_MS,
         ge=defaults.MIN_MAX_DATA_AGE_MS,
         validation_alias="MAX_DATA_AGE_MS",
-        description="staleness bound: `/readyz` answers 503 `stale` past it, and the daemon's "
-        "health probe fails when its heartbeat is older",
+        description=f"staleness bound (at least {defaults.MIN_MAX_DATA_AGE_MS}): `/readyz` "
+        "answers 503 `stale` past it, and the daemon's health probe fails when its heartbeat is "
+        "older",
     )
     log_level: LogLevel = Field(
         "INFO", validation_alias="LOG_LEVEL", description="level of the JSON log lines"

@@ -87,8 +87,18 @@ def _servers(raw: object) -> tuple[str, ...]:
     return tuple(_host_port(s.strip()) for s in str(raw).split(",") if s.strip())
 
 
-def _env(variable: str, default: object, **constraints: Any) -> Any:
-    return Field(default, validation_alias=variable, **constraints)
+def _env(
+    variable: str, default: object, meaning: str, doc_default: str | None = None, **constraints: Any
+) -> Any:
+    """A field read from ``variable``; ``doc_default`` is what the docs show as its default."""
+    extra: dict[str, Any] | None = {"doc_default": doc_default} if doc_default is not None else None
+    return Field(
+        default,
+        validation_alias=variable,
+        description=meaning,
+        json_schema_extra=extra,
+        **constraints,
+    )
 
 
 Count = Annotated[int, Field(ge=0)]
@@ -108,46 +118,133 @@ class S3Location(NamedTuple):
 
 
 class LoadConfig(EnvSettings):
-    """Everything the users read; ``docs/load-testing.md`` describes the variables."""
+    """Everything the users read; ``docs/configuration.md`` lists the variables and
+    ``docs/load-testing.md`` what the modes do with them."""
 
-    weight_cached: Count = _env("LOCUST_WEIGHT_CACHED", 4)
-    weight_synthetic: Count = _env("LOCUST_WEIGHT_SYNTHETIC", 2)
-    weight_real: Count = _env("LOCUST_WEIGHT_REAL", 2)
-    weight_bad: Count = _env("LOCUST_WEIGHT_BAD", 1)
-    weight_ingest: Count = _env("LOCUST_WEIGHT_INGEST", 0)
+    weight_cached: Count = _env(
+        "LOCUST_WEIGHT_CACHED", 4, "weight of the `cached` user (`--weight-cached` wins)"
+    )
+    weight_synthetic: Count = _env(
+        "LOCUST_WEIGHT_SYNTHETIC", 2, "weight of the `synthetic` user (`--weight-synthetic` wins)"
+    )
+    weight_real: Count = _env(
+        "LOCUST_WEIGHT_REAL", 2, "weight of the `real` user (`--weight-real` wins)"
+    )
+    weight_bad: Count = _env(
+        "LOCUST_WEIGHT_BAD", 1, "weight of the `bad` user (`--weight-bad` wins)"
+    )
+    weight_ingest: Count = _env(
+        "LOCUST_WEIGHT_INGEST",
+        0,
+        "weight of the `ingest` user (`--weight-ingest` wins); needs `KAFKA_BOOTSTRAP_SERVERS`",
+    )
     shape: Annotated[str, PlainValidator(lambda s: str(s).strip().lower())] = _env(
-        "LOCUST_SHAPE", "steady"
+        "LOCUST_SHAPE",
+        "steady",
+        "`steady`, `ramp` or `spike` (`--shape` wins); ramp and spike need a run time (`-t`)",
     )
-    rows_min: Positive = _env("LOCUST_ROWS_MIN", 336)
-    rows_max: Positive = _env("LOCUST_ROWS_MAX", 672)
-    step_s: Positive | None = _env("LOCUST_STEP_S", None)
+    rows_min: Positive = _env(
+        "LOCUST_ROWS_MIN", 336, "fewest history rows of a synthetic or real series"
+    )
+    rows_max: Positive = _env(
+        "LOCUST_ROWS_MAX", 672, "most history rows of a synthetic or real series"
+    )
+    step_s: Positive | None = _env(
+        "LOCUST_STEP_S",
+        None,
+        "step of the series, seconds; when set, the preflight checks it against the model",
+        doc_default="the model's step",
+    )
     zones: Annotated[tuple[Zone, ...], PlainValidator(_zones)] = _env(
-        "LOCUST_TIMEZONES", _zones(_ZONES)
+        "LOCUST_TIMEZONES",
+        _zones(_ZONES),
+        "zones of the synthetic series, comma-separated: `Z`, `naive`, fixed offsets, IANA names",
+        doc_default=f"`{_ZONES}`",
     )
-    column: str = _env("LOCUST_COLUMN", "demand_mw", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-    max_inference_length: Positive = _env("MAX_INFERENCE_LENGTH", 48)
-    max_rows: Positive = _env("MAX_ROWS", 10_000)
-    max_body_bytes: int = _env("MAX_BODY_BYTES", 1_048_576, ge=2)
-    wait_min_ms: Count = _env("LOCUST_WAIT_MIN_MS", 0)
-    wait_max_ms: Count = _env("LOCUST_WAIT_MAX_MS", 0)
-    seed: Count | None = _env("LOCUST_SEED", None)
-    series_path: Path = _env("LOCUST_SERIES_PATH", SAMPLE_PATH)
-    series_bucket: str = _env("LOCUST_SERIES_BUCKET", "")
-    series_key: str = _env("LOCUST_SERIES_KEY", "")
-    snapshot_bucket: str = _env("SNAPSHOT_BUCKET", "")
-    snapshot_key: str = _env("SNAPSHOT_KEY", "")
-    s3_endpoint: Annotated[str, PlainValidator(_host_port)] = _env("S3_ENDPOINT", "")
-    s3_access_key: str = _env("S3_ACCESS_KEY", "")
-    s3_secret_key: str = _env("S3_SECRET_KEY", "")
-    s3_secure: bool = _env("S3_SECURE", False)
-    s3_region: str = _env("S3_REGION", "us-east-1")
+    column: str = _env(
+        "LOCUST_COLUMN",
+        "demand_mw",
+        "the value column of every payload",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+    )
+    max_inference_length: Positive = _env(
+        "MAX_INFERENCE_LENGTH",
+        48,
+        "the server's ceiling of `inference_length` (same name): set it as on the server",
+    )
+    max_rows: Positive = _env(
+        "MAX_ROWS", 10_000, "the server's row limit (same name): set it as on the server"
+    )
+    max_body_bytes: int = _env(
+        "MAX_BODY_BYTES",
+        1_048_576,
+        "the server's body limit (same name): set it as on the server",
+        ge=2,
+    )
+    wait_min_ms: Count = _env(
+        "LOCUST_WAIT_MIN_MS", 0, "shortest think time between two requests of a user"
+    )
+    wait_max_ms: Count = _env(
+        "LOCUST_WAIT_MAX_MS", 0, "longest think time between two requests of a user"
+    )
+    seed: Count | None = _env(
+        "LOCUST_SEED", None, "seeds every user's generator (reproducible payloads)"
+    )
+    series_path: Path = _env(
+        "LOCUST_SERIES_PATH", SAMPLE_PATH, "parquet file of the real series when S3 is not used"
+    )
+    series_bucket: str = _env(
+        "LOCUST_SERIES_BUCKET",
+        "",
+        "bucket of the real series in S3 (with `S3_ENDPOINT`)",
+        doc_default="`SNAPSHOT_BUCKET`",
+    )
+    series_key: str = _env(
+        "LOCUST_SERIES_KEY",
+        "",
+        "key of the real series in S3 (with `S3_ENDPOINT`)",
+        doc_default="`SNAPSHOT_KEY`",
+    )
+    snapshot_bucket: str = _env(
+        "SNAPSHOT_BUCKET",
+        "",
+        "the daemon's snapshot bucket: the real series when `LOCUST_SERIES_BUCKET` and "
+        "`LOCUST_SERIES_KEY` are unset",
+    )
+    snapshot_key: str = _env(
+        "SNAPSHOT_KEY", "", "the daemon's snapshot key (see `SNAPSHOT_BUCKET`)"
+    )
+    s3_endpoint: Annotated[str, PlainValidator(_host_port)] = _env(
+        "S3_ENDPOINT",
+        "",
+        "object store of the real series, `host:port`; unset: the real user reads "
+        "`LOCUST_SERIES_PATH`",
+    )
+    s3_access_key: str = _env("S3_ACCESS_KEY", "", "access key of the object store")
+    s3_secret_key: str = _env("S3_SECRET_KEY", "", "secret key of the object store")
+    s3_secure: bool = _env("S3_SECURE", False, "`true` for HTTPS to the object store")
+    s3_region: str = _env("S3_REGION", "us-east-1", "signing region of the object store")
     kafka_servers: Annotated[tuple[str, ...], PlainValidator(_servers)] = _env(
-        "KAFKA_BOOTSTRAP_SERVERS", ()
+        "KAFKA_BOOTSTRAP_SERVERS",
+        (),
+        "Kafka brokers the ingest user produces to, `host:port[,host:port…]`",
     )
-    kafka_topic: str = _env("KAFKA_TOPIC", "demand")
-    ingest_timeout_ms: Positive = _env("LOCUST_INGEST_TIMEOUT_MS", 10_000)
-    ingest_poll_ms: Positive = _env("LOCUST_INGEST_POLL_MS", 20)
-    ready_timeout_s: float = _env("LOCUST_READY_TIMEOUT_S", 30.0, ge=0.0, allow_inf_nan=False)
+    kafka_topic: str = _env("KAFKA_TOPIC", "demand", "topic the ingest user produces to")
+    ingest_timeout_ms: Positive = _env(
+        "LOCUST_INGEST_TIMEOUT_MS",
+        10_000,
+        "ingest: time for an event to show in `GET /cache` before it counts as failed",
+    )
+    ingest_poll_ms: Positive = _env(
+        "LOCUST_INGEST_POLL_MS", 20, "ingest: interval between two polls of `GET /cache`"
+    )
+    ready_timeout_s: float = _env(
+        "LOCUST_READY_TIMEOUT_S",
+        30.0,
+        "how long the preflight waits for `/readyz` before the run stops",
+        ge=0.0,
+        allow_inf_nan=False,
+    )
 
     @classmethod
     def from_env(

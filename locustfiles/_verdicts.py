@@ -182,6 +182,19 @@ _GATES: dict[str, tuple[str, str, str, float | None, str]] = {
     "LOCUST_MAX_DATA_AGE_MS": ("max data age", " ms", "max", None, "max_data_age_ms"),
     "LOCUST_MAX_FRESHNESS_MS": ("ingest freshness", " ms", "max", None, "freshness_max_ms"),
 }
+_MEANINGS = {  # what the docs say of each gate variable
+    "LOCUST_MAX_FAIL_RATIO": "the run fails when failed / all requests is above it",
+    "LOCUST_MIN_REQUESTS": "the run fails when fewer HTTP requests were made",
+    "LOCUST_AVG_MS": "the run fails when the mean HTTP latency (ms) is above it",
+    "LOCUST_P50_MS": "the run fails when the median HTTP latency (ms) is above it",
+    "LOCUST_P95_MS": "the run fails when the 95th percentile HTTP latency (ms) is above it",
+    "LOCUST_P99_MS": "the run fails when the 99th percentile HTTP latency (ms) is above it",
+    "LOCUST_MIN_RPS": "the run fails when HTTP requests per second are below it",
+    "LOCUST_MAX_DATA_AGE_MS": "the run fails when any forecast's `data_age_ms` is above it "
+    "(or no forecast was answered)",
+    "LOCUST_MAX_FRESHNESS_MS": "the run fails when the slowest Kafka → `/cache` freshness (ms) "
+    "is above it (or there was no ingest sample)",
+}
 _UNMEASURED = {
     "max_data_age_ms": "no forecast was answered",
     "freshness_max_ms": "no ingest samples (set LOCUST_WEIGHT_INGEST and Kafka)",
@@ -198,11 +211,22 @@ _Ratio = Annotated[float | None, AfterValidator(_ratio)]
 _LIMITS: dict[str, Any] = {  # an optional, finite, non-negative number per gate variable
     variable: (
         _Ratio if variable == "LOCUST_MAX_FAIL_RATIO" else float | None,
-        Field(default, ge=0.0, allow_inf_nan=False, validation_alias=variable),
+        Field(
+            default,
+            ge=0.0,
+            allow_inf_nan=False,
+            validation_alias=variable,
+            description=_MEANINGS[variable],
+        ),
     )
     for variable, (*_, default, _figure) in _GATES.items()
 }
-_Limits = create_model("_Limits", __base__=EnvSettings, **_LIMITS)
+GateLimits = create_model(
+    "GateLimits",
+    __base__=EnvSettings,
+    __doc__="The SLO gates' limits, one field per variable (unset: the gate is off).",
+    **_LIMITS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +286,7 @@ class GateSpec:
     def from_env(cls, environ: Mapping[str, str]) -> GateSpec:
         """The gates set in ``environ`` (and the two defaults); :class:`ConfigError` names a
         variable that is not a finite non-negative number."""
-        limits = settings_from_env(_Limits, environ)
+        limits = settings_from_env(GateLimits, environ)
         gates = (Gate(v, getattr(limits, v)) for v in _GATES if getattr(limits, v) is not None)
         return cls(tuple(gates))
 

@@ -20,7 +20,9 @@ class S3Config(EnvSettings):
 
     endpoint: str = Field(
         validation_alias="S3_ENDPOINT",
-        description="object store address, `host:port` (no scheme)",
+        description="object store address, `host:port` (no scheme); the other variables apply "
+        "when it is set",
+        json_schema_extra={"doc_default": "`unset`"},
     )
     access_key: str = Field(
         "", validation_alias="S3_ACCESS_KEY", description="access key (required with `S3_ENDPOINT`)"

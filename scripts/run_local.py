@@ -31,12 +31,16 @@ from pathlib import Path
 from types import FrameType
 
 import pandas as pd
+from pydantic import Field
 
 from contract import defaults
+from contract.errors import ConfigError
+from contract.settings import SharedSettings
 from forecasting.train import train, write_artifact
 from scripts._supervise import DaemonSupervisor
+from webapp.server_settings import settings_or_exit
 
-__all__ = ["LocalRun", "main"]
+__all__ = ["LocalRun", "RunSettings", "main"]
 
 log = logging.getLogger("scripts.run_local")
 
@@ -45,9 +49,27 @@ SAMPLE = defaults.SAMPLE_PATH
 GRACE_S = 25.0
 
 
+class RunSettings(SharedSettings):
+    """The variables of ``make run`` itself, and the shared ones (it gives the daemon and
+    Gunicorn the same ``SHM_DIR``)."""
+
+    run_dir: Path = Field(
+        ROOT / ".run",
+        validation_alias="RUN_DIR",
+        description="where `make run` keeps the model artifact it trains",
+    )
+    model_path: Path | None = Field(
+        None,
+        validation_alias="MODEL_PATH",
+        description="the model artifact served (its digest in `<path>.sha256`); trained from "
+        "the sample series when it does not exist",
+        json_schema_extra={"doc_default": "`<RUN_DIR>/model.skops`"},
+    )
+
+
 @dataclass(frozen=True)
 class LocalRun:
-    """What to run, from the environment (``RUN_DIR``, ``MODEL_PATH``, ``SHM_DIR``, ``PORT``)."""
+    """What to run: :class:`RunSettings`, and the port Gunicorn will listen on."""
 
     run_dir: Path
     model_path: Path
@@ -56,15 +78,17 @@ class LocalRun:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> LocalRun:
-        run_dir = Path(environ.get("RUN_DIR") or ROOT / ".run")
-        port = environ.get("PORT") or "8000"
-        if not port.isdigit():
-            raise SystemExit(f"PORT must be a number, got {port!r}")
+        """The run ``environ`` asks for; ``SystemExit`` naming a variable that is not valid
+        (``PORT`` and the other Gunicorn variables are checked as Gunicorn will)."""
+        try:
+            settings = RunSettings.from_env(environ)
+        except ConfigError as exc:
+            raise SystemExit(str(exc)) from None
         return cls(
-            run_dir=run_dir,
-            model_path=Path(environ.get("MODEL_PATH") or run_dir / "model.skops"),
-            shm_dir=environ.get("SHM_DIR") or str(defaults.SHM_DIR),
-            port=port,
+            run_dir=settings.run_dir,
+            model_path=settings.model_path or settings.run_dir / "model.skops",
+            shm_dir=str(settings.shm_dir),
+            port=str(settings_or_exit(environ).port),
         )
 
 

@@ -30,19 +30,19 @@ class Settings(SharedSettings):
         1_048_576, ge=2, validation_alias="MAX_BODY_BYTES", description="larger bodies get 413"
     )
     max_rows: int = Field(
-        10_000, ge=1, validation_alias="MAX_ROWS", description="rows allowed in a caller's data"
+        10_000, ge=1, validation_alias="MAX_ROWS", description="rows allowed in a caller's `data`"
     )
     max_inference_length: int = Field(
         48,
         ge=1,
         validation_alias="MAX_INFERENCE_LENGTH",
-        description="ceiling of inference_length (the model's horizon bounds it too)",
+        description="ceiling of `inference_length` (the model's horizon bounds it too)",
     )
     default_inference_length: int = Field(
         1,
         ge=1,
         validation_alias="DEFAULT_INFERENCE_LENGTH",
-        description="inference_length of a body that gives none",
+        description="`inference_length` of a body that gives none",
     )
     max_gap_steps: int = Field(
         0,
@@ -51,18 +51,21 @@ class Settings(SharedSettings):
         description="missing steps in caller data that are interpolated rather than refused",
     )
     retry_after_s: int = Field(
-        1, ge=1, validation_alias="READYZ_RETRY_AFTER_S", description="Retry-After of 503 answers"
+        1, ge=1, validation_alias="READYZ_RETRY_AFTER_S", description="`Retry-After` of 503 answers"
     )
     metrics_dir: Path | None = Field(
         None,
         validation_alias="PROMETHEUS_MULTIPROC_DIR",
-        description="set: metrics are aggregated over the worker processes through this directory",
+        description="directory through which the metrics of every worker process are "
+        "aggregated; a given one is created if needed and emptied of old samples at start",
+        json_schema_extra={"doc_default": "a new directory in `/dev/shm` (Gunicorn's master)"},
     )
     follow_interval_ms: int = Field(
         250,
         ge=10,
         validation_alias="WORKER_FOLLOW_INTERVAL_MS",
-        description="how often an idle worker opens a new generation and prepares its forecast",
+        description="how often each worker, even idle, opens a new generation and prepares its "
+        "forecast",
     )
     body_timeout_s: int = Field(
         10,

@@ -51,7 +51,8 @@ class GunicornSettings(EnvSettings):
     bind: str | None = Field(
         None,
         validation_alias="WEB_BIND",
-        description="listen address (host:port, unix:path or fd://n); overrides PORT and WEB_HOST",
+        description="listen address (`host:port`, `unix:path` or `fd://n`); overrides `PORT` "
+        "and `WEB_HOST`",
     )
     host: str = Field("127.0.0.1", validation_alias="WEB_HOST", description="listen host")
     port: int = Field(8000, ge=0, le=65_535, validation_alias="PORT", description="listen port")
@@ -59,12 +60,13 @@ class GunicornSettings(EnvSettings):
         default_factory=_cores_plus_one,
         ge=1,
         validation_alias="WEB_CONCURRENCY",
-        description="worker processes (default: cores + 1)",
+        description="worker processes",
+        json_schema_extra={"doc_default": "cores + 1"},
     )
     worker_class: Literal["gevent", "gthread", "sync"] = Field(
         "gevent",
         validation_alias="WEB_WORKER_CLASS",
-        description="gevent; gthread or sync only behind a buffering proxy",
+        description="`gevent`, `gthread` or `sync` (the last two only behind a buffering proxy)",
     )
     worker_connections: int = Field(
         1000,
@@ -73,7 +75,7 @@ class GunicornSettings(EnvSettings):
         description="open connections per gevent worker",
     )
     threads: int = Field(
-        2, ge=1, validation_alias="WEB_THREADS", description="threads per gthread worker"
+        2, ge=1, validation_alias="WEB_THREADS", description="threads per `gthread` worker"
     )
     timeout: int = Field(
         30,
@@ -91,7 +93,8 @@ class GunicornSettings(EnvSettings):
         5,
         ge=0,
         validation_alias="WEB_KEEPALIVE",
-        description="keep-alive seconds; under gevent also the time to send a request's head",
+        description="keep-alive seconds; under gevent also the time allowed to send the request "
+        "line and headers",
     )
     max_requests: int = Field(
         50_000,
@@ -113,7 +116,7 @@ class GunicornSettings(EnvSettings):
     access_log: str | None = Field(
         "-",
         validation_alias="WEB_ACCESS_LOG",
-        description="access log destination (- is stdout; set but empty turns it off)",
+        description="access log destination (`-`: stdout); set but empty turns it off",
     )
     blas_threads: int = Field(
         1, ge=1, validation_alias="WEB_BLAS_THREADS", description="BLAS/OpenMP threads per worker"
@@ -121,9 +124,11 @@ class GunicornSettings(EnvSettings):
     forwarded_allow_ips: str = Field(
         "127.0.0.1",
         validation_alias="WEB_FORWARDED_ALLOW_IPS",
-        description="proxies trusted for X-Forwarded-* headers",
+        description="proxies trusted for `X-Forwarded-*` headers",
     )
-    log_level: LogLevel = Field("INFO", validation_alias="LOG_LEVEL", description="log level")
+    log_level: LogLevel = Field(
+        "INFO", validation_alias="LOG_LEVEL", description="level of Gunicorn's own log lines"
+    )
 
     @model_validator(mode="after")
     def _gevent_needs_a_keepalive(self) -> Self:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
-from pydantic_settings import SettingsConfigDict
 
 from bench.baselines.errors import BaselineConfigError
 from contract.defaults import SERIES_COLUMN, TOPIC
@@ -32,26 +31,35 @@ Server = Annotated[str, StringConstraints(pattern=r"^[^\s:/]+:\d{1,5}$")]
 
 
 class BaselineConfig(EnvSettings):
-    """What a baseline server needs.
-
-    ``model_path`` (``MODEL_PATH``, required): the artifact, with its ``.sha256`` sidecar.
-    ``window_file`` (``BASELINE_WINDOW_FILE``): an Arrow IPC file holding the initial window
-    (the "preload" of the seed report; each process copies it into its own memory), or None
-    to start empty. ``bootstrap_servers`` (``KAFKA_BOOTSTRAP_SERVERS``, comma-separated
-    ``host:port``): empty means no Kafka consumer is started. ``topic`` (``KAFKA_TOPIC``) and
-    ``window_rows`` (``WINDOW_ROWS``) as the daemon's.
+    """What a baseline server needs; each field's description says what its variable means
+    (``docs/configuration.md`` lists them). ``BASELINE_WINDOW_FILE`` is the "preload" of the
+    seed report; with it, the consumer starts at the end of the topic (:attr:`from_beginning`).
     """
 
-    # The servers read the environment; tests and callers build one by field name.
-    model_config = SettingsConfigDict(**EnvSettings.model_config, validate_by_name=True)
-
-    model_path: File = Field(validation_alias="MODEL_PATH")
-    window_file: File | None = Field(None, validation_alias="BASELINE_WINDOW_FILE")
-    bootstrap_servers: Annotated[tuple[Server, ...], BeforeValidator(_servers)] = Field(
-        (), validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    model_path: File = Field(
+        validation_alias="MODEL_PATH",
+        description="the model artifact, with its `<path>.sha256` sidecar",
     )
-    topic: str = Field(TOPIC, pattern=r"^[A-Za-z0-9._-]{1,249}$", validation_alias="KAFKA_TOPIC")
-    window_rows: int = Field(4032, ge=1, validation_alias="WINDOW_ROWS")
+    window_file: File | None = Field(
+        None,
+        validation_alias="BASELINE_WINDOW_FILE",
+        description="Arrow IPC file of the initial window, copied into each process's memory; "
+        "unset: start empty",
+    )
+    bootstrap_servers: Annotated[tuple[Server, ...], BeforeValidator(_servers)] = Field(
+        (),
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="Kafka brokers, `host:port[,host:port…]`; unset: no consumer is started",
+    )
+    topic: str = Field(
+        TOPIC,
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        validation_alias="KAFKA_TOPIC",
+        description="input topic",
+    )
+    window_rows: int = Field(
+        4032, ge=1, validation_alias="WINDOW_ROWS", description="rows kept in the window"
+    )
     column: ClassVar[str] = SERIES_COLUMN
 
     @property
