@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from contract import defaults
 from contract.errors import ConfigError
-from contract.settings import SharedSettings
+from contract.settings import SharedSettings, env
 from objectstore.config import S3Config
 
 __all__ = ["DEFAULT_REPLAY_PATH", "DaemonConfig", "S3Config"]
@@ -87,10 +87,8 @@ class DaemonConfig(SharedSettings):
     least one of the two is set.
     """
 
-    kafka_bootstrap_servers: Annotated[tuple[HostPort, ...], _split(keep_empty=False)] = Field(
-        (),
-        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
-        description="Kafka brokers, `host:port[,host:port…]`; unset: no Kafka",
+    kafka_bootstrap_servers: Annotated[tuple[HostPort, ...], _split(keep_empty=False)] = env(
+        "KAFKA_BOOTSTRAP_SERVERS", (), "Kafka brokers, `host:port[,host:port…]`; unset: no Kafka"
     )
     source: Annotated[SourceKind, BeforeValidator(_lower)] = Field(
         default_factory=lambda d: "kafka" if d.get("kafka_bootstrap_servers") else "replay",
@@ -100,88 +98,66 @@ class DaemonConfig(SharedSettings):
             "doc_default": "`kafka` when `KAFKA_BOOTSTRAP_SERVERS` is set, else `replay`"
         },
     )
-    kafka_topic: Topic = Field(
-        defaults.TOPIC, validation_alias="KAFKA_TOPIC", description="input topic"
-    )
+    kafka_topic: Topic = env("KAFKA_TOPIC", defaults.TOPIC, "input topic")
     kafka_dlq_topic: Topic = Field(
         default_factory=lambda d: f"{d.get('kafka_topic', defaults.TOPIC)}.dlq",
         validation_alias="KAFKA_DLQ_TOPIC",
         description="dead-letter topic",
         json_schema_extra={"doc_default": "`<KAFKA_TOPIC>.dlq`"},
     )
-    s3: S3Config | None = Field(
+    s3: S3Config | None = env(
+        "S3_ENDPOINT",
         None,
-        validation_alias="S3_ENDPOINT",
-        description="object store for the snapshot and the model (`host:port`); the other "
+        "object store for the snapshot and the model (`host:port`); the other "
         "`S3_*` variables apply when it is set",
     )
-    snapshot_bucket: Bucket | None = Field(
-        None, validation_alias="SNAPSHOT_BUCKET", description="bucket of the bootstrap snapshot"
+    snapshot_bucket: Bucket | None = env(
+        "SNAPSHOT_BUCKET", None, "bucket of the bootstrap snapshot"
     )
-    snapshot_key: str | None = Field(
-        None, validation_alias="SNAPSHOT_KEY", description="key of the bootstrap snapshot parquet"
+    snapshot_key: str | None = env("SNAPSHOT_KEY", None, "key of the bootstrap snapshot parquet")
+    model_bucket: Bucket | None = env("MODEL_BUCKET", None, "bucket of the model artifact")
+    model_key: str | None = env(
+        "MODEL_KEY", None, "key of the model artifact (its digest in `<key>.sha256`)"
     )
-    model_bucket: Bucket | None = Field(
-        None, validation_alias="MODEL_BUCKET", description="bucket of the model artifact"
+    model_path: Path | None = env(
+        "MODEL_PATH", None, "model artifact file instead of S3 (its digest in `<path>.sha256`)"
     )
-    model_key: str | None = Field(
-        None,
-        validation_alias="MODEL_KEY",
-        description="key of the model artifact (its digest in `<key>.sha256`)",
-    )
-    model_path: Path | None = Field(
-        None,
-        validation_alias="MODEL_PATH",
-        description="model artifact file instead of S3 (its digest in `<path>.sha256`)",
-    )
-    model_poll_interval_s: Finite = Field(
-        30.0,
-        ge=0.1,
-        validation_alias="MODEL_POLL_INTERVAL_S",
-        description="how often the artifact is checked for a new version",
+    model_poll_interval_s: Finite = env(
+        "MODEL_POLL_INTERVAL_S", 30.0, "how often the artifact is checked for a new version", ge=0.1
     )
     columns: Annotated[
         tuple[Column, ...], _split(keep_empty=True), AfterValidator(_distinct_columns)
-    ] = Field(
+    ] = env(
+        "SERIES_COLUMNS",
         (defaults.SERIES_COLUMN,),
-        validation_alias="SERIES_COLUMNS",
-        description="value columns, comma-separated (all required in every event)",
+        "value columns, comma-separated (all required in every event)",
     )
     window_rows: Annotated[
         Annotated[int, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
-    ] = Field(4032, validation_alias="WINDOW_ROWS", description="rows kept (`0`: no row bound)")
+    ] = env("WINDOW_ROWS", 4032, "rows kept (`0`: no row bound)")
     window_duration_s: Annotated[
         Annotated[Finite, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
-    ] = Field(
+    ] = env(
+        "WINDOW_DURATION_S",
         None,
-        validation_alias="WINDOW_DURATION_S",
-        description="keep rows newer than newest - this; also the seek-back of a fresh start",
+        "keep rows newer than newest - this; also the seek-back of a fresh start",
     )
-    gap_policy: Annotated[GapPolicy, BeforeValidator(_lower)] = Field(
-        "keep",
-        validation_alias="WINDOW_GAP_POLICY",
-        description="`keep` or `reindex` (regular grid, interpolated gaps)",
+    gap_policy: Annotated[GapPolicy, BeforeValidator(_lower)] = env(
+        "WINDOW_GAP_POLICY", "keep", "`keep` or `reindex` (regular grid, interpolated gaps)"
     )
-    publish_interval_ms: int = Field(
-        50,
-        ge=1,
-        validation_alias="PUBLISH_INTERVAL_MS",
-        description="minimum time between generations",
+    publish_interval_ms: int = env(
+        "PUBLISH_INTERVAL_MS", 50, "minimum time between generations", ge=1
     )
-    keep_generations: int = Field(
+    keep_generations: int = env(
+        "SHM_KEEP_GENERATIONS",
         2,
-        ge=1,
-        validation_alias="SHM_KEEP_GENERATIONS",
-        description="generation files kept in `SHM_DIR` (older ones are unlinked; readers "
+        "generation files kept in `SHM_DIR` (older ones are unlinked; readers "
         "that mapped them keep them)",
+        ge=1,
     )
-    replay_rate: Finite = Field(
-        10.0, ge=0.001, validation_alias="REPLAY_RATE", description="replay speed, events/s"
-    )
-    replay_path: Path = Field(
-        DEFAULT_REPLAY_PATH,
-        validation_alias="REPLAY_PATH",
-        description="the series replayed (default: the bundled sample)",
+    replay_rate: Finite = env("REPLAY_RATE", 10.0, "replay speed, events/s", ge=0.001)
+    replay_path: Path = env(
+        "REPLAY_PATH", DEFAULT_REPLAY_PATH, "the series replayed (default: the bundled sample)"
     )
 
     @model_validator(mode="after")

@@ -34,6 +34,7 @@ __all__ = [
     "EnvSettings",
     "LogLevel",
     "SharedSettings",
+    "env",
     "env_name",
     "env_names",
     "nested_settings",
@@ -43,6 +44,12 @@ LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
 ]
+
+
+def env(variable: str, default: Any, description: str, **constraints: Any) -> Any:
+    """A settings field read from ``variable``: ``Field`` with the alias, the description
+    the configuration tables print, and pydantic's constraints (``ge=1``, ...)."""
+    return Field(default, validation_alias=variable, description=description, **constraints)
 
 
 def env_name(info: FieldInfo, field_name: str) -> str:
@@ -147,20 +154,18 @@ def _config_error(exc: ValidationError, known: Mapping[str, str]) -> ConfigError
 class SharedSettings(EnvSettings):
     """What the daemon, the web workers and the health probe agree on."""
 
-    shm_dir: Path = Field(
+    shm_dir: Path = env(
+        "SHM_DIR",
         defaults.SHM_DIR,
-        validation_alias="SHM_DIR",
-        description="directory of the published window, on a memory-backed filesystem, "
+        "directory of the published window, on a memory-backed filesystem, "
         "shared by the daemon and every web worker",
     )
-    max_data_age_ms: int = Field(
+    max_data_age_ms: int = env(
+        "MAX_DATA_AGE_MS",
         defaults.MAX_DATA_AGE_MS,
-        ge=defaults.MIN_MAX_DATA_AGE_MS,
-        validation_alias="MAX_DATA_AGE_MS",
-        description=f"staleness bound (at least {defaults.MIN_MAX_DATA_AGE_MS}): `/readyz` "
+        f"staleness bound (at least {defaults.MIN_MAX_DATA_AGE_MS}): `/readyz` "
         "answers 503 `stale` past it, and the daemon's health probe fails when its heartbeat is "
         "older",
+        ge=defaults.MIN_MAX_DATA_AGE_MS,
     )
-    log_level: LogLevel = Field(
-        "INFO", validation_alias="LOG_LEVEL", description="level of the JSON log lines"
-    )
+    log_level: LogLevel = env("LOG_LEVEL", "INFO", "level of the JSON log lines")

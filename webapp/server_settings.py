@@ -24,7 +24,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from contract.errors import ConfigError
-from contract.settings import EnvSettings, LogLevel
+from contract.settings import EnvSettings, LogLevel, env
 
 __all__ = ["BLAS_VARIABLES", "GunicornSettings", "settings_or_exit"]
 
@@ -48,14 +48,13 @@ def _cores_plus_one() -> int:
 class GunicornSettings(EnvSettings):
     """The server's environment (see the module docstring)."""
 
-    bind: str | None = Field(
+    bind: str | None = env(
+        "WEB_BIND",
         None,
-        validation_alias="WEB_BIND",
-        description="listen address (`host:port`, `unix:path` or `fd://n`); overrides `PORT` "
-        "and `WEB_HOST`",
+        "listen address (`host:port`, `unix:path` or `fd://n`); overrides `PORT` and `WEB_HOST`",
     )
-    host: str = Field("127.0.0.1", validation_alias="WEB_HOST", description="listen host")
-    port: int = Field(8000, ge=0, le=65_535, validation_alias="PORT", description="listen port")
+    host: str = env("WEB_HOST", "127.0.0.1", "listen host")
+    port: int = env("PORT", 8000, "listen port", ge=0, le=65_535)
     workers: int = Field(
         default_factory=_cores_plus_one,
         ge=1,
@@ -63,72 +62,46 @@ class GunicornSettings(EnvSettings):
         description="worker processes",
         json_schema_extra={"doc_default": "cores + 1"},
     )
-    worker_class: Literal["gevent", "gthread", "sync"] = Field(
+    worker_class: Literal["gevent", "gthread", "sync"] = env(
+        "WEB_WORKER_CLASS",
         "gevent",
-        validation_alias="WEB_WORKER_CLASS",
-        description="`gevent`, `gthread` or `sync` (the last two only behind a buffering proxy)",
+        "`gevent`, `gthread` or `sync` (the last two only behind a buffering proxy)",
     )
-    worker_connections: int = Field(
-        1000,
-        ge=1,
-        validation_alias="WEB_WORKER_CONNECTIONS",
-        description="open connections per gevent worker",
+    worker_connections: int = env(
+        "WEB_WORKER_CONNECTIONS", 1000, "open connections per gevent worker", ge=1
     )
-    threads: int = Field(
-        2, ge=1, validation_alias="WEB_THREADS", description="threads per `gthread` worker"
+    threads: int = env("WEB_THREADS", 2, "threads per `gthread` worker", ge=1)
+    timeout: int = env("WEB_TIMEOUT", 30, "seconds a silent worker lives before it is killed", ge=1)
+    graceful_timeout: int = env(
+        "WEB_GRACEFUL_TIMEOUT", 20, "seconds to finish requests on shutdown", ge=1
     )
-    timeout: int = Field(
-        30,
-        ge=1,
-        validation_alias="WEB_TIMEOUT",
-        description="seconds a silent worker lives before it is killed",
-    )
-    graceful_timeout: int = Field(
-        20,
-        ge=1,
-        validation_alias="WEB_GRACEFUL_TIMEOUT",
-        description="seconds to finish requests on shutdown",
-    )
-    keepalive: int = Field(
+    keepalive: int = env(
+        "WEB_KEEPALIVE",
         5,
-        ge=0,
-        validation_alias="WEB_KEEPALIVE",
-        description="keep-alive seconds; under gevent also the time allowed to send the request "
+        "keep-alive seconds; under gevent also the time allowed to send the request "
         "line and headers",
-    )
-    max_requests: int = Field(
-        50_000,
         ge=0,
-        validation_alias="WEB_MAX_REQUESTS",
-        description="requests before a worker is recycled (0: never)",
     )
-    max_requests_jitter: int = Field(
+    max_requests: int = env(
+        "WEB_MAX_REQUESTS", 50_000, "requests before a worker is recycled (0: never)", ge=0
+    )
+    max_requests_jitter: int = env(
+        "WEB_MAX_REQUESTS_JITTER",
         5_000,
+        "random extra requests so that workers do not recycle together",
         ge=0,
-        validation_alias="WEB_MAX_REQUESTS_JITTER",
-        description="random extra requests so that workers do not recycle together",
     )
-    preload: bool = Field(
-        True,
-        validation_alias="WEB_PRELOAD",
-        description="import the app in the master (copy-on-write, fast fork)",
+    preload: bool = env(
+        "WEB_PRELOAD", True, "import the app in the master (copy-on-write, fast fork)"
     )
-    access_log: str | None = Field(
-        "-",
-        validation_alias="WEB_ACCESS_LOG",
-        description="access log destination (`-`: stdout); set but empty turns it off",
+    access_log: str | None = env(
+        "WEB_ACCESS_LOG", "-", "access log destination (`-`: stdout); set but empty turns it off"
     )
-    blas_threads: int = Field(
-        1, ge=1, validation_alias="WEB_BLAS_THREADS", description="BLAS/OpenMP threads per worker"
+    blas_threads: int = env("WEB_BLAS_THREADS", 1, "BLAS/OpenMP threads per worker", ge=1)
+    forwarded_allow_ips: str = env(
+        "WEB_FORWARDED_ALLOW_IPS", "127.0.0.1", "proxies trusted for `X-Forwarded-*` headers"
     )
-    forwarded_allow_ips: str = Field(
-        "127.0.0.1",
-        validation_alias="WEB_FORWARDED_ALLOW_IPS",
-        description="proxies trusted for `X-Forwarded-*` headers",
-    )
-    log_level: LogLevel = Field(
-        "INFO", validation_alias="LOG_LEVEL", description="level of Gunicorn's own log lines"
-    )
+    log_level: LogLevel = env("LOG_LEVEL", "INFO", "level of Gunicorn's own log lines")
 
     @model_validator(mode="after")
     def _gevent_needs_a_keepalive(self) -> Self:

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from bench.baselines.errors import BaselineConfigError
 from contract.defaults import SERIES_COLUMN, TOPIC
 from contract.errors import ConfigError
-from contract.settings import EnvSettings
+from contract.settings import EnvSettings, env
 
 __all__ = ["BaselineConfig"]
 
@@ -40,26 +40,19 @@ class BaselineConfig(EnvSettings):
         validation_alias="MODEL_PATH",
         description="the model artifact, with its `<path>.sha256` sidecar",
     )
-    window_file: File | None = Field(
+    window_file: File | None = env(
+        "BASELINE_WINDOW_FILE",
         None,
-        validation_alias="BASELINE_WINDOW_FILE",
-        description="Arrow IPC file of the initial window, copied into each process's memory; "
+        "Arrow IPC file of the initial window, copied into each process's memory; "
         "unset: start empty",
     )
-    bootstrap_servers: Annotated[tuple[Server, ...], BeforeValidator(_servers)] = Field(
+    bootstrap_servers: Annotated[tuple[Server, ...], BeforeValidator(_servers)] = env(
+        "KAFKA_BOOTSTRAP_SERVERS",
         (),
-        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
-        description="Kafka brokers, `host:port[,host:port…]`; unset: no consumer is started",
+        "Kafka brokers, `host:port[,host:port…]`; unset: no consumer is started",
     )
-    topic: str = Field(
-        TOPIC,
-        pattern=r"^[A-Za-z0-9._-]{1,249}$",
-        validation_alias="KAFKA_TOPIC",
-        description="input topic",
-    )
-    window_rows: int = Field(
-        4032, ge=1, validation_alias="WINDOW_ROWS", description="rows kept in the window"
-    )
+    topic: str = env("KAFKA_TOPIC", TOPIC, "input topic", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    window_rows: int = env("WINDOW_ROWS", 4032, "rows kept in the window", ge=1)
     column: ClassVar[str] = SERIES_COLUMN
 
     @property
