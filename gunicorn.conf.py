@@ -20,6 +20,7 @@ exists in the worker).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -111,6 +112,20 @@ def pre_request(worker: Any, req: Any) -> None:
         chunked = name == "TRANSFER-ENCODING" and "chunked" in value.lower()
         if too_long or chunked:
             req.must_close = True
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In the worker, last thing before it exits: flush and close the log handlers, and
+    forget them.
+
+    Otherwise the interpreter's teardown finalizes the handlers after gevent's modules are
+    gone; each finalizer then fails on logging's lock and prints an "Exception ignored in
+    _removeHandlerRef" traceback, piecewise, into the output the other workers' JSON lines go
+    to, where it can split one of their lines. logging has no public way to forget its
+    handlers: emptying ``logging._handlerList`` (what the finalizers walk) is that way.
+    """
+    logging.shutdown()
+    logging._handlerList.clear()  # type: ignore[attr-defined]
 
 
 def child_exit(server: Any, worker: Any) -> None:
