@@ -2,9 +2,12 @@
 
 :class:`Locust` starts one run in a child process (:class:`bench._proc.Child`);
 :meth:`Locust.result` waits for it and reads its aggregated figures from the CSV Locust
-writes, with Locust's own CPU over the same stretch (``locust_cpu_share``: CPU seconds /
+writes, with Locust's own CPU over the same stretch: ``locust_cpu_share`` (CPU seconds /
 (wall seconds x cores); near ``1 / cores`` the figures are the generator's ceiling, not the
-server's); :func:`medians` merges the figures of repeated runs.
+server's) and ``locust_cpu_ms_per_request`` (what one request costs the generator: a core
+gives it at most ``1000 /`` that many requests per second, less on a machine where other
+processes take their share of the cores); :func:`medians` merges the figures of repeated
+runs.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class Locust:
             "max_ms": float(row["Max Response Time"]),
             "locust_cpu_s": cpu["locust_cpu_s"],
             "locust_cpu_share": cpu["locust_cpu_share"],
+            "locust_cpu_ms_per_request": round(cpu["locust_cpu_s"] * 1000 / requests, 3),
         }
 
     def stop(self) -> None:

@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "window_rows": WINDOW_ROWS,
             "model_version": sample.model_version,
             "generations_published": window.generations,
-            "load_generator": "locust headless FastHttpUser, no wait, same machine",
+            "load_generator": "locust headless FastHttpUser, no wait, same machine "
+            "(its own CPU: locust_cpu_share of each figure)",
             "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
         "healthz": healthz,
@@ -145,12 +146,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _table(result: dict[str, Any]) -> str:
-    lines = [f"{'endpoint':<10} {'req/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'fail':>5}"]
+    lines = [
+        f"{'endpoint':<10} {'req/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'fail':>5} "
+        f"{'Locust CPU':>10}"
+    ]
     for name in ("healthz", "predict"):
         r = result[name]
         lines.append(
             f"{name:<10} {r['rps']:>9.1f} {r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} "
-            f"{r['p99_ms']:>7.0f} {r['failures']:>5}"
+            f"{r['p99_ms']:>7.0f} {r['failures']:>5} {r['locust_cpu_share']:>10.0%}"
         )
     cfg = result["config"]
     lines.append(

@@ -263,9 +263,14 @@ class RunSummary:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """The figures as JSON values, the generator's CPU flattened into them."""
+        """The figures as JSON values, the generator's CPU flattened into them (with its CPU
+        milliseconds per HTTP request)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "locust_cpu"}
-        return {**out, **(self.locust_cpu.as_dict() if self.locust_cpu else {})}
+        if self.locust_cpu is not None:
+            out.update(self.locust_cpu.as_dict())
+            per = self.locust_cpu.cpu_s * 1000 / self.http_requests if self.http_requests else None
+            out["locust_cpu_ms_per_request"] = None if per is None else round(per, 3)
+        return out
 
     def measure(self, figure: str) -> tuple[float | None, str]:
         """A figure (None: not measured) and the note a failed gate on it prints."""

@@ -115,7 +115,8 @@ def measure(
                                 f"{stats['rps']:>8,.1f} req/s  p50 {stats['p50_ms']:g}  "
                                 f"p95 {stats['p95_ms']:g}  p99 {stats['p99_ms']:g} ms  "
                                 f"failures {stats['failures']}  "
-                                f"Locust CPU {stats['locust_cpu_share']:.0%}",
+                                f"Locust CPU {stats['locust_cpu_share']:.0%} "
+                                f"({stats['locust_cpu_ms_per_request']:.2f} ms/request)",
                                 flush=True,
                             )
                             if wrk_missing:

@@ -71,7 +71,8 @@ def measure(seconds: float, logdir: Path, workdir: Path, *, users: int = 20) -> 
                     f"  {run:<6} {users} users: {figures['rps']:>8,.1f} req/s  "
                     f"p50 {figures['p50_ms']:g}  p95 {figures['p95_ms']:g}  "
                     f"p99 {figures['p99_ms']:g} ms  failures {figures['failures']}  "
-                    f"Locust CPU {figures['locust_cpu_share']:.0%}",
+                    f"Locust CPU {figures['locust_cpu_share']:.0%} "
+                    f"({figures['locust_cpu_ms_per_request']:.2f} ms/request)",
                     flush=True,
                 )
         finally:

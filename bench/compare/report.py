@@ -108,15 +108,16 @@ def _wrk(data: dict[str, Any]) -> list[str]:
 
 def _mix(data: dict[str, Any]) -> list[str]:
     lines = [
-        "| run | command | requests | failures | req/s | p50 / p95 / p99 ms | Locust CPU |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| run | command | requests | failures | req/s | p50 / p95 / p99 ms | Locust CPU | "
+        "Locust CPU per request |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for run in ("mix", "cached"):
         r = data[run]
         lines.append(
             f"| {run} | `{r['command']}` | {r['requests']:,} | {r['failures']} | "
             f"{r['rps']:,.0f} | {r['p50_ms']:g} / {r['p95_ms']:g} / {r['p99_ms']:g} | "
-            f"{_share(r)} |"
+            f"{_share(r)} | {_num(r.get('locust_cpu_ms_per_request'), 2)} ms |"
         )
     return lines
 

@@ -198,6 +198,7 @@ def test_the_generators_cpu_is_a_share_of_every_core_over_the_run():
     assert with_cpu.line() == summary().line() + "; Locust CPU 6.0 s over 10.0 s = 30% of 2 cores"
     figures = with_cpu.as_dict()
     assert figures["locust_cpu_share"] == 0.3 and figures["cores"] == 2
+    assert figures["locust_cpu_ms_per_request"] == 6.0  # 6 s over 1,000 requests
     assert json.loads(json.dumps(figures))["p99_ms"] == 40.0
     assert "locust_cpu_share" not in summary().as_dict()
 
