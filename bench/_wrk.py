@@ -7,12 +7,18 @@ request, so its figure is the server's. :class:`Wrk` starts one fixed-duration r
 in a child process (:class:`bench._proc.Child`); :meth:`Wrk.result` waits for it and parses
 wrk's report (:func:`parse`, ``--latency`` percentiles). wrk counts statuses, not bodies: a
 server answering non-2xx shows as ``non_2xx``, a broken connection as ``socket_errors``.
+wrk's own CPU comes from the resource usage of the children this process reaped during the
+run (wrk alone: the benchmarks end no other child meanwhile), as ``wrk_cpu_share`` (CPU
+seconds / (wall seconds x cores)) and ``wrk_cpu_ms_per_request``, Locust's figures' twins.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import resource
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,11 @@ def missing() -> str | None:
     if shutil.which("wrk"):
         return None
     return "wrk is not installed (`make bench-tools` installs Debian's wrk package as root)"
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _ms(value: str, unit: str) -> float:
@@ -103,6 +114,7 @@ class Wrk:
         self.threads = max(1, min(threads, connections))
         self._log = workdir / f"wrk-{tag}.log"
         self._log.unlink(missing_ok=True)
+        self._started = time.monotonic(), _children_cpu_s()
         cmd = ["wrk", "-t", str(self.threads), "-c", str(connections)]
         cmd += ["-d", f"{max(1, round(seconds))}s", "--timeout", "30s", "--latency"]
         cmd += ["-s", str(SCRIPT), f"http://127.0.0.1:{port}/predict"]
@@ -111,10 +123,21 @@ class Wrk:
     def result(self, timeout: float = 300.0) -> dict[str, Any]:
         """Wait for the run; its figures (:func:`parse`) with the connections and threads."""
         code = self._child.join(timeout)
+        wall_s = time.monotonic() - self._started[0]
+        cpu_s = _children_cpu_s() - self._started[1]
         report = self._log.read_text(errors="replace") if self._log.exists() else ""
         if code != 0:
             raise WrkError(f"wrk exited with {code}: {report[-800:]}")
-        return {"connections": self.connections, "threads": self.threads, **parse(report)}
+        figures = parse(report)
+        requests, cores = figures["requests"], len(os.sched_getaffinity(0))
+        return {
+            "connections": self.connections,
+            "threads": self.threads,
+            **figures,
+            "wrk_cpu_s": round(cpu_s, 3),
+            "wrk_cpu_share": round(cpu_s / (wall_s * cores), 4),
+            "wrk_cpu_ms_per_request": round(cpu_s * 1000 / requests, 4) if requests else None,
+        }
 
     def stop(self) -> None:
         self._child.stop()

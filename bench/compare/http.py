@@ -137,7 +137,8 @@ def measure(
                                 f"{ceiling['rps']:>8,.1f} req/s  (wrk) "
                                 f"p50 {ceiling['p50_ms']}  p99 {ceiling['p99_ms']} ms  "
                                 f"non-2xx {ceiling['non_2xx']}  "
-                                f"socket errors {ceiling['socket_errors']}",
+                                f"socket errors {ceiling['socket_errors']}  "
+                                f"wrk CPU {ceiling['wrk_cpu_share']:.0%}",
                                 flush=True,
                             )
             finally:

@@ -88,8 +88,8 @@ def _wrk(data: dict[str, Any]) -> list[str]:
     lines = [
         "| rows | connections | ours req/s: wrk / Locust | ours wrk p50 / p99 ms | "
         "seed req/s: wrk / Locust | seed wrk p50 / p99 ms | ours / seed: wrk / Locust | "
-        "wrk errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "wrk errors | CPU share against ours: wrk / Locust |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rows in data["sizes"]:
         for users in data["users"]:
@@ -101,7 +101,8 @@ def _wrk(data: dict[str, Any]) -> list[str]:
                 f"{_num(o['p50_ms'], 1)} / {_num(o['p99_ms'], 1)} | "
                 f"{s['rps']:,.1f} / {ls['rps']:,.1f} | "
                 f"{_num(s['p50_ms'], 1)} / {_num(s['p99_ms'], 1)} | "
-                f"{o['rps'] / s['rps']:.1f}x / {lo['rps'] / ls['rps']:.1f}x | {errors} |"
+                f"{o['rps'] / s['rps']:.1f}x / {lo['rps'] / ls['rps']:.1f}x | {errors} | "
+                f"{o['wrk_cpu_share']:.0%} / {_share(lo)} |"
             )
     return lines
 

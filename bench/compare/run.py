@@ -234,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results("compare", payload, results_dir)
     plots = plot_all(payload, results_dir)
     print("\n".join(goals_table(payload)))
-    print(f"wrote {path} and {', '.join(p.name for p in plots)} in {payload['seconds']} s")
+    images = "".join(f", {p.name}" for p in plots)
+    print(f"wrote {path}{images} in {payload['seconds']} s")
     return 0
 
 

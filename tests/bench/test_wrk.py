@@ -145,6 +145,11 @@ def test_a_real_run_posts_the_scripts_body_and_counts_refusals(server: int, tmp_
     assert ok["connections"] == 2 and ok["threads"] == 1
     assert 0 < ok["p50_ms"] <= ok["p99_ms"] <= ok["max_ms"]
     assert _Predict.bodies == {b"{} application/json"}
+    # Its own CPU: some, and never more than every core for the whole run.
+    assert ok["wrk_cpu_s"] > 0 and 0 < ok["wrk_cpu_share"] <= 1
+    assert ok["wrk_cpu_ms_per_request"] == pytest.approx(
+        ok["wrk_cpu_s"] * 1000 / ok["requests"], rel=1e-2, abs=1e-4
+    )
     _Predict.ok = False
     refused = Wrk(server, 2, 1, tmp_path, "refused").result(timeout=30)
     assert refused["non_2xx"] == refused["requests"] > 0
