@@ -21,6 +21,7 @@ help:
 	@echo "            (Debian's prometheus and chromium packages, as root)"
 	@echo "make docs-screenshot  docs/img/docs-page.png from the /docs browser test"
 	@echo "make bench  benchmarks; JSON into bench/results/"
+	@echo "make bench-tools  wrk, the C load generator of the throughput ceilings (apt, root)"
 	@echo "make bench-redis  install redis-server (apt) for the Redis baseline of make bench"
 	@echo "make load   Locust against a running service (make run); reports into reports/"
 	@echo "make soak   long concurrency and fault runs (marker soak; make test leaves them out)"
@@ -114,8 +115,24 @@ stack-up: $(STAMP)
 stack-down: $(STAMP)
 	$(PY) -m scripts.stack down
 
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
 	$(PY) -m bench
+
+# wrk (Debian package) measures the throughput ceilings of bench.compare next to Locust: a
+# generator in C, so the figure is the server's, not the generator's. Installed here when
+# missing and we are root; otherwise this says why the wrk figures will be missing.
+.PHONY: bench-tools
+bench-tools:
+	@if command -v wrk >/dev/null; then \
+	  echo "wrk: $$(command -v wrk)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "wrk is missing: installing Debian's wrk package"; \
+	  apt-get install -y --no-install-recommends wrk \
+	  || { apt-get update && apt-get install -y --no-install-recommends wrk; }; \
+	else \
+	  echo "wrk is missing and installing Debian's wrk package needs root and apt-get:" \
+	    "make bench reports Locust's throughput only, without the wrk ceilings"; \
+	fi
 
 # The Redis-backed baseline of bench.compare needs redis-server (Debian package, BSD-3 in
 # bookworm's 7.0); without it that baseline is skipped with a message. Needs root or sudo.

@@ -2,12 +2,18 @@
 
 :class:`Locust` starts one run in a child process (:class:`bench._proc.Child`);
 :meth:`Locust.result` waits for it and reads its aggregated figures from the CSV Locust
-writes; :func:`medians` merges the figures of repeated runs.
+writes, with Locust's own CPU over the same stretch: ``locust_cpu_share`` (CPU seconds /
+(wall seconds x cores); near ``1 / cores`` the figures are the generator's ceiling, not the
+server's) and ``locust_cpu_ms_per_request`` (what one request costs the generator: a core
+gives it at most ``1000 /`` that many requests per second, less on a machine where other
+processes take their share of the cores); :func:`medians` merges the figures of repeated
+runs.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -40,16 +46,19 @@ class Locust:
     ) -> None:
         self.users = users
         self._prefix = workdir / f"locust-{tag}"
+        self._cpu_json = workdir / f"locust-{tag}-cpu.json"
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
         cmd += ["--only-summary", "--reset-stats", "--skip-log-setup", "--loglevel", "ERROR"]
         cmd += ["-u", str(users), "-r", str(users), "-t", f"{max(1, round(seconds))}s"]
         cmd += ["--host", f"http://127.0.0.1:{port}", "--csv", str(self._prefix)]
         cmd += ["--exit-code-on-error", "0", "--target", target]
+        cmd += ["--cpu-json", str(self._cpu_json)]
         cmd += ["--check-generation"] if check_generation else []
         self._child = Child(f"locust-{tag}", cmd, log=workdir / f"locust-{tag}.log")
 
     def result(self, timeout: float = 300.0) -> dict[str, Any]:
-        """Wait for the run; its aggregated figures (req/s, times in ms, failures)."""
+        """Wait for the run; its aggregated figures (req/s, times in ms, failures) and
+        Locust's CPU (``locust_cpu_s``, ``locust_cpu_share``)."""
         code = self._child.join(timeout)
         stats = self._prefix.with_name(self._prefix.name + "_stats.csv")
         if code != 0 or not stats.exists():
@@ -60,6 +69,9 @@ class Locust:
         if not requests:
             # Locust writes "N/A" percentiles for a run that completed nothing.
             raise RuntimeError(f"locust completed no request in {self._prefix.name}")
+        if not self._cpu_json.exists():
+            raise RuntimeError(f"locust wrote no CPU figures: {self._child.tail()}")
+        cpu = json.loads(self._cpu_json.read_text())
         return {
             "users": self.users,
             "requests": requests,
@@ -70,22 +82,27 @@ class Locust:
             "p95_ms": float(row["95%"]),
             "p99_ms": float(row["99%"]),
             "max_ms": float(row["Max Response Time"]),
+            "locust_cpu_s": cpu["locust_cpu_s"],
+            "locust_cpu_share": cpu["locust_cpu_share"],
+            "locust_cpu_ms_per_request": round(cpu["locust_cpu_s"] * 1000 / requests, 3),
         }
 
     def stop(self) -> None:
         self._child.stop()
 
 
-def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One figure per key over repeated runs: :data:`COUNTS` summed, other numbers the median
-    (rounded to 0.01), anything else (names) from the first run."""
+def medians(runs: list[dict[str, Any]], counts: tuple[str, ...] = COUNTS) -> dict[str, Any]:
+    """One figure per key over repeated runs: ``counts`` summed, other numbers the median
+    (rounded to 0.01) of the runs that measured them (None: none did), anything else (names)
+    from the first run."""
     out: dict[str, Any] = {}
     for key, first in runs[0].items():
         values = [run[key] for run in runs]
-        if key in COUNTS:
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if key in counts:
             out[key] = sum(values)
-        elif isinstance(first, int | float) and not isinstance(first, bool):
-            out[key] = round(statistics.median(values), 2)
+        elif numbers and len(numbers) + values.count(None) == len(values):
+            out[key] = round(statistics.median(numbers), 2)
         else:
             out[key] = first
     return out

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import itertools
 import os
 import shutil
 import statistics
@@ -26,32 +25,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import _servers as servers
 from bench._common import add_results_dir_option, write_results
 from bench._locust import Locust, medians
+from bench._sample import SampleWindow
 from bench._window import LiveWindow
-from contract.defaults import SAMPLE_PATH, SERIES_COLUMN
-from forecasting.train import train
 
 GOAL_RATIO = 0.6
 GOAL_P99_MS = 20.0
 WINDOW_ROWS = 2000
 TARGETS = ("healthz", "predict")
-
-
-def _sample_table(frame: pd.DataFrame) -> pa.Table:
-    """The sample series as a window table (``time`` UTC ns + the series column)."""
-    times = pd.to_datetime(frame["time"]).dt.tz_localize("UTC")
-    return pa.table(
-        {
-            "time": pa.array(times, type=pa.timestamp("ns", tz="UTC")),
-            SERIES_COLUMN: pa.array(frame[SERIES_COLUMN], type=pa.float64()),
-        }
-    )
 
 
 def _server_buckets(port: int, route: str) -> dict[float, float]:
@@ -85,17 +70,12 @@ def _bucket_quantile(before: dict[float, float], after: dict[float, float], q: f
 def run(args: argparse.Namespace) -> dict[str, Any]:
     parent = Path(tempfile.mkdtemp(prefix="bench-http-", dir="/dev/shm"))
     load_before = os.getloadavg()[0]
-    frame = pd.read_parquet(SAMPLE_PATH)
-    artifact, report = train(frame)
-    sample = _sample_table(frame)
     # Each second the window moves one row on, cycling over a thousand rows of the sample.
-    ends = itertools.cycle(range(3000, 4000))
-
-    def next_window() -> pa.Table:
-        return sample.slice(next(ends) - WINDOW_ROWS, WINDOW_ROWS)
-
+    sample = SampleWindow(WINDOW_ROWS)
     extra = {"WEB_WORKER_CLASS": args.worker_class}
-    window = LiveWindow(parent / "window", artifact, next_window(), tables=next_window)
+    window = LiveWindow(
+        parent / "window", sample.artifact, sample.next_table(), tables=sample.next_table
+    )
     rounds: dict[str, list[dict[str, Any]]] = {"healthz": [], "predict": []}
     try:
         with window:
@@ -139,9 +119,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seconds_per_phase": args.seconds,
             "rounds": args.rounds,
             "window_rows": WINDOW_ROWS,
-            "model_version": report["model_version"],
+            "model_version": sample.model_version,
             "generations_published": window.generations,
-            "load_generator": "locust headless FastHttpUser, no wait, same machine",
+            "load_generator": "locust headless FastHttpUser, no wait, same machine "
+            "(its own CPU: locust_cpu_share of each figure)",
             "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
         "healthz": healthz,
@@ -165,12 +146,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _table(result: dict[str, Any]) -> str:
-    lines = [f"{'endpoint':<10} {'req/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'fail':>5}"]
+    lines = [
+        f"{'endpoint':<10} {'req/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'fail':>5} "
+        f"{'Locust CPU':>10}"
+    ]
     for name in ("healthz", "predict"):
         r = result[name]
         lines.append(
             f"{name:<10} {r['rps']:>9.1f} {r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} "
-            f"{r['p99_ms']:>7.0f} {r['failures']:>5}"
+            f"{r['p99_ms']:>7.0f} {r['failures']:>5} {r['locust_cpu_share']:>10.0%}"
         )
     cfg = result["config"]
     lines.append(

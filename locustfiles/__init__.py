@@ -2,16 +2,18 @@
 
 Locust loads ``locustfiles/locustfile.py``, the only module without a leading underscore:
 the users (one per mode: cached, synthetic, real, bad, ingest), the load shape and the SLO
-gates. The API below is pure (payload generators, response checks, gates, shapes and
-configuration): importing it does not import Locust, whose import patches the process for
-gevent.
+gates. The API below is pure (payload generators, response checks, gates, shapes,
+configuration and the generator's own CPU): importing it does not import Locust, whose
+import patches the process for gevent.
 """
 
 from locustfiles._config import SHAPES, LoadConfig, target
+from locustfiles._cpu import CpuMeter, CpuUsage
 from locustfiles._errors import ConfigError, LoadTestError, PayloadError, SeriesError
 from locustfiles._payloads import (
     UTC_ZONE,
     BadCase,
+    EncodedRequest,
     ForecastRequest,
     Series,
     bad_cases,
@@ -31,6 +33,9 @@ __all__ = [
     "UTC_ZONE",
     "BadCase",
     "ConfigError",
+    "CpuMeter",
+    "CpuUsage",
+    "EncodedRequest",
     "ForecastRequest",
     "GateSpec",
     "LoadConfig",

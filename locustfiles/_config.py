@@ -149,6 +149,12 @@ class LoadConfig(EnvSettings):
     rows_max: Positive = _env(
         "LOCUST_ROWS_MAX", 672, "most history rows of a synthetic or real series"
     )
+    payloads_per_user: Positive = _env(
+        "LOCUST_PAYLOADS_PER_USER",
+        4,
+        "series each synthetic or real user builds and encodes once, at its start, then "
+        "re-sends with a new `inference_length` each time",
+    )
     step_s: Positive | None = _env(
         "LOCUST_STEP_S",
         None,

@@ -16,7 +16,7 @@ import math
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -85,6 +85,35 @@ class ForecastRequest:
 
     def encode(self) -> bytes:
         return _dumps(self.body, nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRequest:
+    """A :class:`ForecastRequest` encoded once and re-sent with any ``inference_length``.
+
+    ``bare`` is the JSON of its body without ``inference_length``; ``head`` is the same object
+    left open after ``"inference_length":``, so a send only appends the length and ``}``
+    instead of encoding the series again (the load generator's CPU is the server's too)."""
+
+    request: ForecastRequest
+    bare: bytes
+    head: bytes
+
+    @classmethod
+    def of(cls, req: ForecastRequest) -> EncodedRequest:
+        rest = {key: value for key, value in req.body.items() if key != "inference_length"}
+        bare = _dumps(rest, nan=False)
+        return cls(req, bare, bare[:-1] + (b"," if rest else b"") + b'"inference_length":')
+
+    def with_length(self, length: int | None) -> tuple[ForecastRequest, bytes]:
+        """The request for ``length`` predictions (None: the server's default, no field) and
+        its body, the bytes a fresh :meth:`ForecastRequest.encode` would parse back to."""
+        body = {key: value for key, value in self.request.body.items() if key != "inference_length"}
+        if length is None:
+            return replace(self.request, body=body, inference_length=None), self.bare
+        body["inference_length"] = length
+        req = replace(self.request, body=body, inference_length=length)
+        return req, b"%s%d}" % (self.head, length)
 
 
 def check_times(times_ns: Sequence[int], step_ns: int) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, Field, create_model
 
 from contract.settings import EnvSettings
 from locustfiles._config import settings_from_env
+from locustfiles._cpu import CpuUsage
 from locustfiles._payloads import BadCase, ForecastRequest, parse_time_ns
 
 PROBLEM_JSON = "application/problem+json"
@@ -244,6 +245,7 @@ class RunSummary:
     max_data_age_ms: int | None
     freshness_samples: int
     freshness_max_ms: float | None
+    locust_cpu: CpuUsage | None = None  # the load generator's own CPU over the run
 
     def line(self) -> str:
         age = "n/a" if self.max_data_age_ms is None else f"{self.max_data_age_ms} ms"
@@ -257,7 +259,18 @@ class RunSummary:
             f"{self.http_requests} HTTP requests, {self.failures} failures of {self.requests}, "
             f"{self.rps:.1f} req/s, avg {self.avg_ms:.1f} ms, p50 {self.p50_ms:.0f} ms, "
             f"p95 {self.p95_ms:.0f} ms, p99 {self.p99_ms:.0f} ms, max data age {age}{fresh}"
+            + ("" if self.locust_cpu is None else f"; {self.locust_cpu.line()}")
         )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as JSON values, the generator's CPU flattened into them (with its CPU
+        milliseconds per HTTP request)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "locust_cpu"}
+        if self.locust_cpu is not None:
+            out.update(self.locust_cpu.as_dict())
+            per = self.locust_cpu.cpu_s * 1000 / self.http_requests if self.http_requests else None
+            out["locust_cpu_ms_per_request"] = None if per is None else round(per, 3)
+        return out
 
     def measure(self, figure: str) -> tuple[float | None, str]:
         """A figure (None: not measured) and the note a failed gate on it prints."""

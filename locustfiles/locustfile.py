@@ -1,13 +1,20 @@
 """Locust entry point: ``locust -f locustfiles --host http://127.0.0.1:8000`` (imported only
 inside Locust: gevent and kafka). The users, one per mode, each answer checked and its stats
 row named by mode; the load shape; and the hooks: configuration (a bad value: exit code 2),
-the data age of worker processes, and the SLO gates at quitting (exit code 0 all passed, 1 a
-gate failed, 2 the preflight stopped the run).
+the data age and CPU time of worker processes, and the SLO gates at quitting (exit code 0 all
+passed, 1 a gate failed, 2 the preflight stopped the run; ``--summary-json PATH`` also writes
+them as JSON).
+
+Bodies are encoded before the load, not per request: each synthetic or real user builds
+``LOCUST_PAYLOADS_PER_USER`` series at its start and re-sends them with a new
+``inference_length`` (:class:`EncodedRequest`), the cached bodies and the invalid cases are
+encoded once per process. Answers are still checked against what was sent.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 import random
@@ -27,8 +34,11 @@ from locust.runners import WorkerRunner
 from locust.stats import RequestStats, StatsEntry
 
 from locustfiles._config import MODES, SHAPES, LoadConfig, target
+from locustfiles._cpu import CpuMeter, CpuUsage
 from locustfiles._errors import ConfigError, LoadTestError
 from locustfiles._payloads import (
+    JSON,
+    EncodedRequest,
     ForecastRequest,
     cached_request,
     ingest_event,
@@ -39,6 +49,7 @@ from locustfiles._payloads import (
 )
 from locustfiles._preflight import TIMEOUT_S, Prepared, preflight
 from locustfiles._verdicts import (
+    GateResult,
     GateSpec,
     RunSummary,
     cache_contains,
@@ -50,12 +61,17 @@ from locustfiles._verdicts import (
 log = logging.getLogger(__name__)
 INGEST_TYPE = "INGEST"
 _AGE_KEY = "locustfiles_data_age"
+_CPU_KEY = "locustfiles_cpu_s"
+_HEADERS = {"Content-Type": JSON}
+# `{}` and `{"inference_length": k}`, encoded once.
+_CACHED = EncodedRequest.of(cached_request(None))
 
 
 class Runtime:
     """Per process: the configuration and gates (set by the hooks), what the first user
     prepares for all (:func:`preflight`; the others wait on the lock), the largest
-    ``data_age_ms`` of a right forecast, and the Kafka producer."""
+    ``data_age_ms`` of a right forecast, the Kafka producer, and this process's CPU since the
+    test started (with, on a master, its workers' last reported CPU seconds)."""
 
     def __init__(self) -> None:
         self.config, self.gates = LoadConfig(), GateSpec(())
@@ -66,6 +82,14 @@ class Runtime:
         self.users = self.last_event_ns = 0
         self.lock = gevent.lock.Semaphore()
         self.producer: KafkaProducer | None = None
+        self.cpu = CpuMeter()
+        self.usage: CpuUsage | None = None  # read when the test stopped
+        self.worker_cpu_s: dict[str, float] = {}
+
+    def cpu_usage(self) -> CpuUsage:
+        """This run's generator CPU: this process's and its workers'."""
+        usage = self.usage or self.cpu.read()
+        return usage.plus_cpu(sum(self.worker_cpu_s.values()))
 
     def prepare(self, host: str | None) -> bool:
         """True when the preflight (run once) passed, else :attr:`failure` says why."""
@@ -121,12 +145,13 @@ class ServiceUser(FastHttpUser):
 
     def _post(self, body: bytes, content_type: str, name: str) -> Any:
         post: Any = self.client.post  # annotated for str data; bytes are sent as they are
-        headers = {"Content-Type": content_type}
+        headers = _HEADERS if content_type == JSON else {"Content-Type": content_type}
         return post("/predict", data=body, headers=headers, name=name, catch_response=True)
 
-    def forecast(self, req: ForecastRequest, name: str) -> None:
-        """POST ``req`` and check the answer; record its data age when it is right."""
-        with self._post(req.encode(), "application/json", name) as response:
+    def forecast(self, req: ForecastRequest, body: bytes, name: str) -> None:
+        """POST ``body`` (``req`` encoded) and check the answer against ``req``; record its
+        data age when it is right."""
+        with self._post(body, JSON, name) as response:
             if response.status_code == 0:
                 response.failure(f"no HTTP response: {response.error!r}")
                 return
@@ -154,44 +179,67 @@ class CachedUser(ServiceUser):
 
     @task
     def default_length(self) -> None:
-        self.forecast(cached_request(None), "/predict cached {}")
+        self.forecast(*_CACHED.with_length(None), "/predict cached {}")
 
     @task
     def with_length(self) -> None:
-        self.forecast(cached_request(self._length()), "/predict cached k")
+        self.forecast(*_CACHED.with_length(self._length()), "/predict cached k")
 
 
-class SyntheticUser(ServiceUser):
+class SeriesUser(ServiceUser):
+    """Sends series of its own: ``LOCUST_PAYLOADS_PER_USER`` of them, built and encoded at
+    its start by :meth:`build`, each request one of them with a new ``inference_length``."""
+
+    abstract = True
+    payloads: tuple[EncodedRequest, ...] = ()
+
+    def on_start(self) -> None:
+        super().on_start()
+        count = RUNTIME.config.payloads_per_user
+        self.payloads = tuple(EncodedRequest.of(self.build()) for _ in range(count))
+
+    def build(self) -> ForecastRequest:
+        raise NotImplementedError
+
+    def send(self, name: str) -> None:
+        self.forecast(*self.rng.choice(self.payloads).with_length(self._length()), name)
+
+
+class SyntheticUser(SeriesUser):
     """Generated series: the model's step, a random zone, ``LOCUST_ROWS_MIN..MAX`` rows."""
 
     mode = "synthetic"
 
-    @task
-    def synthetic(self) -> None:
+    def build(self) -> ForecastRequest:
         config = RUNTIME.config
-        req = synthetic_request(
+        return synthetic_request(
             self.rng,
             rows=self.rng.randint(config.rows_min, config.rows_max),
             step_ns=RUNTIME.prepared.step_ns,
             zone=self.rng.choice(config.zones),
             column=config.column,
-            inference_length=self._length(),
+            inference_length=1,
         )
-        self.forecast(req, "/predict synthetic")
+
+    @task
+    def synthetic(self) -> None:
+        self.send("/predict synthetic")
 
 
-class RealUser(ServiceUser):
+class RealUser(SeriesUser):
     """Contiguous windows of the real series (S3 object or local file)."""
 
     mode = "real"
 
-    @task
-    def real(self) -> None:
+    def build(self) -> ForecastRequest:
         series, config = RUNTIME.prepared.series, RUNTIME.config
         assert series is not None
         rows = self.rng.randint(config.rows_min, min(config.rows_max, series.longest_run))
-        req = real_request(series, self.rng, rows=rows, inference_length=self._length())
-        self.forecast(req, "/predict real")
+        return real_request(series, self.rng, rows=rows, inference_length=1)
+
+    @task
+    def real(self) -> None:
+        self.send("/predict real")
 
 
 class BadInputUser(ServiceUser):
@@ -298,8 +346,11 @@ class LoadShape(LoadTestShape):
         return target(RUNTIME.config.shape, elapsed, users, rate, run_time)
 
 
-def summarize(stats: RequestStats, max_age_ms: int | None) -> RunSummary:
-    """The run's figures: latency over every request type but ``INGEST``, failures over all."""
+def summarize(
+    stats: RequestStats, max_age_ms: int | None, cpu: CpuUsage | None = None
+) -> RunSummary:
+    """The run's figures: latency over every request type but ``INGEST``, failures over all;
+    ``cpu``: the generator's own."""
     http = StatsEntry(stats, "HTTP", "")
     fresh: StatsEntry | None = None
     for entry in stats.entries.values():
@@ -323,6 +374,7 @@ def summarize(stats: RequestStats, max_age_ms: int | None) -> RunSummary:
         max_data_age_ms=max_age_ms,
         freshness_samples=fresh.num_requests - fresh.num_failures if fresh else 0,
         freshness_max_ms=float(fresh.max_response_time) if fresh and fresh.num_requests else None,
+        locust_cpu=cpu,
     )
 
 
@@ -332,6 +384,8 @@ def _add_options(parser: Any, **_: Any) -> None:
         parser.add_argument(f"--weight-{mode}", type=int, metavar="N", help=help_text)
     help_text = "load shape over -u/-r/-t (env LOCUST_SHAPE; default steady)"
     parser.add_argument("--shape", choices=SHAPES, help=help_text)
+    help_text = "also write the run summary and the SLO gates' verdicts to PATH as JSON"
+    parser.add_argument("--summary-json", metavar="PATH", help=help_text)
 
 
 def _configure(environment: Environment, *, at_start: bool = False) -> None:
@@ -363,6 +417,27 @@ def _configure(environment: Environment, *, at_start: bool = False) -> None:
     log.info("modes %s, shape %s, seed %s, gates %s", modes, config.shape, config.seed, limits)
 
 
+def _write_summary(
+    environment: Environment, summary: RunSummary | None, results: list[GateResult]
+) -> None:
+    """``--summary-json``: the exit code, the preflight's failure, the figures and gates."""
+    path = getattr(environment.parsed_options, "summary_json", None)
+    if not path:
+        return
+    gates = [
+        {"variable": r.gate.variable, "limit": r.gate.limit, "value": r.value, "passed": r.passed}
+        for r in results
+    ]
+    document = {
+        "exit_code": environment.process_exit_code,
+        "preflight_failure": RUNTIME.failure,
+        "summary": None if summary is None else summary.as_dict(),
+        "gates": gates,
+    }
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(document, out, indent=2)
+
+
 def _judge(environment: Environment) -> None:
     runner = environment.runner
     if runner is None or isinstance(runner, WorkerRunner):
@@ -370,8 +445,9 @@ def _judge(environment: Environment) -> None:
     if RUNTIME.failure is not None:
         log.error("no load was applied: the preflight failed: %s", RUNTIME.failure)
         environment.process_exit_code = 2
+        _write_summary(environment, None, [])
         return
-    summary = summarize(runner.stats, RUNTIME.max_age_ms)
+    summary = summarize(runner.stats, RUNTIME.max_age_ms, RUNTIME.cpu_usage())
     log.info("run summary: %s", summary.line())
     results = evaluate(RUNTIME.gates, summary)
     for result in results:
@@ -381,6 +457,7 @@ def _judge(environment: Environment) -> None:
     else:
         log.info("SLO gates: all %d passed", len(results))
     environment.process_exit_code = 1 if failed else 0
+    _write_summary(environment, summary, results)
 
 
 def _on_quitting(environment: Environment, **_: Any) -> None:
@@ -392,20 +469,31 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
 def _on_test_start(environment: Environment, **_: Any) -> None:
     _configure(environment, at_start=True)
     RUNTIME.max_age_ms = None
+    RUNTIME.cpu.start()
+    RUNTIME.usage, RUNTIME.worker_cpu_s = None, {}
 
 
 def _on_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
-    # Worker processes send their largest data age with each report, the master keeps the max.
+    # Worker processes send their largest data age with each report, the master keeps the max;
+    # and their CPU seconds since the test started, the master keeps the last of each.
     data[_AGE_KEY], RUNTIME.max_age_ms = RUNTIME.max_age_ms, None
+    data[_CPU_KEY] = RUNTIME.cpu.cpu_s()
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    RUNTIME.record_age(data.get(_AGE_KEY))
+    if isinstance(cpu_s := data.get(_CPU_KEY), float | int):
+        RUNTIME.worker_cpu_s[client_id] = float(cpu_s)
 
 
 _HOOKS: dict[str, Any] = {
     "init_command_line_parser": _add_options,
     "init": lambda environment, **_: _configure(environment),
     "test_start": _on_test_start,
+    "test_stop": lambda **_: setattr(RUNTIME, "usage", RUNTIME.cpu.read()),
     "quitting": _on_quitting,
     "report_to_master": _on_report,
-    "worker_report": lambda client_id, data, **_: RUNTIME.record_age(data.get(_AGE_KEY)),
+    "worker_report": _on_worker_report,
     "reset_stats": lambda **_: setattr(RUNTIME, "max_age_ms", None),
 }
 for _hook, _handler in _HOOKS.items():

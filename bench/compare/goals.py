@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["HTTP_RATIO", "TARGETS", "check"]
+__all__ = ["HTTP_RATIO", "MIX_TARGETS", "TARGETS", "check"]
 
 TARGETS: dict[str, float] = {
     "read_unchanged_us": 5.0,
@@ -22,6 +22,9 @@ TARGETS: dict[str, float] = {
 # /predict throughput ours / seed at 20 users, per window rows.
 HTTP_RATIO = {50: 2.5, 1_000_000: 6.0, 10_000_000: 100.0}
 _USERS = 20
+# The load test's default mix at 20 users (bench.compare.mix): its latency limits, and its
+# throughput against a cached-only run right after it.
+MIX_TARGETS = {"p95_ms": 50.0, "p99_ms": 100.0, "mix_over_cached": 0.6}
 
 
 def _goal(goal: str, target: str, measured: str | None, met: bool | None) -> dict[str, Any]:
@@ -108,6 +111,67 @@ def _http(data: dict[str, Any] | None) -> list[dict[str, Any]]:
     return goals
 
 
+def _ceiling(data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The throughput goals again, measured by wrk: Locust's ratios at small windows are
+    the generator's ceiling, wrk's are the servers'."""
+    ceilings = (data or {}).get("wrk")
+    if not data or not ceilings or "skipped" in ceilings:
+        why = (ceilings or {}).get("skipped") or "no HTTP part"
+        return [_goal(f"/predict throughput ceiling vs seed (wrk): {why}", "measured", None, None)]
+    goals = []
+    wrk = {(r["design"], r["rows"], r["users"]): r for r in ceilings["runs"]}
+    locust = {(r["design"], r["rows"], r["users"]): r for r in data["runs"]}
+    for rows in data["sizes"]:
+        ours, seed = wrk.get(("ours", rows, _USERS)), wrk.get(("seed", rows, _USERS))
+        if ours is None or seed is None:
+            continue
+        ratio = ours["rps"] / seed["rps"] if seed["rps"] else float("inf")
+        errors = sum(r["non_2xx"] + r["socket_errors"] for r in (ours, seed))
+        by_locust = locust.get(("ours", rows, _USERS))
+        share = f"; Locust: {by_locust['rps']:,.0f} req/s" if by_locust else ""
+        target = HTTP_RATIO.get(rows)
+        goals.append(
+            _goal(
+                f"/predict throughput ceiling vs seed (wrk), {rows:,} rows, {_USERS} connections",
+                f">= {target:g}x" if target else "reported",
+                f"{ratio:.1f}x ({ours['rps']:,.0f} vs {seed['rps']:,.1f} req/s{share}; "
+                f"{errors} errors)",
+                ratio >= target and not errors if target else None,
+            )
+        )
+    return goals
+
+
+def _mix(data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not data:
+        return [_goal(f"load-test default mix, {_USERS} users", "measured", None, None)]
+    mix, cached, users = data["mix"], data["cached"], data["users"]
+    p95, p99 = MIX_TARGETS["p95_ms"], MIX_TARGETS["p99_ms"]
+    ratio = data["mix_over_cached"]
+    return [
+        _goal(
+            f"load-test default mix, {users} users, Locust on the same cores: `{mix['command']}`",
+            f"0 failures, p95 <= {p95:g} ms, p99 <= {p99:g} ms",
+            f"{mix['failures']} failures of {mix['requests']:,}, p95 {mix['p95_ms']:g} ms, "
+            f"p99 {mix['p99_ms']:g} ms, {mix['rps']:,.0f} req/s, "
+            f"Locust CPU {mix['locust_cpu_share']:.0%}",
+            mix["failures"] == 0 and mix["p95_ms"] <= p95 and mix["p99_ms"] <= p99
+            if users == _USERS
+            else None,
+        ),
+        _goal(
+            f"load-test mix / cached-only throughput, {users} users, cached-only right after "
+            f"the mix: `{cached['command']}`",
+            f">= {MIX_TARGETS['mix_over_cached']:g}",
+            None
+            if ratio is None
+            else f"{ratio:.2f} ({mix['rps']:,.0f} vs {cached['rps']:,.0f} req/s; Locust CPU "
+            f"{mix['locust_cpu_share']:.0%} / {cached['locust_cpu_share']:.0%})",
+            None if ratio is None else ratio >= MIX_TARGETS["mix_over_cached"],
+        ),
+    ]
+
+
 def _freshness(data: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not data or "skipped" in data or "ours" not in data.get("designs", {}):
         return [_goal("freshness p99", "<= 100 ms", None, None)]
@@ -132,5 +196,7 @@ def check(results: dict[str, Any]) -> list[dict[str, Any]]:
         *_readpath(results.get("readpath")),
         *_memory(results.get("memory")),
         *_http(results.get("http")),
+        *_ceiling(results.get("http")),
         *_freshness(results.get("freshness")),
+        *_mix(results.get("mix")),
     ]

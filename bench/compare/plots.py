@@ -87,18 +87,30 @@ def plot_http(data: dict[str, Any], path: Path) -> Path:
     keys = sorted({(r["rows"], r["users"]) for r in runs})
     labels = [f"{rows:,} rows\n{users} users" for rows, users in keys]
     by = {(r["design"], r["rows"], r["users"]): r for r in runs}
+    ceilings = data.get("wrk", {}).get("runs", [])
+    by_wrk = {(r["design"], r["rows"], r["users"]): r for r in ceilings}
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7.5))
-    width = 0.38
-    for offset, design in ((-width / 2, "ours"), (width / 2, "seed")):
-        rps = [by[(design, *k)]["rps"] if (design, *k) in by else 0 for k in keys]
+    series: list[tuple[str, str, dict[Any, Any], str | None]]
+    series = [(d, "Locust", by, None) for d in ("ours", "seed")]
+    series += [(d, "wrk", by_wrk, "//") for d in ("ours", "seed") if ceilings]
+    width = 0.8 / len(series)
+    for slot, (design, tool, figures, hatch) in enumerate(series):
+        rps = [figures[(design, *k)]["rps"] if (design, *k) in figures else 0 for k in keys]
+        offset = (slot - (len(series) - 1) / 2) * width
         bars = top.bar(
-            [i + offset for i in range(len(keys))], rps, width, color=_COLORS[design], label=design
+            [i + offset for i in range(len(keys))],
+            rps,
+            width,
+            color=_COLORS[design],
+            hatch=hatch,
+            alpha=0.6 if hatch else 1.0,
+            label=f"{design} ({tool})",
         )
         top.bar_label(bars, fmt="%.0f", fontsize=7)
     top.set_yscale("log")
     top.set_ylabel("/predict req/s")
     top.set_xticks(range(len(keys)), labels, fontsize=8)
-    top.set_title("HTTP /predict: throughput (Locust, same machine)")
+    top.set_title("HTTP /predict: throughput (Locust; hatched: wrk, the ceiling; same machine)")
     top.legend(fontsize=8)
     width = 0.13
     shades = {"p50_ms": 0.45, "p95_ms": 0.7, "p99_ms": 1.0}

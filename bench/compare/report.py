@@ -54,12 +54,17 @@ def _memory(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _share(run: dict[str, Any]) -> str:
+    share = run.get("locust_cpu_share")
+    return "-" if share is None else f"{share:.0%}"
+
+
 def _http(data: dict[str, Any]) -> list[str]:
     runs = {(r["design"], r["rows"], r["users"]): r for r in data["runs"]}
     lines = [
         "| rows | users | ours req/s | ours p50 / p95 / p99 ms | seed req/s | "
-        "seed p50 / p95 / p99 ms | ours / seed |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "seed p50 / p95 / p99 ms | ours / seed | Locust CPU (ours / seed runs) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rows in data["sizes"]:
         for users in data["users"]:
@@ -68,8 +73,53 @@ def _http(data: dict[str, Any]) -> list[str]:
                 f"| {rows:,} | {users} | {o['rps']:,.0f} | "
                 f"{o['p50_ms']:g} / {o['p95_ms']:g} / {o['p99_ms']:g} | {s['rps']:,.1f} | "
                 f"{s['p50_ms']:g} / {s['p95_ms']:g} / {s['p99_ms']:g} | "
-                f"{o['rps'] / s['rps']:.1f}x |"
+                f"{o['rps'] / s['rps']:.1f}x | {_share(o)} / {_share(s)} |"
             )
+    return lines
+
+
+def _wrk(data: dict[str, Any]) -> list[str]:
+    """wrk's ceilings next to Locust's figures, per rows and connections (= users)."""
+    ceilings = data.get("wrk", {})
+    if "runs" not in ceilings:
+        return [f"wrk ceilings not measured: {ceilings.get('skipped', 'no wrk figures')}"]
+    wrk = {(r["design"], r["rows"], r["users"]): r for r in ceilings["runs"]}
+    locust = {(r["design"], r["rows"], r["users"]): r for r in data["runs"]}
+    lines = [
+        "| rows | connections | ours req/s: wrk / Locust | ours wrk p50 / p99 ms | "
+        "seed req/s: wrk / Locust | seed wrk p50 / p99 ms | ours / seed: wrk / Locust | "
+        "wrk errors | CPU share against ours: wrk / Locust |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rows in data["sizes"]:
+        for users in data["users"]:
+            o, s = wrk[("ours", rows, users)], wrk[("seed", rows, users)]
+            lo, ls = locust[("ours", rows, users)], locust[("seed", rows, users)]
+            errors = sum(r["non_2xx"] + r["socket_errors"] for r in (o, s))
+            lines.append(
+                f"| {rows:,} | {users} | {o['rps']:,.0f} / {lo['rps']:,.0f} | "
+                f"{_num(o['p50_ms'], 1)} / {_num(o['p99_ms'], 1)} | "
+                f"{s['rps']:,.1f} / {ls['rps']:,.1f} | "
+                f"{_num(s['p50_ms'], 1)} / {_num(s['p99_ms'], 1)} | "
+                f"{o['rps'] / s['rps']:.1f}x / {lo['rps'] / ls['rps']:.1f}x | {errors} | "
+                f"{o['wrk_cpu_share']:.0%} / {_share(lo)} |"
+            )
+    return lines
+
+
+def _mix(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "| run | command | requests | failures | req/s | p50 / p95 / p99 ms | Locust CPU | "
+        "Locust CPU per request |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in ("mix", "cached"):
+        r = data[run]
+        lines.append(
+            f"| {run} | `{r['command']}` | {r['requests']:,} | {r['failures']} | "
+            f"{r['rps']:,.0f} | {r['p50_ms']:g} / {r['p95_ms']:g} / {r['p99_ms']:g} | "
+            f"{_share(r)} | {_num(r.get('locust_cpu_ms_per_request'), 2)} ms |"
+        )
     return lines
 
 
@@ -94,9 +144,16 @@ def _freshness(data: dict[str, Any]) -> list[str]:
 def markdown(results: dict[str, Any]) -> str:
     """The goals and every measured part as Markdown tables."""
     out = goals_table(results)
-    makers = {"readpath": _readpath, "memory": _memory, "http": _http, "freshness": _freshness}
+    makers = {
+        "readpath": _readpath,
+        "memory": _memory,
+        "http": _http,
+        "wrk": _wrk,
+        "freshness": _freshness,
+        "mix": _mix,
+    }
     for part, maker in makers.items():
-        data = results.get(part)
+        data = results.get("http" if part == "wrk" else part)
         if isinstance(data, dict) and "skipped" not in data:
             out += ["", f"<!-- {part} -->", *maker(data)]
     return "\n".join(out)

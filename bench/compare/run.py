@@ -10,13 +10,18 @@ Parts:
 2. ``memory``: PSS of Gunicorn master + W workers (W = 2, 4, 8) serving a 1 GiB window, ours
    against a private copy per worker.
 3. ``http``: ``/predict`` throughput and p50/p95/p99 (Locust headless, FastHttpUser) at 20
-   users and at 100 (saturation), 50 / 1 M / 10 M rows, ours against the seed design.
+   users and at 100 (saturation), 50 / 1 M / 10 M rows, ours against the seed design, with
+   Locust's own CPU share; and each server's throughput ceiling measured by wrk (a generator
+   in C) with as many connections (skipped with a message without wrk: ``make bench-tools``).
 4. ``freshness``: event produced -> visible in every worker, idle and under load, for ours,
    the seed design and private caches (needs Kafka: the project's local stack is started on
    free loopback ports, or ``--bootstrap`` names a running broker; skipped with a message when
    neither works).
 5. ``ingest``: the figures of ``bench.ingest`` (``ingest.json`` in the results directory,
    which ``python -m bench`` writes earlier in the same run).
+6. ``mix``: the load test as a user runs it, ``locust -f locustfiles`` with its default mix
+   at 20 users against ours on the sample series, then cached-only right after it
+   (``bench.compare.mix``), once the broker is down.
 
 ``--quick``: tiny sizes and short phases, no broker unless ``--bootstrap`` is given (the
 smoke test of ``make test``). Every server runs on 127.0.0.1 and is stopped before the
@@ -39,14 +44,14 @@ from typing import Any
 from bench._common import add_results_dir_option, write_results
 from bench._kafka import new_topic, start_stack
 from bench._series import train_model
-from bench.compare import freshness, goals, http, memory, readpath
+from bench.compare import freshness, goals, http, memory, mix, readpath
 from bench.compare.plots import plot_all
 from bench.compare.report import goals_table, markdown
 from scripts.errors import StackError
 
 __all__ = ["FULL", "PARTS", "QUICK", "Plan", "main"]
 
-PARTS = ("readpath", "memory", "http", "freshness", "ingest")
+PARTS = ("readpath", "memory", "http", "freshness", "ingest", "mix")
 GIB = 1024**3
 
 
@@ -64,6 +69,9 @@ class Plan:
     fresh_seconds: float
     fresh_rate: float = 20.0
     fresh_users: int = 20
+    wrk_seconds: float = 5.0
+    mix_seconds: float = 20.0
+    mix_users: int = 20
     parts: list[str] = field(default_factory=lambda: list(PARTS))
 
 
@@ -86,6 +94,8 @@ QUICK = Plan(
     http_seconds=4,  # Locust spends its first second spawning users; 2 s left too little
     http_repeats=1,
     fresh_seconds=3,
+    wrk_seconds=2,
+    mix_seconds=4,
 )
 
 
@@ -149,6 +159,7 @@ def _run(
                 logdir,
                 kafka,
                 repeats=plan.http_repeats,
+                wrk_seconds=plan.wrk_seconds,
             )
         if "freshness" in plan.parts:
             part("freshness")
@@ -169,6 +180,9 @@ def _run(
     finally:
         if stack is not None:
             stack.down()
+    if "mix" in plan.parts:
+        part("load-test mix, then cached-only")
+        results["mix"] = mix.measure(plan.mix_seconds, logdir, workdir, users=plan.mix_users)
     if "ingest" in plan.parts:
         results["ingest"] = _ingest(results_dir)
     return results
@@ -220,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results("compare", payload, results_dir)
     plots = plot_all(payload, results_dir)
     print("\n".join(goals_table(payload)))
-    print(f"wrote {path} and {', '.join(p.name for p in plots)} in {payload['seconds']} s")
+    images = "".join(f", {p.name}" for p in plots)
+    print(f"wrote {path}{images} in {payload['seconds']} s")
     return 0
 
 

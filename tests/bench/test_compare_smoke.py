@@ -19,6 +19,7 @@ import pytest
 
 from bench import compare
 from bench._series import train_model
+from bench._wrk import missing
 from bench.compare import freshness
 from tests._stack import StackHandle
 
@@ -55,11 +56,40 @@ def test_quick_compare_writes_sane_figures(tmp_path: Path) -> None:
         assert run["requests"] > 0
         assert run["failures"] == 0
         assert 0 < run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"]
+        assert 0 < run["locust_cpu_share"] <= 1 and run["locust_cpu_s"] > 0
+    # wrk's ceilings next to Locust's figures, or why they are missing.
+    ceilings = http["wrk"]
+    if missing() is None:
+        assert {(r["design"], r["rows"], r["users"]) for r in ceilings["runs"]} == designs
+        for run in ceilings["runs"]:
+            assert run["requests"] > 0 and run["rps"] > 0, run
+            assert run["non_2xx"] == 0 and run["socket_errors"] == 0, run
+            assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"], run
+            assert run["connections"] == run["users"] == 20
+    else:
+        assert "make bench-tools" in ceilings["skipped"]
+
+    # The load test's default mix, then cached-only, both with every answer checked.
+    mix = results["mix"]
+    for run in ("mix", "cached"):
+        figures = mix[run]
+        assert figures["http_requests"] > 0 and figures["failures"] == 0, figures
+        assert figures["exit_code"] == 0, figures
+        assert 0 < figures["locust_cpu_share"] <= 1, figures
+        assert figures["command"].startswith("LOCUST_SEED=7 locust -f locustfiles --headless -u 20")
+    assert mix["cached"]["command"].endswith(" CachedUser")
+    assert mix["mix_over_cached"] == pytest.approx(
+        mix["mix"]["rps"] / mix["cached"]["rps"], abs=1e-3
+    )
 
     # Without a broker the freshness part says why it did not run (measured in the test below).
     assert "no broker" in results["freshness"]["skipped"]
     for goal in results["goals"]:
         assert {"goal", "target", "measured", "met"} == goal.keys()
+    named = {goal["goal"]: goal for goal in results["goals"]}
+    mix_goals = [g for name, g in named.items() if name.startswith("load-test")]
+    assert len(mix_goals) == 2 and all(g["met"] is not None for g in mix_goals)
+    assert "--headless -u 20 -r 20" in mix_goals[0]["goal"]
 
     for part in ("readpath", "memory", "http"):
         png = (tmp_path / f"compare-{part}.png").read_bytes()

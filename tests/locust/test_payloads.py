@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from cache_daemon.decode import Decoder
 from locustfiles import (
     UTC_ZONE,
+    EncodedRequest,
     LoadConfig,
     PayloadError,
     Series,
@@ -186,6 +187,45 @@ def test_cached_bodies_are_accepted(length):
     req = cached_request(length)
     times, got_length = accepted(req.body, expectations())
     assert times is None and got_length == (1 if length is None else length)
+
+
+@PROPERTY
+@given(
+    rows=st.integers(MIN_ROWS, 700),
+    zone=st.sampled_from(ZONES),
+    seed=st.integers(0, 2**32),
+    lengths=st.lists(st.one_of(st.none(), st.integers(1, 48)), min_size=1, max_size=4),
+)
+def test_a_series_encoded_once_is_resent_with_any_length_as_a_fresh_encoding(
+    rows, zone, seed, lengths
+):
+    base = synthetic_request(
+        random.Random(seed),
+        rows=rows,
+        step_ns=STEP,
+        zone=parse_zone(zone),
+        column="demand_mw",
+        inference_length=7,
+    )
+    encoded = EncodedRequest.of(base)
+    for length in lengths:
+        req, body = encoded.with_length(length)
+        # What the answer is checked against follows the length; the series is the one sent.
+        assert req.inference_length == length
+        assert (req.last_time_ns, req.step_ns, req.mode) == (base.last_time_ns, STEP, "synthetic")
+        assert json.loads(body) == json.loads(req.encode()) == req.body
+        assert ("inference_length" in req.body) == (length is not None)
+        assert req.body["data"] is base.body["data"]  # re-sent, not rebuilt
+        times, got_length = accepted(json.loads(body), expectations(min_rows=rows))
+        assert times == coherent_times(base.body["data"]["time"], STEP, zone)
+        assert got_length == (1 if length is None else length)
+
+
+@given(length=st.one_of(st.none(), st.integers(1, 48)))
+def test_cached_bodies_encoded_once_are_the_bodies_of_cached_requests(length):
+    req, body = EncodedRequest.of(cached_request(None)).with_length(length)
+    assert body == cached_request(length).encode()
+    assert req.body == cached_request(length).body and req.inference_length == length
 
 
 @given(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from locustfiles import (
     SHAPES,
     BadCase,
     ConfigError,
+    CpuMeter,
+    CpuUsage,
     ForecastRequest,
     GateSpec,
     LoadConfig,
@@ -183,6 +186,34 @@ def test_a_min_gate_fails_below_and_an_unmeasured_gate_fails():
     )
     fresh = results["LOCUST_MAX_FRESHNESS_MS"]
     assert not fresh.passed and "not measured" in fresh.line() and "ingest" in fresh.line()
+
+
+def test_the_generators_cpu_is_a_share_of_every_core_over_the_run():
+    usage = CpuUsage(cpu_s=6.0, wall_s=10.0, cores=2)
+    assert usage.share == 0.3
+    assert usage.plus_cpu(4.0).share == 0.5  # a worker process's seconds added
+    assert usage.line() == "Locust CPU 6.0 s over 10.0 s = 30% of 2 cores"
+    assert CpuUsage(1.0, 0.0, 2).share == 0.0
+    with_cpu = summary(locust_cpu=usage)
+    assert with_cpu.line() == summary().line() + "; Locust CPU 6.0 s over 10.0 s = 30% of 2 cores"
+    figures = with_cpu.as_dict()
+    assert figures["locust_cpu_share"] == 0.3 and figures["cores"] == 2
+    assert figures["locust_cpu_ms_per_request"] == 6.0  # 6 s over 1,000 requests
+    assert json.loads(json.dumps(figures))["p99_ms"] == 40.0
+    assert "locust_cpu_share" not in summary().as_dict()
+
+
+def test_the_cpu_meter_counts_this_process_only_from_its_start():
+    meter = CpuMeter()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    busy = meter.read()
+    assert 0.15 <= busy.cpu_s <= busy.wall_s + 0.05 and busy.cores >= 1
+    meter.start()
+    time.sleep(0.2)
+    idle = meter.read()
+    assert idle.wall_s >= 0.2 and idle.cpu_s < 0.05
 
 
 @given(
