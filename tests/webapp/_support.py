@@ -189,6 +189,8 @@ class GunicornServer:
         )
 
     def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 30 s) and remove its log; the log's
+        last text stays in :attr:`final_log`."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -198,4 +200,5 @@ class GunicornServer:
                 self.proc.wait()
         self._sock.close()
         self._log_fh.close()
+        self.final_log = self.log.read_text(errors="replace") if self.log.exists() else ""
         self.log.unlink(missing_ok=True)

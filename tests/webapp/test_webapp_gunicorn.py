@@ -47,6 +47,9 @@ def served(artifact: bytes) -> Iterator[tuple[GunicornServer, ShmWindow]]:
         window.close()
         remove_tree(parent)
     assert server.proc.returncode == 0
+    # Every line the workers wrote, to their last, is whole JSON: no teardown traceback.
+    stray = [line for line in server.final_log.splitlines() if not line.startswith("{")]
+    assert stray == [], stray[:10]
 
 
 def keep_fresh(window: ShmWindow) -> None:
