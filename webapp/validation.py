@@ -20,13 +20,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import filterfalse, islice
 
+import msgspec
 import numpy as np
 
 from forecasting import IrregularSeriesError, regularize
 from forecasting.features import FloatArray, IntArray
 from webapp.errors import FieldError, ProblemError
+from webapp.isotimes import parse_uniform
+from webapp.schemas import MAX_NAME
 from webapp.timefmt import format_times
 
 __all__ = [
@@ -34,13 +37,15 @@ __all__ = [
     "PredictRequest",
     "check_forecast",
     "decode_json",
+    "in_range",
     "parse_predict",
+    "regular_series",
 ]
 
 _FIELDS = ("inference_length", "index_col", "data")
 _MAX_LISTED = 5
 _MAX_ERRORS = 20
-_MAX_NAME = 64
+_MAX_NAME = MAX_NAME
 # Inside datetime64[ns] (1677..2262) with room for a forecast horizon after the last time.
 _MIN_NS = int(datetime(1700, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
 _MAX_NS = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -172,6 +177,8 @@ class _Errors:
 
 
 def _type_name(value: object) -> str:
+    if isinstance(value, msgspec.Raw):
+        value = _opened(value)
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -193,6 +200,8 @@ def _name(key: str) -> str:
 def _short(value: object) -> str:
     """A bounded description of a client value, never walking into it (an array nested a
     thousand deep must not recurse, a megabyte string must not be copied)."""
+    if isinstance(value, msgspec.Raw):
+        return _short(_opened(value))
     if isinstance(value, list):
         return f"an array of {len(value)} item(s)"
     if isinstance(value, dict):
@@ -206,6 +215,18 @@ def _short(value: object) -> str:
     else:
         text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _opened(value: msgspec.Raw) -> object:
+    """A value left encoded by a shallow decode, opened one level: containers with their
+    items still encoded (their size is what an error shows), scalars exactly as
+    :func:`decode_json` reads them."""
+    head = memoryview(value)[:1].tobytes()
+    if head == b"[":
+        return msgspec.json.decode(value, type=list[msgspec.Raw])
+    if head == b"{":
+        return msgspec.json.decode(value, type=dict[str, msgspec.Raw])
+    return json.loads(bytes(value), parse_constant=_keep_constant)
 
 
 def _parse_length(body: dict[str, object], expect: Expectations, errors: _Errors) -> int:
@@ -248,12 +269,21 @@ def _to_ns(moment: datetime) -> int:
 
 
 def _parse_times(field: str, raw: list[object], errors: _Errors) -> IntArray | None:
+    uniform = _parse_uniform(raw)
+    if uniform is not None:
+        return uniform
     bad: list[int] = []
     naive: list[int] = []
     aware: list[int] = []
     out: list[int] = []
+    seen: dict[str, datetime | None] = {}  # a body may repeat one bad time many times
     for i, item in enumerate(raw):
-        moment = _parse_time(item)
+        if type(item) is str:
+            if item not in seen:
+                seen[item] = _parse_time(item)
+            moment = seen[item]
+        else:
+            moment = None
         if moment is None:
             bad.append(i)
             continue
@@ -284,6 +314,20 @@ def _parse_times(field: str, raw: list[object], errors: _Errors) -> IntArray | N
         )
         return None
     return np.asarray(out, dtype=np.int64)
+
+
+def _parse_uniform(raw: list[object]) -> IntArray | None:
+    """The times of a column whose strings share one shape, parsed at once (see
+    :mod:`webapp.isotimes`), when all are in range; else None (parse one by one)."""
+    parsed = parse_uniform(raw)
+    if parsed is None or not in_range(parsed.ns):
+        return None
+    return parsed.ns
+
+
+def in_range(times_ns: IntArray) -> bool:
+    """Whether every time lies in the years validation accepts (1700 to 2199, UTC)."""
+    return bool(len(times_ns)) and int(times_ns.min()) >= _MIN_NS and int(times_ns.max()) < _MAX_NS
 
 
 def _parse_values(field: str, raw: list[object], errors: _Errors) -> FloatArray | None:
@@ -361,9 +405,9 @@ def _columns(
             for col in missing
         ),
     )
-    unknown = [col for col in data if col not in wanted]
+    unknown = filterfalse(wanted.__contains__, data)
     errors.add(
-        len(unknown),
+        len(data) - sum(1 for col in set(wanted) if col in data),
         (
             FieldError(
                 f"data.{_name(col)}",
@@ -441,8 +485,15 @@ def _series(
     values = _parse_values(f"data.{value_col}", columns[value_col], errors)
     if times is None or values is None:
         return None
+    return _regular(times, values, index_col, expect, errors)
+
+
+def _regular(
+    times: IntArray, values: FloatArray, index_col: str, expect: Expectations, errors: _Errors
+) -> tuple[IntArray, FloatArray] | None:
     order = np.argsort(times, kind="stable")
-    times, values = times[order], values[order]
+    if np.any(order[1:] < order[:-1]):  # already sorted: no copies
+        times, values = times[order], values[order]
     dup = np.flatnonzero(np.diff(times) == 0)
     if len(dup):
         first, second = int(order[dup[0]]), int(order[dup[0] + 1])
@@ -464,6 +515,18 @@ def _series(
         return None
 
 
+def regular_series(
+    times: IntArray, values: FloatArray, index_col: str, expect: Expectations
+) -> tuple[IntArray, FloatArray]:
+    """Sort a parsed series, refuse repeated times and put it on the model's grid; raise the
+    422 that :func:`parse_predict` raises for the same series."""
+    errors = _Errors()
+    series = _regular(times, values, index_col, expect, errors)
+    if series is None:
+        raise _invalid(errors.listed, errors.total)
+    return series
+
+
 def parse_predict(body: object, expect: Expectations) -> PredictRequest:
     """Validate a decoded body; raise a 422 ``validation-error`` :class:`ProblemError` listing
     every field error (or the first blocking one per field)."""
@@ -479,16 +542,16 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
             ],
             1,
         )
-    unknown = [key for key in body if key not in _FIELDS]
+    known = sum(1 for key in _FIELDS if key in body)
     errors.add(
-        len(unknown),
+        len(body) - known,
         (
             FieldError(
                 _name(key),
                 "unknown_field",
                 f"unknown field {_name(key)!r}; allowed fields are {list(_FIELDS)}",
             )
-            for key in unknown
+            for key in filterfalse(_FIELDS.__contains__, body)
         ),
     )
     length = _parse_length(body, expect, errors)
