@@ -12,7 +12,7 @@ coefficients absorb).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -51,12 +51,17 @@ class FeatureSpec:
     horizon: int
     daily_order: int = 3
     weekly_order: int = 2
+    # ``lags`` as an array, made once: every origin row indexes with it.
+    lag_index: IntArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.lags or min(self.lags) < 1:
             raise ValueError("lags must be a non-empty tuple of positive integers")
         if self.step_ns <= 0 or self.horizon < 1:
             raise ValueError("step_ns and horizon must be positive")
+        lag_index = np.asarray(self.lags, dtype=np.int64)
+        lag_index.flags.writeable = False
+        object.__setattr__(self, "lag_index", lag_index)
 
     @property
     def min_rows(self) -> int:
@@ -90,8 +95,7 @@ def origin_row(values: FloatArray, origin_time_ns: int, spec: FeatureSpec) -> Fl
     """
     if len(values) < spec.min_rows:
         raise TooFewRowsError(spec.min_rows, len(values))
-    lags = np.asarray(spec.lags, dtype=np.int64)
-    lagged = np.asarray(values, dtype=np.float64)[len(values) - lags]
+    lagged = np.asarray(values, dtype=np.float64)[len(values) - spec.lag_index]
     cal = calendar_terms(np.array([origin_time_ns], dtype=np.int64), spec)[0]
     return np.concatenate([lagged, cal]).reshape(1, -1)
 
