@@ -3,7 +3,8 @@
 ``python -m bench.validation [--quick]`` prints a table and writes
 ``bench/results/validation.json``. Each body family is filled to the same size (1 MB; 256 KB
 with ``--quick``) and timed through what a worker does with a body before any model runs:
-``decode_json`` then ``parse_predict``, with the default limits (10,000 rows, a model that
+``read_predict`` (the one-pass decode of a valid body, else a shallow decode and
+``parse_predict``), with the default limits (10,000 rows, a model that
 needs 336). The reference is the costliest *valid* body of that size (every row used, long
 time and value literals, blank padding); the figure of merit is the worst family's CPU time
 per megabyte and its ratio to that reference.
@@ -19,7 +20,8 @@ from typing import Any
 
 from bench._common import write_results
 from webapp.errors import ProblemError
-from webapp.validation import Expectations, decode_json, parse_predict
+from webapp.predict_body import read_predict
+from webapp.validation import Expectations
 
 __all__ = ["EXPECT", "FAMILIES", "cpu_ms", "main", "valid_body"]
 
@@ -110,7 +112,7 @@ FAMILIES: dict[str, Callable[[int], bytes]] = {
 
 def _handle(raw: bytes) -> int:
     try:
-        parse_predict(decode_json(raw), EXPECT)
+        read_predict(raw, EXPECT)
     except ProblemError as exc:
         return exc.status
     return 200

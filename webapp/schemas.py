@@ -99,8 +99,7 @@ class WindowRef(Struct):
 
 
 class PredictResponse(Struct):
-    """A forecast. ``predictions`` is encoded ahead (a fragment of JSON) so that the window's
-    forecast, derived once per generation, is not encoded again on every request."""
+    """A forecast: the generation and model that answered, the age of the data, the points."""
 
     generation: int
     model_version: str | None
