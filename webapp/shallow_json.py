@@ -12,9 +12,10 @@ What :func:`decode_json` refuses and msgspec's skipping would not notice is chec
 whenever the check cannot decide, the body goes to :func:`decode_json` itself:
 
 * repeated keys: every ``:`` in the body must be accounted for by the keys decoded (one
-  each) and by ``:`` inside strings of values that hold no object; a repeated key drops a
-  key token and leaves its ``:`` unaccounted. Escaped colons (``\\u003a``) go the precise
-  way, so that raw and decoded counts agree;
+  each) and by the ``:`` of values in which no object has two keys
+  (:mod:`webapp.json_keys`); a repeated key drops a key token and leaves its ``:``
+  unaccounted. Escaped colons (``\\u003a``) go the precise way, so that raw and decoded
+  counts agree;
 * integers of more than 4,300 digits (any run of that many digits goes the precise way);
 * nesting: msgspec is called a few frames deeper than the standard decoder, so it gives up
   first (:data:`_FRAMES`) and the standard decoder gives the verdict;
@@ -31,6 +32,7 @@ from typing import TypeVar
 import msgspec
 from msgspec import Raw
 
+from webapp.json_keys import no_object_has_two_keys
 from webapp.validation import decode_json
 
 __all__ = ["decode_shallow"]
@@ -42,6 +44,7 @@ _MAX_INT_DIGITS = 4300
 # many frames deeper makes it refuse first.
 _FRAMES = 10
 _DIGITS = bytes.maketrans(b"0123456789", b"9999999999")
+_FIELDS = ("inference_length", "index_col", "data")
 
 
 class _UndecidedError(Exception):
@@ -64,10 +67,10 @@ def _head(value: Raw) -> bytes:
 
 
 def _safe_colons(value: Raw) -> int:
-    """The ``:`` of a value that holds no key (so none inside strings only), else undecided."""
+    """The ``:`` of a value in which no object repeats a key, else undecided."""
     span = memoryview(value).tobytes()
     colons = span.count(b":")
-    if colons and b"{" in span:
+    if colons and b"{" in span and not no_object_has_two_keys(span):
         raise _UndecidedError
     return colons
 
@@ -111,33 +114,50 @@ def _shallow(raw: bytes, columns: tuple[str, ...], max_rows: int) -> object:
     if len(raw) > _MAX_INT_DIGITS and b"9" * (_MAX_INT_DIGITS + 1) in raw.translate(_DIGITS):
         raise _UndecidedError
     top = _decode(raw, dict[str, Raw])
-    accounted = len(top) + _key_colons(top)
-    body: dict[str, object] = top  # type: ignore[assignment]  # values replaced below
-    for name in ("inference_length", "index_col"):
-        if name in top:
-            accounted += _safe_colons(top[name])
-            body[name] = _scalar_or_raw(top[name])
-    if "data" in top:
-        accounted, body["data"] = _data(top["data"], body, columns, max_rows, accounted)
-    if raw.count(b":") != accounted:
-        raise _UndecidedError
-    return body
+    data = None
+    if "data" in top and _head(top["data"]) == b"{":
+        data = _decode(top["data"], dict[str, Raw])
+    index_col = _scalar_or_raw(top["index_col"]) if "index_col" in top else "time"
+    read = set(columns) | ({index_col} if isinstance(index_col, str) else set())
+    # Spans whose every ":" counts: the values validation reads. Those of all the other
+    # values are counted only when the body has ":" left over (a loop over every key).
+    opened = [top[name] for name in _FIELDS if name in top and not (name == "data" and data)]
+    opened += [data[col] for col in read if col in data] if data else []
+    counted = len(top) + _key_colons(top) + sum(map(_safe_colons, opened))
+    if data is not None:
+        counted += len(data) + _key_colons(data)
+    if counted != raw.count(b":"):
+        others = [v for k, v in top.items() if k not in _FIELDS]
+        others += [v for k, v in data.items() if k not in read] if data else []
+        if counted + sum(map(_safe_colons, others)) != raw.count(b":"):
+            raise _UndecidedError
+    return _replace(top, data, index_col, read, max_rows)
 
 
-def _data(
-    value: Raw, body: dict[str, object], columns: tuple[str, ...], max_rows: int, accounted: int
-) -> tuple[int, object]:
-    if _head(value) != b"{":
-        return accounted + _safe_colons(value), _scalar_or_raw(value)
-    data = _decode(value, dict[str, Raw])
-    accounted += len(data) + _key_colons(data)
-    index_col = body.get("index_col", "time")
-    out: dict[str, object] = data  # type: ignore[assignment]  # values replaced below
-    for col in {index_col, *columns} if isinstance(index_col, str) else set(columns):
+def _replace(
+    top: dict[str, Raw],
+    data: dict[str, Raw] | None,
+    index_col: object,
+    read: set[str],
+    max_rows: int,
+) -> dict[str, object]:
+    """``top`` with the values validation reads decoded (in place: no copy of a large
+    object), the others left encoded."""
+    body: dict[str, object] = top  # type: ignore[assignment]  # values replaced here
+    if "index_col" in top:
+        body["index_col"] = index_col
+    if "inference_length" in top:
+        body["inference_length"] = _scalar_or_raw(top["inference_length"])
+    if data is None:
+        if "data" in top:
+            body["data"] = _scalar_or_raw(top["data"])
+        return body
+    columns: dict[str, object] = data  # type: ignore[assignment]  # values replaced here
+    for col in read:
         if col in data:
-            accounted += _safe_colons(data[col])
-            out[col] = _column(data[col], max_rows)
-    return accounted, out
+            columns[col] = _column(data[col], max_rows)
+    body["data"] = columns
+    return body
 
 
 def decode_shallow(raw: bytes, columns: tuple[str, ...], max_rows: int) -> object:
