@@ -10,8 +10,8 @@ same request, or the same 400 or 422. A valid body is decoded and validated in o
 from __future__ import annotations
 
 from webapp.fast_body import fast_predict
-from webapp.shallow_json import decode_shallow
-from webapp.validation import Expectations, PredictRequest, parse_predict
+from webapp.shallow_json import UNDECIDED, decode_shallow
+from webapp.validation import Expectations, PredictRequest, decode_json, parse_predict
 
 __all__ = ["check_json", "read_predict"]
 
@@ -21,9 +21,15 @@ def read_predict(raw: bytes, expect: Expectations) -> PredictRequest:
     request = fast_predict(raw, expect)
     if request is not None:
         return request
-    return parse_predict(decode_shallow(raw, expect.columns, expect.max_rows), expect)
+    body = decode_shallow(raw, expect.columns, expect.max_rows)
+    if body is UNDECIDED:
+        # Called from this frame, as the server always called it: how deep a body may nest
+        # depends on the depth of the stack.
+        body = decode_json(raw)
+    return parse_predict(body, expect)
 
 
 def check_json(raw: bytes) -> None:
     """Raise the 400 of a body that is not JSON (for answers that come before validation)."""
-    decode_shallow(raw, (), 0)
+    if decode_shallow(raw, (), 0) is UNDECIDED:
+        decode_json(raw)

@@ -1,15 +1,15 @@
 """Decoding a refused ``POST /predict`` body for validation, without building what
 validation never looks at.
 
-:func:`decode_shallow` returns what :func:`webapp.validation.decode_json` returns, or raises
-the same 400, except that values validation does not look into stay encoded
+:func:`decode_shallow` returns what :func:`webapp.validation.decode_json` returns, except
+that values validation does not look into stay encoded
 (``msgspec.Raw``): unknown fields, unknown columns, nested arrays and objects. The validator
 reads those only for their type and size (``_short`` opens them one level), so it reaches
 the same verdict. A megabyte of ``[[],[],...]`` under an unknown key is then checked by
 msgspec's skipping, not built as half a million lists.
 
 What :func:`decode_json` refuses and msgspec's skipping would not notice is checked here, and
-whenever the check cannot decide, the body goes to :func:`decode_json` itself:
+whenever the check cannot decide, it says so and the body goes to :func:`decode_json`:
 
 * repeated keys: every ``:`` in the body must be accounted for by the keys decoded (one
   each) and by the ``:`` of values in which no object has two keys
@@ -33,9 +33,8 @@ import msgspec
 from msgspec import Raw
 
 from webapp.json_keys import no_object_has_two_keys
-from webapp.validation import decode_json
 
-__all__ = ["decode_shallow"]
+__all__ = ["UNDECIDED", "decode_shallow"]
 
 T = TypeVar("T")
 
@@ -45,6 +44,9 @@ _MAX_INT_DIGITS = 4300
 _FRAMES = 10
 _DIGITS = bytes.maketrans(b"0123456789", b"9999999999")
 _FIELDS = ("inference_length", "index_col", "data")
+
+
+UNDECIDED = object()
 
 
 class _UndecidedError(Exception):
@@ -163,14 +165,14 @@ def _replace(
 def decode_shallow(raw: bytes, columns: tuple[str, ...], max_rows: int) -> object:
     """``decode_json(raw)`` for validating against a model with value ``columns`` and a row
     limit ``max_rows``, with the parts validation does not read left encoded (module
-    docstring). Raises the same 400 :class:`~webapp.errors.ProblemError` as
-    :func:`decode_json`."""
+    docstring); or :data:`UNDECIDED` when only :func:`decode_json` can tell. The caller then
+    calls it from its own frame: how deep a body may nest depends on the stack."""
     if not raw.isascii():
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
-            return decode_json(raw)
+            return UNDECIDED
     try:
         return _shallow(raw, columns, max_rows)
     except _UndecidedError:
-        return decode_json(raw)
+        return UNDECIDED
