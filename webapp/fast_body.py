@@ -110,7 +110,6 @@ def _series(
 
 def _finite_and_plain(values: FloatArray) -> bool:
     """Finite, none beyond 1e300 in magnitude, no negative zero (see the module docstring)."""
-    magnitude = np.abs(values)
-    if not (magnitude <= _LARGEST_INT_READ_AS_FINITE).all():
+    if not np.abs(values).max() <= _LARGEST_INT_READ_AS_FINITE:  # NaN compares False too
         return False
-    return not bool(np.any(np.signbit(values) & (values == 0)))
+    return not np.signbit(values[values == 0]).any()
