@@ -13,6 +13,7 @@ coefficients absorb).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -96,8 +97,18 @@ def origin_row(values: FloatArray, origin_time_ns: int, spec: FeatureSpec) -> Fl
     if len(values) < spec.min_rows:
         raise TooFewRowsError(spec.min_rows, len(values))
     lagged = np.asarray(values, dtype=np.float64)[len(values) - spec.lag_index]
-    cal = calendar_terms(np.array([origin_time_ns], dtype=np.int64), spec)[0]
+    cal = _origin_calendar(origin_time_ns % _NS_PER_WEEK, spec)
     return np.concatenate([lagged, cal]).reshape(1, -1)
+
+
+@lru_cache(maxsize=4096)
+def _origin_calendar(week_ns: int, spec: FeatureSpec) -> FloatArray:
+    """:func:`calendar_terms` of one time, from its offset in the week. Both phases are
+    functions of that offset (a week is whole days; the Monday shift is applied to it the
+    same way), so the terms are those of the time itself, computed once per phase."""
+    terms: FloatArray = calendar_terms(np.array([week_ns], dtype=np.int64), spec)[0]
+    terms.flags.writeable = False
+    return terms
 
 
 def training_set(

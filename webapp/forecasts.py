@@ -29,26 +29,27 @@ _ENCODE = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class Predictions:
-    """A forecast's points, each already encoded as a JSON object."""
+    """A forecast's points, encoded: each point's JSON object (``items``) for a forecast
+    whose prefixes are served, or the whole array at once (``array``)."""
 
     items: tuple[bytes, ...]
+    array: bytes | None = None
+    count: int = 0
 
     @classmethod
     def of(cls, times: IntArray, values: FloatArray, step_ns: int) -> Predictions:
-        """Encode the points. NaN and Infinity are not JSON: non-finite ``values`` raise
-        ``ValueError`` rather than reach a client (callers refuse them before this)."""
-        if not np.isfinite(values).all():
-            raise ValueError("Out of range float values are not JSON compliant")
-        stamps = format_times(times, step_ns)
-        return cls(
-            tuple(
-                _ENCODE(Point(time=t, value=v))
-                for t, v in zip(stamps, values.tolist(), strict=True)
-            )
-        )
+        """Each point encoded, for :meth:`first`. NaN and Infinity are not JSON: non-finite
+        ``values`` raise ``ValueError`` rather than reach a client (callers refuse them
+        before this)."""
+        return cls(tuple(_ENCODE(p) for p in _points(times, values, step_ns)))
+
+    @classmethod
+    def whole(cls, times: IntArray, values: FloatArray, step_ns: int) -> Predictions:
+        """All points encoded as one array (one call), for a forecast served once."""
+        return cls((), _ENCODE(_points(times, values, step_ns)), len(values))
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.count if self.array is not None else len(self.items)
 
     def first(self, steps: int) -> Predictions:
         """The first ``steps`` points (all of them when there are fewer)."""
@@ -56,7 +57,16 @@ class Predictions:
 
     def json(self) -> msgspec.Raw:
         """The JSON array of the points, to embed in a response as it is."""
+        if self.array is not None:
+            return msgspec.Raw(self.array)
         return msgspec.Raw(b"[" + b",".join(self.items) + b"]")
+
+
+def _points(times: IntArray, values: FloatArray, step_ns: int) -> list[Point]:
+    if not np.isfinite(values).all():
+        raise ValueError("Out of range float values are not JSON compliant")
+    stamps = format_times(times, step_ns)
+    return [Point(time=t, value=v) for t, v in zip(stamps, values.tolist(), strict=True)]
 
 
 def window_points(model: Forecaster, origin: Origin) -> Predictions | str:
@@ -87,4 +97,4 @@ def series_points(
     with np.errstate(over="ignore", invalid="ignore"):
         times, forecast = model.predict(origin, steps)
     check_forecast(forecast, model.target)
-    return Predictions.of(times, forecast, model.spec.step_ns)
+    return Predictions.whole(times, forecast, model.spec.step_ns)

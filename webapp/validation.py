@@ -491,8 +491,10 @@ def _series(
 def _regular(
     times: IntArray, values: FloatArray, index_col: str, expect: Expectations, errors: _Errors
 ) -> tuple[IntArray, FloatArray] | None:
-    order = np.argsort(times, kind="stable")
-    if np.any(order[1:] < order[:-1]):  # already sorted: no copies
+    if (np.diff(times) > 0).all():  # in order already (the common case): no sort, no copy
+        order = np.arange(len(times))
+    else:
+        order = np.argsort(times, kind="stable")
         times, values = times[order], values[order]
     dup = np.flatnonzero(np.diff(times) == 0)
     if len(dup):
