@@ -24,6 +24,7 @@ from itertools import filterfalse, islice
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from forecasting import IrregularSeriesError, regularize
 from forecasting.features import FloatArray, IntArray
@@ -272,48 +273,65 @@ def _parse_times(field: str, raw: list[object], errors: _Errors) -> IntArray | N
     uniform = _parse_uniform(raw)
     if uniform is not None:
         return uniform
-    bad: list[int] = []
-    naive: list[int] = []
-    aware: list[int] = []
-    out: list[int] = []
-    seen: dict[str, datetime | None] = {}  # a body may repeat one bad time many times
-    for i, item in enumerate(raw):
-        if type(item) is str:
-            if item not in seen:
-                seen[item] = _parse_time(item)
-            moment = seen[item]
-        else:
-            moment = None
-        if moment is None:
-            bad.append(i)
-            continue
-        (aware if moment.utcoffset() is not None else naive).append(i)
-        ns = _to_ns(moment)
-        if not _MIN_NS <= ns < _MAX_NS:
-            bad.append(i)
-            continue
-        out.append(ns)
-    if bad:
-        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in bad[:_MAX_LISTED])
+    ns, bad, aware = _times_one_by_one(raw)
+    bad_rows = np.flatnonzero(bad)
+    if len(bad_rows):
+        first = bad_rows[:_MAX_LISTED].tolist()
+        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in first)
         errors.append(
             FieldError(
-                f"{field}[{bad[0]}]",
+                f"{field}[{first[0]}]",
                 "unparseable_time",
-                f"{len(bad)} value(s) are not ISO-8601 times between years 1700 and 2199: {shown}",
+                f"{len(bad_rows)} value(s) are not ISO-8601 times between years 1700 and 2199: "
+                f"{shown}",
             )
         )
         return None
-    if naive and aware:
+    aware_rows, naive_rows = np.flatnonzero(aware), np.flatnonzero(~aware)
+    if len(aware_rows) and len(naive_rows):
+        one, other = int(aware_rows[0]), int(naive_rows[0])
         errors.append(
             FieldError(
-                f"{field}[{naive[0] if naive[0] > aware[0] else aware[0]}]",
+                f"{field}[{max(one, other)}]",
                 "mixed_timezones",
-                f"times mix UTC offsets and no offset (row {aware[0]} has one, row {naive[0]} "
+                f"times mix UTC offsets and no offset (row {one} has one, row {other} "
                 "does not); give every time an offset, or none (read as UTC)",
             )
         )
         return None
-    return np.asarray(out, dtype=np.int64)
+    return ns
+
+
+_Parsed = tuple[int, bool, bool]  # nanoseconds, refused, has an offset
+
+
+def _one_time(item: object) -> _Parsed:
+    moment = _parse_time(item)
+    if moment is None:
+        return 0, True, False
+    ns = _to_ns(moment)
+    if not _MIN_NS <= ns < _MAX_NS:
+        return 0, True, moment.utcoffset() is not None
+    return ns, False, moment.utcoffset() is not None
+
+
+def _times_one_by_one(
+    raw: list[object],
+) -> tuple[IntArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Each item as ``datetime.fromisoformat`` reads it: instants, refused, with an offset.
+    A column of strings is parsed once per distinct string (a body may repeat one bad time
+    ten thousand times); the rows then take their string's result with array indexing."""
+    if set(map(type, raw)) == {str}:
+        distinct = {text: k for k, text in enumerate(dict.fromkeys(raw))}
+        parsed = [_one_time(text) for text in distinct]
+        codes = np.fromiter(map(distinct.__getitem__, raw), dtype=np.intp, count=len(raw))
+    else:
+        parsed = [_one_time(item) for item in raw]
+        codes = np.arange(len(raw))
+    ns = np.array([p[0] for p in parsed], dtype=np.int64)[codes]
+    bad = np.array([p[1] for p in parsed], dtype=bool)[codes]
+    aware = np.array([p[2] for p in parsed], dtype=bool)[codes]
+    return ns, bad, aware
 
 
 def _parse_uniform(raw: list[object]) -> IntArray | None:
@@ -331,6 +349,16 @@ def in_range(times_ns: IntArray) -> bool:
 
 
 def _parse_values(field: str, raw: list[object], errors: _Errors) -> FloatArray | None:
+    kinds = set(map(type, raw))
+    if kinds == {float}:  # the common case, checked with array operations
+        values = np.asarray(raw, dtype=np.float64)
+        nonfinite_rows = np.flatnonzero(~np.isfinite(values))
+        if not len(nonfinite_rows):
+            return values
+        _not_finite(field, raw, nonfinite_rows[:_MAX_LISTED].tolist(), len(nonfinite_rows), errors)
+        return None
+    if kinds == {int} and _fit_int64(raw):  # every one far below 1e300
+        return np.asarray(raw, dtype=np.float64)
     bad = [i for i, x in enumerate(raw) if type(x) is not float and type(x) is not int]
     if bad:
         shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in bad[:_MAX_LISTED])
@@ -348,16 +376,30 @@ def _parse_values(field: str, raw: list[object], errors: _Errors) -> FloatArray 
         if (type(x) is float and not math.isfinite(x)) or (type(x) is int and abs(x) > 1e300)
     ]
     if nonfinite:
-        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in nonfinite[:_MAX_LISTED])
-        errors.append(
-            FieldError(
-                f"{field}[{nonfinite[0]}]",
-                "not_finite",
-                f"{len(nonfinite)} value(s) are NaN, infinite or out of range: {shown}",
-            )
-        )
+        _not_finite(field, raw, nonfinite[:_MAX_LISTED], len(nonfinite), errors)
         return None
     return np.asarray(raw, dtype=np.float64)
+
+
+def _fit_int64(raw: list[object]) -> bool:
+    try:
+        np.asarray(raw, dtype=np.int64)
+    except OverflowError:
+        return False
+    return True
+
+
+def _not_finite(
+    field: str, raw: list[object], first: list[int], count: int, errors: _Errors
+) -> None:
+    shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in first)
+    errors.append(
+        FieldError(
+            f"{field}[{first[0]}]",
+            "not_finite",
+            f"{count} value(s) are NaN, infinite or out of range: {shown}",
+        )
+    )
 
 
 def _parse_data(
