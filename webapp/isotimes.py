@@ -27,9 +27,16 @@ from forecasting.features import IntArray
 __all__ = ["ParsedTimes", "parse_uniform"]
 
 _DATE_TIME = "DDDD-DD-DDTDD:DD:DD"  # D: a digit; T: "T" or " "
-_FIELDS = ("year", "month", "day", "hour", "minute", "second", "fraction", "oh", "om")
-_LOW = np.array([1699, 1, 1, 0, 0, 0, 0, 0, 0])
-_HIGH = np.array([2200, 12, 31, 23, 59, 59, 999_999, 23, 59])
+# The fields read from each row; the last three are sums of the others, read in the same
+# product: months since year 0, seconds since midnight, offset in seconds.
+_FIELDS = (
+    *("year", "month", "day", "hour", "minute", "second", "fraction", "oh", "om"),
+    *("months", "seconds", "offset"),
+)
+_LOW = np.array([1699, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+_SPAN = np.array([501, 11, 30, 23, 59, 59, 999_999, 23, 59, 1 << 40, 1 << 40, 1 << 40]).astype(
+    np.uint64
+)  # high - low (the sums need no bound of their own)
 _ALLOWED = {"D": b"0123456789", "T": b"T ", "S": b"+-"}
 _NS = 1_000_000_000
 
@@ -89,6 +96,9 @@ def _template(pattern: str) -> _Template:
     for field, (start, length) in enumerate(places):
         for i in range(length):
             weights[start + i, field] = 10 ** (length - 1 - i)
+    weights[:, 9] = weights[:, 0] * 12 + weights[:, 1]
+    weights[:, 10] = weights[:, 3] * 3600 + weights[:, 4] * 60 + weights[:, 5]
+    weights[:, 11] = weights[:, 7] * 3600 + weights[:, 8] * 60
     if fraction:
         weights[:, 6] *= 10 ** (6 - fraction)  # in microseconds
     suffix = "S" if sign_at >= 0 else pattern[-1:].replace("D", "")
@@ -101,21 +111,21 @@ def _utc_ns(matrix: _Bytes, shape: _Template) -> _Ints | None:
         return None
     for at, allowed in shape.choices:
         column = matrix[:, at]
-        if not ((column == allowed[0]) | (column == allowed[1])).all():
+        if (
+            not (column == allowed[0]).all()
+            and not ((column == allowed[0]) | (column == allowed[1])).all()
+        ):
             return None
     fields = ((matrix - np.uint8(48)).astype(np.float64) @ shape.weights).astype(np.int64)
-    if not ((fields >= _LOW).all() and (fields <= _HIGH).all()):
+    if ((fields - _LOW).view(np.uint64) > _SPAN).any():
         return None
-    months = ((fields[:, 0] - 1970) * 12 + (fields[:, 1] - 1)).astype("datetime64[M]")
+    months = (fields[:, 9] - (1970 * 12 + 1)).astype("datetime64[M]")
     first = months.astype("datetime64[D]").astype(np.int64)
-    month_days = (months + 1).astype("datetime64[D]").astype(np.int64) - first
-    if (fields[:, 2] > month_days).any():
-        return None
-    days = first + (fields[:, 2] - 1)
-    seconds = ((days * 24 + fields[:, 3]) * 60 + fields[:, 4]) * 60 + fields[:, 5]
-    if shape.suffix == "S":
-        east = fields[:, 7] * 3600 + fields[:, 8] * 60
-        seconds -= np.where(matrix[:, shape.sign_at] == ord("-"), -east, east)
+    if (fields[:, 2] > (months + 1).astype("datetime64[D]").astype(np.int64) - first).any():
+        return None  # past the end of its month
+    seconds = (first + (fields[:, 2] - 1)) * 86_400 + fields[:, 10]
+    if shape.suffix == "S":  # "+" is 43 and "-" is 45: 44 - sign is 1 or -1
+        seconds -= (44 - matrix[:, shape.sign_at].astype(np.int64)) * fields[:, 11]
     ns: _Ints = seconds * _NS + fields[:, 6] * 1000
     return ns
 
