@@ -18,6 +18,8 @@ returns None otherwise, for the precise path to find and name the error:
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 import numpy as np
 
@@ -104,8 +106,7 @@ def _series(
     parsed = parse_uniform(list(texts))
     if parsed is None or not in_range(parsed.ns):
         return None
-    # Every time has the same shape (parse_uniform), so the same number of colons.
-    return parsed.ns, values, rows * str(texts[0]).count(":")
+    return parsed.ns, values, "".join(cast("list[str]", texts)).count(":")
 
 
 def _finite_and_plain(values: FloatArray) -> bool:

@@ -16,8 +16,10 @@ caller (``fromisoformat`` drops them), as are lower-case letters and other separ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +41,7 @@ _SPAN = np.array([501, 11, 30, 23, 59, 59, 999_999, 23, 59, 1 << 40, 1 << 40, 1 
 )  # high - low (the sums need no bound of their own)
 _ALLOWED = {"D": b"0123456789", "T": b"T ", "S": b"+-"}
 _NS = 1_000_000_000
+_MAX_SHAPES = 4
 
 _Bytes = npt.NDArray[np.uint8]
 _Ints = npt.NDArray[np.int64]
@@ -130,22 +133,43 @@ def _utc_ns(matrix: _Bytes, shape: _Template) -> _Ints | None:
     return ns
 
 
-def parse_uniform(texts: list[object]) -> ParsedTimes | None:
-    """The instants of ``texts`` when every one is a string of the same accepted shape
-    (module docstring), else None. Never raises, whatever the items are."""
-    first = texts[0] if texts else None
-    if not isinstance(first, str) or len(first) < len(_DATE_TIME):
-        return None
-    pattern = _pattern(first)
-    width = len(first)
+def _one_shape(texts: Sequence[object], width: int) -> ParsedTimes | None:
+    """The instants of strings that all have ``width`` characters, or None."""
+    first = texts[0]
+    pattern = _pattern(first) if isinstance(first, str) and width >= len(_DATE_TIME) else None
     if pattern is None or len(pattern) != width:
         return None
     try:
-        if set(map(len, texts)) != {width}:  # type: ignore[arg-type]
-            return None
         data = "".join(texts).encode("ascii")  # type: ignore[arg-type]
     except (TypeError, UnicodeEncodeError):
         return None  # an item is not a string, or not ASCII
     shape = _template(pattern)
     ns = _utc_ns(np.frombuffer(data, dtype=np.uint8).reshape(len(texts), width), shape)
     return None if ns is None else ParsedTimes(ns=ns, aware=shape.suffix != "")
+
+
+def parse_uniform(texts: list[object]) -> ParsedTimes | None:
+    """The instants of ``texts`` when every one is a string of an accepted shape (module
+    docstring), else None. The strings of one length must share one shape; up to
+    :data:`_MAX_SHAPES` lengths may mix (a writer that leaves out a zero fraction), all with
+    an offset or all without. Never raises, whatever the items are."""
+    try:
+        widths = set(map(len, texts))  # type: ignore[arg-type]
+    except TypeError:
+        return None  # an item without a length is no string
+    if len(widths) == 1:
+        return _one_shape(texts, widths.pop())
+    if not 1 < len(widths) <= _MAX_SHAPES:
+        return None
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))  # type: ignore[arg-type]
+    ns = np.empty(len(texts), dtype=np.int64)
+    aware = set()
+    for width in widths:
+        rows = np.flatnonzero(lengths == width)
+        group = [texts[int(rows[0])]] if len(rows) == 1 else itemgetter(*rows.tolist())(texts)
+        parsed = _one_shape(group, width)
+        if parsed is None:
+            return None
+        ns[rows] = parsed.ns
+        aware.add(parsed.aware)
+    return ParsedTimes(ns=ns, aware=aware.pop()) if len(aware) == 1 else None

@@ -243,3 +243,21 @@ def test_objects_with_two_keys_are_found_from_the_bytes(value):
     found = no_object_has_two_keys(text)
     if found is not None:  # strings with a quote are escaped: not decided from the bytes
         assert found == (not _has_two_keys(value))
+
+
+@pytest.mark.parametrize(
+    ("even", "odd"),
+    [
+        ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.000000+00:00"),
+        ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.5"),
+        ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S"),
+    ],
+)
+def test_times_of_several_shapes_get_the_precise_outcome(even, odd):
+    data = series()
+    pairs = enumerate(zip(times(fmt=odd), times(fmt=even), strict=True))
+    data["time"] = [t if i % 2 else e for i, (t, e) in pairs]
+    raw = json.dumps({"index_col": "time", "data": data}).encode()
+    outcome = same(raw)
+    if odd.endswith("+00:00"):  # two shapes, both with an offset: still one pass
+        assert outcome[0] == "ok" and fast_predict(raw, EXPECT) is not None
