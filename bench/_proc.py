@@ -99,13 +99,14 @@ class Child:
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
         pass_fds: tuple[int, ...] = (),
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
         self.log = log
         with open(log or os.devnull, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _TIE, str(os.getpid()), *argv],
-                cwd=ROOT,
+                cwd=cwd,
                 env=dict(child_env() if env is None else env),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -179,14 +180,16 @@ class Server(Child):
     """``build(fd)``'s command serving HTTP on a loopback socket bound here; the log is
     ``<logdir>/<name>-<port>.log``."""
 
-    def __init__(self, name: str, build: Build, logdir: Path) -> None:
+    def __init__(self, name: str, build: Build, logdir: Path, *, cwd: Path = ROOT) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
         argv, extra = build(self.sock.fileno())
         log = logdir / f"{name}-{self.port}.log"
-        super().__init__(name, argv, env=child_env(extra), log=log, pass_fds=(self.sock.fileno(),))
+        super().__init__(
+            name, argv, env=child_env(extra), log=log, pass_fds=(self.sock.fileno(),), cwd=cwd
+        )
 
     def get_json(self, path: str, *, timeout: float = 5.0) -> tuple[int, Any]:
         return get_json(self.port, path, timeout=timeout)

@@ -12,7 +12,8 @@ coefficients absorb).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -51,12 +52,17 @@ class FeatureSpec:
     horizon: int
     daily_order: int = 3
     weekly_order: int = 2
+    # ``lags`` as an array, made once: every origin row indexes with it.
+    lag_index: IntArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.lags or min(self.lags) < 1:
             raise ValueError("lags must be a non-empty tuple of positive integers")
         if self.step_ns <= 0 or self.horizon < 1:
             raise ValueError("step_ns and horizon must be positive")
+        lag_index = np.asarray(self.lags, dtype=np.int64)
+        lag_index.flags.writeable = False
+        object.__setattr__(self, "lag_index", lag_index)
 
     @property
     def min_rows(self) -> int:
@@ -90,10 +96,19 @@ def origin_row(values: FloatArray, origin_time_ns: int, spec: FeatureSpec) -> Fl
     """
     if len(values) < spec.min_rows:
         raise TooFewRowsError(spec.min_rows, len(values))
-    lags = np.asarray(spec.lags, dtype=np.int64)
-    lagged = np.asarray(values, dtype=np.float64)[len(values) - lags]
-    cal = calendar_terms(np.array([origin_time_ns], dtype=np.int64), spec)[0]
+    lagged = np.asarray(values, dtype=np.float64)[len(values) - spec.lag_index]
+    cal = _origin_calendar(origin_time_ns % _NS_PER_WEEK, spec)
     return np.concatenate([lagged, cal]).reshape(1, -1)
+
+
+@lru_cache(maxsize=4096)
+def _origin_calendar(week_ns: int, spec: FeatureSpec) -> FloatArray:
+    """:func:`calendar_terms` of one time, from its offset in the week. Both phases are
+    functions of that offset (a week is whole days; the Monday shift is applied to it the
+    same way), so the terms are those of the time itself, computed once per phase."""
+    terms: FloatArray = calendar_terms(np.array([week_ns], dtype=np.int64), spec)[0]
+    terms.flags.writeable = False
+    return terms
 
 
 def training_set(

@@ -11,7 +11,7 @@ master, so BLAS thread pools are created per worker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -45,13 +45,59 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
+class _Standardized:
+    """``Pipeline(StandardScaler, Ridge).predict`` without scikit-learn's per-call input
+    validation: the same array operations in the same order (``X -= mean``, ``X /= scale``,
+    ``X @ coef.T + intercept``), so the output is bit for bit the pipeline's."""
+
+    mean: FloatArray
+    scale: FloatArray
+    coef: FloatArray
+    intercept: FloatArray
+
+    @staticmethod
+    def of(estimator: object) -> _Standardized | None:
+        """The fitted arrays of a default ``Pipeline(StandardScaler, Ridge)``, else None."""
+        if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
+            return None
+        scaler, ridge = estimator.steps[0][1], estimator.steps[1][1]
+        if not isinstance(scaler, StandardScaler) or not isinstance(ridge, Ridge):
+            return None
+        if not (scaler.with_mean and scaler.with_std) or not hasattr(ridge, "coef_"):
+            return None
+        if scaler.scale_ is None or np.ndim(ridge.coef_) != 2:
+            return None
+        return _Standardized(
+            mean=np.asarray(scaler.mean_, dtype=np.float64),
+            scale=np.asarray(scaler.scale_, dtype=np.float64),
+            coef=np.asarray(ridge.coef_),
+            intercept=np.asarray(ridge.intercept_),
+        )
+
+    def predict(self, row: FloatArray) -> FloatArray:
+        x = np.array(row, dtype=np.float64, order="C")  # a copy, as the scaler makes
+        x -= self.mean
+        x /= self.scale
+        out: FloatArray = x @ self.coef.T + self.intercept
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Forecaster:
-    """A fitted model plus everything needed to use it on a new series."""
+    """A fitted model plus everything needed to use it on a new series.
+
+    The estimator's arrays are read once (``_direct``): a prediction is then a few array
+    operations rather than a pass through scikit-learn's input checks, with the same result.
+    """
 
     spec: FeatureSpec
     estimator: Pipeline
     target: str
     version: str
+    _direct: _Standardized | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_direct", _Standardized.of(self.estimator))
 
     @property
     def min_rows(self) -> int:
@@ -78,7 +124,11 @@ class Forecaster:
         """Times and values of the next ``steps`` points (1 <= steps <= horizon)."""
         if not 1 <= steps <= self.spec.horizon:
             raise ValueError(f"steps must be between 1 and {self.spec.horizon}, got {steps}")
-        values = np.asarray(self.estimator.predict(origin.row), dtype=np.float64)[0, :steps]
+        if self._direct is not None:
+            output = self._direct.predict(origin.row)
+        else:
+            output = np.asarray(self.estimator.predict(origin.row), dtype=np.float64)
+        values = output[0, :steps]
         times = origin.last_time_ns + self.spec.step_ns * np.arange(1, steps + 1, dtype=np.int64)
         return times, values
 

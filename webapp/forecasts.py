@@ -1,32 +1,75 @@
 """Running the model and writing its output as response points ``[{"time", "value"}]``.
 
-Two inputs: the window (its full-horizon forecast, computed once per generation by
-:mod:`webapp.snapshot_view`) and a caller's series, which :func:`webapp.validation.parse_predict`
-has already validated and regularized; :func:`series_points` uses it as it is.
+Two inputs: the window (its full-horizon forecast, computed and encoded once per generation
+by :mod:`webapp.snapshot_view`) and a caller's series, which validation has already
+validated and regularized; :func:`series_points` uses it as it is.
+
+Points are kept encoded (:class:`Predictions`): each step's JSON object once, so a request
+for the first ``k`` steps of the window's forecast joins ``k`` prepared fragments instead of
+formatting times and floats again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 
 from forecasting import Forecaster, ForecastingError, Origin
 from forecasting.features import FloatArray, IntArray, origin_row
+from webapp.schemas import Point
 from webapp.timefmt import format_times
 from webapp.validation import check_forecast
 
-__all__ = ["Points", "series_points", "window_points"]
+__all__ = ["Predictions", "series_points", "window_points"]
 
-Points = list[dict[str, Any]]
-
-
-def _points(model: Forecaster, times: IntArray, values: FloatArray) -> Points:
-    stamps = format_times(times, model.spec.step_ns)
-    return [{"time": t, "value": v} for t, v in zip(stamps, values.tolist(), strict=True)]
+_ENCODE = msgspec.json.Encoder().encode
 
 
-def window_points(model: Forecaster, origin: Origin) -> Points | str:
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """A forecast's points, encoded: each point's JSON object (``items``) for a forecast
+    whose prefixes are served, or the whole array at once (``array``)."""
+
+    items: tuple[bytes, ...]
+    array: bytes | None = None
+    count: int = 0
+
+    @classmethod
+    def of(cls, times: IntArray, values: FloatArray, step_ns: int) -> Predictions:
+        """Each point encoded, for :meth:`first`. NaN and Infinity are not JSON: non-finite
+        ``values`` raise ``ValueError`` rather than reach a client (callers refuse them
+        before this)."""
+        return cls(tuple(_ENCODE(p) for p in _points(times, values, step_ns)))
+
+    @classmethod
+    def whole(cls, times: IntArray, values: FloatArray, step_ns: int) -> Predictions:
+        """All points encoded as one array (one call), for a forecast served once."""
+        return cls((), _ENCODE(_points(times, values, step_ns)), len(values))
+
+    def __len__(self) -> int:
+        return self.count if self.array is not None else len(self.items)
+
+    def first(self, steps: int) -> Predictions:
+        """The first ``steps`` points (all of them when there are fewer)."""
+        return Predictions(self.items[:steps])
+
+    def json(self) -> msgspec.Raw:
+        """The JSON array of the points, to embed in a response as it is."""
+        if self.array is not None:
+            return msgspec.Raw(self.array)
+        return msgspec.Raw(b"[" + b",".join(self.items) + b"]")
+
+
+def _points(times: IntArray, values: FloatArray, step_ns: int) -> list[Point]:
+    if not np.isfinite(values).all():
+        raise ValueError("Out of range float values are not JSON compliant")
+    stamps = format_times(times, step_ns)
+    return [Point(time=t, value=v) for t, v in zip(stamps, values.tolist(), strict=True)]
+
+
+def window_points(model: Forecaster, origin: Origin) -> Predictions | str:
     """The full-horizon forecast from the window's ``origin``, or why there is none (the
     model fails on it, or its output is not finite: extreme values in the stream)."""
     try:
@@ -36,10 +79,12 @@ def window_points(model: Forecaster, origin: Origin) -> Points | str:
         return f"the model cannot forecast this window: {exc}"
     if not np.isfinite(values).all():
         return "the window's forecast is not finite (values too extreme for the model)"
-    return _points(model, times, values)
+    return Predictions.of(times, values, model.spec.step_ns)
 
 
-def series_points(model: Forecaster, times_ns: IntArray, values: FloatArray, steps: int) -> Points:
+def series_points(
+    model: Forecaster, times_ns: IntArray, values: FloatArray, steps: int
+) -> Predictions:
     """The next ``steps`` points after a caller's series.
 
     The series is the one validation returned: regular, at least ``model.min_rows`` long, so
@@ -52,4 +97,4 @@ def series_points(model: Forecaster, times_ns: IntArray, values: FloatArray, ste
     with np.errstate(over="ignore", invalid="ignore"):
         times, forecast = model.predict(origin, steps)
     check_forecast(forecast, model.target)
-    return _points(model, times, forecast)
+    return Predictions.whole(times, forecast, model.spec.step_ns)

@@ -1,15 +1,21 @@
-"""The OpenAPI 3.1 description served at ``/openapi.json``, built from the settings so the
-documented limits are the enforced ones. Tests compare it with the app's routes and with
-the statuses the server actually returns."""
+"""The OpenAPI 3.1 description served at ``/openapi.json``. Its schemas are generated from
+the types that decode requests and encode responses (:mod:`webapp.schemas`), and the limits
+from the settings are written into them, so the documented limits are the enforced ones.
+Tests compare it with the app's routes and with the statuses the server actually returns."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from webapp.cache_info import cache_fields
 from webapp.config import Settings
+from webapp.schemas import VALIDATION_CODES, Point, PredictBody, PredictResponse, Problem
 
 __all__ = ["PROBLEM_TYPES", "build_spec"]
+
+_REF = "#/components/schemas/{name}"
 
 PROBLEM_TYPES: dict[str, str] = {
     "invalid-json": "400: the body is not UTF-8 JSON (or repeats a key in an object)",
@@ -32,27 +38,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "http-error": "another HTTP-level error",
 }
 
-_VALIDATION_CODES = [
-    "not_an_object",
-    "unknown_field",
-    "not_an_integer",
-    "out_of_range",
-    "requires_data",
-    "not_a_string",
-    "missing_column",
-    "unknown_column",
-    "not_an_array",
-    "length_mismatch",
-    "too_many_rows",
-    "too_few_rows",
-    "unparseable_time",
-    "mixed_timezones",
-    "not_a_number",
-    "not_finite",
-    "forecast_not_finite",
-    "duplicate_timestamps",
-    "irregular_spacing",
-]
+_VALIDATION_CODES = list(VALIDATION_CODES)
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -159,79 +145,26 @@ def build_spec(settings: Settings) -> dict[str, Any]:
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:
-    return {
-        "PredictRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": (
-                "{} forecasts from the cached window. With data, the series must have exactly "
-                "the index column and the model's value column, unique ISO-8601 times (all with "
-                "an offset, or all without = UTC) on the model's step (gaps of up to "
-                f"{settings.max_gap_steps} steps are interpolated), at least the model's lag "
-                f"window and at most {settings.max_rows} rows, finite numbers."
-            ),
-            "properties": {
-                "inference_length": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": settings.max_inference_length,
-                    "default": settings.default_inference_length,
-                    "description": "steps to forecast; also bounded by the model's horizon",
-                },
-                "index_col": {"type": "string", "default": "time"},
-                "data": {
-                    "type": "object",
-                    "additionalProperties": {"type": "array"},
-                    "maxProperties": 16,
-                },
-            },
-        },
-        "PredictResponse": {
-            "type": "object",
-            "required": ["generation", "model_version", "data_age_ms", "window", "predictions"],
-            "properties": {
-                "generation": {"type": "integer"},
-                "model_version": {"type": ["string", "null"]},
-                "data_age_ms": {"type": "integer"},
-                "source": {"enum": ["window", "request"]},
-                "window": {
-                    "type": "object",
-                    "properties": {"rows": {"type": "integer"}, "checksum": {"type": "string"}},
-                },
-                "predictions": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "time": {"type": "string", "format": "date-time"},
-                            "value": {"type": "number"},
-                        },
-                    },
-                },
-            },
-        },
-        "Cache": {"type": "object", "properties": {name: {} for name in cache_fields()}},
-        "Problem": {
-            "type": "object",
-            "required": ["type", "title", "status", "detail"],
-            "properties": {
-                "type": {"type": "string", "enum": [f"/problems/{k}" for k in PROBLEM_TYPES]},
-                "title": {"type": "string"},
-                "status": {"type": "integer"},
-                "detail": {"type": "string"},
-                "instance": {"type": "string"},
-                "errors": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "field": {"type": "string"},
-                            "pointer": {"type": "string"},
-                            "code": {"enum": _VALIDATION_CODES},
-                            "detail": {"type": "string"},
-                        },
-                    },
-                },
-            },
-        },
-    }
+    """The component schemas, generated from :mod:`webapp.schemas`; only the limits that
+    come from the settings are written in."""
+    _, schemas = msgspec.json.schema_components(
+        [PredictBody, PredictResponse, Point, Problem], ref_template=_REF
+    )
+    request = schemas.pop(PredictBody.__name__)
+    request["description"] = " ".join(request["description"].split()) + (
+        f" Gaps of up to {settings.max_gap_steps} steps are interpolated; at most"
+        f" {settings.max_rows} rows."
+    )
+    length = request["properties"]["inference_length"]
+    length["maximum"] = settings.max_inference_length
+    length["default"] = settings.default_inference_length
+    request["properties"]["index_col"]["default"] = "time"
+    schemas["PredictRequest"] = request
+    problem_type = schemas["Problem"]["properties"]["type"]
+    problem_type["enum"] = [f"/problems/{k}" for k in PROBLEM_TYPES]
+    schemas["Cache"] = {"type": "object", "properties": {name: {} for name in cache_fields()}}
+    for schema in schemas.values():
+        schema.pop("title", None)
+        if "description" in schema:
+            schema["description"] = " ".join(schema["description"].split())
+    return schemas

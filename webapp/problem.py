@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import logging
 
+import msgspec
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from webapp.errors import ProblemError
+from webapp.schemas import FieldErrorDoc, Problem
 
 __all__ = [
     "PROBLEM_JSON",
@@ -25,6 +27,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -49,17 +52,21 @@ def slug_for(status: int) -> str:
 
 
 def problem_body(problem: ProblemError, instance: str | None = None) -> bytes:
-    """The problem+json document of ``problem`` (strict JSON: NaN is refused)."""
-    body: dict[str, object] = {
-        "type": f"/problems/{problem.slug}",
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-    }
-    if instance is not None:
-        body["instance"] = instance
-    body["errors"] = [e.as_dict() for e in problem.errors]
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    """The problem+json document of ``problem`` (:class:`webapp.schemas.Problem`)."""
+    doc = Problem(
+        type=f"/problems/{problem.slug}",
+        title=problem.title,
+        status=problem.status,
+        detail=problem.detail,
+        instance=msgspec.UNSET if instance is None else instance,
+        errors=[FieldErrorDoc(**e.as_dict()) for e in problem.errors],
+    )
+    try:
+        return _encode(doc)
+    except UnicodeEncodeError:
+        # A name a client chose may hold a lone surrogate (valid in JSON text as an escape,
+        # not encodable as UTF-8): written as an escape again.
+        return json.dumps(msgspec.to_builtins(doc), separators=(",", ":")).encode()
 
 
 def problem_response(problem: ProblemError) -> Response:

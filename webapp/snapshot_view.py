@@ -4,7 +4,7 @@ There is one :class:`SnapshotView` per generation per process (:meth:`SnapshotVi
 and everything it answers depends on the generation alone, so it is computed once through
 ``Snapshot.derive``: the metadata is parsed once (``GenerationMeta.from_metadata``), the
 summary (rows, time range, checksum) once, and for a model the window's forecast origin and
-full-horizon forecast once. A request then only slices that forecast.
+full-horizon forecast once, encoded. A request then only joins its first steps.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from contract.metadata import GenerationMeta
 from forecasting import Forecaster, ForecastingError, Origin
 from shm import Snapshot, table_checksum
-from webapp.forecasts import Points, window_points
+from webapp.forecasts import Predictions, window_points
 from webapp.model_cache import LoadedModel
 
 __all__ = ["SnapshotView", "UnusableWindowError", "WindowSummary"]
@@ -71,7 +71,7 @@ class SnapshotView:
         """The version the generation states for its model, else the loaded model's own."""
         return self.meta.model_version or (model.forecaster.version if model else None)
 
-    def forecast(self, model: LoadedModel) -> Points:
+    def forecast(self, model: LoadedModel) -> Predictions:
         """The window's full-horizon forecast by ``model``; raise :class:`UnusableWindowError`
         when the window cannot feed it or the forecast is not finite."""
         # Keyed by the model's file: each derivation is a pure function of (window, model).

@@ -20,13 +20,17 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import filterfalse, islice
 
+import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from forecasting import IrregularSeriesError, regularize
 from forecasting.features import FloatArray, IntArray
 from webapp.errors import FieldError, ProblemError
+from webapp.isotimes import parse_uniform
+from webapp.schemas import MAX_NAME
 from webapp.timefmt import format_times
 
 __all__ = [
@@ -34,13 +38,15 @@ __all__ = [
     "PredictRequest",
     "check_forecast",
     "decode_json",
+    "in_range",
     "parse_predict",
+    "regular_series",
 ]
 
 _FIELDS = ("inference_length", "index_col", "data")
 _MAX_LISTED = 5
 _MAX_ERRORS = 20
-_MAX_NAME = 64
+_MAX_NAME = MAX_NAME
 # Inside datetime64[ns] (1677..2262) with room for a forecast horizon after the last time.
 _MIN_NS = int(datetime(1700, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
 _MAX_NS = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -172,6 +178,8 @@ class _Errors:
 
 
 def _type_name(value: object) -> str:
+    if isinstance(value, msgspec.Raw):
+        value = _opened(value)
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -193,6 +201,8 @@ def _name(key: str) -> str:
 def _short(value: object) -> str:
     """A bounded description of a client value, never walking into it (an array nested a
     thousand deep must not recurse, a megabyte string must not be copied)."""
+    if isinstance(value, msgspec.Raw):
+        return _short(_opened(value))
     if isinstance(value, list):
         return f"an array of {len(value)} item(s)"
     if isinstance(value, dict):
@@ -206,6 +216,18 @@ def _short(value: object) -> str:
     else:
         text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _opened(value: msgspec.Raw) -> object:
+    """A value left encoded by a shallow decode, opened one level: containers with their
+    items still encoded (their size is what an error shows), scalars exactly as
+    :func:`decode_json` reads them."""
+    head = memoryview(value)[:1].tobytes()
+    if head == b"[":
+        return msgspec.json.decode(value, type=list[msgspec.Raw])
+    if head == b"{":
+        return msgspec.json.decode(value, type=dict[str, msgspec.Raw])
+    return json.loads(bytes(value), parse_constant=_keep_constant)
 
 
 def _parse_length(body: dict[str, object], expect: Expectations, errors: _Errors) -> int:
@@ -248,45 +270,95 @@ def _to_ns(moment: datetime) -> int:
 
 
 def _parse_times(field: str, raw: list[object], errors: _Errors) -> IntArray | None:
-    bad: list[int] = []
-    naive: list[int] = []
-    aware: list[int] = []
-    out: list[int] = []
-    for i, item in enumerate(raw):
-        moment = _parse_time(item)
-        if moment is None:
-            bad.append(i)
-            continue
-        (aware if moment.utcoffset() is not None else naive).append(i)
-        ns = _to_ns(moment)
-        if not _MIN_NS <= ns < _MAX_NS:
-            bad.append(i)
-            continue
-        out.append(ns)
-    if bad:
-        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in bad[:_MAX_LISTED])
+    uniform = _parse_uniform(raw)
+    if uniform is not None:
+        return uniform
+    ns, bad, aware = _times_one_by_one(raw)
+    bad_rows = np.flatnonzero(bad)
+    if len(bad_rows):
+        first = bad_rows[:_MAX_LISTED].tolist()
+        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in first)
         errors.append(
             FieldError(
-                f"{field}[{bad[0]}]",
+                f"{field}[{first[0]}]",
                 "unparseable_time",
-                f"{len(bad)} value(s) are not ISO-8601 times between years 1700 and 2199: {shown}",
+                f"{len(bad_rows)} value(s) are not ISO-8601 times between years 1700 and 2199: "
+                f"{shown}",
             )
         )
         return None
-    if naive and aware:
+    aware_rows, naive_rows = np.flatnonzero(aware), np.flatnonzero(~aware)
+    if len(aware_rows) and len(naive_rows):
+        one, other = int(aware_rows[0]), int(naive_rows[0])
         errors.append(
             FieldError(
-                f"{field}[{naive[0] if naive[0] > aware[0] else aware[0]}]",
+                f"{field}[{max(one, other)}]",
                 "mixed_timezones",
-                f"times mix UTC offsets and no offset (row {aware[0]} has one, row {naive[0]} "
+                f"times mix UTC offsets and no offset (row {one} has one, row {other} "
                 "does not); give every time an offset, or none (read as UTC)",
             )
         )
         return None
-    return np.asarray(out, dtype=np.int64)
+    return ns
+
+
+_Parsed = tuple[int, bool, bool]  # nanoseconds, refused, has an offset
+
+
+def _one_time(item: object) -> _Parsed:
+    moment = _parse_time(item)
+    if moment is None:
+        return 0, True, False
+    ns = _to_ns(moment)
+    if not _MIN_NS <= ns < _MAX_NS:
+        return 0, True, moment.utcoffset() is not None
+    return ns, False, moment.utcoffset() is not None
+
+
+def _times_one_by_one(
+    raw: list[object],
+) -> tuple[IntArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Each item as ``datetime.fromisoformat`` reads it: instants, refused, with an offset.
+    A column of strings is parsed once per distinct string (a body may repeat one bad time
+    ten thousand times); the rows then take their string's result with array indexing."""
+    if set(map(type, raw)) == {str}:
+        distinct = {text: k for k, text in enumerate(dict.fromkeys(raw))}
+        parsed = [_one_time(text) for text in distinct]
+        codes = np.fromiter(map(distinct.__getitem__, raw), dtype=np.intp, count=len(raw))
+    else:
+        parsed = [_one_time(item) for item in raw]
+        codes = np.arange(len(raw))
+    ns = np.array([p[0] for p in parsed], dtype=np.int64)[codes]
+    bad = np.array([p[1] for p in parsed], dtype=bool)[codes]
+    aware = np.array([p[2] for p in parsed], dtype=bool)[codes]
+    return ns, bad, aware
+
+
+def _parse_uniform(raw: list[object]) -> IntArray | None:
+    """The times of a column whose strings share one shape, parsed at once (see
+    :mod:`webapp.isotimes`), when all are in range; else None (parse one by one)."""
+    parsed = parse_uniform(raw)
+    if parsed is None or not in_range(parsed.ns):
+        return None
+    return parsed.ns
+
+
+def in_range(times_ns: IntArray) -> bool:
+    """Whether every time lies in the years validation accepts (1700 to 2199, UTC)."""
+    return bool(len(times_ns)) and int(times_ns.min()) >= _MIN_NS and int(times_ns.max()) < _MAX_NS
 
 
 def _parse_values(field: str, raw: list[object], errors: _Errors) -> FloatArray | None:
+    kinds = set(map(type, raw))
+    if kinds == {float}:  # the common case, checked with array operations
+        values = np.asarray(raw, dtype=np.float64)
+        nonfinite_rows = np.flatnonzero(~np.isfinite(values))
+        if not len(nonfinite_rows):
+            return values
+        _not_finite(field, raw, nonfinite_rows[:_MAX_LISTED].tolist(), len(nonfinite_rows), errors)
+        return None
+    if kinds == {int} and _fit_int64(raw):  # every one far below 1e300
+        return np.asarray(raw, dtype=np.float64)
     bad = [i for i, x in enumerate(raw) if type(x) is not float and type(x) is not int]
     if bad:
         shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in bad[:_MAX_LISTED])
@@ -304,16 +376,30 @@ def _parse_values(field: str, raw: list[object], errors: _Errors) -> FloatArray 
         if (type(x) is float and not math.isfinite(x)) or (type(x) is int and abs(x) > 1e300)
     ]
     if nonfinite:
-        shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in nonfinite[:_MAX_LISTED])
-        errors.append(
-            FieldError(
-                f"{field}[{nonfinite[0]}]",
-                "not_finite",
-                f"{len(nonfinite)} value(s) are NaN, infinite or out of range: {shown}",
-            )
-        )
+        _not_finite(field, raw, nonfinite[:_MAX_LISTED], len(nonfinite), errors)
         return None
     return np.asarray(raw, dtype=np.float64)
+
+
+def _fit_int64(raw: list[object]) -> bool:
+    try:
+        np.asarray(raw, dtype=np.int64)
+    except OverflowError:
+        return False
+    return True
+
+
+def _not_finite(
+    field: str, raw: list[object], first: list[int], count: int, errors: _Errors
+) -> None:
+    shown = ", ".join(f"[{i}] {_short(raw[i])}" for i in first)
+    errors.append(
+        FieldError(
+            f"{field}[{first[0]}]",
+            "not_finite",
+            f"{count} value(s) are NaN, infinite or out of range: {shown}",
+        )
+    )
 
 
 def _parse_data(
@@ -361,9 +447,9 @@ def _columns(
             for col in missing
         ),
     )
-    unknown = [col for col in data if col not in wanted]
+    unknown = filterfalse(wanted.__contains__, data)
     errors.add(
-        len(unknown),
+        len(data) - sum(1 for col in set(wanted) if col in data),
         (
             FieldError(
                 f"data.{_name(col)}",
@@ -441,8 +527,17 @@ def _series(
     values = _parse_values(f"data.{value_col}", columns[value_col], errors)
     if times is None or values is None:
         return None
-    order = np.argsort(times, kind="stable")
-    times, values = times[order], values[order]
+    return _regular(times, values, index_col, expect, errors)
+
+
+def _regular(
+    times: IntArray, values: FloatArray, index_col: str, expect: Expectations, errors: _Errors
+) -> tuple[IntArray, FloatArray] | None:
+    if (np.diff(times) > 0).all():  # in order already (the common case): no sort, no copy
+        order = np.arange(len(times))
+    else:
+        order = np.argsort(times, kind="stable")
+        times, values = times[order], values[order]
     dup = np.flatnonzero(np.diff(times) == 0)
     if len(dup):
         first, second = int(order[dup[0]]), int(order[dup[0] + 1])
@@ -464,6 +559,18 @@ def _series(
         return None
 
 
+def regular_series(
+    times: IntArray, values: FloatArray, index_col: str, expect: Expectations
+) -> tuple[IntArray, FloatArray]:
+    """Sort a parsed series, refuse repeated times and put it on the model's grid; raise the
+    422 that :func:`parse_predict` raises for the same series."""
+    errors = _Errors()
+    series = _regular(times, values, index_col, expect, errors)
+    if series is None:
+        raise _invalid(errors.listed, errors.total)
+    return series
+
+
 def parse_predict(body: object, expect: Expectations) -> PredictRequest:
     """Validate a decoded body; raise a 422 ``validation-error`` :class:`ProblemError` listing
     every field error (or the first blocking one per field)."""
@@ -479,16 +586,16 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
             ],
             1,
         )
-    unknown = [key for key in body if key not in _FIELDS]
+    known = sum(1 for key in _FIELDS if key in body)
     errors.add(
-        len(unknown),
+        len(body) - known,
         (
             FieldError(
                 _name(key),
                 "unknown_field",
                 f"unknown field {_name(key)!r}; allowed fields are {list(_FIELDS)}",
             )
-            for key in unknown
+            for key in filterfalse(_FIELDS.__contains__, body)
         ),
     )
     length = _parse_length(body, expect, errors)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from flask import Blueprint, Response, current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import ClientDisconnected
@@ -12,11 +13,12 @@ from werkzeug.exceptions import ClientDisconnected
 from webapp import metrics
 from webapp.cache_info import CacheInfo
 from webapp.errors import ProblemError
-from webapp.forecasts import Points, series_points
+from webapp.forecasts import Predictions, series_points
 from webapp.model_cache import LoadedModel, NoModelError
 from webapp.openapi import build_spec
+from webapp.predict_body import check_json, read_predict
+from webapp.schemas import PredictResponse, WindowRef
 from webapp.snapshot_view import SnapshotView, UnusableWindowError
-from webapp.validation import decode_json, parse_predict
 from webapp.worker_state import WorkerState
 
 __all__ = ["GENERATION_HEADER", "blueprint"]
@@ -24,6 +26,7 @@ __all__ = ["GENERATION_HEADER", "blueprint"]
 GENERATION_HEADER = "X-Cache-Generation"
 
 blueprint = Blueprint("api", __name__)
+_encode = msgspec.json.Encoder().encode
 
 
 def _state() -> WorkerState:
@@ -34,7 +37,11 @@ def _state() -> WorkerState:
 def _json(payload: dict[str, Any], status: int = 200, generation: int | None = None) -> Response:
     """A JSON response. NaN and Infinity are not JSON: a payload holding one raises
     ``ValueError`` (a 500 in the log) rather than reaching a client as an invalid body."""
-    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    return _response(body, status, generation)
+
+
+def _response(body: bytes, status: int = 200, generation: int | None = None) -> Response:
     response = Response(body, status=status, mimetype="application/json")
     if generation is not None:
         response.headers[GENERATION_HEADER] = str(generation)
@@ -63,7 +70,7 @@ def _model(state: WorkerState, view: SnapshotView) -> LoadedModel:
         raise _unavailable(state, "no-model", "No model", exc.reason) from None
 
 
-def _window_forecast(state: WorkerState, view: SnapshotView, model: LoadedModel) -> Points:
+def _window_forecast(state: WorkerState, view: SnapshotView, model: LoadedModel) -> Predictions:
     """The window's forecast, or the 503 ``window-unusable``."""
     try:
         return view.forecast(model)
@@ -90,7 +97,7 @@ def _unreadable_body(exc: Exception) -> ProblemError:
     return ProblemError(400, "bad-request", "Bad Request", detail)
 
 
-def _read_json_body() -> object:
+def _read_body() -> bytes:
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ProblemError(
@@ -112,7 +119,7 @@ def _read_json_body() -> object:
             "Content Too Large",
             f"the body exceeds the limit of {limit} bytes",
         )
-    return decode_json(raw)
+    return raw
 
 
 @blueprint.post("/predict")
@@ -120,33 +127,38 @@ def predict() -> Response:
     """Forecast from the cached window or from the caller's series.
 
     The generation's metadata names the model; that one :class:`LoadedModel` supplies the
-    limits the body is validated against and the forecaster that answers it. The body's
-    series is validated and regularized once (``parse_predict``) and used as it is. For the
-    window, the model's full-horizon output is derived once per generation
+    limits the body is validated against and the forecaster that answers it. The body is
+    decoded and validated in one pass (``read_predict``) and its series used as it is. For
+    the window, the model's full-horizon output is derived and encoded once per generation
     (``SnapshotView.forecast``); for caller data the model runs on every request.
     """
-    body = _read_json_body()
+    raw = _read_body()
     state = _state()
-    view = _view(state)
-    model = _model(state, view)
-    req = parse_predict(body, model.expectations)
+    try:
+        view = _view(state)
+        model = _model(state, view)
+    except ProblemError:
+        check_json(raw)  # a malformed body is a 400 whatever the server's state
+        raise
+    req = read_predict(raw, model.expectations)
+    source: Literal["window", "request"]
     if req.times_ns is None or req.values is None:
-        points = _window_forecast(state, view, model)[: req.inference_length]
+        points = _window_forecast(state, view, model).first(req.inference_length)
         source = "window"
     else:
         points = series_points(model.forecaster, req.times_ns, req.values, req.inference_length)
         source = "request"
     summary = view.summary()
     metrics.observe_prediction(source, len(points))
-    payload = {
-        "generation": view.generation,
-        "model_version": view.model_version(model),
-        "data_age_ms": state.data_age_ms(view),
-        "source": source,
-        "window": {"rows": summary.rows, "checksum": summary.checksum},
-        "predictions": points,
-    }
-    return _json(payload, generation=view.generation)
+    payload = PredictResponse(
+        generation=view.generation,
+        model_version=view.model_version(model),
+        data_age_ms=state.data_age_ms(view),
+        source=source,
+        window=WindowRef(rows=summary.rows, checksum=summary.checksum),
+        predictions=points.json(),
+    )
+    return _response(_encode(payload), generation=view.generation)
 
 
 @blueprint.get("/healthz")

@@ -129,3 +129,19 @@ def test_train_command_rejects_a_missing_column(tmp_path, capsys):
     code = main(["--input", str(SAMPLE), "--output", str(tmp_path / "m"), "--target", "nope"])
     assert code == 2
     assert "column 'nope'" in capsys.readouterr().err
+
+
+def test_predictions_are_bit_for_bit_the_pipelines(model, series):
+    """The forecaster reads the fitted arrays once and skips scikit-learn's per-call checks;
+    its output must still be exactly the pipeline's, for the window and for extreme rows."""
+    t, v = series
+    rng = np.random.default_rng(7)
+    for end in rng.integers(SPEC.min_rows, len(v), size=25):
+        origin = model.prepare(t[:end], v[:end])
+        _, values = model.predict(origin, 48)
+        expected = model.estimator.predict(origin.row)[0]
+        assert values.tobytes() == expected.tobytes()
+    row = rng.normal(0, 1e300, size=(1, SPEC.n_features))
+    with np.errstate(all="ignore"):
+        direct = model.predict(type(origin)(row=row, last_time_ns=0), 48)[1]
+        assert direct.tobytes() == model.estimator.predict(row)[0].tobytes()

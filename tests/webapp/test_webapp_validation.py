@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from webapp.errors import ProblemError
+from webapp.problem import problem_body
 from webapp.timefmt import format_times
 from webapp.validation import Expectations, decode_json, parse_predict
 
@@ -226,3 +227,10 @@ def test_error_lists_and_echoed_names_stay_small():
     assert "(and 99 more)" in info.value.detail
     assert all(len(e.field) <= 64 for e in info.value.errors)
     assert codes(body(index_col="t" * 65)) == {("index_col", "not_a_string")}
+
+
+def test_a_name_with_a_lone_surrogate_is_named_in_a_strict_json_problem():
+    with pytest.raises(ProblemError) as info:
+        parse_predict(decode_json(b'{"\\ud800": 1}'), EXPECT)
+    body = problem_body(info.value, "/predict")
+    assert body.isascii() and b"\\ud800" in body

@@ -1,0 +1,132 @@
+"""The JSON bodies of the API as msgspec types: one definition decodes requests, encodes
+responses and generates the schemas of ``/openapi.json`` (:mod:`webapp.openapi`).
+
+Limits that depend on the settings or the loaded model (the largest ``inference_length``,
+the row limits) are not part of the types: validation checks them against
+:class:`webapp.validation.Expectations` and the OpenAPI builder writes them into the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
+
+__all__ = [
+    "MAX_NAME",
+    "VALIDATION_CODES",
+    "Column",
+    "FieldErrorDoc",
+    "Point",
+    "PredictBody",
+    "PredictResponse",
+    "Problem",
+    "WindowRef",
+]
+
+MAX_NAME = 64
+
+# The codes of ``errors[].code`` in a 422 (webapp.validation raises each of them).
+VALIDATION_CODES = (
+    "not_an_object",
+    "unknown_field",
+    "not_an_integer",
+    "out_of_range",
+    "requires_data",
+    "not_a_string",
+    "missing_column",
+    "unknown_column",
+    "not_an_array",
+    "length_mismatch",
+    "too_many_rows",
+    "too_few_rows",
+    "unparseable_time",
+    "mixed_timezones",
+    "not_a_number",
+    "not_finite",
+    "forecast_not_finite",
+    "duplicate_timestamps",
+    "irregular_spacing",
+)
+
+_STEPS = "steps to forecast; also bounded by the model's horizon"
+_POINTS = {"type": "array", "items": {"$ref": "#/components/schemas/Point"}}
+
+# One column of ``data``: the index column holds ISO-8601 strings, the model's column numbers.
+Column = list[str | float]
+
+
+class PredictBody(Struct, forbid_unknown_fields=True):
+    """{} forecasts from the cached window. With data, the series must have exactly the index
+    column and the model's value column, unique ISO-8601 times (all with an offset, or all
+    without = UTC) on the model's step, at least the model's lag window and at most the row
+    limit, finite numbers."""
+
+    inference_length: (
+        Annotated[
+            int, Meta(ge=1, description="steps to forecast; also bounded by the model's horizon")
+        ]
+        | UnsetType
+    ) = UNSET
+    index_col: (
+        Annotated[
+            str,
+            Meta(min_length=1, max_length=MAX_NAME, description="the column holding the times"),
+        ]
+        | UnsetType
+    ) = UNSET
+    data: (
+        Annotated[
+            dict[str, Column],
+            Meta(max_length=16, description="column name -> array: the times and the values"),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+class Point(Struct):
+    """One forecast step."""
+
+    time: Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+    value: float
+
+
+class WindowRef(Struct):
+    """The shared window of the generation that answered."""
+
+    rows: int
+    checksum: str
+
+
+class PredictResponse(Struct):
+    """A forecast: the generation and model that answered, the age of the data, the points."""
+
+    generation: int
+    model_version: str | None
+    data_age_ms: int
+    source: Literal["window", "request"]
+    window: WindowRef
+    predictions: Annotated[
+        Raw,
+        Meta(extra_json_schema={"type": "array", "items": {"$ref": "#/components/schemas/Point"}}),
+    ]
+
+
+class FieldErrorDoc(Struct):
+    """One field error of a 422."""
+
+    field: str
+    pointer: str
+    code: Annotated[str, Meta(extra_json_schema={"enum": list(VALIDATION_CODES)})]
+    detail: str
+
+
+class Problem(Struct, kw_only=True):
+    """An RFC 9457 problem (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | UnsetType = UNSET
+    errors: list[FieldErrorDoc]
