@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
-from pydantic_settings import SettingsConfigDict
 
 from bench.baselines.errors import BaselineConfigError
 from contract.defaults import SERIES_COLUMN, TOPIC
@@ -41,9 +40,6 @@ class BaselineConfig(EnvSettings):
     ``host:port``): empty means no Kafka consumer is started. ``topic`` (``KAFKA_TOPIC``) and
     ``window_rows`` (``WINDOW_ROWS``) as the daemon's.
     """
-
-    # The servers read the environment; tests and callers build one by field name.
-    model_config = SettingsConfigDict(**EnvSettings.model_config, validate_by_name=True)
 
     model_path: File = Field(validation_alias="MODEL_PATH")
     window_file: File | None = Field(None, validation_alias="BASELINE_WINDOW_FILE")
