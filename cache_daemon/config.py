@@ -160,10 +160,19 @@ class DaemonConfig(SharedSettings):
         description="`keep` or `reindex` (regular grid, interpolated gaps)",
     )
     publish_interval_ms: int = Field(
-        50,
+        20,
         ge=1,
         validation_alias="PUBLISH_INTERVAL_MS",
-        description="minimum time between generations",
+        description="minimum time between generations (a change after a quieter spell is "
+        "published at once; faster changes are coalesced)",
+    )
+    nice: int = Field(
+        -5,
+        ge=-20,
+        le=19,
+        validation_alias="DAEMON_NICE",
+        description="the daemon's nice value, set at start (below 0 needs `CAP_SYS_NICE`; "
+        "without it the daemon keeps its inherited value and logs so)",
     )
     keep_generations: int = Field(
         2,
