@@ -59,7 +59,7 @@ class Settings(SharedSettings):
         description="set: metrics are aggregated over the worker processes through this directory",
     )
     follow_interval_ms: int = Field(
-        250,
+        20,
         ge=10,
         validation_alias="WORKER_FOLLOW_INTERVAL_MS",
         description="how often an idle worker opens a new generation and prepares its forecast",
