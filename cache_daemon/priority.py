@@ -1,10 +1,9 @@
 """The daemon's CPU priority: its nice value, set once at start (``DAEMON_NICE``).
 
 Where the daemon shares cores with the web workers (one host, one container, the benchmarks),
-a publication that waits for a core behind busy workers reaches them later; under a saturating
-load that wait was most of the time from Kafka to the shm directory. The daemon uses little
-CPU, so a lower nice value (a larger share when it wants one) costs the workers little and
-lets it run as soon as records arrive.
+a publication that waits for a core behind busy workers reaches them later. The daemon uses
+a few percent of a core, so a lower nice value (a larger share when it wants one) costs the
+workers little and lets it run as soon as records arrive (docs/daemon.md, "Freshness").
 
 Linux keeps the nice value per thread and a new thread inherits its creator's, so it is set
 from the main thread before any other starts. Lowering it needs ``CAP_SYS_NICE`` (root, or the
