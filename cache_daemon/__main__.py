@@ -1,5 +1,7 @@
 """``python -m cache_daemon``: run the sidecar until SIGTERM/SIGINT.
 
+The process first takes the nice value ``DAEMON_NICE`` (:mod:`cache_daemon.priority`).
+
 Exit status: 0 after a clean stop (the first SIGTERM/SIGINT finishes the current publication,
 publishes what was read, and exits); 2 for a configuration error (a message naming the
 variable, ``SHM_DIR`` included when the directory may not be adopted) or a shm directory another
@@ -17,6 +19,7 @@ from types import FrameType
 
 from cache_daemon.config import DaemonConfig
 from cache_daemon.errors import ConfigError, SnapshotError
+from cache_daemon.priority import set_nice
 from cache_daemon.service import run_service
 from contract.logs import configure
 from shm import PublisherLockedError, UnsafePathError
@@ -46,12 +49,16 @@ def main() -> int:
         log.critical("invalid configuration", extra={"error": str(exc)})
         return 2
     configure(config.log_level, quiet=_CHATTY)
+    # Before any thread starts: threads inherit the nice value of the thread that starts them.
+    nice, kept_because = set_nice(config.nice)
     stop = threading.Event()
     _install_signal_handlers(stop)
     log.info(
         "starting",
-        extra={"source": config.source, "shm_dir": str(config.shm_dir)},
+        extra={"source": config.source, "shm_dir": str(config.shm_dir), "nice": nice},
     )
+    if kept_because is not None:
+        log.info("DAEMON_NICE not applied", extra={"reason": kept_because})
     try:
         run_service(config, stop)
     except (ConfigError, PublisherLockedError, UnsafePathError, SnapshotError) as exc:

@@ -146,7 +146,19 @@ class DaemonConfig(SharedSettings):
         "WINDOW_GAP_POLICY", "keep", "`keep` or `reindex` (regular grid, interpolated gaps)"
     )
     publish_interval_ms: int = env(
-        "PUBLISH_INTERVAL_MS", 50, "minimum time between generations", ge=1
+        "PUBLISH_INTERVAL_MS",
+        20,
+        "minimum time between generations (a change after a quieter spell is published at "
+        "once; faster changes are coalesced)",
+        ge=1,
+    )
+    nice: int = env(
+        "DAEMON_NICE",
+        -5,
+        "the daemon's nice value, set at start (below 0 needs `CAP_SYS_NICE`; without it the "
+        "daemon keeps its inherited value and logs so)",
+        ge=-20,
+        le=19,
     )
     keep_generations: int = env(
         "SHM_KEEP_GENERATIONS",

@@ -8,10 +8,12 @@ Loop contract:
 
 * A poison record is dead-lettered with its reason, counted, and skipped; an unexpected error
   while handling one record is logged and dead-lettered as ``internal``. Input never stops it.
-* Publication: at most once per ``PUBLISH_INTERVAL_MS`` and only when what a reader would see
-  changed (window content, restoring/live, model); offsets and counters that moved without a
-  content change are checkpointed at most once a second. A failed publication (ENOSPC...) is
-  counted, reported as ``degraded`` and retried with backoff; the last good generation stays.
+* Publication: on the leading edge (a change after a quiet interval is published in the same
+  step), at most once per ``PUBLISH_INTERVAL_MS`` (a burst is coalesced), and only when what a
+  reader would see changed (window content, restoring/live, model); offsets and counters that
+  moved without a content change are checkpointed at most once a second. A failed
+  publication (ENOSPC...) is counted, reported as ``degraded`` and retried with backoff; the
+  last good generation stays.
 * A live stream that trickles (fewer than 500 records per poll) is not polled for every record
   while changes already wait for the next publication slot: the loop pauses until the slot and
   drains what accumulated (kafka-python's per-poll cost made 1,000 events/s use ~40 % of a
@@ -216,6 +218,7 @@ class Daemon:
     def _publish(self, *, label: str, data_state: str) -> bool:
         # Failures show in the source's health (last_error); publishing goes on regardless.
         self.source.flush(_DLQ_FLUSH_S)
+        captured_ns = time.monotonic_ns()
         keys = self._keys()
         table = self.window.to_table(gap_policy=self.gap_policy)
         metadata = build_metadata(
@@ -238,7 +241,7 @@ class Daemon:
             self.state = "degraded"
             log.error("publish failed", extra={"error": str(exc)})
             return False
-        self._coalescer.published(time.monotonic_ns(), *keys)
+        self._coalescer.published(captured_ns, *keys)
         self.last_publish_ns = time.time_ns()
         if self._publish_failures:
             self._publish_failures = 0

@@ -57,7 +57,17 @@ def build_metadata(
 
 
 class Coalescer:
-    """Decides when to publish: at most once per ``interval_ns``, and only on a change.
+    """Decides when to publish: on the leading edge of a change, at most once per
+    ``interval_ns``, and only when something changed.
+
+    A change that arrives when the last publication is at least ``interval_ns`` old is due at
+    once (a lone event after a quiet spell is never held back). Changes that arrive sooner are
+    held until the interval since the last publication has passed and then go out together:
+    only a burst is coalesced, into at most one publication per interval.
+
+    The interval is counted from the moment the caller captured the published content (the
+    ``now_ns`` it passes to :meth:`published`), not from the end of the write: otherwise the
+    write's own duration would push every following slot later.
 
     ``content`` is anything comparable that changes when a reader would see something new
     (window version, state, model); ``progress`` changes when only offsets/counters moved
@@ -97,7 +107,8 @@ class Coalescer:
         return max(0, target - now_ns, self._not_before_ns - now_ns)
 
     def published(self, now_ns: int, content: object, progress: object) -> None:
-        """Record a successful publication."""
+        """Record a successful publication of ``content``/``progress`` as captured at
+        ``now_ns``."""
         self._last_ns = now_ns
         self._content = content
         self._progress = progress

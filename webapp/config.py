@@ -53,7 +53,7 @@ class Settings(SharedSettings):
     )
     follow_interval_ms: int = env(
         "WORKER_FOLLOW_INTERVAL_MS",
-        250,
+        20,
         "how often each worker, even idle, opens a new generation and prepares its forecast",
         ge=10,
     )

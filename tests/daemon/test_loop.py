@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from cache_daemon.daemon import Daemon
@@ -97,6 +98,41 @@ def test_publications_are_coalesced_and_skipped_when_unchanged(shm_dir: Path) ->
     for _ in range(3):
         daemon.step()
     assert publisher.generation == 2  # nothing changed, nothing published
+    publisher.close()
+
+
+def test_an_event_after_a_quiet_interval_is_published_in_the_same_step(shm_dir: Path) -> None:
+    daemon, source, publisher = make(shm_dir, interval_ms=50)
+    source.feed(event(0, 1.0))
+    daemon.step()
+    time.sleep(0.06)
+    source.feed(event(1, 2.0))
+    daemon.step()
+    assert publisher.generation == 2
+    assert Reader(shm_dir).current().table.num_rows == 2  # type: ignore[union-attr]
+    publisher.close()
+
+
+def test_the_interval_counts_from_the_capture_not_the_end_of_the_write(
+    shm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write that takes 30 ms must not push the next slot 30 ms later: an event 25 ms after
+    # the write ended is 55 ms after the capture, past the 50 ms interval.
+    daemon, source, publisher = make(shm_dir, interval_ms=50)
+    write = publisher.publish
+
+    def slow(table: pa.Table, *, metadata: dict[str, str]) -> int:
+        time.sleep(0.03)
+        return write(table, metadata=metadata)
+
+    monkeypatch.setattr(publisher, "publish", slow)
+    source.feed(event(0, 1.0))
+    daemon.step()
+    assert publisher.generation == 1
+    time.sleep(0.025)
+    source.feed(event(1, 2.0))
+    daemon.step()
+    assert publisher.generation == 2
     publisher.close()
 
 

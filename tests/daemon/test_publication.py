@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pyarrow as pa
@@ -25,6 +26,29 @@ def test_changes_are_coalesced_to_one_per_interval() -> None:
     assert not c.due(10 * MS, "b", 0)
     assert c.wait_ns(10 * MS, "b", 0) == 40 * MS
     assert c.due(50 * MS, "b", 0)
+
+
+def test_a_lone_change_after_a_quiet_interval_is_due_at_once() -> None:
+    c = Coalescer(50 * MS)
+    c.published(0, "a", 0)
+    assert c.due(50 * MS, "b", 0)
+    assert c.wait_ns(50 * MS, "b", 0) == 0
+    c.published(50 * MS, "b", 0)
+    assert c.due(5_000 * MS, "c", 0)
+
+
+def test_a_burst_is_coalesced_to_at_most_one_publication_per_interval() -> None:
+    # A change every millisecond for one second, published whenever due.
+    c = Coalescer(50 * MS)
+    published: list[int] = []
+    for now in range(0, 1000 * MS, MS):
+        if c.due(now, now, 0):
+            c.published(now, now, 0)
+            published.append(now)
+    assert published[0] == 0  # the burst's first change goes out at once
+    gaps = [b - a for a, b in itertools.pairwise(published)]
+    assert min(gaps) >= 50 * MS
+    assert len(published) == 20  # 0, 50, ..., 950 ms
 
 
 def test_nothing_changed_means_no_publication() -> None:
