@@ -32,25 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
 from bench._common import write_results
+from bench.validation import _START, EXPECT, STEP_S
 from forecasting.features import FloatArray, IntArray
 from webapp.isotimes import parse_uniform
 from webapp.predict_body import read_predict
 from webapp.schemas import PredictBody
-from webapp.validation import Expectations, decode_json, parse_predict, regular_series
+from webapp.validation import decode_json, parse_predict, regular_series
 
 __all__ = ["CANDIDATES", "DECODERS", "body", "main", "measure"]
-
-STEP_S = 1800
-_START = 962_409_600  # 2000-07-01T00:00:00Z
-EXPECT = Expectations(
-    columns=("demand_mw",),
-    min_rows=336,
-    step_ns=STEP_S * 1_000_000_000,
-    max_rows=10_000,
-    max_inference_length=48,
-    default_inference_length=1,
-    max_gap_steps=0,
-)
 
 
 def body(rows: int) -> bytes:
