@@ -6,6 +6,7 @@ lives here and nowhere else:
 - :mod:`contract.defaults`: the shared defaults (shm directory, sample data, age bound);
 - :mod:`contract.metadata`: the metadata of each published generation (:class:`GenerationMeta`);
 - :mod:`contract.status`: the daemon status file (:class:`DaemonStatus`);
+- :mod:`contract.series`: how a record names its series, and which segment stores it;
 - :mod:`contract.model_files`: how model artifacts are named, written and read in the shm
   directory;
 - :mod:`contract.settings`: the one environment parser and the settings both sides share;
