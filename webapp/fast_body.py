@@ -26,7 +26,13 @@ import numpy as np
 from forecasting.features import FloatArray, IntArray
 from webapp.isotimes import parse_uniform
 from webapp.schemas import Column, PredictBody
-from webapp.validation import Expectations, PredictRequest, in_range, regular_series
+from webapp.validation import (
+    Expectations,
+    PredictRequest,
+    in_range,
+    quantile_key,
+    regular_series,
+)
 
 __all__ = ["fast_predict"]
 
@@ -70,11 +76,12 @@ def fast_predict(raw: bytes, expect: Expectations) -> PredictRequest | None:
         return None
     length = _length(body, expect)
     given_index = None if body.index_col is msgspec.UNSET else body.index_col
-    if length is None or (body.data is msgspec.UNSET and given_index is not None):
+    levels = _levels(body)
+    if levels is None or length is None or (body.data is msgspec.UNSET and given_index is not None):
         return None
     if body.data is msgspec.UNSET:
         ok = _each_key_once(raw, body, [], 0)
-        return PredictRequest(inference_length=length) if ok else None
+        return PredictRequest(inference_length=length, quantiles=levels) if ok else None
     index_col = given_index or "time"
     series = _series(body.data, index_col, expect)
     if series is None:
@@ -84,7 +91,18 @@ def fast_predict(raw: bytes, expect: Expectations) -> PredictRequest | None:
     if not _each_key_once(raw, body, strings, colons_in_times):
         return None
     times, values = regular_series(times, values, index_col, expect)
-    return PredictRequest(inference_length=length, times_ns=times, values=values)
+    return PredictRequest(inference_length=length, times_ns=times, values=values, quantiles=levels)
+
+
+def _levels(body: PredictBody) -> tuple[float, ...] | None:
+    """The requested quantile levels (their range and count checked by the decoder), or
+    None when two are the same level (the precise path names them)."""
+    if body.quantiles is msgspec.UNSET:
+        return ()
+    levels = tuple(body.quantiles)
+    if len({quantile_key(level) for level in levels}) != len(levels):
+        return None
+    return levels
 
 
 def _series(

@@ -14,6 +14,7 @@ from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 __all__ = [
     "MAX_NAME",
+    "MAX_QUANTILES",
     "VALIDATION_CODES",
     "Column",
     "FieldErrorDoc",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 MAX_NAME = 64
+MAX_QUANTILES = 9
 
 # The codes of ``errors[].code`` in a 422 (webapp.validation raises each of them).
 VALIDATION_CODES = (
@@ -47,6 +49,8 @@ VALIDATION_CODES = (
     "forecast_not_finite",
     "duplicate_timestamps",
     "irregular_spacing",
+    "too_many_items",
+    "duplicate_quantiles",
 )
 
 _STEPS = "steps to forecast; also bounded by the model's horizon"
@@ -82,13 +86,25 @@ class PredictBody(Struct, forbid_unknown_fields=True):
         ]
         | UnsetType
     ) = UNSET
+    quantiles: (
+        Annotated[
+            list[Annotated[float, Meta(gt=0, lt=1)]],
+            Meta(
+                max_length=MAX_QUANTILES,
+                description="levels of the conformal interval bounds to return with each "
+                "point, each in (0, 1), distinct; keyed in the answer as written in decimal",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
-class Point(Struct):
-    """One forecast step."""
+class Point(Struct, omit_defaults=True):
+    """One forecast step; ``quantiles`` when the request asked for them."""
 
     time: Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
     value: float
+    quantiles: dict[str, float] | UnsetType = UNSET
 
 
 class WindowRef(Struct):
@@ -99,12 +115,14 @@ class WindowRef(Struct):
 
 
 class PredictResponse(Struct):
-    """A forecast: the generation and model that answered, the age of the data, the points."""
+    """A forecast: the generation and model that answered, the age of the data, the tier
+    of the model that served it (``method``), the points."""
 
     generation: int
     model_version: str | None
     data_age_ms: int
     source: Literal["window", "request"]
+    method: str
     window: WindowRef
     predictions: Annotated[
         Raw,

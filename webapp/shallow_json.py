@@ -33,6 +33,7 @@ import msgspec
 from msgspec import Raw
 
 from webapp.json_keys import no_object_has_two_keys
+from webapp.schemas import MAX_QUANTILES
 
 __all__ = ["UNDECIDED", "decode_shallow"]
 
@@ -43,7 +44,7 @@ _MAX_INT_DIGITS = 4300
 # many frames deeper makes it refuse first.
 _FRAMES = 10
 _DIGITS = bytes.maketrans(b"0123456789", b"9999999999")
-_FIELDS = ("inference_length", "index_col", "data")
+_FIELDS = ("inference_length", "index_col", "data", "quantiles")
 
 
 UNDECIDED = object()
@@ -150,6 +151,8 @@ def _replace(
         body["index_col"] = index_col
     if "inference_length" in top:
         body["inference_length"] = _scalar_or_raw(top["inference_length"])
+    if "quantiles" in top:
+        body["quantiles"] = _column(top["quantiles"], MAX_QUANTILES)
     if data is None:
         if "data" in top:
             body["data"] = _scalar_or_raw(top["data"])

@@ -17,7 +17,7 @@ import numpy as np
 from contract.metadata import GenerationMeta
 from forecasting import Forecaster, ForecastingError, Origin
 from shm import Snapshot, table_checksum
-from webapp.forecasts import Predictions, window_points
+from webapp.forecasts import Forecast, window_forecast
 from webapp.model_cache import LoadedModel
 
 __all__ = ["SnapshotView", "UnusableWindowError", "WindowSummary"]
@@ -71,7 +71,7 @@ class SnapshotView:
         """The version the generation states for its model, else the loaded model's own."""
         return self.meta.model_version or (model.forecaster.version if model else None)
 
-    def forecast(self, model: LoadedModel) -> Predictions:
+    def forecast(self, model: LoadedModel) -> Forecast:
         """The window's full-horizon forecast by ``model``; raise :class:`UnusableWindowError`
         when the window cannot feed it or the forecast is not finite."""
         # Keyed by the model's file: each derivation is a pure function of (window, model).
@@ -86,7 +86,7 @@ class SnapshotView:
         return _usable(
             self.snapshot.derive(
                 "webapp.forecast:" + model.file,
-                lambda _snap: window_points(model.forecaster, origin),
+                lambda _snap: window_forecast(model.forecaster, origin),
             )
         )
 
@@ -105,11 +105,12 @@ def _window_origin(snapshot: Snapshot, model: Forecaster) -> Origin | str:
     if rows < model.min_rows:
         return f"window has {rows} rows, the model needs at least {model.min_rows}"
     # Only the tail feeds the origin row; enough of it to survive interpolated gaps.
-    tail = table.slice(max(0, rows - model.min_rows * 2))
+    tail = table.slice(max(0, rows - model.max_lags * 2))
     try:
         times = np.asarray(tail.column("time").to_numpy(), dtype="datetime64[ns]").view(np.int64)
         values = np.asarray(tail.column(model.target).to_numpy(), dtype=np.float64)
-        return model.prepare(times, values, max_gap_steps=_WINDOW_MAX_GAP_STEPS)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return model.prepare(times, values, max_gap_steps=_WINDOW_MAX_GAP_STEPS)
     except (ForecastingError, ValueError, TypeError) as exc:
         return f"window cannot feed the model: {exc}"
 

@@ -26,11 +26,11 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from forecasting import IrregularSeriesError, regularize
+from forecasting import Frequency, IrregularSeriesError, regularize
 from forecasting.features import FloatArray, IntArray
 from webapp.errors import FieldError, ProblemError
 from webapp.isotimes import parse_uniform
-from webapp.schemas import MAX_NAME
+from webapp.schemas import MAX_NAME, MAX_QUANTILES
 from webapp.timefmt import format_times
 
 __all__ = [
@@ -40,10 +40,11 @@ __all__ = [
     "decode_json",
     "in_range",
     "parse_predict",
+    "quantile_key",
     "regular_series",
 ]
 
-_FIELDS = ("inference_length", "index_col", "data")
+_FIELDS = ("inference_length", "index_col", "data", "quantiles")
 _MAX_LISTED = 5
 _MAX_ERRORS = 20
 _MAX_NAME = MAX_NAME
@@ -63,6 +64,8 @@ class Expectations:
     max_inference_length: int
     default_inference_length: int
     max_gap_steps: int
+    # The model's calendar; None: a fixed step of ``step_ns``.
+    frequency: Frequency | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class PredictRequest:
     inference_length: int
     times_ns: IntArray | None = None
     values: FloatArray | None = None
+    quantiles: tuple[float, ...] = ()
 
 
 class _DuplicateKeyError(ValueError):
@@ -552,7 +556,9 @@ def _regular(
         )
         return None
     try:
-        return regularize(times, values, expect.step_ns, max_gap_steps=expect.max_gap_steps)
+        return regularize(
+            times, values, expect.frequency or expect.step_ns, max_gap_steps=expect.max_gap_steps
+        )
     except IrregularSeriesError as exc:
         row = int(order[exc.position])
         errors.append(FieldError(f"data.{index_col}[{row}]", "irregular_spacing", str(exc)))
@@ -599,6 +605,7 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
         ),
     )
     length = _parse_length(body, expect, errors)
+    levels = _parse_quantiles(body["quantiles"], errors) if "quantiles" in body else ()
     series: tuple[IntArray, FloatArray] | None = None
     if "data" in body:
         series = _parse_data(body, expect, errors)
@@ -609,8 +616,69 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
     if errors:
         raise _invalid(errors.listed, errors.total)
     if series is None:
-        return PredictRequest(inference_length=length)
-    return PredictRequest(inference_length=length, times_ns=series[0], values=series[1])
+        return PredictRequest(inference_length=length, quantiles=levels)
+    return PredictRequest(
+        inference_length=length, times_ns=series[0], values=series[1], quantiles=levels
+    )
+
+
+def quantile_key(level: float) -> str:
+    """How an answer names a quantile level: the shortest decimal that reads back as the
+    same number, never in exponent form (``0.1``, ``0.025``, ``0.00001``)."""
+    return str(np.format_float_positional(level, trim="-"))
+
+
+def _parse_quantiles(raw: object, errors: _Errors) -> tuple[float, ...]:
+    if not isinstance(raw, list):
+        errors.append(
+            FieldError(
+                "quantiles",
+                "not_an_array",
+                f"quantiles must be an array of numbers, got {_type_name(raw)} {_short(raw)}",
+            )
+        )
+        return ()
+    if len(raw) > MAX_QUANTILES:
+        errors.append(
+            FieldError(
+                "quantiles",
+                "too_many_items",
+                f"quantiles holds {len(raw)} levels; at most {MAX_QUANTILES} are allowed",
+            )
+        )
+        return ()
+    for i, item in enumerate(raw):
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            errors.append(
+                FieldError(
+                    f"quantiles[{i}]",
+                    "not_a_number",
+                    f"quantiles[{i}] must be a number, got {_type_name(item)} {_short(item)}",
+                )
+            )
+            return ()
+        if not 0 < item < 1:
+            errors.append(
+                FieldError(
+                    f"quantiles[{i}]",
+                    "out_of_range",
+                    f"quantiles[{i}] must be strictly between 0 and 1, got {_short(item)}",
+                )
+            )
+            return ()
+    levels = tuple(float(item) for item in raw)
+    keys = [quantile_key(level) for level in levels]
+    if len(set(keys)) != len(keys):
+        second = next(i for i, key in enumerate(keys) if key in keys[:i])
+        errors.append(
+            FieldError(
+                f"quantiles[{second}]",
+                "duplicate_quantiles",
+                f"quantile {keys[second]} is asked for twice",
+            )
+        )
+        return ()
+    return levels
 
 
 def _invalid(errors: list[FieldError], total: int) -> ProblemError:

@@ -13,7 +13,7 @@ from werkzeug.exceptions import ClientDisconnected
 from webapp import metrics
 from webapp.cache_info import CacheInfo
 from webapp.errors import ProblemError
-from webapp.forecasts import Predictions, series_points
+from webapp.forecasts import Forecast, series_forecast
 from webapp.model_cache import LoadedModel, NoModelError
 from webapp.openapi import build_spec
 from webapp.predict_body import check_json, read_predict
@@ -70,7 +70,7 @@ def _model(state: WorkerState, view: SnapshotView) -> LoadedModel:
         raise _unavailable(state, "no-model", "No model", exc.reason) from None
 
 
-def _window_forecast(state: WorkerState, view: SnapshotView, model: LoadedModel) -> Predictions:
+def _window_forecast(state: WorkerState, view: SnapshotView, model: LoadedModel) -> Forecast:
     """The window's forecast, or the 503 ``window-unusable``."""
     try:
         return view.forecast(model)
@@ -143,10 +143,14 @@ def predict() -> Response:
     req = read_predict(raw, model.expectations)
     source: Literal["window", "request"]
     if req.times_ns is None or req.values is None:
-        points = _window_forecast(state, view, model).first(req.inference_length)
+        forecast = _window_forecast(state, view, model)
+        points = forecast.answer(model.forecaster, req.inference_length, req.quantiles)
+        method = forecast.method
         source = "window"
     else:
-        points = series_points(model.forecaster, req.times_ns, req.values, req.inference_length)
+        points, method = series_forecast(
+            model.forecaster, req.times_ns, req.values, req.inference_length, req.quantiles
+        )
         source = "request"
     summary = view.summary()
     metrics.observe_prediction(source, len(points))
@@ -155,6 +159,7 @@ def predict() -> Response:
         model_version=view.model_version(model),
         data_age_ms=state.data_age_ms(view),
         source=source,
+        method=method,
         window=WindowRef(rows=summary.rows, checksum=summary.checksum),
         predictions=points.json(),
     )

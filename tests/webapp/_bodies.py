@@ -74,7 +74,14 @@ def valid_bodies(draw: Draw) -> Body:
         body["inference_length"] = draw(st.integers(1, 48))
     if draw(st.booleans()):  # index_col is optional when the column is called "time"
         del body["index_col"]
+    if draw(st.booleans()):
+        body["quantiles"] = draw(_levels)
     return body
+
+
+_levels = st.lists(
+    st.floats(min_value=0.001, max_value=0.999), min_size=1, max_size=9, unique_by=repr
+)
 
 
 def _format(moment: datetime, style: str, zone: ZoneInfo, spec: str) -> str:
@@ -148,6 +155,21 @@ def _set_element(draw: Draw, body: Body) -> str:
     return f"{col} element replaced"
 
 
+def _set_quantiles(draw: Draw, body: Body) -> str:
+    how = draw(st.sampled_from(["too many", "repeated", "out of range", "not a number", "any"]))
+    levels = [0.1, 0.5, 0.9]
+    if how == "too many":
+        levels = [round(0.05 * k, 2) for k in range(1, 11)]
+    elif how == "repeated":
+        levels = [0.1, 0.5, 0.10]
+    elif how == "out of range":
+        levels[draw(st.integers(0, 2))] = draw(st.sampled_from([0, 1, 1.5, -0.1, 0.0, 1e-400]))
+    elif how == "not a number":
+        levels[draw(st.integers(0, 2))] = draw(st.sampled_from(["0.1", None, True, [0.1]]))
+    body["quantiles"] = levels if how != "any" else draw(any_json)
+    return f"quantiles: {how}"
+
+
 def _add_column(draw: Draw, body: Body) -> str:
     data = body["data"]
     data[draw(st.text(min_size=1, max_size=70))] = list(data["demand_mw"])
@@ -215,6 +237,7 @@ _MUTATIONS = [
     _add_field,
     _add_column,
     _change_type,
+    _set_quantiles,
 ]
 
 
