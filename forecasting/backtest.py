@@ -1,13 +1,14 @@
 """Backtest of a global forecaster: model choice, accuracy, conformal residuals, coverage.
 
-Each evaluated series' last segment ends with two windows of ``holdout`` rows: a
-*calibration* window and, after it, the *holdout*. Every origin whose whole horizon lies in a
-window is scored (all horizon steps, every origin, stride one).
+Each evaluated series' last segment ends with windows of ``holdout`` rows: up to three
+*calibration* folds and, after them, the *holdout*. Every origin whose whole horizon lies in
+a window is scored (all horizon steps, every origin, stride one), by a model fitted on
+everything before that window (expanding-window cross-validation).
 
-1. Each candidate kind (Ridge, gradient boosting) is fitted at the deepest tier on what
-   precedes the calibration window and scored on it; the lower mean MASE wins.
-2. Each tier of the winner is fitted on the same data; its scaled residuals on the
-   calibration window are its conformal residuals.
+1. Each candidate kind (Ridge, gradient boosting) is fitted at the deepest tier for each
+   calibration fold and scored on it; the lower mean MASE over the folds wins.
+2. Each tier of the winner is fitted likewise; its scaled residuals on the folds are its
+   conformal residuals.
 3. Each tier is refitted on everything before the holdout and scored on it; its intervals
    (from step 2) are checked against the holdout: the empirical coverage.
 4. The residuals of steps 2 and 3 (all out of sample) go into the artifact.
@@ -27,7 +28,15 @@ from forecasting.errors import ForecastingError
 from forecasting.features import FloatArray, IntArray
 from forecasting.frequency import Frequency
 from forecasting.gaps import Segment
-from forecasting.model import Design, Estimator, ModelKind, Tier, design, fit_tier
+from forecasting.model import (
+    Design,
+    Estimator,
+    ModelKind,
+    Tier,
+    conformal_quantiles,
+    design,
+    fit_tier,
+)
 
 __all__ = [
     "Backtest",
@@ -36,6 +45,7 @@ __all__ = [
     "Window",
     "baseline_scores",
     "coverage",
+    "folds_for",
     "mase_scale",
     "run_backtest",
     "train_designs",
@@ -171,7 +181,7 @@ def _score(
 def coverage(scored: Scored, residuals: FloatArray, low: float, high: float) -> float:
     """Share of ``scored``'s actual values inside its ``[low, high]`` conformal interval
     built from the sorted scaled ``residuals`` ``(n, horizon)``."""
-    q = np.quantile(residuals, [low, high], axis=0)
+    q = conformal_quantiles(residuals, np.array([low, high]))
     inside = [((r >= q[0]) & (r <= q[1])) for r in scored.residuals]
     return float(np.mean(np.concatenate([i.reshape(-1) for i in inside])))
 
@@ -207,35 +217,54 @@ class Backtest:
     residuals: dict[int, FloatArray]
 
 
-def run_backtest(
-    data: Sequence[SeriesData], setup: Setup, candidates: Sequence[ModelKind]
-) -> Backtest:
-    """Steps 1 to 3 of the module docstring."""
-    deepest = setup.tiers[0]
-    cal_cut, hold_cut = 2 * setup.holdout, setup.holdout
-    selection: dict[str, dict[str, float]] = {}
-    fitted: dict[str, tuple[Estimator, Scored]] = {}
-    for kind in candidates:
+MAX_FOLDS = 3
+
+
+def folds_for(longest: int, setup: Setup) -> int:
+    """Calibration folds a last segment of ``longest`` rows allows (at most
+    :data:`MAX_FOLDS`; 0: not even one fold and the holdout after the deepest lags)."""
+    return max(0, min(MAX_FOLDS, (longest - setup.tiers[0]) // setup.holdout - 1))
+
+
+def _fold_scores(
+    data: Sequence[SeriesData], setup: Setup, lags: int, kind: ModelKind, folds: int
+) -> list[Scored]:
+    """The calibration folds, oldest first (window ``folds + 1`` ... window 2)."""
+    out = []
+    for window in range(folds + 1, 1, -1):
         estimator = fit_tier(
-            train_designs(data, setup, deepest, kind, cal_cut), kind, horizon=setup.horizon
+            train_designs(data, setup, lags, kind, window * setup.holdout),
+            kind,
+            horizon=setup.horizon,
         )
-        scored = _score(estimator, data=data, setup=setup, lags=deepest, kind=kind, window=2)
-        fitted[kind] = (estimator, scored)
-        selection[kind] = {"mae": scored.mae(), "mase": scored.mase()}
+        out.append(_score(estimator, data=data, setup=setup, lags=lags, kind=kind, window=window))
+    return out
+
+
+def run_backtest(
+    data: Sequence[SeriesData], setup: Setup, candidates: Sequence[ModelKind], folds: int
+) -> Backtest:
+    """Steps 1 to 3 of the module docstring, every series holding ``folds`` calibration
+    windows and the holdout after its deepest lags."""
+    deepest = setup.tiers[0]
+    selection: dict[str, dict[str, float]] = {}
+    fitted: dict[str, list[Scored]] = {}
+    for kind in candidates:
+        fitted[kind] = _fold_scores(data, setup, deepest, kind, folds)
+        selection[kind] = {
+            "mae": float(np.mean([f.mae() for f in fitted[kind]])),
+            "mase": float(np.mean([f.mase() for f in fitted[kind]])),
+        }
     kind = min(candidates, key=lambda k: selection[k]["mase"])
     holdout: dict[str, dict[str, float]] = {}
     residuals: dict[int, FloatArray] = {}
     for lags in setup.tiers:
-        if lags == deepest:
-            calibration = fitted[kind][1]
-        else:
-            estimator = fit_tier(
-                train_designs(data, setup, lags, kind, cal_cut), kind, horizon=setup.horizon
-            )
-            calibration = _score(estimator, data=data, setup=setup, lags=lags, kind=kind, window=2)
-        cal_res = np.vstack(calibration.residuals)
+        calibration = (
+            fitted[kind] if lags == deepest else _fold_scores(data, setup, lags, kind, folds)
+        )
+        cal_res = np.vstack([r for fold in calibration for r in fold.residuals])
         estimator = fit_tier(
-            train_designs(data, setup, lags, kind, hold_cut), kind, horizon=setup.horizon
+            train_designs(data, setup, lags, kind, setup.holdout), kind, horizon=setup.horizon
         )
         scored = _score(estimator, data=data, setup=setup, lags=lags, kind=kind, window=1)
         holdout[f"{kind}-l{lags}"] = {

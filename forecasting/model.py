@@ -42,6 +42,7 @@ __all__ = [
     "ModelKind",
     "Origin",
     "Tier",
+    "conformal_quantiles",
     "design",
     "fit_tier",
 ]
@@ -204,6 +205,16 @@ def fit_tier(
     return boosted
 
 
+def conformal_quantiles(residuals: FloatArray, levels: FloatArray) -> FloatArray:
+    """Quantiles ``(len(levels), horizon)`` of scaled residuals ``(n, horizon)`` at levels
+    moved away from the median by ``(n + 1) / n`` (the split-conformal finite-sample
+    correction: a level-q bound from n residuals covers at least q of new ones)."""
+    n = len(residuals)
+    widened = np.clip(0.5 + (levels - 0.5) * (n + 1) / n, 0.0, 1.0)
+    out: FloatArray = np.quantile(residuals, widened, axis=0)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Forecaster:
     """A fitted model plus everything needed to use it on a new series: the columns it
@@ -295,8 +306,7 @@ class Forecaster:
         self._check_steps(steps)
         residuals = self.tiers[origin.tier].residuals[:, :steps]
         order = np.argsort(np.asarray(levels, dtype=np.float64), kind="stable")
-        sorted_levels = np.asarray(levels, dtype=np.float64)[order]
-        q = np.quantile(residuals, sorted_levels, axis=0)
+        q = conformal_quantiles(residuals, np.asarray(levels, dtype=np.float64)[order])
         values = point[None, :] + origin.scale * q
         values = np.maximum.accumulate(values, axis=0)  # exact monotonicity despite rounding
         out = np.empty_like(values)

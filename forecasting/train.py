@@ -35,7 +35,14 @@ from contract import defaults
 from contract._atomic import write_atomic
 from contract.errors import ConfigError
 from forecasting.artifact import dumps, sha256_hex
-from forecasting.backtest import SeriesData, Setup, baseline_scores, final_tiers, run_backtest
+from forecasting.backtest import (
+    SeriesData,
+    Setup,
+    baseline_scores,
+    final_tiers,
+    folds_for,
+    run_backtest,
+)
 from forecasting.errors import ForecastingError, IrregularSeriesError
 from forecasting.features import FloatArray, IntArray
 from forecasting.frequency import Frequency, infer_frequency
@@ -209,15 +216,18 @@ def _train_model(
         missing += sum(len(p) for p in parts) - int(np.isfinite(v).sum())
         if usable:
             data.append(SeriesData(sid, usable))
-    needed = 2 * setup.holdout + setup.tiers[0]
-    evaluated = [d for d in data if len(d.last) >= needed]
-    if not evaluated:
+    longest = max((len(d.last) for d in data), default=0)
+    folds = folds_for(longest, setup)
+    if folds == 0:
         raise ForecastingError(
-            f"no series has a run of {needed} regular rows ({freq.alias}: two {setup.holdout}-row "
-            f"windows after {setup.tiers[0]} lags) for the backtest; longest run is "
-            f"{max((len(d.last) for d in data), default=0)} rows"
+            f"no series has a run of {2 * setup.holdout + setup.tiers[0]} regular rows "
+            f"({freq.alias}: two {setup.holdout}-row windows after {setup.tiers[0]} lags) for "
+            f"the backtest; the longest run is {longest} rows (a smaller --holdout or --lags "
+            "may fit)"
         )
-    backtest = run_backtest(evaluated, setup, options.candidates)
+    needed = (folds + 1) * setup.holdout + setup.tiers[0]
+    evaluated = [d for d in data if len(d.last) >= needed]
+    backtest = run_backtest(evaluated, setup, options.candidates, folds)
     baselines = baseline_scores(evaluated, setup)
     tiers = final_tiers(data, setup, backtest)
     stamp = (trained_at or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
@@ -245,10 +255,15 @@ def _train_model(
         "series": len(series),
         "series_trained": len(data),
         "series_evaluated": len(evaluated),
+        "evaluated": [d.series for d in evaluated],
         "rows": rows,
         "interpolated_steps": missing,
         "segments": sum(len(d.parts) for d in data),
-        "selection": {"window": "calibration", "winner": backtest.kind, **backtest.selection},
+        "selection": {
+            "window": f"{folds} calibration fold(s) of {setup.holdout} rows",
+            "winner": backtest.kind,
+            **backtest.selection,
+        },
         "holdout": {"model": backtest.holdout[deepest], **backtest.holdout, **baselines},
         "coverage_80": backtest.holdout[deepest]["coverage_80"],
     }
