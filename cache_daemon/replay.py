@@ -3,7 +3,10 @@
 The sample (regular steps) is turned into an endless sequence: event ``k`` is sample row
 ``k % n`` with its timestamp shifted by ``(k // n) * span``, where ``span`` is the sample's
 length plus one step. So when the sample runs out the stream goes on seamlessly with the same
-values on later dates (logged once per cycle); timestamps stay unique and regular.
+values on later dates (logged once per cycle); timestamps stay unique and regular. A series
+on a calendar whose steps differ in length (business days, months, quarters, years, as
+``pandas.infer_freq`` names it) goes on along that calendar instead: event ``k`` is ``k``
+steps after the first time.
 
 The first half of the sample is :meth:`ReplaySource.history`, published at once as the
 bootstrap window; the rest streams at ``rate`` events per second. After a restart the stream
@@ -20,8 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pandas._libs.tslibs.offsets import BaseOffset
+from pandas.tseries.frequencies import to_offset
 
 from cache_daemon.errors import SnapshotError
 from cache_daemon.sources import Health, Record
@@ -68,6 +75,7 @@ class ReplaySource:
         self._values = window.values()
         step = int(np.median(np.diff(self._times)))
         self._span = int(self._times[-1] - self._times[0]) + step
+        self._calendar = _calendar(self._times)
         self._next = 0
         self._started_at = 0.0
         self._emitted = 0
@@ -88,6 +96,11 @@ class ReplaySource:
 
     def _index_after(self, time_ns: int) -> int:
         n = len(self._times)
+        if self._calendar is not None:
+            first = pd.Timestamp(int(self._times[0]))
+            if time_ns < first.value:
+                return 0
+            return len(pd.date_range(first, pd.Timestamp(time_ns), freq=self._calendar))
         cycle = max((time_ns - int(self._times[0])) // self._span, 0)
         inside = time_ns - cycle * self._span
         return int(cycle * n + np.searchsorted(self._times, inside, side="right"))
@@ -101,7 +114,10 @@ class ReplaySource:
                 timedelta(microseconds=cycle * self._span // 1000),
                 extra={"cycle": cycle},
             )
-        time_ns = int(self._times[row]) + cycle * self._span
+        if self._calendar is None:
+            time_ns = int(self._times[row]) + cycle * self._span
+        else:
+            time_ns = (pd.Timestamp(int(self._times[0])) + k * self._calendar).value
         stamp = (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat()
         body: dict[str, object] = {"time": stamp}
         body.update(zip(self.columns, self._values[row].tolist(), strict=True))
@@ -140,3 +156,13 @@ class ReplaySource:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _calendar(times: npt.NDArray[np.int64]) -> BaseOffset | None:
+    """The calendar offset of times whose steps differ in length, else None (equal steps
+    shift by whole spans)."""
+    steps = np.diff(times)
+    if len(steps) < 2 or (steps == steps[0]).all():
+        return None
+    alias = pd.infer_freq(pd.DatetimeIndex(times.astype("datetime64[ns]")))
+    return None if alias is None else to_offset(alias)

@@ -82,7 +82,7 @@ def fast_predict(raw: bytes, expect: Expectations) -> PredictRequest | None:
     if body.data is msgspec.UNSET:
         ok = _each_key_once(raw, body, [], 0)
         return PredictRequest(inference_length=length, quantiles=levels) if ok else None
-    index_col = given_index or "time"
+    index_col = given_index or expect.index_col
     series = _series(body.data, index_col, expect)
     if series is None:
         return None

@@ -66,6 +66,7 @@ def expectations_for(model: Forecaster, settings: Settings) -> Expectations:
         default_inference_length=min(settings.default_inference_length, model.horizon),
         max_gap_steps=settings.max_gap_steps,
         frequency=model.frequency,
+        index_col=model.time_col,
     )
 
 

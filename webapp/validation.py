@@ -66,6 +66,8 @@ class Expectations:
     max_gap_steps: int
     # The model's calendar; None: a fixed step of ``step_ns``.
     frequency: Frequency | None = None
+    # The index column of a body that names none: the model's time column.
+    index_col: str = "time"
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +411,7 @@ def _not_finite(
 def _parse_data(
     body: dict[str, object], expect: Expectations, errors: _Errors
 ) -> tuple[IntArray, FloatArray] | None:
-    index_col = body.get("index_col", "time")
+    index_col = body.get("index_col", expect.index_col)
     if not isinstance(index_col, str) or not 0 < len(index_col) <= _MAX_NAME:
         errors.append(
             FieldError(
