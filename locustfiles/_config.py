@@ -20,7 +20,7 @@ from contract.settings import EnvSettings, env_names
 from locustfiles._errors import ConfigError
 from locustfiles._payloads import Zone, parse_zone
 
-MODES = ("cached", "synthetic", "real", "bad", "ingest")
+MODES = ("cached", "synthetic", "real", "bad", "ingest", "quantiles")
 SHAPES = ("steady", "ramp", "spike")
 _ZONES = "Z,naive,+00:00,+02:00,-05:00,+05:30,Europe/London,America/New_York"
 _ORDERED = (  # (lower, upper) bounds, by variable
@@ -137,6 +137,11 @@ class LoadConfig(EnvSettings):
         "LOCUST_WEIGHT_INGEST",
         0,
         "weight of the `ingest` user (`--weight-ingest` wins); needs `KAFKA_BOOTSTRAP_SERVERS`",
+    )
+    weight_quantiles: Count = _env(
+        "LOCUST_WEIGHT_QUANTILES",
+        1,
+        "weight of the `quantiles` user (`--weight-quantiles` wins)",
     )
     shape: Annotated[str, PlainValidator(lambda s: str(s).strip().lower())] = _env(
         "LOCUST_SHAPE",
