@@ -63,8 +63,9 @@ Column = list[str | float]
 class PredictBody(Struct, forbid_unknown_fields=True):
     """{} forecasts from the cached window. With data, the series must have exactly the index
     column and the model's value column, unique ISO-8601 times (all with an offset, or all
-    without = UTC) on the model's step, at least the model's lag window and at most the row
-    limit, finite numbers."""
+    without = UTC) on the model's calendar, at least the model's minimum history and at most
+    the row limit, finite numbers. With quantiles, each prediction carries those interval
+    bounds."""
 
     inference_length: (
         Annotated[
