@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import ClientDisconnected
 
-from webapp import metrics
+from webapp import metrics, shard_route
 from webapp.cache_info import CacheInfo
 from webapp.errors import ProblemError
 from webapp.forecasts import Predictions, series_points
@@ -130,9 +130,12 @@ def predict() -> Response:
     limits the body is validated against and the forecaster that answers it. The body is
     decoded and validated in one pass (``read_predict``) and its series used as it is. For
     the window, the model's full-horizon output is derived and encoded once per generation
-    (``SnapshotView.forecast``); for caller data the model runs on every request.
+    (``SnapshotView.forecast``); for caller data the model runs on every request. A sharded
+    pod first sends a series another shard owns there (:mod:`webapp.shard_route`).
     """
     raw = _read_body()
+    if (elsewhere := shard_route.redirect_for(raw)) is not None:
+        return elsewhere
     state = _state()
     try:
         view = _view(state)
