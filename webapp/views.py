@@ -130,10 +130,10 @@ def predict() -> Response:
     limits the body is validated against and the forecaster that answers it. The body is
     decoded and validated in one pass (``read_predict``) and its series used as it is. For
     the window, the model's full-horizon output is derived and encoded once per generation
-    (``SnapshotView.forecast``); for caller data the model runs on every request. A sharded
-    pod first sends a series another shard owns there (:mod:`webapp.shard_route`).
+    (``SnapshotView.forecast``); for caller data the model runs on every request.
     """
     raw = _read_body()
+    # A sharded pod sends a series another shard owns there, before touching the window.
     if (elsewhere := shard_route.redirect_for(raw)) is not None:
         return elsewhere
     state = _state()
