@@ -177,6 +177,8 @@ class DaemonConfig(SharedSettings):
         """Checks across variables, each raising :class:`ConfigError` naming one of them."""
         if self.source == "kafka" and not self.kafka_bootstrap_servers:
             raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "required when DAEMON_SOURCE=kafka")
+        if self.source == "replay" and self.kafka_partitions is not None:
+            raise ConfigError("KAFKA_PARTITIONS", "applies to DAEMON_SOURCE=kafka only")
         if self.kafka_dlq_topic == self.kafka_topic:
             raise ConfigError("KAFKA_DLQ_TOPIC", "must differ from KAFKA_TOPIC")
         _pair("SNAPSHOT_BUCKET", self.snapshot_bucket, "SNAPSHOT_KEY", self.snapshot_key)

@@ -148,6 +148,8 @@ def _make_source(config: DaemonConfig) -> Source:
         topic=config.kafka_topic,
         dlq_topic=config.kafka_dlq_topic,
         seek_back_ms=int(duration * 1000) if duration else None,
+        partitions=config.kafka_partitions,
+        partition_count=config.kafka_partition_count,
     )
 
 

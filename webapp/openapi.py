@@ -25,6 +25,8 @@ PROBLEM_TYPES: dict[str, str] = {
     "payload-too-large": "413: the body exceeds MAX_BODY_BYTES",
     "unsupported-media-type": "415: Content-Type is not application/json",
     "validation-error": "422: the JSON does not satisfy the schema; `errors` lists each field",
+    "misdirected-request": "421: a redirected request reached a shard that does not own its "
+    "series (the shards' SHARD_MAP settings disagree)",
     "no-data": "503: nothing has been published yet",
     "no-model": "503: the current generation names no loadable model",
     "window-unusable": "503: the cached window cannot feed the model (too short, irregular)",
@@ -72,9 +74,23 @@ def build_spec(settings: Settings) -> dict[str, Any]:
             **_ok({"$ref": "#/components/schemas/PredictResponse"}),
             "headers": generation_header,
         },
+        "307": {
+            "description": (
+                "sharded deployment (SHARD_MAP): the series belongs to another shard; repeat "
+                "the request (same method and body) at Location"
+            ),
+            "headers": {
+                "Location": {"description": "the owning shard's URL", "schema": {"type": "string"}},
+                "X-Shard-Partition": {
+                    "description": "the series' partition",
+                    "schema": {"type": "integer"},
+                },
+            },
+        },
         "400": _problem("invalid JSON, or a malformed chunked body"),
         "413": _problem(f"body larger than {settings.max_body_bytes} bytes"),
         "415": _problem("Content-Type is not application/json"),
+        "421": _problem("a redirected request reached a shard that does not own its series"),
         "422": _problem(
             "validation failed; `errors[].code` is one of " + ", ".join(_VALIDATION_CODES)
         ),

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import ClientDisconnected
 
-from webapp import metrics
+from webapp import metrics, shard_route
 from webapp.cache_info import CacheInfo
 from webapp.errors import ProblemError
 from webapp.forecasts import Predictions, series_points
@@ -133,6 +133,9 @@ def predict() -> Response:
     (``SnapshotView.forecast``); for caller data the model runs on every request.
     """
     raw = _read_body()
+    # A sharded pod sends a series another shard owns there, before touching the window.
+    if (elsewhere := shard_route.redirect_for(raw)) is not None:
+        return elsewhere
     state = _state()
     try:
         view = _view(state)

@@ -111,20 +111,33 @@ class Reply:
         return json.loads(self.body)
 
 
+def loopback_socket() -> socket.socket:
+    """A TCP socket bound to a free loopback port (not listening yet)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class GunicornServer:
     """``gunicorn -c gunicorn.conf.py webapp.wsgi:app`` on a loopback socket bound here.
 
     The listening socket is created by the test and passed as ``fd://N``, so no port can be
     taken by someone else between choosing and binding it. ``args`` are extra command-line
     options (they override the configuration file, e.g. ``("--worker-class", "gevent")``).
+    ``sock``: a socket from :func:`loopback_socket` to serve on, when the port must be known
+    before the server starts (servers that name each other).
     """
 
     def __init__(
-        self, env: dict[str, str], *, workers: int = 3, args: tuple[str, ...] = ()
+        self,
+        env: dict[str, str],
+        *,
+        workers: int = 3,
+        args: tuple[str, ...] = (),
+        sock: socket.socket | None = None,
     ) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock = sock or loopback_socket()
         self.port = self._sock.getsockname()[1]
         fd = self._sock.fileno()
         full_env = {
