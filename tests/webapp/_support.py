@@ -22,7 +22,9 @@ from typing import Any
 
 import pandas as pd
 import psutil
+import pyarrow as pa
 
+from contract.series import SERIES_ID_COLUMN
 from forecasting import dumps, fit
 from forecasting.features import FeatureSpec
 from forecasting.train import load_series
@@ -65,6 +67,18 @@ class ShmWindow:
         meta = window_metadata(table, self.model_meta if model is None else model, state=state)
         return self.publisher.publish(table, metadata=meta)
 
+    def publish_table(
+        self, table: pa.Table, *, state: str = "live", model: dict[str, str] | None = None
+    ) -> int:
+        """Publish ``table`` as it is, with the metadata the daemon would write."""
+        meta = window_metadata(table, self.model_meta if model is None else model, state=state)
+        return self.publisher.publish(table, metadata=meta)
+
+    def publish_series(self, parts: dict[str, pa.Table], **kwargs: Any) -> int:
+        """Publish one window holding each table of ``parts`` as the series named by its key
+        (:func:`series_table`)."""
+        return self.publish_table(series_table(parts), **kwargs)
+
     def write_status(self, **fields: Any) -> None:
         status = {
             "pid": os.getpid(),
@@ -90,6 +104,17 @@ class ShmWindow:
 
     def close(self) -> None:
         self.publisher.close()
+
+
+def series_table(parts: dict[str, pa.Table]) -> pa.Table:
+    """One window of many series as the daemon publishes it: each table of ``parts`` (a
+    window table, ``time`` + values) under a ``series_id`` column holding its key, rows
+    sorted by id, then time."""
+    tables = [
+        table.add_column(0, SERIES_ID_COLUMN, pa.array([series_id] * table.num_rows, pa.string()))
+        for series_id, table in sorted(parts.items())
+    ]
+    return pa.concat_tables(tables).combine_chunks()
 
 
 def new_shm_window(artifact: bytes) -> tuple[ShmWindow, Path]:
