@@ -82,7 +82,8 @@ def parse_series_query(query: bytes) -> SeriesQuery:
             detail = (
                 f"unknown query parameter {_shown(name)}; allowed are {list(SERIES_PARAMETERS)}"
             )
-            errors.append(FieldError(ascii(name)[1:-1][:_SHOWN], "unknown_field", detail))
+            field = ascii(name)[1:-1][:_SHOWN] or "''"  # an empty name too is named
+            errors.append(FieldError(field, "unknown_field", detail))
         elif name in seen:
             detail = f"query parameter {name!r} is given more than once"
             errors.append(FieldError(name, "repeated_parameter", detail))

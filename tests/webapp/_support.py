@@ -41,7 +41,7 @@ def train_artifact(max_lag: int = 336, horizon: int = 48) -> bytes:
     return dumps(fit(t, v, spec, target="demand_mw"))
 
 
-@dataclass
+@dataclass(repr=False)
 class ShmWindow:
     """A real shm directory with a publisher, a model artifact and the daemon status file."""
 
@@ -54,6 +54,9 @@ class ShmWindow:
     def __post_init__(self) -> None:
         self.publisher = Publisher(self.directory)
         self.model_meta = install_model(self.directory, self.artifact)
+
+    def __repr__(self) -> str:  # short, for hypothesis's reports of failing examples
+        return f"ShmWindow({str(self.directory)!r})"
 
     def publish(
         self,
