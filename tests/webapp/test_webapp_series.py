@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from scripts.sample_window import sample_table
 from tests.webapp._bodies import series_ids
 from tests.webapp._support import GunicornServer, ShmWindow, new_shm_window, remove_tree
 from tests.webapp.conftest import make_app
+from webapp.forecasts import Predictions
 
 PROBLEM = "application/problem+json"
 HORIZON = 48
@@ -305,3 +307,20 @@ def test_gunicorn_serves_the_series_and_each_ones_forecast(artifact):
     finally:
         win.close()
         remove_tree(parent)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.integers(1, 60),
+    values=st.lists(st.floats(-1e12, 1e12), min_size=1, max_size=48),
+)
+def test_a_prefix_of_an_encoded_forecast_is_the_prefix_of_its_points(steps, values):
+    step = 1800 * 1_000_000_000
+    times = np.arange(len(values), dtype=np.int64) * step + 962_409_600 * 1_000_000_000
+    forecast = Predictions.of(times, np.array(values), step)
+    points = json.loads(bytes(forecast.json()))
+    assert [p["value"] for p in points] == values
+    prefix = forecast.first(steps)
+    assert json.loads(bytes(prefix.json())) == points[:steps] and len(prefix) == min(
+        steps, len(values)
+    )
