@@ -18,9 +18,10 @@ A catalog is derived once per generation per process (:meth:`SeriesCatalog.of`, 
 (the boundaries are where the id changes; no Python step per row) and one dictionary entry
 per series. :attr:`SeriesRows.version` identifies a series' data: two lookups give equal
 versions only when they hold the same rows, so what is derived from a series (its forecast)
-can be memoized by it. Here it is the generation (its epoch and number); a segmented layout
-whose per-series identity survives generations that leave the series unchanged replaces
-:func:`_build` and the version, and nothing outside this module changes.
+can be memoized by it. Here it is the generation (its epoch and number). A segmented layout
+(each series' rows found through the snapshot, with an identity that survives generations
+that leave the series unchanged) is another subclass of :class:`SeriesCatalog` chosen by
+:func:`_build`, with that identity as the version; nothing outside this module changes.
 
 Order: ids are compared as Python strings, which for valid Unicode text is the order of their
 UTF-8 bytes (code point order; ``tests/webapp/test_series_catalog.py`` checks both on random
@@ -30,6 +31,7 @@ ids), so it is also the order in which Arrow sorts the column.
 from __future__ import annotations
 
 import bisect
+from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -108,23 +110,55 @@ class SeriesPage:
     next_after: str | None
 
 
-class SeriesCatalog:
-    """The series of one generation (see the module docstring). Immutable, thread-safe.
+class SeriesCatalog(ABC):
+    """The series of one generation (see the module docstring): the interface every other
+    module uses. Immutable, thread-safe.
 
-    ``problem`` is set, and ``count`` is 0, when the table's layout cannot name its series
-    (null ids, or the rows of one id not contiguous); the generation then serves no series.
+    ``problem`` is set, and ``count`` is 0, when the layout cannot name its series (null
+    ids, or the rows of one id not contiguous); the generation then serves no series.
     """
 
-    __slots__ = (
-        "_index",
-        "_sorted",
-        "_starts",
-        "_stops",
-        "_table",
-        "_times",
-        "_version",
-        "problem",
-    )
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str | None) -> None:
+        self.problem = problem
+
+    @staticmethod
+    def of(snapshot: Snapshot) -> SeriesCatalog:
+        """The catalog of ``snapshot``, built once per generation per process."""
+        return snapshot.derive(_CATALOG_KEY, _build)
+
+    @property
+    @abstractmethod
+    def count(self) -> int:
+        """The number of series in the generation. O(1)."""
+
+    @abstractmethod
+    def lookup(self, series_id: str) -> SeriesRows | None:
+        """The rows of ``series_id``, or None when the generation holds no such series. O(1)."""
+
+    @abstractmethod
+    def page(self, after: str | None, limit: int) -> SeriesPage:
+        """Up to ``limit`` (>= 1) series whose id sorts after ``after`` (from the first when
+        None), in id order. O(log count + limit)."""
+
+    @abstractmethod
+    def time_range(self) -> tuple[int, int] | None:
+        """The first and last times over every series (int64 ns, UTC); None without series
+        or without a ``time`` column."""
+
+    def only(self) -> SeriesRows | None:
+        """The series of a window holding exactly one, else None."""
+        if self.count != 1:
+            return None
+        (item,) = self.page(None, 1).items
+        return self.lookup(item.series_id)
+
+
+class _TableCatalog(SeriesCatalog):
+    """The catalog of a whole published table, grouped by its ``series_id`` column."""
+
+    __slots__ = ("_index", "_sorted", "_starts", "_stops", "_table", "_times", "_version")
 
     def __init__(
         self,
@@ -134,51 +168,35 @@ class SeriesCatalog:
         starts: IntArray,
         problem: str | None = None,
     ) -> None:
-        self._table = table
-        self._version = version
-        self._starts = starts
-        self._stops = np.append(starts[1:], table.num_rows).astype(np.int64)
-        self._index = {series_id: i for i, series_id in enumerate(ids)}
-        self.problem = problem
-        if problem is None and len(self._index) != len(ids):
-            self.problem = (
+        if problem is None and len(set(ids)) != len(ids):
+            problem = (
                 f"the rows of a series are not contiguous (column {SERIES_ID_COLUMN!r} "
                 "must be sorted)"
             )
-        if self.problem is not None:
-            self._index, self._starts, self._stops = {}, starts[:0], starts[:0]
-            ids = []
+        super().__init__(problem)
+        if problem is not None:
+            ids, starts = [], starts[:0]
+        self._table = table
+        self._version = version
+        self._starts = starts
+        self._stops = np.append(starts[1:], table.num_rows).astype(np.int64)[: len(starts)]
+        self._index = {series_id: i for i, series_id in enumerate(ids)}
         # Sorted already when the publisher sorted the table: Python's sort then only checks.
         self._sorted = sorted(ids)
         self._times = _times_of(table)
 
-    @staticmethod
-    def of(snapshot: Snapshot) -> SeriesCatalog:
-        """The catalog of ``snapshot``, built once per generation per process."""
-        return snapshot.derive(_CATALOG_KEY, _build)
-
     @property
     def count(self) -> int:
-        """The number of series in the generation."""
         return len(self._index)
 
     def lookup(self, series_id: str) -> SeriesRows | None:
-        """The rows of ``series_id``, or None when the generation holds no such series. O(1)."""
         i = self._index.get(series_id)
         if i is None:
             return None
         start, stop = int(self._starts[i]), int(self._stops[i])
         return SeriesRows(series_id, self._version, self._table.slice(start, stop - start))
 
-    def only(self) -> SeriesRows | None:
-        """The series of a window holding exactly one, else None."""
-        if self.count != 1:
-            return None
-        return self.lookup(self._sorted[0])
-
     def page(self, after: str | None, limit: int) -> SeriesPage:
-        """Up to ``limit`` (>= 1) series whose id sorts after ``after`` (from the first when
-        None), in id order. O(log count + limit)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         first = 0 if after is None else bisect.bisect_right(self._sorted, after)
@@ -188,8 +206,7 @@ class SeriesCatalog:
         return SeriesPage(self.count, items, ids[-1] if more and ids else None)
 
     def time_range(self) -> tuple[int, int] | None:
-        """The first and last times over every series (int64 ns, UTC); None without series
-        or without a ``time`` column. O(count), vectorised."""
+        # O(count), vectorised: each series' first and last rows.
         if self._times is None or not self.count:
             return None
         return int(self._times[self._starts].min()), int(self._times[self._stops - 1].max())
@@ -210,21 +227,21 @@ def _build(snapshot: Snapshot) -> SeriesCatalog:
     none = np.zeros(0, dtype=np.int64)
     if SERIES_ID_COLUMN not in table.column_names:
         if rows == 0:
-            return SeriesCatalog(table, version, [], none)
-        return SeriesCatalog(table, version, [DEFAULT_SERIES_ID], np.zeros(1, dtype=np.int64))
+            return _TableCatalog(table, version, [], none)
+        return _TableCatalog(table, version, [DEFAULT_SERIES_ID], np.zeros(1, dtype=np.int64))
     column = table.column(SERIES_ID_COLUMN)
     problem = series_column_problem(table.schema)
     if problem is None and column.null_count:
         problem = f"column {SERIES_ID_COLUMN!r} has {column.null_count} null(s)"
     if problem is not None or rows == 0:
-        return SeriesCatalog(table, version, [], none, problem)
+        return _TableCatalog(table, version, [], none, problem)
     ids = _one_chunk(column)
     # A series starts at row 0 and wherever the id differs from the row before.
     differs = pc.not_equal(ids.slice(1), ids.slice(0, rows - 1))
     changed = np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1
     starts = np.concatenate([np.zeros(1, dtype=np.int64), changed.astype(np.int64)])
     names = ids.take(pa.array(starts)).to_pylist()
-    return SeriesCatalog(table, version, [str(n) for n in names], starts)
+    return _TableCatalog(table, version, [str(n) for n in names], starts)
 
 
 def _one_chunk(column: pa.ChunkedArray[Any]) -> pa.Array[Any]:
