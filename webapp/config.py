@@ -58,6 +58,13 @@ class Settings(SharedSettings):
         "how often each worker, even idle, opens a new generation and prepares its forecast",
         ge=10,
     )
+    forecast_memo_series: int = env(
+        "FORECAST_MEMO_SERIES",
+        4096,
+        "series forecasts each worker keeps (least recently used dropped first); a series "
+        "not kept is forecast again on its next request",
+        ge=1,
+    )
     body_timeout_s: int = env(
         "REQUEST_BODY_TIMEOUT_S",
         10,
