@@ -197,6 +197,7 @@ def test_status_file_contract(shm_dir: Path) -> None:
         "dead_letters": {"bad_json": 1},
         "dropped_late": 0,
         "publish_errors": 0,
+        "series_expired": 0,
     }
     assert (shm_dir / "daemon-status.json").stat().st_mode & 0o777 == 0o640
     publisher.close()
