@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from cache_daemon.errors import SnapshotError
 
-__all__ = ["TIME_TYPE", "Outcome", "Window", "reindex_regular"]
+__all__ = ["TIME_TYPE", "Outcome", "Window", "reindex_regular", "table_arrays"]
 
 TIME_TYPE = pa.timestamp("ns", tz="UTC")
 _COMPACT_AT = 4096
@@ -51,6 +51,20 @@ class Window:
     ``version`` increases by one on every change of content; callers compare it to decide
     whether a new publication is needed.
     """
+
+    # One window per series: slots keep the per-series overhead small.
+    __slots__ = (
+        "_appended",
+        "_cache",
+        "_head",
+        "_keys",
+        "_reshaped",
+        "_rows",
+        "columns",
+        "max_duration_ns",
+        "max_rows",
+        "version",
+    )
 
     def __init__(
         self,
@@ -207,34 +221,80 @@ class Window:
         :class:`~cache_daemon.errors.SnapshotError` when a column is missing, not numeric,
         or holds nulls or non-finite values.
         """
-        names = set(table.column_names)
-        missing = [c for c in ("time", *self.columns) if c not in names]
-        if missing:
-            raise SnapshotError(f"table lacks column(s) {', '.join(missing)}")
-        time_col = table.column("time")
-        if not pa.types.is_timestamp(time_col.type):
-            raise SnapshotError(f"column 'time' is {time_col.type}, not a timestamp")
-        if time_col.null_count:
-            raise SnapshotError("column 'time' holds nulls")
-        try:
-            naive = pc.cast(time_col, pa.timestamp(time_col.type.unit))
-            times = pc.cast(pc.cast(naive, pa.timestamp("ns")), pa.int64()).to_numpy()
-        except pa.ArrowInvalid as exc:
-            raise SnapshotError(f"column 'time' is out of the nanosecond range: {exc}") from None
-        columns = []
-        for name in self.columns:
-            col = table.column(name)
-            if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
-                raise SnapshotError(f"column {name!r} is {col.type}, not numeric")
-            arr = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-            if col.null_count or not np.isfinite(arr).all():
-                raise SnapshotError(f"column {name!r} holds nulls or non-finite values")
-            columns.append(arr)
+        times, values = table_arrays(table, self.columns)
+        return self.load_arrays(times, values)
+
+    def load_arrays(self, times: np.ndarray, values: np.ndarray) -> int:
+        """Apply rows given as arrays (int64 ns, float64 ``(rows, columns)``) in time order
+        (a stable sort: of equal times the last row wins). Returns the number of rows.
+
+        Into an empty window, rows with distinct times are taken in one step, which ends in
+        the state that applying them one by one would reach.
+        """
         order = np.argsort(times, kind="stable")
-        stacked = np.column_stack(columns) if columns else np.empty((len(times), 0))
-        for i in order:
-            self.apply(int(times[i]), tuple(stacked[i].tolist()))
-        return len(order)
+        times, values = times[order], values[order]
+        if not self._rows and bool((times[1:] > times[:-1]).all()):
+            self._take_sorted(times, values)
+        else:
+            for time_ns, row in zip(times.tolist(), values.tolist(), strict=True):
+                self.apply(time_ns, tuple(row))
+        return len(times)
+
+    def _take_sorted(self, times: np.ndarray, values: np.ndarray) -> None:
+        """Fill an empty window with rows of strictly increasing times, bounds applied."""
+        if not len(times):
+            return
+        start = 0
+        if self.max_duration_ns is not None:
+            cutoff = int(times[-1]) - self.max_duration_ns
+            if cutoff >= int(times[0]):
+                start = int(np.searchsorted(times, cutoff, side="right"))
+        if self.max_rows is not None:
+            start = max(start, len(times) - self.max_rows)
+        kept_times = np.ascontiguousarray(times[start:])
+        kept_values = np.ascontiguousarray(values[start:], dtype=np.float64)
+        self._keys = kept_times.tolist()
+        self._head = 0
+        self._rows = dict(zip(self._keys, map(tuple, kept_values.tolist()), strict=True))
+        self._cache = (kept_times, kept_values)
+        self._appended = 0
+        self._reshaped = False
+        self.version += 1
+
+
+def table_arrays(table: pa.Table, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``time`` column (int64 ns, UTC) and the value ``columns`` (float64, shape
+    ``(rows, len(columns))``) of a published window or snapshot, in the table's row order.
+
+    ``time`` may be any timestamp type; naive timestamps are taken as UTC; integer value
+    columns are converted. Raises :class:`~cache_daemon.errors.SnapshotError` when a column
+    is missing, not numeric, or holds nulls or non-finite values.
+    """
+    names = set(table.column_names)
+    missing = [c for c in ("time", *columns) if c not in names]
+    if missing:
+        raise SnapshotError(f"table lacks column(s) {', '.join(missing)}")
+    time_col = table.column("time")
+    if not pa.types.is_timestamp(time_col.type):
+        raise SnapshotError(f"column 'time' is {time_col.type}, not a timestamp")
+    if time_col.null_count:
+        raise SnapshotError("column 'time' holds nulls")
+    try:
+        naive = pc.cast(time_col, pa.timestamp(time_col.type.unit))
+        times = pc.cast(pc.cast(naive, pa.timestamp("ns")), pa.int64()).to_numpy()
+    except pa.ArrowInvalid as exc:
+        raise SnapshotError(f"column 'time' is out of the nanosecond range: {exc}") from None
+    arrays = []
+    for name in columns:
+        col = table.column(name)
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+            raise SnapshotError(f"column {name!r} is {col.type}, not numeric")
+        arr = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        if col.null_count or not np.isfinite(arr).all():
+            raise SnapshotError(f"column {name!r} holds nulls or non-finite values")
+        arrays.append(arr)
+    values = np.column_stack(arrays) if arrays else np.empty((len(times), 0))
+    return np.asarray(times, dtype=np.int64), values
 
 
 def reindex_regular(
