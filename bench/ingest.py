@@ -39,8 +39,8 @@ from bench._paced import PacedRun
 from bench._proc import Child, child_env
 from cache_daemon.config import DaemonConfig
 from cache_daemon.daemon import Daemon
+from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.sources import Health, Record
-from cache_daemon.window import Window
 from contract.status import read_status
 from scripts.errors import StackError
 from shm import Publisher, Reader
@@ -104,7 +104,7 @@ def bench_pipeline(events: int, workdir: Path) -> dict[str, Any]:
         daemon = Daemon(
             source=source,
             publisher=publisher,
-            window=Window(["demand_mw"], max_rows=4032, max_duration_ns=None),
+            windows=SeriesWindows(["demand_mw"], max_rows=4032, max_duration_ns=None),
             topic="bench",
             shm_dir=workdir / "pipeline",
             publish_interval_ms=_INTERVAL_MS,
