@@ -280,8 +280,7 @@ class SeriesWindows:
         values_parts: list[np.ndarray] = []
         windows = self._windows
         for series_id in ids:
-            window = windows[series_id]
-            times, values = window.times(), window.values()
+            times, values = windows[series_id].arrays()
             if gap_policy == "reindex":
                 times, values = reindex_regular(times, values, max_rows=self.max_rows)
             times_parts.append(times)
@@ -312,24 +311,25 @@ class SeriesWindows:
             codes, ids = _series_codes(table.column(SERIES_ID_COLUMN))
         else:
             codes, ids = np.zeros(len(times), dtype=np.int64), [self.default_series]
-        order = np.argsort(codes, kind="stable")
-        ends = np.cumsum(np.bincount(codes, minlength=len(ids)))
-        start = 0
+        # One stable sort by series, then time: each series' rows are one sorted slice.
+        order = np.lexsort((times, codes))
+        times, values, codes = times[order], values[order], codes[order]
+        starts = np.searchsorted(codes, np.arange(len(ids) + 1)).tolist()
         for code, series_id in enumerate(ids):
-            rows = order[start : ends[code]]
-            start = int(ends[code])
-            if len(rows):
-                self._load_series(series_id, times[rows], values[rows])
+            start, end = starts[code], starts[code + 1]
+            if start < end:
+                self._load_series(series_id, times[start:end], values[start:end])
         if self.ttl_ns is not None and self._newest is not None:
             self._advance(self._newest)
         return len(times)
 
     def _load_series(self, series_id: str, times: np.ndarray, values: np.ndarray) -> None:
+        """Load one series' rows, sorted by time."""
         window = self._windows.get(series_id)
         if window is None:
-            window = self._new_window(series_id, int(times.min()))
+            window = self._new_window(series_id, int(times[0]))
         before, version = len(window), window.version
-        window.load_arrays(times, values)
+        window.load_arrays(times, values, presorted=True)
         self._rows += len(window) - before
         if window.version != version:
             self._changed.add(series_id)

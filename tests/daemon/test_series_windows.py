@@ -452,7 +452,17 @@ def test_window_bulk_load_equals_applying_rows_one_by_one(
     one_by_one = Window(["v"], max_rows=max_rows, max_duration_ns=duration)
     for i in np.argsort(np.array(times, dtype=np.int64), kind="stable").tolist():
         one_by_one.apply(times[i], (float(i),))
+    assert (len(bulk), bulk.time_min, bulk.time_max) == (
+        len(one_by_one),
+        one_by_one.time_min,
+        one_by_one.time_max,
+    )
     assert bulk.to_table().equals(one_by_one.to_table())
     bulk.apply(2**62 + 1, (0.5,))  # the bulk-filled window goes on like any other
     one_by_one.apply(2**62 + 1, (0.5,))
     assert bulk.to_table().equals(one_by_one.to_table())
+    assert (len(bulk), bulk.time_min, bulk.time_max) == (
+        len(one_by_one),
+        one_by_one.time_min,
+        one_by_one.time_max,
+    )
