@@ -276,22 +276,21 @@ class SeriesWindows:
 
     def _table(self, ids: Sequence[str], gap_policy: str) -> pa.Table:
         width = len(self.columns)
-        times_parts: list[np.ndarray] = []
-        values_parts: list[np.ndarray] = []
-        windows = self._windows
-        for series_id in ids:
-            times, values = windows[series_id].arrays()
+        if not ids:
+            times, values, counts = np.empty(0, np.int64), np.empty((0, width)), []
+        else:
+            # Comprehensions keep the per-series Python work to a few fast steps.
+            parts = [window.arrays() for window in map(self._windows.__getitem__, ids)]
             if gap_policy == "reindex":
-                times, values = reindex_regular(times, values, max_rows=self.max_rows)
-            times_parts.append(times)
-            values_parts.append(values)
-        counts = np.fromiter((len(t) for t in times_parts), dtype=np.int64, count=len(ids))
-        all_times = np.concatenate(times_parts) if ids else np.empty(0, np.int64)
-        all_values = np.concatenate(values_parts) if ids else np.empty((0, width))
+                parts = [reindex_regular(t, v, max_rows=self.max_rows) for t, v in parts]
+            times_parts = [part[0] for part in parts]
+            values_parts = [part[1] for part in parts]
+            counts = list(map(len, times_parts))
+            times, values = np.concatenate(times_parts), np.concatenate(values_parts)
         positions = np.repeat(np.arange(len(ids), dtype=np.int64), counts)
         series = pa.array(ids, type=pa.string()).take(positions)
-        arrays: list[pa.Array[Any]] = [series, pa.array(all_times, pa.int64()).cast(TIME_TYPE)]
-        arrays += [pa.array(np.ascontiguousarray(all_values[:, i])) for i in range(width)]
+        arrays: list[pa.Array[Any]] = [series, pa.array(times, pa.int64()).cast(TIME_TYPE)]
+        arrays += [pa.array(np.ascontiguousarray(values[:, i])) for i in range(width)]
         return pa.Table.from_arrays(arrays, names=[SERIES_ID_COLUMN, "time", *self.columns])
 
     # -- restore ----------------------------------------------------------------------------
