@@ -112,7 +112,7 @@ class Daemon:
         """Loop until ``stop`` is set. ``publish_first``: publish the current window at once
         with this ``source`` label (a bootstrap snapshot readers have not seen yet)."""
         self._write_status(self.source.health())
-        if publish_first is not None and len(self.windows):
+        if publish_first is not None and self.windows.series_count:
             self._publish(label=publish_first, data_state="restoring")
         try:
             while not stop.is_set():
@@ -215,7 +215,7 @@ class Daemon:
         return self._coalescer.wait_ns(time.monotonic_ns(), *self._keys()) is not None
 
     def _poll_timeout(self) -> float:
-        if not len(self.windows):
+        if not self.windows.series_count:
             return _MAX_WAIT_S
         wait_ns = self._coalescer.wait_ns(time.monotonic_ns(), *self._keys())
         if wait_ns is None:
@@ -223,7 +223,7 @@ class Daemon:
         return min(_MAX_WAIT_S, wait_ns / 1e9)
 
     def _maybe_publish(self) -> None:
-        if not len(self.windows):
+        if not self.windows.series_count:
             return
         if self._coalescer.due(time.monotonic_ns(), *self._keys()):
             self._publish(label=self.source.kind, data_state=self._data_state())
@@ -301,7 +301,7 @@ class Daemon:
         health = self.source.health()
         self._write_status(health)
         try:
-            if len(self.windows) and self._coalescer.wait_ns(0, *self._keys()) is not None:
+            if self.windows.series_count and self._coalescer.wait_ns(0, *self._keys()) is not None:
                 self._publish(label=self.source.kind, data_state=self._data_state())
         finally:
             if self.watcher is not None:

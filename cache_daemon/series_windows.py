@@ -97,8 +97,6 @@ class SeriesWindows:
         self.version = 0
         self._clock = clock
         self._windows: dict[str, Window] = {}
-        self._rows = 0
-        self._newest: int | None = None
         self._changed: set[str] = set()
         self._expired = 0
         self._sorted_ids: list[str] | None = []
@@ -113,18 +111,20 @@ class SeriesWindows:
     # -- size -------------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        """Rows held, every series together."""
-        return self._rows
+        """Rows held, every series together (O(series): a series is never empty, so
+        :attr:`series_count` tells in O(1) whether any row is held)."""
+        return sum(map(len, self._windows.values()))
 
     @property
     def series_count(self) -> int:
-        """Number of series held."""
+        """Number of series held (each holds at least one row)."""
         return len(self._windows)
 
     @property
     def time_max(self) -> int | None:
-        """Newest timestamp held in any series (ns), or ``None`` when empty."""
-        return self._newest
+        """Newest timestamp held in any series (ns), or ``None`` when empty (O(series))."""
+        times = [t for window in self._windows.values() if (t := window.time_max) is not None]
+        return max(times, default=None)
 
     def __contains__(self, series_id: object) -> bool:
         return series_id in self._windows
@@ -154,14 +154,10 @@ class SeriesWindows:
             if self._silent(time_ns):
                 return _DROPPED_LATE
             window = self._create(series_id, time_ns)
-        before = len(window)
         outcome = window.apply(time_ns, values)
         if outcome is _INSERTED:
-            self._rows += len(window) - before
             self._changed.add(series_id)
             self.version += 1
-            if self._newest is None or time_ns > self._newest:
-                self._newest = time_ns
             if self.ttl_ns is not None and (self._stream_ns is None or time_ns > self._stream_ns):
                 self._advance(time_ns)
         elif outcome is _UPDATED:
@@ -215,8 +211,7 @@ class SeriesWindows:
                 heapq.heappush(heap, (newest, series_id))
 
     def _drop(self, series_id: str) -> None:
-        window = self._windows.pop(series_id)
-        self._rows -= len(window)
+        del self._windows[series_id]
         self._changed.add(series_id)
         self._sorted_ids = None
         self._expired += 1
@@ -286,7 +281,10 @@ class SeriesWindows:
             times_parts = [part[0] for part in parts]
             values_parts = [part[1] for part in parts]
             counts = list(map(len, times_parts))
-            times, values = np.concatenate(times_parts), np.concatenate(values_parts)
+            if len(parts) == 1:  # one series (a keyless topic): its arrays as they are
+                times, values = parts[0]
+            else:
+                times, values = np.concatenate(times_parts), np.concatenate(values_parts)
         positions = np.repeat(np.arange(len(ids), dtype=np.int64), counts)
         series = pa.array(ids, type=pa.string()).take(positions)
         arrays: list[pa.Array[Any]] = [series, pa.array(times, pa.int64()).cast(TIME_TYPE)]
@@ -318,8 +316,9 @@ class SeriesWindows:
             start, end = starts[code], starts[code + 1]
             if start < end:
                 self._load_series(series_id, times[start:end], values[start:end])
-        if self.ttl_ns is not None and self._newest is not None:
-            self._advance(self._newest)
+        newest = self.time_max
+        if self.ttl_ns is not None and newest is not None:
+            self._advance(newest)
         return len(times)
 
     def _load_series(self, series_id: str, times: np.ndarray, values: np.ndarray) -> None:
@@ -327,15 +326,11 @@ class SeriesWindows:
         window = self._windows.get(series_id)
         if window is None:
             window = self._new_window(series_id, int(times[0]))
-        before, version = len(window), window.version
+        version = window.version
         window.load_arrays(times, values, presorted=True)
-        self._rows += len(window) - before
         if window.version != version:
             self._changed.add(series_id)
             self.version += 1
-        newest = window.time_max
-        if newest is not None and (self._newest is None or newest > self._newest):
-            self._newest = newest
 
 
 def _series_codes(column: pa.ChunkedArray[Any] | pa.Array[Any]) -> tuple[np.ndarray, list[str]]:
