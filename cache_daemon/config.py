@@ -135,13 +135,13 @@ class DaemonConfig(SharedSettings):
     )
     window_rows: Annotated[
         Annotated[int, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
-    ] = env("WINDOW_ROWS", 4032, "rows kept (`0`: no row bound)")
+    ] = env("WINDOW_ROWS", 4032, "rows kept per series (`0`: no row bound)")
     window_duration_s: Annotated[
         Annotated[Finite, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
     ] = env(
         "WINDOW_DURATION_S",
         None,
-        "keep rows newer than newest - this; also the seek-back of a fresh start",
+        "keep each series' rows newer than its newest - this; also the seek-back of a fresh start",
     )
     default_series_id: Annotated[str, AfterValidator(check_series_id)] = env(
         "DEFAULT_SERIES_ID",
