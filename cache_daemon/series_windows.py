@@ -308,9 +308,12 @@ class SeriesWindows:
             codes, ids = _series_codes(table.column(SERIES_ID_COLUMN))
         else:
             codes, ids = np.zeros(len(times), dtype=np.int64), [self.default_series]
-        # One stable sort by series, then time: each series' rows are one sorted slice.
-        order = np.lexsort((times, codes))
-        times, values, codes = times[order], values[order], codes[order]
+        # By series, then time, each series' rows are one sorted slice. A published table
+        # is in that order already; anything else gets one stable sort.
+        same = codes[1:] == codes[:-1]
+        if not bool(np.all((codes[1:] > codes[:-1]) | (same & (times[1:] > times[:-1])))):
+            order = np.lexsort((times, codes))
+            times, values, codes = times[order], values[order], codes[order]
         starts = np.searchsorted(codes, np.arange(len(ids) + 1)).tolist()
         for code, series_id in enumerate(ids):
             start, end = starts[code], starts[code + 1]

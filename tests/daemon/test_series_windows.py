@@ -466,3 +466,26 @@ def test_window_bulk_load_equals_applying_rows_one_by_one(
         one_by_one.time_min,
         one_by_one.time_max,
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=_events, data=st.data())
+def test_a_table_in_any_row_order_loads_to_the_same_state(
+    events: list[tuple[str, int, float]], data: st.DataObject
+) -> None:
+    w = windows(max_rows=6)
+    run(w, events)
+    table = w.to_table()
+    order = data.draw(st.permutations(range(table.num_rows)))
+    shuffled = windows(max_rows=6)
+    shuffled.load(table.take(pa.array(order, pa.int64())))
+    assert shuffled.to_table().equals(table)
+    # Blocks of whole series in another order take the path without a sort.
+    ids = w.series_ids()
+    blocks = pa.concat_tables(
+        [table.slice(0, 0)]
+        + [table.filter(pa.compute.equal(table[SERIES_ID_COLUMN], sid)) for sid in reversed(ids)]
+    )
+    by_blocks = windows(max_rows=6)
+    by_blocks.load(blocks)
+    assert by_blocks.to_table().equals(table)
