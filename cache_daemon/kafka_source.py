@@ -16,7 +16,8 @@ Consumer rules (every replica needs the whole stream, so there is no consumer gr
   ``offsets_for_times(now - window duration)``, or from the beginning without a duration bound.
 * Restoring ends when every partition reaches the end offset seen at start (``caught_up``).
 * Partitions are re-checked every few seconds (metadata refresh is 5 s); new ones are added.
-* Values stay bytes (no deserializer): decoding is the daemon's job.
+* Keys and values stay bytes (no deserializer): naming the series by the key and decoding the
+  value are the daemon's job. A dead letter keeps the record's key and value as they were.
 
 Faults: a broker that is down or a topic that does not exist never raises out of this class.
 Connecting (bootstrap, metadata, seeks) runs on a helper thread because kafka-python can wait
