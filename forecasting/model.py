@@ -298,16 +298,19 @@ class Forecaster:
         times = self.frequency.after(origin.last_time_ns, steps)
         return times, values
 
-    def quantiles(self, origin: Origin, point: FloatArray, levels: Sequence[float]) -> FloatArray:
+    def quantiles(
+        self, tier: int, scale: float, point: FloatArray, levels: Sequence[float]
+    ) -> FloatArray:
         """The ``levels`` quantiles ``(len(levels), len(point))`` of the forecast ``point``
-        from ``origin``: the point plus the origin's scale times the residual quantile of its
-        tier at each step. A higher level never has a lower value."""
+        made by tier ``tier`` from an origin of scale ``scale`` (:attr:`Origin.tier`,
+        :attr:`Origin.scale`): the point plus the scale times the tier's residual quantile at
+        each step. A higher level never has a lower value."""
         steps = len(point)
         self._check_steps(steps)
-        residuals = self.tiers[origin.tier].residuals[:, :steps]
+        residuals = self.tiers[tier].residuals[:, :steps]
         order = np.argsort(np.asarray(levels, dtype=np.float64), kind="stable")
         q = conformal_quantiles(residuals, np.asarray(levels, dtype=np.float64)[order])
-        values = point[None, :] + origin.scale * q
+        values = point[None, :] + scale * q
         values = np.maximum.accumulate(values, axis=0)  # exact monotonicity despite rounding
         out = np.empty_like(values)
         out[order] = values

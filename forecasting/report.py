@@ -162,7 +162,7 @@ def _plot(frame: pd.DataFrame, ds: Dataset, model: Forecaster, path: Path) -> No
     t, v = series[sid]
     origin = model.prepare(t, v)
     times, point = model.predict(origin, model.horizon)
-    low, high = model.quantiles(origin, point, [0.1, 0.9])
+    low, high = model.quantiles(origin.tier, origin.scale, point, [0.1, 0.9])
     keep = max(4 * model.horizon, 3 * model.season, 60)
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.plot(pd.to_datetime(t[-keep:]), v[-keep:], color="black", lw=1, label="history")

@@ -4,14 +4,16 @@ Two inputs: the window (its full-horizon forecast, computed and encoded once per
 by :mod:`webapp.snapshot_view`) and a caller's series, which validation has already
 validated and regularized; :func:`series_forecast` uses it as it is.
 
-Points are kept encoded (:class:`Predictions`): each step's JSON object once, so a request
-for the first ``k`` steps of the window's forecast joins ``k`` prepared fragments instead of
-formatting times and floats again. A request for quantiles encodes its points once, with
-``"quantiles": {"0.1": v, ...}`` keyed by :func:`webapp.validation.quantile_key`.
+Points are kept encoded (:class:`Predictions`): the JSON array once, with where each point
+ends in it, so a request for the first ``k`` steps of a series' forecast takes one slice of
+it instead of formatting times and floats again. A request for quantiles encodes its points
+once, with ``"quantiles": {"0.1": v, ...}`` keyed by :func:`webapp.validation.quantile_key`.
 """
 
 from __future__ import annotations
 
+import itertools
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,19 +33,24 @@ _ENCODE = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class Predictions:
-    """A forecast's points, encoded: each point's JSON object (``items``) for a forecast
-    whose prefixes are served, or the whole array at once (``array``)."""
+    """A forecast's points, encoded as one JSON array (``encoded``) of ``count`` points. For a
+    forecast whose prefixes are served (:meth:`of`), ``ends[k - 1]`` is where the ``k``-th
+    point ends in ``encoded``, so the first ``k`` points are one slice of it. One bytes object
+    and a small integer array per forecast: about 3 KB for 48 points, which is what a
+    worker's memo of series forecasts holds per series."""
 
-    items: tuple[bytes, ...]
-    array: bytes | None = None
-    count: int = 0
+    encoded: bytes
+    count: int
+    ends: array[int] | None = None
 
     @classmethod
     def of(cls, times: IntArray, values: FloatArray, step_ns: int) -> Predictions:
         """Each point encoded, for :meth:`first`. NaN and Infinity are not JSON: non-finite
         ``values`` raise ``ValueError`` rather than reach a client (callers refuse them
         before this)."""
-        return cls(tuple(_ENCODE(p) for p in _points(times, values, step_ns)))
+        items = [_ENCODE(p) for p in _points(times, values, step_ns)]
+        ends = array("I", itertools.accumulate(len(item) + 1 for item in items))
+        return cls(b"[" + b",".join(items) + b"]", len(items), ends)
 
     @classmethod
     def whole(
@@ -54,20 +61,26 @@ class Predictions:
         quantiles: dict[str, FloatArray] | None = None,
     ) -> Predictions:
         """All points encoded as one array (one call), for a forecast served once."""
-        return cls((), _ENCODE(_points(times, values, step_ns, quantiles)), len(values))
+        return cls(_ENCODE(_points(times, values, step_ns, quantiles)), len(values))
 
     def __len__(self) -> int:
-        return self.count if self.array is not None else len(self.items)
+        return self.count
 
     def first(self, steps: int) -> Predictions:
-        """The first ``steps`` points (all of them when there are fewer)."""
-        return Predictions(self.items[:steps])
+        """The first ``steps`` points (all of them when there are fewer); only for a
+        forecast made by :meth:`of`."""
+        if self.ends is None:
+            raise ValueError("only a forecast made by Predictions.of serves its prefixes")
+        steps = max(0, min(steps, self.count))
+        if steps == self.count:
+            return Predictions(self.encoded, steps)
+        if steps == 0:
+            return Predictions(b"[]", 0)
+        return Predictions(self.encoded[: self.ends[steps - 1]] + b"]", steps)
 
     def json(self) -> msgspec.Raw:
         """The JSON array of the points, to embed in a response as it is."""
-        if self.array is not None:
-            return msgspec.Raw(self.array)
-        return msgspec.Raw(b"[" + b",".join(self.items) + b"]")
+        return msgspec.Raw(self.encoded)
 
 
 def _points(
@@ -91,29 +104,35 @@ def _points(
 @dataclass(frozen=True, slots=True)
 class Forecast:
     """A full-horizon forecast from one origin: its points encoded once, the raw output and
-    origin that intervals are built from, and the name of the tier that served it."""
+    what intervals need (the serving tier and the origin's scale), and the tier's name."""
 
     points: Predictions
     times: IntArray
     values: FloatArray
-    origin: Origin
+    tier: int
+    scale: float
     method: str
 
     def answer(self, model: Forecaster, steps: int, levels: Sequence[float]) -> Predictions:
         """The first ``steps`` points, with the ``levels`` quantiles when any are asked."""
         if not levels:
             return self.points.first(steps)
-        return _with_quantiles(model, self.origin, self.times[:steps], self.values[:steps], levels)
+        times, values = self.times[:steps], self.values[:steps]
+        return _with_quantiles(
+            model, tier=self.tier, scale=self.scale, times=times, values=values, levels=levels
+        )
 
 
 def _with_quantiles(
     model: Forecaster,
-    origin: Origin,
+    *,
+    tier: int,
+    scale: float,
     times: IntArray,
     values: FloatArray,
     levels: Sequence[float],
 ) -> Predictions:
-    bounds = model.quantiles(origin, values, levels)
+    bounds = model.quantiles(tier, scale, values, levels)
     check_forecast(bounds.reshape(-1), model.target)
     keyed = {quantile_key(level): bounds[i] for i, level in enumerate(levels)}
     return Predictions.whole(times, values, model.step_ns, keyed)
@@ -130,7 +149,7 @@ def window_forecast(model: Forecaster, origin: Origin) -> Forecast | str:
     if not np.isfinite(values).all():
         return "the window's forecast is not finite (values too extreme for the model)"
     points = Predictions.of(times, values, model.step_ns)
-    return Forecast(points, times, values, origin, model.method(origin))
+    return Forecast(points, times, values, origin.tier, origin.scale, model.method(origin))
 
 
 def series_forecast(
@@ -151,6 +170,15 @@ def series_forecast(
         origin = model.origin(values, int(times_ns[-1]))
         times, forecast = model.predict(origin, steps)
         check_forecast(forecast, model.target)
+        method = model.method(origin)
         if levels:
-            return _with_quantiles(model, origin, times, forecast, levels), model.method(origin)
-    return Predictions.whole(times, forecast, model.step_ns), model.method(origin)
+            points = _with_quantiles(
+                model,
+                tier=origin.tier,
+                scale=origin.scale,
+                times=times,
+                values=forecast,
+                levels=levels,
+            )
+            return points, method
+    return Predictions.whole(times, forecast, model.step_ns), method

@@ -26,11 +26,12 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from contract.series import SeriesIdError, check_series_id
 from forecasting import Frequency, IrregularSeriesError, regularize
 from forecasting.features import FloatArray, IntArray
 from webapp.errors import FieldError, ProblemError
 from webapp.isotimes import parse_uniform
-from webapp.schemas import MAX_NAME, MAX_QUANTILES
+from webapp.schemas import MAX_NAME, MAX_QUANTILES, PREDICT_FIELDS
 from webapp.timefmt import format_times
 
 __all__ = [
@@ -42,9 +43,10 @@ __all__ = [
     "parse_predict",
     "quantile_key",
     "regular_series",
+    "validation_problem",
 ]
 
-_FIELDS = ("inference_length", "index_col", "data", "quantiles")
+_FIELDS = PREDICT_FIELDS
 _MAX_LISTED = 5
 _MAX_ERRORS = 20
 _MAX_NAME = MAX_NAME
@@ -75,12 +77,15 @@ class PredictRequest:
     """A valid request. ``times_ns``/``values`` are None for a forecast from the cached window;
     otherwise they are the caller's series regularized (sorted, unique, on the model's grid,
     allowed gaps interpolated) with ``values`` the single model column, ready for the model
-    as they are: nothing after validation regularizes them again."""
+    as they are: nothing after validation regularizes them again. ``series_id`` is the id
+    the body gives (a valid id, see :func:`contract.series.check_series_id`), else None;
+    whether the window holds it is for the caller to find out."""
 
     inference_length: int
     times_ns: IntArray | None = None
     values: FloatArray | None = None
     quantiles: tuple[float, ...] = ()
+    series_id: str | None = None
 
 
 class _DuplicateKeyError(ValueError):
@@ -258,6 +263,26 @@ def _parse_length(body: dict[str, object], expect: Expectations, errors: _Errors
             )
         )
     return raw
+
+
+def _parse_series_id(body: dict[str, object], errors: _Errors) -> str | None:
+    if "series_id" not in body:
+        return None
+    raw = body["series_id"]
+    if not isinstance(raw, str):
+        errors.append(
+            FieldError(
+                "series_id",
+                "not_a_string",
+                f"series_id must be a string, got {_type_name(raw)} {_short(raw)}",
+            )
+        )
+        return None
+    try:
+        return check_series_id(raw)
+    except SeriesIdError as exc:
+        errors.append(FieldError("series_id", "invalid_series_id", exc.detail))
+        return None
 
 
 def _parse_time(text: object) -> datetime | None:
@@ -608,6 +633,7 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
     )
     length = _parse_length(body, expect, errors)
     levels = _parse_quantiles(body["quantiles"], errors) if "quantiles" in body else ()
+    series_id = _parse_series_id(body, errors)
     series: tuple[IntArray, FloatArray] | None = None
     if "data" in body:
         series = _parse_data(body, expect, errors)
@@ -618,9 +644,13 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
     if errors:
         raise _invalid(errors.listed, errors.total)
     if series is None:
-        return PredictRequest(inference_length=length, quantiles=levels)
+        return PredictRequest(inference_length=length, quantiles=levels, series_id=series_id)
     return PredictRequest(
-        inference_length=length, times_ns=series[0], values=series[1], quantiles=levels
+        inference_length=length,
+        times_ns=series[0],
+        values=series[1],
+        quantiles=levels,
+        series_id=series_id,
     )
 
 
@@ -681,6 +711,12 @@ def _parse_quantiles(raw: object, errors: _Errors) -> tuple[float, ...]:
         )
         return ()
     return levels
+
+
+def validation_problem(error: FieldError) -> ProblemError:
+    """The 422 ``validation-error`` of one field error found outside the body's own checks
+    (the window decides that a body must name a series)."""
+    return _invalid([error], 1)
 
 
 def _invalid(errors: list[FieldError], total: int) -> ProblemError:

@@ -84,10 +84,10 @@ def test_quantiles_never_decrease_with_the_level(model, series, levels, end):
     t, v = series
     origin = model.prepare(t[:end], v[:end])
     _, point = model.predict(origin, 48)
-    bounds = model.quantiles(origin, point, levels)
+    bounds = model.quantiles(origin.tier, origin.scale, point, levels)
     order = np.argsort(levels)
     assert (np.diff(bounds[order], axis=0) >= 0).all()
-    low, high = model.quantiles(origin, point, [0.1, 0.9])
+    low, high = model.quantiles(origin.tier, origin.scale, point, [0.1, 0.9])
     assert (low <= high).all() and ((low <= point) | (high >= point)).all()
 
 
