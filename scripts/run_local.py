@@ -5,9 +5,9 @@
 2. Starts ``python -m cache_daemon`` (replay source unless ``DAEMON_SOURCE`` says otherwise),
    which publishes the window and the model into ``SHM_DIR``. With ``RUN_DATA`` (``make run
    DATA=<parquet> MODEL=<artifact>``) it replays that file instead of the sample: the column
-   names come from the artifact, and the series is written into ``.run/replay.parquet`` on
-   the model's calendar (short gaps interpolated, ``time`` and the target column). A file of
-   several series replays its first series until the daemon keys series by id.
+   names come from the artifact, and every series is written into ``.run/replay.parquet`` on
+   the model's calendar (short gaps interpolated; ``time``, the target column and the series
+   id), each replayed under its id.
 3. Starts ``gunicorn -c gunicorn.conf.py webapp.wsgi:app`` on ``127.0.0.1:$PORT`` (8000).
 
 Both run as children in their own sessions, so a terminal's Ctrl-C reaches only this
@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -40,6 +41,7 @@ import pyarrow.parquet as pq
 
 from contract import defaults
 from contract.errors import ConfigError
+from contract.series import SERIES_ID_COLUMN
 from contract.settings import SharedSettings, env
 from forecasting import ForecastingError, load_file
 from forecasting.gaps import segments
@@ -119,8 +121,9 @@ def ensure_model(path: Path) -> None:
 
 
 def replay_file(data: Path, model_path: Path, dest: Path) -> dict[str, str]:
-    """Write the first series of ``data`` as the daemon's replay file ``dest`` (``time`` and
-    the model's target, on the model's calendar) and return the daemon's variables for it.
+    """Write every series of ``data`` as the daemon's replay file ``dest`` (``time``, the
+    model's target and, for a model with a series column, the series id; each series' last
+    run on the model's calendar) and return the daemon's variables for it.
 
     ``SystemExit`` naming the problem when the model is missing or the file does not fit it.
     """
@@ -133,34 +136,30 @@ def replay_file(data: Path, model_path: Path, dest: Path) -> dict[str, str]:
         )
     except (OSError, IndexError, ForecastingError) as exc:
         raise SystemExit(f"make run DATA={data} MODEL={model_path}: {exc}") from None
-    first = next(iter(series))
-    if len(series) > 1:
-        log.warning(
-            "%s holds %d series; replaying the first, %r (one window holds one series)",
-            data,
-            len(series),
-            first,
-        )
-    t, v = series[first]
-    try:
-        part = segments(t, v, model.frequency, max_gap_steps=model.max_gap_steps, series=first)[-1]
-    except (IndexError, ForecastingError) as exc:
-        raise SystemExit(
-            f"make run DATA={data}: series {first!r} has no usable run: {exc}"
-        ) from None
-    table = pa.table(
-        {
-            "time": pa.array(part.times, type=pa.timestamp("ns", tz="UTC")),
-            model.target: pa.array(part.values, type=pa.float64()),
+    tables = []
+    for sid, (t, v) in series.items():
+        try:
+            parts = segments(t, v, model.frequency, max_gap_steps=model.max_gap_steps, series=sid)
+        except ForecastingError as exc:
+            raise SystemExit(f"make run DATA={data}: {exc}") from None
+        if not parts or len(parts[-1]) < 2:
+            log.warning("series %r has no run of two rows to replay; left out", sid)
+            continue
+        columns: dict[str, Any] = {
+            "time": pa.array(parts[-1].times, type=pa.timestamp("ns", tz="UTC")),
+            model.target: pa.array(parts[-1].values, type=pa.float64()),
         }
-    )
+        if model.series_col is not None:
+            columns[SERIES_ID_COLUMN] = pa.array([sid] * len(parts[-1]), type=pa.string())
+        tables.append(pa.table(columns))
+    if not tables:
+        raise SystemExit(f"make run DATA={data}: no series has two rows to replay")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, dest)
+    pq.write_table(pa.concat_tables(tables), dest)
     log.info(
-        "replaying %s (series %r, %d rows, %s) with model %s",
+        "replaying %s (%d series, %s) with model %s",
         data,
-        first,
-        len(part),
+        len(tables),
         model.frequency.alias,
         model.version,
     )
