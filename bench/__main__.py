@@ -11,7 +11,16 @@ import importlib
 import importlib.util
 import sys
 
-BENCHMARKS = ["readpath", "validation", "decode", "latency", "ingest", "http", "compare"]
+BENCHMARKS = [
+    "readpath",
+    "series_scale",
+    "validation",
+    "decode",
+    "latency",
+    "ingest",
+    "http",
+    "compare",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

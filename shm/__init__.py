@@ -13,6 +13,7 @@ from shm._index import SeriesSummary
 from shm._layouts import SeriesIds
 from shm._meta import Epoch
 from shm._segment import SegmentKey
+from shm._sizing import SERIES_PER_SEGMENT, segments_for
 from shm.adopt import check_adoptable
 from shm.checksum import table_checksum
 from shm.errors import (
@@ -28,6 +29,7 @@ from shm.reader import Reader
 from shm.snapshot import Snapshot
 
 __all__ = [
+    "SERIES_PER_SEGMENT",
     "CorruptGenerationError",
     "Epoch",
     "ForeignDirectoryError",
@@ -42,5 +44,6 @@ __all__ = [
     "Snapshot",
     "UnsafePathError",
     "check_adoptable",
+    "segments_for",
     "table_checksum",
 ]

@@ -16,7 +16,7 @@ import pyarrow as pa
 from contract.series import DEFAULT_SERIES_ID
 from shm._layout import OPEN_FLAGS, SEGMENTS_DIR, check_file, generation_name, segment_name
 from shm._layouts import InlineLayout, Layout, Listing, SegmentedLayout
-from shm._manifest import Manifest, data_schema_of_segment, parse_manifest
+from shm._manifest import Manifest, parse_manifest
 from shm._meta import (
     EPOCH_KEY,
     GENERATION_KEY,
@@ -149,7 +149,7 @@ def _segmented(
         previous is not None
         and previous.epoch == epoch
         and previous.manifest.segments == manifest.segments
-        and previous.manifest.data_schema.equals(manifest.data_schema)
+        and previous.manifest.data_schema is manifest.data_schema
     ):
         entries = list(previous.entries)
         changed = np.flatnonzero(manifest.written != previous.manifest.written)
@@ -164,7 +164,7 @@ def _segmented(
     try:
         dir_fd = _open_segments_dir(directory, trusted) if needed else -1
         try:
-            segment_schema = data_schema_of_segment(manifest.data_schema)
+            segment_schema = manifest.segment_schema
             for i in changed_list:
                 entries[i] = None
             for i in needed:

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from contract.series import segment_of
 from shm._index import SeriesSummary
-from shm._manifest import Manifest, data_schema_of_segment
+from shm._manifest import Manifest
 from shm._meta import Epoch
 from shm._segment import EmptySegment, InlineSegment, Segment
 
@@ -187,7 +187,7 @@ class SegmentedLayout(Layout):
         if entry is not None:
             return entry
         if self._empty is None:
-            self._empty = data_schema_of_segment(self.manifest.data_schema).empty_table()
+            self._empty = self.manifest.segment_schema.empty_table()
         return EmptySegment((self.epoch, 0, number), self._empty)
 
     def table(self) -> pa.Table:

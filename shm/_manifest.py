@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,7 @@ class Manifest:
     series: Int64s
     rows: Int64s
     data_schema: pa.Schema
+    segment_schema: pa.Schema
     series_set: int
 
 
@@ -69,8 +71,11 @@ def encode_schema(schema: pa.Schema) -> str:
     return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
 
 
+@functools.lru_cache(maxsize=16)
 def decode_schema(text: str) -> pa.Schema:
-    """Inverse of :func:`encode_schema`; ValueError for anything else."""
+    """Inverse of :func:`encode_schema`; ValueError for anything else. Memoized: every
+    manifest of a run carries the same text, and the same object lets readers compare
+    schemas by identity."""
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
         return pa.ipc.read_schema(pa.py_buffer(raw))
@@ -78,6 +83,7 @@ def decode_schema(text: str) -> pa.Schema:
         raise ValueError(f"{SCHEMA_KEY} is not a serialised schema: {exc}") from None
 
 
+@functools.lru_cache(maxsize=16)
 def data_schema_of_segment(data_schema: pa.Schema) -> pa.Schema:
     """The schema of a segment file's batch: ``data_schema`` without ``series_id``."""
     return data_schema.remove(data_schema.get_field_index(SERIES_ID_COLUMN))
@@ -108,11 +114,12 @@ def parse_manifest(table: pa.Table, metadata: dict[str, str], generation: int) -
     if table.num_rows != segments or any(column.null_count for column in table.columns):
         raise ValueError(f"manifest has {table.num_rows} rows (or nulls) for {segments} segments")
     written, series, rows = (_column(table, name) for name in _COLUMNS)
-    if np.any(written < 0) or np.any(written > generation):
+    if np.any((written < 0) | (written > generation)):
         raise ValueError("manifest names a segment written after its generation")
-    if np.any(series < 0) or np.any(rows < series) or np.any((written == 0) != (series == 0)):
+    if np.any((series < 0) | (rows < series) | ((written == 0) != (series == 0))):
         raise ValueError("manifest counts do not match its segments")
-    return Manifest(segments, written, series, rows, data_schema, series_set)
+    segment_schema = data_schema_of_segment(data_schema)
+    return Manifest(segments, written, series, rows, data_schema, segment_schema, series_set)
 
 
 def _column(table: pa.Table, name: str) -> Int64s:

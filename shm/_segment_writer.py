@@ -22,9 +22,21 @@ from shm._meta import (
     Epoch,
 )
 
-__all__ = ["PreparedSegment", "SegmentState", "check_data_schema", "prepare_segments"]
+__all__ = [
+    "PreparedSegment",
+    "RefusedTableError",
+    "SegmentState",
+    "check_data_schema",
+    "check_segment_numbers",
+    "prepare_segment",
+]
 
 Int64s = npt.NDArray[np.int64]
+
+
+class RefusedTableError(ValueError):
+    """A segment's table breaks a rule of ``Publisher.publish_segments`` (the message names
+    the segment and the rule); nothing was published."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,24 +80,23 @@ class SegmentState:
         zeros = np.zeros(segments, dtype=np.int64)
         return cls(segments, data_schema, zeros, zeros, zeros, (None,) * segments, 0)
 
-    def after(
-        self, generation: int, prepared: Mapping[int, PreparedSegment | None]
-    ) -> SegmentState:
-        """The state once ``generation`` replaced the segments of ``prepared``."""
+    def after(self, generation: int, changed: Mapping[int, SeriesIndex | None]) -> SegmentState:
+        """The state once ``generation`` replaced the segments of ``changed`` (each by its
+        new index; None: now empty)."""
         written, series, rows = self.written.copy(), self.series.copy(), self.rows.copy()
         ids = list(self.ids)
         same_set = self.series_set > 0
-        for segment, item in prepared.items():
-            new_ids = item.index.ids if item is not None else None
+        for segment, index in changed.items():
+            new_ids = index.ids if index is not None else None
             old_ids = ids[segment]
             if (new_ids is None) != (old_ids is None) or (
                 new_ids is not None and old_ids is not None and not new_ids.equals(old_ids)
             ):
                 same_set = False
             ids[segment] = new_ids
-            written[segment] = generation if item is not None else 0
-            series[segment] = len(item.index) if item is not None else 0
-            rows[segment] = item.batch.num_rows if item is not None else 0
+            written[segment] = generation if index is not None else 0
+            series[segment] = len(index) if index is not None else 0
+            rows[segment] = index.total_rows if index is not None else 0
         return replace(
             self,
             written=written,
@@ -112,40 +123,41 @@ def check_data_schema(schema: pa.Schema) -> pa.Schema:
     return schema
 
 
-def prepare_segments(
-    changed: Mapping[int, pa.Table | None], segments: int, data_schema: pa.Schema | None
-) -> tuple[pa.Schema, dict[int, PreparedSegment | None]]:
-    """Check every changed segment's table and prepare its file: the shared data schema
-    (``data_schema`` when segments carry over, else the tables') and, per segment, what to
-    write (None: the segment is now empty). ValueError names the segment and the fault."""
+def check_segment_numbers(changed: Mapping[int, object], segments: int, *, every: bool) -> None:
+    """ValueError unless ``segments`` is in range and every key of ``changed`` is a segment
+    number (with ``every``: each of them, a layout's first generation)."""
     if not 1 <= segments <= MAX_SEGMENTS:
         raise ValueError(f"segments must be between 1 and {MAX_SEGMENTS}, got {segments}")
-    prepared: dict[int, PreparedSegment | None] = {}
-    schema = data_schema
-    for segment, table in changed.items():
+    for segment in changed:
         if not isinstance(segment, int) or not 0 <= segment < segments:
             raise ValueError(f"segment {segment!r} is not between 0 and {segments - 1}")
-        if table is None:
-            prepared[segment] = None
-            continue
-        try:
-            own = check_data_schema(table.schema)
-            if schema is None:
-                schema = own
-            elif not own.equals(schema):
-                raise ValueError(
-                    f"columns {own} differ from the generation's {schema}; publish every "
-                    "segment to change them"
-                )
-            prepared[segment] = _prepare(table, segment, segments) if table.num_rows else None
-        except (ValueError, SeriesIdError) as exc:
-            raise ValueError(f"segment {segment}: {exc}") from None
-    if schema is None:
+    if every and len(changed) != segments:
+        missing = sorted(set(range(segments)) - set(changed))[:5]
         raise ValueError(
-            "every segment is None and no earlier generation gives the columns: give at least "
-            "one (empty) table"
+            f"this generation starts a segmented layout of {segments} segments: give every "
+            f"segment (missing {missing}...); only later ones may give the changed ones"
         )
-    return schema, prepared
+
+
+def prepare_segment(
+    segment: int, table: pa.Table | None, segments: int, data_schema: pa.Schema | None
+) -> tuple[pa.Schema | None, PreparedSegment | None]:
+    """Check ``segment``'s new table and prepare its file: the generation's data schema
+    (``data_schema``, or this table's when it is the first to give one) and what to write
+    (None: the segment is now empty). :class:`RefusedTableError` names the segment and the
+    rule a table breaks."""
+    if table is None:
+        return data_schema, None
+    try:
+        own = check_data_schema(table.schema)
+        if data_schema is not None and not own.equals(data_schema):
+            raise ValueError(
+                f"columns {own} differ from the generation's {data_schema}; publish every "
+                "segment to change them"
+            )
+        return own, _prepare(table, segment, segments) if table.num_rows else None
+    except (ValueError, SeriesIdError) as exc:
+        raise RefusedTableError(f"segment {segment}: {exc}") from None
 
 
 def _prepare(table: pa.Table, segment: int, segments: int) -> PreparedSegment:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import logging
@@ -15,7 +14,9 @@ from types import TracebackType
 import pyarrow as pa
 
 from shm._adoption import adopt_earlier_runs, remove_stale_temps, segments_directory
+from shm._commit import Commit
 from shm._hint import Hint
+from shm._index import SeriesIndex
 from shm._layout import (
     DIR_MODE,
     FILE_MODE,
@@ -23,14 +24,12 @@ from shm._layout import (
     MARKER_NAME,
     OPEN_FLAGS,
     SEGMENTS_DIR,
-    TMP_PREFIX,
     check_directory,
     generation_name,
     is_fixed_name,
     is_segment_temp_name,
     is_temp_name,
     segment_name,
-    segment_temp_name,
 )
 from shm._manifest import encode_schema, manifest_batch
 from shm._meta import (
@@ -44,14 +43,18 @@ from shm._meta import (
     Epoch,
 )
 from shm._retention import Retention
-from shm._segment_writer import PreparedSegment, SegmentState, prepare_segments
+from shm._segment_writer import (
+    RefusedTableError,
+    SegmentState,
+    check_segment_numbers,
+    prepare_segment,
+)
 from shm.errors import PublisherLockedError, PublishError, UnsafePathError
 
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
 
-_WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression=None, allow_64bit=True)
 _NAME_ATTEMPTS = 64
 
 
@@ -150,7 +153,7 @@ class Publisher:
         generation = self._free_generation(())
         batch = _single_batch(table)
         schema = batch.schema.with_metadata({**user_metadata, **self._protocol(generation)})
-        self._commit(generation, schema, batch, ())
+        self._commit(generation, lambda _commit: (schema, batch))
         self._state = None
         self._retention.add(generation, self._epoch, None)
         self._retention.prune()
@@ -178,39 +181,56 @@ class Publisher:
         segment (and in the carried-over ones), rows sorted by ``series_id`` then ``time``,
         and only series that :func:`contract.series.segment_of` assigns to that segment.
         ``metadata`` as for :meth:`publish`. A table that breaks a rule raises ValueError
-        naming the segment and the rule, before anything is written.
+        naming the segment and the rule; nothing is published and the files already written
+        are removed.
+
+        ``changed`` is read once, in its iteration order, each table checked and written
+        before the next is asked for: a lazy mapping that builds each segment's table on
+        demand keeps a large first generation to one segment's memory at a time.
         """
         user_metadata = _check_metadata(metadata)
         state = (
             self._state if self._state is not None and self._state.segments == segments else None
         )
-        if state is None and len(changed) != segments:
-            missing = sorted(set(range(segments)) - set(changed))[:5]
-            raise ValueError(
-                f"this generation starts a segmented layout of {segments} segments: give every "
-                f"segment (missing {missing}...); only later ones may give the changed ones"
-            )
-        data_schema, prepared = prepare_segments(
-            changed, segments, state.data_schema if state is not None else None
-        )
-        if state is None:
-            state = SegmentState.empty(segments, data_schema)
-        written = [item for item in prepared.values() if item is not None]
-        generation = self._free_generation(tuple(item.segment for item in written))
-        after = state.after(generation, prepared)
-        batch = manifest_batch(after.written, after.series, after.rows)
-        schema = batch.schema.with_metadata(
-            {
-                **user_metadata,
-                **self._protocol(generation),
-                SEGMENTS_KEY: str(segments),
-                SCHEMA_KEY: encode_schema(data_schema),
-                SERIES_SET_KEY: str(after.series_set),
-            }
-        )
-        self._commit(generation, schema, batch, written, segments=segments)
+        check_segment_numbers(changed, segments, every=state is None)
+        generation = self._free_generation(tuple(changed))
+        indexes: dict[int, SeriesIndex | None] = {}
+        after = state
+
+        def write(commit: Commit) -> tuple[pa.Schema, pa.RecordBatch]:
+            nonlocal after
+            data_schema = state.data_schema if state is not None else None
+            for segment, table in changed.items():
+                data_schema, item = prepare_segment(segment, table, segments, data_schema)
+                indexes[segment] = item.index if item is not None else None
+                if item is not None:
+                    commit.add_segment(
+                        segment, item.schema(self._epoch, generation, segments), item.batch
+                    )
+            if data_schema is None:
+                raise RefusedTableError(
+                    "every segment is None and no earlier generation gives the columns: give "
+                    "at least one (empty) table"
+                )
+            base = state if state is not None else SegmentState.empty(segments, data_schema)
+            after = base.after(generation, indexes)
+            batch = manifest_batch(after.written, after.series, after.rows)
+            return batch.schema.with_metadata(
+                {
+                    **user_metadata,
+                    **self._protocol(generation),
+                    SEGMENTS_KEY: str(segments),
+                    SCHEMA_KEY: encode_schema(data_schema),
+                    SERIES_SET_KEY: str(after.series_set),
+                }
+            ), batch
+
+        if changed:
+            self._make_segments_dir()
+        self._commit(generation, write)
+        assert after is not None
         self._state = after
-        names = [segment_name(generation, item.segment) for item in written]
+        names = [segment_name(generation, s) for s, index in indexes.items() if index is not None]
         self._retention.add(generation, self._epoch, after.written, names)
         self._retention.prune()
         return generation
@@ -264,56 +284,29 @@ class Publisher:
         }
 
     def _commit(
-        self,
-        generation: int,
-        schema: pa.Schema,
-        batch: pa.RecordBatch,
-        segment_files: Sequence[PreparedSegment],
-        *,
-        segments: int = 0,
+        self, generation: int, write: Callable[[Commit], tuple[pa.Schema, pa.RecordBatch]]
     ) -> None:
-        """Write the segment files and the generation file, then switch: segment files
-        renamed into place, hint, generation file renamed. On failure, undo all of it."""
-        tmp = self._directory / f"{TMP_PREFIX}{generation}-{os.getpid()}"
-        final = self._directory / generation_name(generation)
-        seg_dir = self._directory / SEGMENTS_DIR
-        if segment_files:
-            self._make_segments_dir()
-        temps: list[tuple[Path, Path]] = []
-        placed: list[Path] = []
+        """Let ``write`` write the files of ``generation`` (returning the generation file's
+        schema and batch), then switch to it. On failure, undo all of it: a refused table
+        raises its ValueError, anything else :class:`PublishError`."""
+        commit = Commit(self._directory, generation, self._hint, self._generation)
         try:
-            for item in segment_files:
-                seg_tmp = seg_dir / segment_temp_name(generation, item.segment)
-                temps.append((seg_tmp, seg_dir / segment_name(generation, item.segment)))
-                _write_file(seg_tmp, item.schema(self._epoch, generation, segments), item.batch)
-            temps.append((tmp, final))
-            _write_file(tmp, schema, batch)
-            for seg_tmp, seg_final in temps[:-1]:
-                os.replace(seg_tmp, seg_final)
-                placed.append(seg_final)
-            # Announced before the rename: a reader seeing the new number rescans until the
-            # file is there. Announced after it, a publisher killed in between would leave
-            # every reader that holds the previous generation on it, while fresh readers
-            # (a new worker) open the new one.
-            self._hint.write(generation)
-            os.replace(tmp, final)
+            schema, batch = write(commit)
+            commit.switch(schema, batch)
+        except RefusedTableError:
+            commit.undo()
+            raise
         except Exception as exc:
-            self._undo(temps, placed)
+            commit.undo()
             raise PublishError(
                 getattr(exc, "errno", None) or 0,
                 f"could not publish generation {generation} in {self._directory}: {exc}; "
                 f"generation {self._generation} stays live",
             ) from exc
         except BaseException:
-            self._undo(temps, placed)
+            commit.undo()
             raise
         self._generation = generation
-
-    def _undo(self, temps: list[tuple[Path, Path]], placed: list[Path]) -> None:
-        self._hint.write(self._generation)
-        for path in [tmp for tmp, _ in temps] + placed:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
 
     def _make_segments_dir(self) -> None:
         path = self._directory / SEGMENTS_DIR
@@ -400,14 +393,3 @@ def _single_batch(table: pa.Table) -> pa.RecordBatch:
     """One record batch holding all rows: multi-batch files would force readers to concatenate."""
     arrays = [column.combine_chunks() for column in table.columns]
     return pa.RecordBatch.from_arrays(arrays, schema=table.schema.remove_metadata())
-
-
-def _write_file(path: Path, schema: pa.Schema, batch: pa.RecordBatch) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | OPEN_FLAGS, FILE_MODE)
-    # The mode given to open() is filtered by the umask; set it explicitly.
-    os.fchmod(fd, FILE_MODE)
-    with os.fdopen(fd, "wb") as handle:
-        with pa.ipc.new_file(handle, schema, options=_WRITE_OPTIONS) as writer:
-            writer.write_batch(batch)
-        handle.flush()
-        os.fsync(handle.fileno())

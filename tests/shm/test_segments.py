@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -259,6 +260,41 @@ def test_a_table_that_breaks_a_rule_is_refused_before_anything_is_written(
         assert publisher.generation == 1
     assert segment_files(shm_dir) == before
     assert temp_files(shm_dir) == []
+
+
+class LazySegments(Mapping[int, "pa.Table | None"]):
+    """Builds each segment's table when asked for it, and counts the requests."""
+
+    def __init__(self, table: pa.Table, segments: int, bad: int | None = None) -> None:
+        self._table, self._segments, self._bad = table, segments, bad
+        self.requests: list[int] = []
+
+    def __getitem__(self, segment: int) -> pa.Table | None:
+        self.requests.append(segment)
+        part = split_by_segment(self._table, self._segments)[segment]
+        if segment == self._bad and part is not None:
+            return part.drop_columns(["time"])
+        return part
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self._segments))
+
+    def __len__(self) -> int:
+        return self._segments
+
+
+def test_a_lazy_mapping_is_read_once_and_a_late_refusal_leaves_nothing(shm_dir: Path) -> None:
+    table = series_table(dict.fromkeys(IDS, 2), 1.0)
+    with Publisher(shm_dir) as publisher:
+        refused = LazySegments(table, SEGMENTS, bad=SEGMENTS - 1)
+        with pytest.raises(ValueError, match=f"segment {SEGMENTS - 1}: .*'time'"):
+            publisher.publish_segments(refused, segments=SEGMENTS)
+        assert refused.requests == list(range(SEGMENTS))
+        assert (publisher.generation, segment_files(shm_dir), temp_files(shm_dir)) == (0, set(), [])
+        lazy = LazySegments(table, SEGMENTS)
+        assert publisher.publish_segments(lazy, segments=SEGMENTS) == 1
+        assert lazy.requests == list(range(SEGMENTS))
+    assert current(Reader(shm_dir)).series_count == len(IDS)
 
 
 def test_an_inline_generation_answers_the_series_api(shm_dir: Path) -> None:
