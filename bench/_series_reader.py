@@ -10,9 +10,11 @@ by one command per line on stdin, answering one JSON line per command on stdout:
     request), then the lookup of CHANGED (the first into the rewritten segment);
 ``lookups N SEED``
     N lookups of random series, twice: the first pass (a segment not touched yet decodes its
-    index) and again (every segment indexed), each timed on its own;
+    index) and again (every segment indexed), each timed on its own; then N lookups of one
+    series (everything it touches in the CPU caches: the work itself);
 ``pss``
-    this process's proportional set size (``/proc/self/smaps_rollup``);
+    this process's memory (``/proc/self/smaps_rollup``, see :func:`pss_kib`) and the same
+    before it opened anything;
 ``quit``.
 
 Series are named ``series_id(n)`` for ``n < SERIES``.
@@ -39,12 +41,17 @@ def series_id(number: int) -> str:
 
 
 def pss_kib() -> dict[str, int]:
-    """``Pss`` and ``Rss`` of this process, KiB."""
+    """This process's memory, KiB: ``pss_kib`` (proportional set size), split into
+    ``pss_anon_kib`` (its own heap: indexes, Python objects) and ``pss_shmem_kib`` (its
+    share of the mapped window pages it touched, which the kernel maps in 64 KiB runs
+    around each fault), and ``rss_kib``."""
+    keys = {"Pss": "pss_kib", "Pss_Anon": "pss_anon_kib", "Pss_Shmem": "pss_shmem_kib"}
+    keys["Rss"] = "rss_kib"
     out = {}
     for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
         key, _, rest = line.partition(":")
-        if key in ("Pss", "Rss"):
-            out[key.lower() + "_kib"] = int(rest.split()[0])
+        if key in keys:
+            out[keys[key]] = int(rest.split()[0])
     return out
 
 
@@ -93,13 +100,19 @@ def main(directory: str, series: int) -> int:
             snapshot = _current(reader)
             cold = [_lookup(snapshot, name) for name in names]
             warm = [_lookup(snapshot, name) for name in names]
+            same = [_lookup(snapshot, names[0]) for _ in names]
             out = {
                 "lookup_first_pass_us": statistics.median(cold) / 1e3,
                 "lookup_us": statistics.median(warm) / 1e3,
                 "lookup_p99_us": sorted(warm)[int(len(warm) * 0.99)] / 1e3,
+                "lookup_same_us": statistics.median(same) / 1e3,
             }
         elif command == "pss":
-            out = {**pss_kib(), "baseline_pss_kib": baseline["pss_kib"]}
+            out = {
+                **pss_kib(),
+                "baseline_pss_kib": baseline["pss_kib"],
+                "baseline_pss_anon_kib": baseline["pss_anon_kib"],
+            }
         else:
             return 0
         print(json.dumps(out), flush=True)

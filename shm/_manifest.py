@@ -92,7 +92,9 @@ def data_schema_of_segment(data_schema: pa.Schema) -> pa.Schema:
 def manifest_batch(written: Int64s, series: Int64s, rows: Int64s) -> pa.RecordBatch:
     """The manifest's record batch."""
     return pa.RecordBatch.from_arrays(
-        [pa.array(written, pa.int64()), pa.array(series, pa.int64()), pa.array(rows, pa.int64())],
+        # pa.array of an int64 ndarray without a type is zero-copy; with one, it converts
+        # element by element (0.7 ms at 16,384 segments).
+        [pa.array(written), pa.array(series), pa.array(rows)],
         schema=_SCHEMA,
     )
 

@@ -63,37 +63,40 @@ class PreparedSegment:
 @dataclass(frozen=True, slots=True)
 class SegmentState:
     """What the last segmented generation of this run holds, per segment: the generation
-    that wrote its file (0: empty), its series and row counts and its ids. Replaced, never
-    modified, so a failed publication leaves it as it was."""
+    that wrote its file (0: empty) and its series and row counts. Replaced, never modified,
+    so a failed publication leaves it as it was."""
 
     segments: int
     data_schema: pa.Schema
     written: Int64s
     series: Int64s
     rows: Int64s
-    ids: tuple[pa.Array[Any] | None, ...]
     series_set: int
 
     @classmethod
     def empty(cls, segments: int, data_schema: pa.Schema) -> SegmentState:
         """Every segment empty (the base of a first publication that names them all)."""
         zeros = np.zeros(segments, dtype=np.int64)
-        return cls(segments, data_schema, zeros, zeros, zeros, (None,) * segments, 0)
+        return cls(segments, data_schema, zeros, zeros, zeros, 0)
 
-    def after(self, generation: int, changed: Mapping[int, SeriesIndex | None]) -> SegmentState:
+    def after(
+        self,
+        generation: int,
+        changed: Mapping[int, SeriesIndex | None],
+        ids: Mapping[int, pa.Array[Any]],
+    ) -> SegmentState:
         """The state once ``generation`` replaced the segments of ``changed`` (each by its
-        new index; None: now empty)."""
+        new index; None: now empty); ``ids`` are the current ids of the non-empty segments,
+        to tell whether the set of series changed. O(segments) only in array copies."""
         written, series, rows = self.written.copy(), self.series.copy(), self.rows.copy()
-        ids = list(self.ids)
         same_set = self.series_set > 0
         for segment, index in changed.items():
             new_ids = index.ids if index is not None else None
-            old_ids = ids[segment]
+            old_ids = ids.get(segment)
             if (new_ids is None) != (old_ids is None) or (
                 new_ids is not None and old_ids is not None and not new_ids.equals(old_ids)
             ):
                 same_set = False
-            ids[segment] = new_ids
             written[segment] = generation if index is not None else 0
             series[segment] = len(index) if index is not None else 0
             rows[segment] = index.total_rows if index is not None else 0
@@ -102,7 +105,6 @@ class SegmentState:
             written=written,
             series=series,
             rows=rows,
-            ids=tuple(ids),
             series_set=self.series_set if same_set else generation,
         )
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pyarrow as pa
 
@@ -109,6 +110,8 @@ class Publisher:
             adopt_earlier_runs(self._directory, self._epoch, previous, self._retention)
             self._retention.prune()
             self._state: SegmentState | None = None
+            # The ids of each non-empty segment of the last segmented generation.
+            self._ids: dict[int, pa.Array[Any]] = {}
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -195,6 +198,7 @@ class Publisher:
         check_segment_numbers(changed, segments, every=state is None)
         generation = self._free_generation(tuple(changed))
         indexes: dict[int, SeriesIndex | None] = {}
+        ids = self._ids if state is not None else {}
         after = state
 
         def write(commit: Commit) -> tuple[pa.Schema, pa.RecordBatch]:
@@ -213,7 +217,7 @@ class Publisher:
                     "at least one (empty) table"
                 )
             base = state if state is not None else SegmentState.empty(segments, data_schema)
-            after = base.after(generation, indexes)
+            after = base.after(generation, indexes, ids)
             batch = manifest_batch(after.written, after.series, after.rows)
             return batch.schema.with_metadata(
                 {
@@ -230,6 +234,12 @@ class Publisher:
         self._commit(generation, write)
         assert after is not None
         self._state = after
+        for segment, index in indexes.items():
+            if index is None:
+                ids.pop(segment, None)
+            else:
+                ids[segment] = index.ids
+        self._ids = ids
         names = [segment_name(generation, s) for s, index in indexes.items() if index is not None]
         self._retention.add(generation, self._epoch, after.written, names)
         self._retention.prune()
