@@ -7,9 +7,9 @@ number of series grows.
 
 For each series count (default 1,000, 100,000 and 1,000,000 series of 336 rows; ``--quick``:
 100 and 1,000 of 48) it publishes the whole window once (``Publisher.publish_segments``
-with a lazy mapping: one segment in memory at a time), starts a worker-like reader process
-(``bench._series_reader``) and then, ``--publications`` times, changes one random series and
-publishes only its segment. Measured in the same run, medians:
+with a lazy mapping: one segment in memory at a time) and starts a worker-like reader process
+(``bench._series_reader``); then, ``--publications`` times, each size in turn changes one
+random series and publishes only its segment. Measured in the same run, medians:
 
 * ``publish_ms``: ``publish_segments`` of the one changed segment (``segment_build_ms``, the
   daemon-side building of that segment's table, is reported apart);
@@ -150,62 +150,89 @@ class Worker:
         self._process.wait(timeout=60)
 
 
-def measure(
-    series: int, rows: int, workdir: Path, *, series_per_segment: int, publications: int
-) -> dict[str, Any]:
-    """Every figure for one series count."""
-    segments = segments_for(series, series_per_segment)
-    directory = workdir / f"series-{series}"
-    started = time.perf_counter()
-    window = Window(series, rows, segments)
-    setup_s = time.perf_counter() - started
-    rng = random.Random(series)
-    warm = random.Random(WARM_SEED)
-    warmed = [series_id(warm.randrange(series)) for _ in range(LOOKUPS)]
-    with Publisher(directory) as publisher:
+class Scale:
+    """One series count: its window, publisher and worker, and the figures gathered."""
+
+    def __init__(self, series: int, rows: int, directory: Path, *, series_per_segment: int) -> None:
+        self.series = series
+        self.segments = segments_for(series, series_per_segment)
+        self._directory = directory
+        self._rng = random.Random(series)
+        warm = random.Random(WARM_SEED)
+        self._warmed = [series_id(warm.randrange(series)) for _ in range(LOOKUPS)]
         started = time.perf_counter()
-        publisher.publish_segments(EverySegment(window), segments=segments)
-        initial_s = time.perf_counter() - started
-        worker = Worker(directory, series)
+        self._window = Window(series, rows, self.segments)
+        self._publisher = Publisher(directory)
+        self._publisher.publish_segments(EverySegment(self._window), segments=self.segments)
+        self._worker = Worker(directory, series)
+        self._opened = self._worker.ask("open")
+        self._worker.ask(f"lookups {LOOKUPS} {WARM_SEED}")
+        self._figures: dict[str, Any] = {
+            "series": series,
+            "rows_per_series": rows,
+            "segments": self.segments,
+            "window_rows": series * rows,
+            "initial_publish_s": round(time.perf_counter() - started, 2),
+            "open_ms": self._opened["open_us"] / 1e3,
+        }
+        self._samples: dict[str, list[float]] = {
+            key: [] for key in ("segment_build_ms", "publish_ms", "first_request_us")
+        }
+        self._samples["changed_lookup_us"] = []
+
+    def publication(self) -> None:
+        """Change one random series, publish its segment, let the worker serve a request."""
+        name = series_id(self._rng.randrange(self.series))
+        segment = self._window.change(name)
+        start = time.perf_counter_ns()
+        table = self._window.segment_table(segment)
+        self._samples["segment_build_ms"].append((time.perf_counter_ns() - start) / 1e6)
+        start = time.perf_counter_ns()
+        self._publisher.publish_segments({segment: table}, segments=self.segments)
+        self._samples["publish_ms"].append((time.perf_counter_ns() - start) / 1e6)
+        answer = self._worker.ask(f"first {name} {self._rng.choice(self._warmed)}")
+        self._samples["first_request_us"].append(answer["first_request_us"])
+        self._samples["changed_lookup_us"].append(answer["changed_lookup_us"])
+
+    def finish(self) -> dict[str, Any]:
+        """Last lookups and memory; stops the worker, removes the window."""
         try:
-            opened = worker.ask("open")
-            worker.ask(f"lookups {LOOKUPS} {WARM_SEED}")
-            build, publish, first, changed = [], [], [], []
-            for _ in range(publications):
-                name = series_id(rng.randrange(series))
-                segment = window.change(name)
-                start = time.perf_counter_ns()
-                table = window.segment_table(segment)
-                build.append(time.perf_counter_ns() - start)
-                start = time.perf_counter_ns()
-                publisher.publish_segments({segment: table}, segments=segments)
-                publish.append(time.perf_counter_ns() - start)
-                answer = worker.ask(f"first {name} {rng.choice(warmed)}")
-                first.append(answer["first_request_us"])
-                changed.append(answer["changed_lookup_us"])
-            lookups = worker.ask(f"lookups {LOOKUPS} {LOOKUP_SEED}")
-            memory = worker.ask("pss")
+            lookups = self._worker.ask(f"lookups {LOOKUPS} {LOOKUP_SEED}")
+            memory = self._worker.ask("pss")
         finally:
-            worker.close()
-    files = len(list((directory / "segments").iterdir()))
-    shutil.rmtree(directory, ignore_errors=True)
-    return {
-        "series": series,
-        "rows_per_series": rows,
-        "segments": segments,
-        "window_rows": series * rows,
-        "segment_files": files,
-        "setup_s": round(setup_s, 2),
-        "initial_publish_s": round(initial_s, 2),
-        "segment_build_ms": statistics.median(build) / 1e6,
-        "publish_ms": statistics.median(publish) / 1e6,
-        "publish_max_ms": max(publish) / 1e6,
-        "first_request_us": statistics.median(first),
-        "changed_lookup_us": statistics.median(changed),
-        "open_ms": opened["open_us"] / 1e3,
-        **lookups,
-        **memory,
-    }
+            self._worker.close()
+            self._publisher.close()
+        files = len(list((self._directory / "segments").iterdir()))
+        shutil.rmtree(self._directory, ignore_errors=True)
+        medians = {key: statistics.median(values) for key, values in self._samples.items()}
+        return {
+            **self._figures,
+            "segment_files": files,
+            **medians,
+            "publish_max_ms": max(self._samples["publish_ms"]),
+            **lookups,
+            **memory,
+        }
+
+
+def measure(
+    sizes: list[int], rows: int, workdir: Path, *, series_per_segment: int, publications: int
+) -> list[dict[str, Any]]:
+    """Every figure for every series count. The windows are set up one after the other, then
+    the publications take turns between them, so that a machine busy with something else
+    for a while slows every size alike and the ratios stay meaningful."""
+    scales = []
+    try:
+        for size in sizes:
+            directory = workdir / f"series-{size}"
+            scales.append(Scale(size, rows, directory, series_per_segment=series_per_segment))
+            print(f"  {size:,} series published", flush=True)
+        for _ in range(publications):
+            for scale in scales:
+                scale.publication()
+    finally:
+        results = [scale.finish() for scale in scales]
+    return results
 
 
 def verdicts(sizes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -266,18 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     publications = args.publications or (QUICK_PUBLICATIONS if args.quick else PUBLICATIONS)
     workdir = Path(tempfile.mkdtemp(prefix="bench-series-", dir="/dev/shm"))
     try:
-        results = []
-        for size in sizes:
-            results.append(
-                measure(
-                    size,
-                    rows,
-                    workdir,
-                    series_per_segment=args.series_per_segment,
-                    publications=publications,
-                )
-            )
-            print(f"  {size:,} series done", flush=True)
+        results = measure(
+            sizes,
+            rows,
+            workdir,
+            series_per_segment=args.series_per_segment,
+            publications=publications,
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(results)

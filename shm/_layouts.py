@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, cast, overload
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -206,7 +205,3 @@ class SegmentedLayout(Layout):
             return pa.array([], pa.string())
         ids = pa.concat_arrays(parts)
         return ids.take(pc.sort_indices(ids))
-
-    def changed_since(self, other: SegmentedLayout) -> np.ndarray[Any, np.dtype[np.intp]]:
-        """Indexes of the segments whose file differs from ``other``'s (same segment count)."""
-        return np.flatnonzero(self.manifest.written != other.manifest.written)
