@@ -18,6 +18,7 @@ BENCHMARKS = [
     "decode",
     "latency",
     "ingest",
+    "sharding",
     "http",
     "compare",
 ]

@@ -1,6 +1,11 @@
 """Ingest benchmark: how fast the cache daemon turns records into published windows.
 
-``python -m bench.ingest [--quick]`` prints a table and writes ``bench/results/ingest.json``.
+``python -m bench.ingest [--quick] [--series N]`` prints a table and writes
+``bench/results/ingest.json`` (with ``--series N``: ``ingest-series-N.json``).
+
+``--series N`` keys the records ``series-000000`` ... round robin over N keys (one series per
+key, ``MAX_SERIES`` raised to N when needed), so the window holds N series; the latency part
+then does not run (it measures a keyless stream).
 
 * ``pipeline``: the daemon's own work (decode, window, coalesced publish through
   ``shm.Publisher``) fed from memory, no broker: its CPU ceiling.
@@ -39,8 +44,8 @@ from bench._paced import PacedRun
 from bench._proc import Child, child_env
 from cache_daemon.config import DaemonConfig
 from cache_daemon.daemon import Daemon
+from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.sources import Health, Record
-from cache_daemon.window import Window
 from contract.status import read_status
 from scripts.errors import StackError
 from shm import Publisher, Reader
@@ -62,14 +67,25 @@ def record_value(i: int) -> bytes:
     return b'{"time": "%s", "demand_mw": %d.25}' % (stamp(i).encode(), 20_000 + i % 9_000)
 
 
+def record_key(i: int, series: int) -> bytes | None:
+    """The key of record ``i`` among ``series`` keys (round robin); ``None`` without series."""
+    return b"series-%06d" % (i % series) if series else None
+
+
+def _max_series(series: int) -> int:
+    default: int = DaemonConfig.model_fields["max_series"].default
+    return max(series, default)
+
+
 # -- pipeline (no broker) -------------------------------------------------------------------
 
 
 class _MemorySource:
     kind = "kafka"
 
-    def __init__(self, values: list[bytes], batch: int) -> None:
-        self._records = [Record(0, i, v) for i, v in enumerate(values)]
+    def __init__(self, values: list[bytes], keys: list[bytes | None], batch: int) -> None:
+        pairs = enumerate(zip(values, keys, strict=True))
+        self._records = [Record(0, i, v, k) for i, (v, k) in pairs]
         self._batch = batch
         self._next = 0
 
@@ -97,14 +113,18 @@ class _MemorySource:
         pass
 
 
-def bench_pipeline(events: int, workdir: Path) -> dict[str, Any]:
+def bench_pipeline(events: int, workdir: Path, series: int = 0) -> dict[str, Any]:
     values = [record_value(i) for i in range(events)]
-    source = _MemorySource(values, batch=5000)
+    keys = [record_key(i, series) for i in range(events)]
+    source = _MemorySource(values, keys, batch=5000)
+    windows = SeriesWindows(
+        ["demand_mw"], max_rows=4032, max_duration_ns=None, max_series=_max_series(series)
+    )
     with Publisher(workdir / "pipeline") as publisher:
         daemon = Daemon(
             source=source,
             publisher=publisher,
-            window=Window(["demand_mw"], max_rows=4032, max_duration_ns=None),
+            windows=windows,
             topic="bench",
             shm_dir=workdir / "pipeline",
             publish_interval_ms=_INTERVAL_MS,
@@ -117,6 +137,7 @@ def bench_pipeline(events: int, workdir: Path) -> dict[str, Any]:
         generations = publisher.generation
     return {
         "events": events,
+        "series": windows.series_count,
         "seconds": round(elapsed, 3),
         "events_per_s": round(events / elapsed),
         "generations": generations,
@@ -134,7 +155,9 @@ def _start_daemon(env: dict[str, str], shm_dir: Path, topic: str, **extra: str) 
     return Child("cache_daemon", [sys.executable, "-m", "cache_daemon"], env=env, log=log)
 
 
-def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[str, Any]:
+def bench_kafka_ingest(
+    env: dict[str, str], events: int, workdir: Path, series: int = 0
+) -> dict[str, Any]:
     """Backlog of ``events`` on 3 partitions, then start the daemon and time the catch-up.
 
     The rate is taken between the first generation a reader sees and the one that covers every
@@ -146,13 +169,13 @@ def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[
     topic = new_topic(servers, "bench-ingest", partitions=partitions)
     producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20, batch_size=256 * 1024)
     for i in range(events):
-        producer.send(topic, record_value(i), partition=i % partitions)
+        producer.send(topic, record_value(i), key=record_key(i, series), partition=i % partitions)
     producer.flush()
     producer.close()
 
     shm_dir = workdir / "kafka-ingest"
     spawned = time.perf_counter()
-    daemon = _start_daemon(env, shm_dir, topic)
+    daemon = _start_daemon(env, shm_dir, topic, MAX_SERIES=str(_max_series(series)))
     try:
         reader = Reader(shm_dir)
         first: tuple[float, int] | None = None
@@ -195,6 +218,7 @@ def bench_kafka_ingest(env: dict[str, str], events: int, workdir: Path) -> dict[
         "events_per_daemon_cpu_s": round((events - first_done) / cpu_used),
         "generations_seen": generations,
         "window_rows": snap.table.num_rows,
+        "window_series": int(snap.metadata.get("series") or 0),
         "final_state": snap.metadata["state"],
         "goal_events_per_s": GOAL_RATE,
         "meets_goal": rate >= GOAL_RATE,
@@ -289,6 +313,8 @@ def _cpu_seconds(pid: int) -> float:
 def _print(results: dict[str, Any]) -> None:
     print(f"{'measure':<34} {'value':>14}  goal")
     pipe = results["pipeline"]
+    if results["series"]:
+        print(f"{'series (one per key)':<34} {results['series']:>14,}")
     print(f"{'pipeline events/s (no broker)':<34} {pipe['events_per_s']:>14,}")
     ingest = results.get("kafka_ingest")
     if ingest:
@@ -320,16 +346,26 @@ def _print(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument(
+        "--series", type=int, default=0, help="keyed records over this many keys (0: no keys)"
+    )
     add_results_dir_option(parser)
     args = parser.parse_args(argv)
+    if args.series < 0:
+        parser.error("--series must be >= 0")
     events = 30_000 if args.quick else 200_000
     seconds = 3.0 if args.quick else 15.0
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir="/dev/shm"))
     command = "python -m bench.ingest" + (" --quick" if args.quick else "")
+    command += f" --series {args.series}" if args.series else ""
     # The machine may be shared: the load average says how much the figures are disturbed.
-    results: dict[str, Any] = {"command": command, "load_average_at_start": os.getloadavg()[0]}
+    results: dict[str, Any] = {
+        "command": command,
+        "series": args.series,
+        "load_average_at_start": os.getloadavg()[0],
+    }
     try:
-        results["pipeline"] = bench_pipeline(events, workdir)
+        results["pipeline"] = bench_pipeline(events, workdir, args.series)
         try:
             stack = start_stack(workdir / "stack")
         except StackError as exc:
@@ -337,15 +373,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             try:
                 env = stack.env()
-                results["kafka_ingest"] = bench_kafka_ingest(env, events, workdir)
-                results["kafka_latency"] = bench_kafka_latency(env, 1000, seconds, workdir)
+                results["kafka_ingest"] = bench_kafka_ingest(env, events, workdir, args.series)
+                if not args.series:
+                    results["kafka_latency"] = bench_kafka_latency(env, 1000, seconds, workdir)
             finally:
                 stack.down()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()[0]
     _print(results)
-    path = write_results("ingest", results, args.results_dir)
+    name = f"ingest-series-{args.series}" if args.series else "ingest"
+    path = write_results(name, results, args.results_dir)
     print(f"results: {path}")
     return 0
 

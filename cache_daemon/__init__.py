@@ -12,6 +12,7 @@ from cache_daemon.errors import (
     StoreError,
 )
 from cache_daemon.publication import ModelInfo
+from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.window import Outcome, Window
 from contract.metadata import Counters
 from contract.status import STATUS_FILE, read_status
@@ -30,6 +31,7 @@ __all__ = [
     "ModelInfo",
     "Outcome",
     "S3Config",
+    "SeriesWindows",
     "SnapshotError",
     "StoreError",
     "Window",

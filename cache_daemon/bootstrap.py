@@ -6,9 +6,12 @@ are exact); else the S3 snapshot (``SNAPSHOT_BUCKET``/``SNAPSHOT_KEY``); else no
 source positions itself by time).
 
 Snapshot format (what :func:`snapshot_parquet` writes): a parquet file with ``time`` and the
-series columns; optional schema metadata ``offsets`` (JSON ``{"<partition>": next offset}``)
-and ``topic``. Without offsets the source seeks by time. A plain series (like the bundled
-sample, naive timestamps taken as UTC) is a valid snapshot.
+value columns, and for many series a ``series_id`` text column (without it every row belongs
+to the default series); optional schema metadata ``offsets`` (JSON
+``{"<partition>": next offset}``) and ``topic``. Without offsets the source seeks by time. A
+plain series (like the bundled sample, naive timestamps taken as UTC) is a valid snapshot.
+The columns are checked when the snapshot is loaded
+(:meth:`cache_daemon.series_windows.SeriesWindows.load`).
 """
 
 from __future__ import annotations

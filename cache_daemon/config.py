@@ -15,8 +15,9 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from contract import defaults
+from contract import defaults, series
 from contract.errors import ConfigError
+from contract.series import check_series_id
 from contract.settings import SharedSettings, env
 from objectstore.config import S3Config
 
@@ -134,13 +135,33 @@ class DaemonConfig(SharedSettings):
     )
     window_rows: Annotated[
         Annotated[int, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
-    ] = env("WINDOW_ROWS", 4032, "rows kept (`0`: no row bound)")
+    ] = env("WINDOW_ROWS", 4032, "rows kept per series (`0`: no row bound)")
     window_duration_s: Annotated[
         Annotated[Finite, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
     ] = env(
         "WINDOW_DURATION_S",
         None,
-        "keep rows newer than newest - this; also the seek-back of a fresh start",
+        "keep each series' rows newer than its newest - this; also the seek-back of a fresh start",
+    )
+    default_series_id: Annotated[str, AfterValidator(check_series_id)] = env(
+        "DEFAULT_SERIES_ID",
+        series.DEFAULT_SERIES_ID,
+        "series of the records without a key (UTF-8, at most 128 bytes)",
+    )
+    max_series: int = env(
+        "MAX_SERIES",
+        100_000,
+        "series held at most; a record for a new series beyond it goes to the dead-letter "
+        "topic (`series_limit`)",
+        ge=1,
+    )
+    series_ttl_s: Annotated[
+        Annotated[Finite, Field(ge=0)] | None, AfterValidator(_zero_is_unbounded)
+    ] = env(
+        "SERIES_TTL_S",
+        None,
+        "drop a series whose newest row is this much older than the newest row of any series "
+        "(event time; `0`: never)",
     )
     gap_policy: Annotated[GapPolicy, BeforeValidator(_lower)] = env(
         "WINDOW_GAP_POLICY", "keep", "`keep` or `reindex` (regular grid, interpolated gaps)"
@@ -177,6 +198,8 @@ class DaemonConfig(SharedSettings):
         """Checks across variables, each raising :class:`ConfigError` naming one of them."""
         if self.source == "kafka" and not self.kafka_bootstrap_servers:
             raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "required when DAEMON_SOURCE=kafka")
+        if self.source == "replay" and self.kafka_partitions is not None:
+            raise ConfigError("KAFKA_PARTITIONS", "applies to DAEMON_SOURCE=kafka only")
         if self.kafka_dlq_topic == self.kafka_topic:
             raise ConfigError("KAFKA_DLQ_TOPIC", "must differ from KAFKA_TOPIC")
         _pair("SNAPSHOT_BUCKET", self.snapshot_bucket, "SNAPSHOT_KEY", self.snapshot_key)
@@ -188,23 +211,35 @@ class DaemonConfig(SharedSettings):
             raise ConfigError("MODEL_PATH", "set either MODEL_PATH or MODEL_BUCKET/MODEL_KEY")
         if self.model_path is not None:
             _check_model_path(self.model_path)
-        duration = self.window_duration_s
-        if duration is not None and not _MIN_DURATION_S <= duration <= _MAX_DURATION_S:
-            raise ConfigError(
-                "WINDOW_DURATION_S",
-                f"must be 0 (unbounded) or between {_MIN_DURATION_S} and {_MAX_DURATION_S:.0f} "
-                f"seconds (100 years), got {duration!r}",
-            )
-        if self.window_rows is None and duration is None:
+        _check_duration("WINDOW_DURATION_S", self.window_duration_s)
+        _check_duration("SERIES_TTL_S", self.series_ttl_s)
+        if self.window_rows is None and self.window_duration_s is None:
             raise ConfigError("WINDOW_ROWS", "WINDOW_ROWS or WINDOW_DURATION_S must be > 0")
         return self
 
     @property
     def window_duration_ns(self) -> int | None:
         """The duration bound in nanoseconds, or ``None``."""
-        if self.window_duration_s is None:
-            return None
-        return int(self.window_duration_s * 1_000_000_000)
+        return _ns(self.window_duration_s)
+
+    @property
+    def series_ttl_ns(self) -> int | None:
+        """The series TTL in nanoseconds, or ``None``."""
+        return _ns(self.series_ttl_s)
+
+
+def _ns(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1_000_000_000)
+
+
+def _check_duration(variable: str, seconds: float | None) -> None:
+    """A duration that is unset or inside the range the nanosecond arithmetic handles."""
+    if seconds is not None and not _MIN_DURATION_S <= seconds <= _MAX_DURATION_S:
+        raise ConfigError(
+            variable,
+            f"must be 0 (unbounded) or between {_MIN_DURATION_S} and {_MAX_DURATION_S:.0f} "
+            f"seconds (100 years), got {seconds!r}",
+        )
 
 
 def _pair(first: str, a: str | None, second: str, b: str | None) -> None:

@@ -4,10 +4,16 @@ One thread does everything that touches the window and the publisher, so a gener
 table, offsets and counters always describe the same instant: every record before the
 recorded offsets is in the table (or was dead-lettered / dropped and counted), none after.
 
+Each record's key names its series (:func:`contract.series.series_id_of_key`; no key: the
+default series), its value is decoded (:mod:`cache_daemon.decode`) and applied to that
+series' window (:class:`~cache_daemon.series_windows.SeriesWindows`).
+
 Loop contract:
 
-* A poison record is dead-lettered with its reason, counted, and skipped; an unexpected error
-  while handling one record is logged and dead-lettered as ``internal``. Input never stops it.
+* A poison record (a key that cannot name a series, a value that does not decode, a new
+  series beyond ``MAX_SERIES``) is dead-lettered with its reason, counted, and skipped; an
+  unexpected error while handling one record is logged and dead-lettered as ``internal``.
+  Input never stops it.
 * Publication: on the leading edge (a change after a quiet interval is published in the same
   step), at most once per ``PUBLISH_INTERVAL_MS`` (a burst is coalesced), and only when what a
   reader would see changed (window content, restoring/live, model); offsets and counters that
@@ -34,11 +40,13 @@ from cache_daemon.decode import Decoder
 from cache_daemon.errors import DecodeError
 from cache_daemon.model_watch import ModelWatcher
 from cache_daemon.publication import Coalescer, ModelInfo, build_metadata
+from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.sources import Health, Record, Source
 from cache_daemon.status import Liveness, StatusFile
-from cache_daemon.window import Outcome, Window
+from cache_daemon.window import Outcome
 from contract.metadata import Counters
 from contract.model_files import prune_model_files
+from contract.series import SeriesIdError, series_id_of_key
 from shm import Publisher, PublishError
 
 __all__ = ["Daemon"]
@@ -52,7 +60,8 @@ _TRICKLE = 500
 
 
 class Daemon:
-    """Owns the window, the publisher and the status file; driven by :meth:`run`.
+    """Owns the windows of every series, the publisher and the status file; driven by
+    :meth:`run`.
 
     ``initial_source`` is the ``source`` metadata of the generation published before the
     stream starts (``"snapshot"`` for an S3 snapshot, else the source's kind).
@@ -63,7 +72,7 @@ class Daemon:
         *,
         source: Source,
         publisher: Publisher,
-        window: Window,
+        windows: SeriesWindows,
         topic: str,
         shm_dir: Path,
         publish_interval_ms: int,
@@ -76,14 +85,14 @@ class Daemon:
     ) -> None:
         self.source = source
         self.publisher = publisher
-        self.window = window
+        self.windows = windows
         self.topic = topic
         self.shm_dir = shm_dir
         self.gap_policy = gap_policy
         self.counters = counters or Counters()
         self.model = model
         self.watcher = watcher
-        self.decoder = Decoder(window.columns)
+        self.decoder = Decoder(windows.columns)
         self.status = status or StatusFile(shm_dir)
         self.liveness = liveness or Liveness()
         self.state = "starting"
@@ -103,7 +112,7 @@ class Daemon:
         """Loop until ``stop`` is set. ``publish_first``: publish the current window at once
         with this ``source`` label (a bootstrap snapshot readers have not seen yet)."""
         self._write_status(self.source.health())
-        if publish_first is not None and len(self.window):
+        if publish_first is not None and self.windows.series_count:
             self._publish(label=publish_first, data_state="restoring")
         try:
             while not stop.is_set():
@@ -144,14 +153,17 @@ class Daemon:
             self._write_status(health)
 
     def _ingest(self, records: list[Record]) -> None:
-        decode, apply = self.decoder.decode, self.window.apply
+        decode, apply = self.decoder.decode, self.windows.apply
+        default = self.windows.default_series
         counters = self.counters
         events = dropped = 0
         for record in records:
             try:
+                key = record.key
+                series_id = series_id_of_key(key, default) if key else default
                 event = decode(record.value)
-                outcome = apply(event.time_ns, event.values)
-            except DecodeError as exc:
+                outcome = apply(series_id, event.time_ns, event.values)
+            except (DecodeError, SeriesIdError) as exc:
                 self._dead_letter(record, exc.reason, exc.detail)
                 continue
             except Exception as exc:
@@ -166,6 +178,7 @@ class Daemon:
                 dropped += 1
         counters.events += events
         counters.dropped_late += dropped
+        counters.series_expired += self.windows.pop_expired()
 
     def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
         letters = self.counters.dead_letters
@@ -187,7 +200,7 @@ class Daemon:
         return "live" if self._caught_up else "restoring"
 
     def _keys(self) -> tuple[object, object]:
-        content = (self.window.version, self._data_state(), self.model)
+        content = (self.windows.version, self._data_state(), self.model)
         c = self.counters
         progress = (
             tuple(sorted(self.source.positions().items())),
@@ -202,7 +215,7 @@ class Daemon:
         return self._coalescer.wait_ns(time.monotonic_ns(), *self._keys()) is not None
 
     def _poll_timeout(self) -> float:
-        if not len(self.window):
+        if not self.windows.series_count:
             return _MAX_WAIT_S
         wait_ns = self._coalescer.wait_ns(time.monotonic_ns(), *self._keys())
         if wait_ns is None:
@@ -210,7 +223,7 @@ class Daemon:
         return min(_MAX_WAIT_S, wait_ns / 1e9)
 
     def _maybe_publish(self) -> None:
-        if not len(self.window):
+        if not self.windows.series_count:
             return
         if self._coalescer.due(time.monotonic_ns(), *self._keys()):
             self._publish(label=self.source.kind, data_state=self._data_state())
@@ -220,9 +233,10 @@ class Daemon:
         self.source.flush(_DLQ_FLUSH_S)
         captured_ns = time.monotonic_ns()
         keys = self._keys()
-        table = self.window.to_table(gap_policy=self.gap_policy)
+        table = self.windows.to_table(gap_policy=self.gap_policy)
         metadata = build_metadata(
             table,
+            series=self.windows.series_count,
             offsets=self.source.positions(),
             topic=self.topic,
             source=label,
@@ -242,6 +256,7 @@ class Daemon:
             log.error("publish failed", extra={"error": str(exc)})
             return False
         self._coalescer.published(captured_ns, *keys)
+        self.windows.clear_changed()
         self.last_publish_ns = time.time_ns()
         if self._publish_failures:
             self._publish_failures = 0
@@ -286,7 +301,7 @@ class Daemon:
         health = self.source.health()
         self._write_status(health)
         try:
-            if len(self.window) and self._coalescer.wait_ns(0, *self._keys()) is not None:
+            if self.windows.series_count and self._coalescer.wait_ns(0, *self._keys()) is not None:
                 self._publish(label=self.source.kind, data_state=self._data_state())
         finally:
             if self.watcher is not None:

@@ -4,12 +4,20 @@ Consumer rules (every replica needs the whole stream, so there is no consumer gr
 
 * ``assign()`` every partition of the topic, ``group_id=None``, no auto-commit: the positions
   that matter are the ones the daemon records in each generation.
+* A shard (``KAFKA_PARTITIONS``) assigns only its own partitions; positions, lag, restoring
+  and new-partition checks cover those alone, and recorded offsets of other partitions are
+  dropped at start. An owned partition the topic does not have, or a partition count other
+  than ``KAFKA_PARTITION_COUNT``, is an error naming the variable: at connection it stops the
+  attempt (retried with backoff, so a topic that gains the partitions is then read); found
+  later by the partition re-check it is reported in the health until resolved, while the
+  owned partitions are still read.
 * Start positions: the bootstrap's offsets where it has them; a partition it does not know is
   new and is read from its beginning. Without any bootstrap offsets, seek with
   ``offsets_for_times(now - window duration)``, or from the beginning without a duration bound.
 * Restoring ends when every partition reaches the end offset seen at start (``caught_up``).
 * Partitions are re-checked every few seconds (metadata refresh is 5 s); new ones are added.
-* Values stay bytes (no deserializer): decoding is the daemon's job.
+* Keys and values stay bytes (no deserializer): naming the series by the key and decoding the
+  value are the daemon's job. A dead letter keeps the record's key and value as they were.
 
 Faults: a broker that is down or a topic that does not exist never raises out of this class.
 Connecting (bootstrap, metadata, seeks) runs on a helper thread because kafka-python can wait
@@ -32,6 +40,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from cache_daemon.sources import Health, Record
+from contract.partitions import format_partitions
 
 __all__ = ["KafkaSource"]
 
@@ -47,7 +56,9 @@ _MAX_POLL_RECORDS = 5000
 
 
 class KafkaSource:
-    """A :class:`~cache_daemon.sources.Source` reading every partition of ``topic``."""
+    """A :class:`~cache_daemon.sources.Source` reading every partition of ``topic``, or only
+    ``partitions`` when given (a shard; ``partition_count`` is then checked against the
+    topic when given, see the module docstring)."""
 
     kind = "kafka"
 
@@ -58,12 +69,17 @@ class KafkaSource:
         topic: str,
         dlq_topic: str,
         seek_back_ms: int | None,
+        partitions: frozenset[int] | None = None,
+        partition_count: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._servers = list(servers)
         self._topic = topic
         self._dlq_topic = dlq_topic
         self._seek_back_ms = seek_back_ms
+        self._owned = partitions
+        self._partition_count = partition_count
+        self._layout_error: str | None = None
         self._clock = clock
         self._consumer: Any = None
         self._letters = _DeadLetters(self._servers, topic=topic, dlq_topic=dlq_topic)
@@ -91,6 +107,14 @@ class KafkaSource:
     def start(self, offsets: Mapping[int, int] | None, *, resume_after_ns: int | None) -> None:
         """Remember where to start; the connection is made lazily by :meth:`poll`."""
         del resume_after_ns
+        if offsets is not None and self._owned is not None:
+            others = sorted(p for p in offsets if p not in self._owned)
+            if others:
+                log.info(
+                    "recorded offsets of partitions not in KAFKA_PARTITIONS are dropped",
+                    extra={"partitions": others},
+                )
+            offsets = {p: o for p, o in offsets.items() if p in self._owned}
         self._wanted = dict(offsets) if offsets is not None else None
         self._positions = dict(offsets or {})
 
@@ -133,7 +157,7 @@ class KafkaSource:
 
     def health(self) -> Health:
         """Connection, restoring progress, lag and last error, as last measured."""
-        errors = [e for e in (self._error, self._letters.error) if e]
+        errors = [e for e in (self._layout_error, self._error, self._letters.error) if e]
         return Health(
             connected=self._connected,
             caught_up=self._caught_up,
@@ -238,6 +262,10 @@ class KafkaSource:
             if not partitions:
                 self._connect_error = f"topic {self._topic!r} does not exist (yet)"
                 return
+            self._connect_error = self._layout_problem(partitions)
+            if self._connect_error is not None:
+                return
+            partitions = self._mine(partitions)
             self._assign(partitions, by_time=self._wanted is None)
             tps = [TopicPartition(self._topic, p) for p in partitions]
             ends = self._consumer.end_offsets(tps, timeout_ms=_REQUEST_TIMEOUT_MS)
@@ -299,12 +327,38 @@ class KafkaSource:
             tp.partition: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in tps
         }
 
+    def _mine(self, partitions: list[int]) -> list[int]:
+        """The partitions of ``partitions`` this daemon reads (all without KAFKA_PARTITIONS)."""
+        owned = self._owned
+        return partitions if owned is None else [p for p in partitions if p in owned]
+
+    def _layout_problem(self, partitions: list[int]) -> str | None:
+        """Why the topic's partitions (``partitions``) do not fit KAFKA_PARTITIONS or
+        KAFKA_PARTITION_COUNT, else None."""
+        has = f"topic {self._topic!r} has {len(partitions)} ({format_partitions(partitions)})"
+        count = self._partition_count
+        if count is not None and len(partitions) != count:
+            return (
+                f"KAFKA_PARTITION_COUNT is {count} but {has}: series would be routed to the "
+                "wrong shards"
+            )
+        missing = sorted(self._owned - set(partitions)) if self._owned is not None else []
+        if missing:
+            return f"KAFKA_PARTITIONS names {format_partitions(missing)}, which {has} lacks"
+        return None
+
     def _check_partitions(self) -> None:
         try:
             partitions = sorted(self._consumer.partitions_for_topic(self._topic))
         except KafkaError as exc:
             self._fail(f"partition check failed: {exc}")
             return
+        problem = self._layout_problem(partitions)
+        if problem != self._layout_error:
+            if problem is not None:
+                log.error("topic partitions do not fit the configuration", extra={"error": problem})
+            self._layout_error = problem
+        partitions = self._mine(partitions)
         new = [p for p in partitions if p not in self._positions]
         if not new:
             return

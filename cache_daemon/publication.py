@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from contract.metadata import Counters, GenerationMeta, iso_utc, schema_fingerprint
 from shm import table_checksum
@@ -29,6 +30,7 @@ class ModelInfo:
 def build_metadata(
     table: pa.Table,
     *,
+    series: int,
     offsets: Mapping[int, int],
     topic: str,
     source: str,
@@ -36,17 +38,19 @@ def build_metadata(
     model: ModelInfo | None,
     counters: Counters,
 ) -> dict[str, str]:
-    """The generation metadata for ``table``."""
-    times = table.column("time")
-    has_rows = table.num_rows > 0
+    """The generation metadata for ``table``, which holds ``series`` series (its rows are
+    sorted by series, so the oldest and newest rows are found by a scan of ``time``)."""
+    bounds = pc.min_max(table.column("time"))
+    oldest, newest = (bounds[end].cast(pa.int64()).as_py() for end in ("min", "max"))
     return GenerationMeta(
         offsets=dict(offsets),
         topic=topic,
         source=source,
         state=state,
         rows=table.num_rows,
-        time_min=iso_utc(times[0].value) if has_rows else "",
-        time_max=iso_utc(times[-1].value) if has_rows else "",
+        series=series,
+        time_min=iso_utc(oldest),
+        time_max=iso_utc(newest),
         schema_fingerprint=schema_fingerprint(table.schema),
         model_version=model.version if model else "",
         model_sha256=model.sha256 if model else "",

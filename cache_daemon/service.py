@@ -24,9 +24,9 @@ from cache_daemon.kafka_source import KafkaSource
 from cache_daemon.model_watch import FileModelFetcher, ModelFetcher, ModelWatcher, S3ModelFetcher
 from cache_daemon.publication import ModelInfo
 from cache_daemon.replay import ReplaySource
+from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.sources import Source
 from cache_daemon.status import Heartbeat, Liveness, StatusFile
-from cache_daemon.window import Window
 from cache_daemon.workdir import open_publisher
 from contract.metadata import Counters
 from objectstore import ObjectStore
@@ -63,14 +63,14 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
         heartbeat.start()
         try:
             source = _make_source(config)
-            window, boot = _bootstrap(config, source, store, stop, starting)
+            windows, boot = _bootstrap(config, source, store, stop, starting)
             starting()
             watcher, model = _model(config, store, boot.model if boot else None)
-            source.start(boot.offsets if boot else None, resume_after_ns=window.time_max)
+            source.start(boot.offsets if boot else None, resume_after_ns=windows.time_max)
             daemon = Daemon(
                 source=source,
                 publisher=publisher,
-                window=window,
+                windows=windows,
                 topic=config.kafka_topic if config.source == "kafka" else "",
                 shm_dir=config.shm_dir,
                 publish_interval_ms=config.publish_interval_ms,
@@ -101,8 +101,8 @@ def _bootstrap(
     store: ObjectStore | None,
     stop: threading.Event,
     report: Callable[[str], None],
-) -> tuple[Window, Bootstrap | None]:
-    """The initial window and where it came from (see :mod:`cache_daemon.bootstrap`)."""
+) -> tuple[SeriesWindows, Bootstrap | None]:
+    """The initial windows and where they came from (see :mod:`cache_daemon.bootstrap`)."""
     boot = _last_generation(config)
     if boot is None and isinstance(source, ReplaySource):
         boot = Bootstrap(table=source.history(), origin="replay")
@@ -115,27 +115,43 @@ def _bootstrap(
             stop=stop,
             report=report,
         )
-    window = _empty_window(config)
+    windows = _empty_windows(config)
     if boot is not None:
         try:
-            window.load(boot.table)
+            windows.load(boot.table)
         except SnapshotError as exc:
             log.error("bootstrap rejected", extra={"origin": boot.origin, "error": str(exc)})
-            window, boot = _empty_window(config), None
+            windows, boot = _empty_windows(config), None
+    if boot is not None:
+        # A series the TTL dropped at load (the TTL was shortened) is counted once.
+        boot.counters.series_expired += windows.pop_expired()
+        if not boot.publish:
+            windows.clear_changed()  # readers already see exactly these rows
+    if windows.series_count > config.max_series:
+        log.warning(
+            "more series than MAX_SERIES; all kept, new series refused",
+            extra={"series": windows.series_count, "max_series": config.max_series},
+        )
     log.info(
         "bootstrap",
         extra={
             "origin": boot.origin if boot else "none",
-            "rows": len(window),
+            "rows": len(windows),
+            "series": windows.series_count,
             "offsets": boot.offsets if boot else None,
         },
     )
-    return window, boot
+    return windows, boot
 
 
-def _empty_window(config: DaemonConfig) -> Window:
-    return Window(
-        config.columns, max_rows=config.window_rows, max_duration_ns=config.window_duration_ns
+def _empty_windows(config: DaemonConfig) -> SeriesWindows:
+    return SeriesWindows(
+        config.columns,
+        max_rows=config.window_rows,
+        max_duration_ns=config.window_duration_ns,
+        max_series=config.max_series,
+        ttl_ns=config.series_ttl_ns,
+        default_series=config.default_series_id,
     )
 
 
@@ -148,6 +164,8 @@ def _make_source(config: DaemonConfig) -> Source:
         topic=config.kafka_topic,
         dlq_topic=config.kafka_dlq_topic,
         seek_back_ms=int(duration * 1000) if duration else None,
+        partitions=config.kafka_partitions,
+        partition_count=config.kafka_partition_count,
     )
 
 

@@ -13,7 +13,8 @@ keeps them sorted. Its rules, applied event by event:
 
 The window's state is exactly its rows, so :meth:`Window.load` of a published table restores
 it completely: a restart that re-applies the records after the published offsets ends in the
-same state as an uninterrupted run.
+same state as an uninterrupted run. Rows loaded in bulk stay as arrays until the first event
+arrives (many loaded series cost memory and time as arrays, not as Python objects).
 
 Not thread-safe: the daemon's main loop is its only user.
 """
@@ -30,7 +31,7 @@ import pyarrow.compute as pc
 
 from cache_daemon.errors import SnapshotError
 
-__all__ = ["TIME_TYPE", "Outcome", "Window", "reindex_regular"]
+__all__ = ["TIME_TYPE", "Outcome", "Window", "reindex_regular", "table_arrays"]
 
 TIME_TYPE = pa.timestamp("ns", tz="UTC")
 _COMPACT_AT = 4096
@@ -52,6 +53,20 @@ class Window:
     whether a new publication is needed.
     """
 
+    # One window per series: slots keep the per-series overhead small.
+    __slots__ = (
+        "_appended",
+        "_cache",
+        "_head",
+        "_keys",
+        "_reshaped",
+        "_rows",
+        "columns",
+        "max_duration_ns",
+        "max_rows",
+        "version",
+    )
+
     def __init__(
         self,
         columns: Sequence[str],
@@ -69,7 +84,8 @@ class Window:
         self.max_rows = max_rows
         self.max_duration_ns = max_duration_ns
         self.version = 0
-        self._rows: dict[int, tuple[float, ...]] = {}
+        # None while the rows are only the arrays in _cache (after a bulk load).
+        self._rows: dict[int, tuple[float, ...]] | None = {}
         # Sorted timestamps; live ones are _keys[_head:]. Evicting from the front only moves
         # _head, so eviction is O(1) amortised even for windows of millions of rows.
         self._keys: list[int] = []
@@ -81,21 +97,41 @@ class Window:
         self._reshaped = True
 
     def __len__(self) -> int:
-        return len(self._rows)
+        rows = self._rows
+        return len(rows) if rows is not None else len(self._arrays()[0])
 
     @property
     def time_min(self) -> int | None:
         """Oldest timestamp held (ns), or ``None`` when empty."""
+        if self._rows is None:
+            return int(self._arrays()[0][0])
         return self._keys[self._head] if self._rows else None
 
     @property
     def time_max(self) -> int | None:
         """Newest timestamp held (ns), or ``None`` when empty."""
+        if self._rows is None:
+            return int(self._arrays()[0][-1])
         return self._keys[-1] if self._rows else None
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        assert self._cache is not None
+        return self._cache
+
+    def _thaw(self) -> dict[int, tuple[float, ...]]:
+        """The rows as the dict and sorted keys that events change, from the arrays."""
+        times, values = self._arrays()
+        self._keys = times.tolist()
+        self._head = 0
+        rows = dict(zip(self._keys, map(tuple, values.tolist()), strict=True))
+        self._rows = rows
+        return rows
 
     def apply(self, time_ns: int, values: tuple[float, ...]) -> Outcome:
         """Apply one event; ``values`` is aligned with :attr:`columns`."""
         rows = self._rows
+        if rows is None:
+            rows = self._thaw()
         old = rows.get(time_ns)
         if old is not None:
             if old == values:
@@ -134,6 +170,7 @@ class Window:
 
     def _evict(self) -> None:
         rows, keys = self._rows, self._keys
+        assert rows is not None
         if self.max_rows is not None:
             while len(rows) > self.max_rows:
                 del rows[keys[self._head]]
@@ -152,19 +189,30 @@ class Window:
 
         The returned array is shared with the window's cache: do not modify it.
         """
-        return self._materialize()[0]
+        return self.arrays()[0]
 
     def values(self) -> np.ndarray:
         """The live values as a float64 array of shape ``(rows, len(columns))``, by time.
 
         The returned array is shared with the window's cache: do not modify it.
         """
-        return self._materialize()[1]
+        return self.arrays()[1]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`times` and :meth:`values` together (shared with the cache: do not modify).
+
+        O(1) when nothing changed since the last call, O(new rows) when only appends and
+        evictions happened, else O(rows).
+        """
+        cache = self._cache
+        if cache is not None and not self._appended and not self._reshaped:
+            return cache
+        return self._materialize()
 
     def _materialize(self) -> tuple[np.ndarray, np.ndarray]:
-        """Arrays of the live rows; O(new rows) when only appends and evictions happened."""
-        live = len(self._rows)
         keys, rows = self._keys, self._rows
+        assert rows is not None  # arrays alone are always cached and current
+        live = len(rows)
         if self._cache is None or self._reshaped:
             new_keys = keys[self._head :]
             old_times = np.empty(0, dtype=np.int64)
@@ -207,34 +255,83 @@ class Window:
         :class:`~cache_daemon.errors.SnapshotError` when a column is missing, not numeric,
         or holds nulls or non-finite values.
         """
-        names = set(table.column_names)
-        missing = [c for c in ("time", *self.columns) if c not in names]
-        if missing:
-            raise SnapshotError(f"table lacks column(s) {', '.join(missing)}")
-        time_col = table.column("time")
-        if not pa.types.is_timestamp(time_col.type):
-            raise SnapshotError(f"column 'time' is {time_col.type}, not a timestamp")
-        if time_col.null_count:
-            raise SnapshotError("column 'time' holds nulls")
-        try:
-            naive = pc.cast(time_col, pa.timestamp(time_col.type.unit))
-            times = pc.cast(pc.cast(naive, pa.timestamp("ns")), pa.int64()).to_numpy()
-        except pa.ArrowInvalid as exc:
-            raise SnapshotError(f"column 'time' is out of the nanosecond range: {exc}") from None
-        columns = []
-        for name in self.columns:
-            col = table.column(name)
-            if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
-                raise SnapshotError(f"column {name!r} is {col.type}, not numeric")
-            arr = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-            if col.null_count or not np.isfinite(arr).all():
-                raise SnapshotError(f"column {name!r} holds nulls or non-finite values")
-            columns.append(arr)
-        order = np.argsort(times, kind="stable")
-        stacked = np.column_stack(columns) if columns else np.empty((len(times), 0))
-        for i in order:
-            self.apply(int(times[i]), tuple(stacked[i].tolist()))
-        return len(order)
+        times, values = table_arrays(table, self.columns)
+        return self.load_arrays(times, values)
+
+    def load_arrays(self, times: np.ndarray, values: np.ndarray, *, presorted: bool = False) -> int:
+        """Apply rows given as arrays (int64 ns, float64 ``(rows, columns)``) in time order
+        (a stable sort: of equal times the last row wins; ``presorted``: the caller has
+        sorted them so). Returns the number of rows.
+
+        Into an empty window, rows with distinct times are taken in one step, which ends in
+        the state that applying them one by one would reach.
+        """
+        if not presorted:
+            order = np.argsort(times, kind="stable")
+            times, values = times[order], values[order]
+        if not len(self) and bool((times[1:] > times[:-1]).all()):
+            self._take_sorted(times, values)
+        else:
+            for time_ns, row in zip(times.tolist(), values.tolist(), strict=True):
+                self.apply(time_ns, tuple(row))
+        return len(times)
+
+    def _take_sorted(self, times: np.ndarray, values: np.ndarray) -> None:
+        """Fill an empty window with rows of strictly increasing times, bounds applied; they
+        stay arrays until the first event (see :meth:`_thaw`)."""
+        if not len(times):
+            return
+        start = 0
+        if self.max_duration_ns is not None:
+            cutoff = int(times[-1]) - self.max_duration_ns
+            if cutoff >= int(times[0]):
+                start = int(np.searchsorted(times, cutoff, side="right"))
+        if self.max_rows is not None:
+            start = max(start, len(times) - self.max_rows)
+        kept_times = np.ascontiguousarray(times[start:])
+        kept_values = np.ascontiguousarray(values[start:], dtype=np.float64)
+        self._keys = []
+        self._head = 0
+        self._rows = None
+        self._cache = (kept_times, kept_values)
+        self._appended = 0
+        self._reshaped = False
+        self.version += 1
+
+
+def table_arrays(table: pa.Table, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``time`` column (int64 ns, UTC) and the value ``columns`` (float64, shape
+    ``(rows, len(columns))``) of a published window or snapshot, in the table's row order.
+
+    ``time`` may be any timestamp type; naive timestamps are taken as UTC; integer value
+    columns are converted. Raises :class:`~cache_daemon.errors.SnapshotError` when a column
+    is missing, not numeric, or holds nulls or non-finite values.
+    """
+    names = set(table.column_names)
+    missing = [c for c in ("time", *columns) if c not in names]
+    if missing:
+        raise SnapshotError(f"table lacks column(s) {', '.join(missing)}")
+    time_col = table.column("time")
+    if not pa.types.is_timestamp(time_col.type):
+        raise SnapshotError(f"column 'time' is {time_col.type}, not a timestamp")
+    if time_col.null_count:
+        raise SnapshotError("column 'time' holds nulls")
+    try:
+        naive = pc.cast(time_col, pa.timestamp(time_col.type.unit))
+        times = pc.cast(pc.cast(naive, pa.timestamp("ns")), pa.int64()).to_numpy()
+    except pa.ArrowInvalid as exc:
+        raise SnapshotError(f"column 'time' is out of the nanosecond range: {exc}") from None
+    arrays = []
+    for name in columns:
+        col = table.column(name)
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+            raise SnapshotError(f"column {name!r} is {col.type}, not numeric")
+        arr = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        if col.null_count or not np.isfinite(arr).all():
+            raise SnapshotError(f"column {name!r} holds nulls or non-finite values")
+        arrays.append(arr)
+    values = np.column_stack(arrays) if arrays else np.empty((len(times), 0))
+    return np.asarray(times, dtype=np.int64), values
 
 
 def reindex_regular(

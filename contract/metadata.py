@@ -9,8 +9,9 @@ key                    value
 ``topic``              the Kafka topic the offsets belong to
 ``source``             ``kafka`` | ``replay`` | ``snapshot``
 ``state``              ``restoring`` | ``live``
-``rows``               number of rows
-``time_min/max``       ISO-8601 UTC of the first and last row; empty when there are none
+``rows``               number of rows (of every series together)
+``series``             number of series (:mod:`contract.series`); ``0`` when not written
+``time_min/max``       ISO-8601 UTC of the oldest and newest row; empty when there are none
 ``schema_fingerprint`` :func:`schema_fingerprint` of the table
 ``model_version``      the installed model's version; empty without a model
 ``model_sha256``       its SHA-256; empty without a model
@@ -61,13 +62,15 @@ class Counters:
 
     ``events``: valid records applied (including duplicates and late drops); ``dead_letters``:
     rejected records by reason; ``dropped_late``: valid events older than the window;
-    ``publish_errors``: failed publications.
+    ``publish_errors``: failed publications; ``series_expired``: series dropped by the
+    series TTL.
     """
 
     events: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     dropped_late: int = 0
     publish_errors: int = 0
+    series_expired: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form, as in the status file."""
@@ -76,6 +79,7 @@ class Counters:
             "dead_letters": dict(sorted(self.dead_letters.items())),
             "dropped_late": self.dropped_late,
             "publish_errors": self.publish_errors,
+            "series_expired": self.series_expired,
         }
 
     @classmethod
@@ -89,6 +93,7 @@ class Counters:
                 dead_letters={str(k): int(v) for k, v in letters.items()},
                 dropped_late=int(raw.get("dropped_late", 0)),
                 publish_errors=int(raw.get("publish_errors", 0)),
+                series_expired=int(raw.get("series_expired", 0)),
             )
         except (AssertionError, ValueError, TypeError, AttributeError):
             return cls()
@@ -134,6 +139,11 @@ def parse_offsets(raw: str | bytes | None) -> dict[int, int] | None:
     return offsets if all(p >= 0 and o >= 0 for p, o in offsets.items()) else None
 
 
+def _count(raw: str) -> int:
+    """A non-negative decimal count, or 0 when malformed (``isdigit`` alone admits "²")."""
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationMeta:
     """What a generation says about itself besides its table (see the module docstring)."""
@@ -143,6 +153,7 @@ class GenerationMeta:
     source: str = ""
     state: str = ""
     rows: int = 0
+    series: int = 0
     time_min: str = ""
     time_max: str = ""
     schema_fingerprint: str = ""
@@ -160,6 +171,7 @@ class GenerationMeta:
             "source": self.source,
             "state": self.state,
             "rows": str(self.rows),
+            "series": str(self.series),
             "time_min": self.time_min,
             "time_max": self.time_max,
             "schema_fingerprint": self.schema_fingerprint,
@@ -174,13 +186,13 @@ class GenerationMeta:
     def from_metadata(cls, metadata: Mapping[str, str]) -> GenerationMeta:
         """Read a generation's metadata leniently (see the module docstring)."""
         get = metadata.get
-        rows = get("rows", "")
         return cls(
             offsets=parse_offsets(get("offsets")),
             topic=get("topic", ""),
             source=get("source", ""),
             state=get("state", ""),
-            rows=int(rows) if rows.isdigit() else 0,
+            rows=_count(get("rows", "")),
+            series=_count(get("series", "")),
             time_min=get("time_min", ""),
             time_max=get("time_max", ""),
             schema_fingerprint=get("schema_fingerprint", ""),

@@ -14,7 +14,8 @@ the field is ``OtherSettings.from_env`` of the same mapping (so the group's erro
 variables); otherwise it keeps its default (``None``).
 
 :class:`SharedSettings` holds what the daemon and the web workers must agree on: the shm
-directory, the age bound of the data and the log level.
+directory, the age bound of the data, the log level, and for a shard the Kafka partitions it
+owns and the topic's partition count.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, Self, get_args
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contract import defaults
 from contract.errors import ConfigError
+from contract.partitions import MAX_PARTITIONS, format_partitions, parse_partitions
 
 __all__ = [
     "EnvSettings",
     "LogLevel",
+    "PartitionSet",
     "SharedSettings",
     "env",
     "env_name",
@@ -43,6 +46,13 @@ __all__ = [
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
+
+# A partition set as text (``0-5``, ``0,2,4-7``; contract.partitions) parsed before validation.
+PartitionSet = Annotated[
+    frozenset[Annotated[int, Field(ge=0, lt=MAX_PARTITIONS)]],
+    BeforeValidator(lambda v: parse_partitions(v) if isinstance(v, str) else v),
+    Field(min_length=1),
 ]
 
 
@@ -169,3 +179,29 @@ class SharedSettings(EnvSettings):
         ge=defaults.MIN_MAX_DATA_AGE_MS,
     )
     log_level: LogLevel = env("LOG_LEVEL", "INFO", "level of the JSON log lines")
+    kafka_partitions: PartitionSet | None = env(
+        "KAFKA_PARTITIONS",
+        None,
+        "the Kafka partitions this pod owns, e.g. `0-5` or `0,2,4-7` (a shard: its daemon reads "
+        "only these, its web workers serve only their series); unset: every partition",
+    )
+    kafka_partition_count: int | None = env(
+        "KAFKA_PARTITION_COUNT",
+        None,
+        "the topic's partition count, which maps a series to its partition (murmur2 of the "
+        "key modulo the count); the daemon reports a topic with another count as an error",
+        ge=1,
+        le=MAX_PARTITIONS,
+    )
+
+    @model_validator(mode="after")
+    def _partitions_within_count(self) -> Self:
+        count, owned = self.kafka_partition_count, self.kafka_partitions
+        if count is not None and owned and max(owned) >= count:
+            beyond = format_partitions(p for p in owned if p >= count)
+            raise ConfigError(
+                "KAFKA_PARTITIONS",
+                f"includes {beyond}, but KAFKA_PARTITION_COUNT is {count} (partitions "
+                f"0-{count - 1})",
+            )
+        return self

@@ -8,7 +8,8 @@ Content (one JSON object)::
      "source": "kafka"|"replay", "started_ns": int (time.time_ns() at process start),
      "heartbeat_ns": int (time.time_ns()),
      "last_publish_ns": int|null, "generation": int, "lag": {"<partition>": int},
-     "counters": {"events", "dead_letters": {"<reason>": n}, "dropped_late", "publish_errors"},
+     "counters": {"events", "dead_letters": {"<reason>": n}, "dropped_late", "publish_errors",
+                  "series_expired"},
      "last_error": str|null}
 
 A reader decides liveness from ``heartbeat_ns`` (younger than ``MAX_DATA_AGE_MS``); a change of

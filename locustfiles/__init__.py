@@ -1,7 +1,7 @@
 """Load tests of the forecasting service: ``locust -f locustfiles --host http://...``.
 
 Locust loads ``locustfiles/locustfile.py``, the only module without a leading underscore:
-the users (one per mode: cached, synthetic, real, bad, ingest), the load shape and the SLO
+the users (one per mode: cached, synthetic, real, bad, ingest, series), the load shape and the SLO
 gates. The API below is pure (payload generators, response checks, gates, shapes,
 configuration and the generator's own CPU): importing it does not import Locust, whose
 import patches the process for gevent.
@@ -24,6 +24,7 @@ from locustfiles._payloads import (
     load_series,
     parse_zone,
     real_request,
+    series_request,
     synthetic_request,
 )
 from locustfiles._verdicts import GateSpec, RunSummary, check_forecast, check_problem, evaluate
@@ -55,6 +56,7 @@ __all__ = [
     "load_series",
     "parse_zone",
     "real_request",
+    "series_request",
     "synthetic_request",
     "target",
 ]

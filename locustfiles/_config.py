@@ -20,7 +20,7 @@ from contract.settings import EnvSettings, env_names
 from locustfiles._errors import ConfigError
 from locustfiles._payloads import Zone, parse_zone
 
-MODES = ("cached", "synthetic", "real", "bad", "ingest")
+MODES = ("cached", "synthetic", "real", "bad", "ingest", "series")
 SHAPES = ("steady", "ramp", "spike")
 _ZONES = "Z,naive,+00:00,+02:00,-05:00,+05:30,Europe/London,America/New_York"
 _ORDERED = (  # (lower, upper) bounds, by variable
@@ -137,6 +137,18 @@ class LoadConfig(EnvSettings):
         "LOCUST_WEIGHT_INGEST",
         0,
         "weight of the `ingest` user (`--weight-ingest` wins); needs `KAFKA_BOOTSTRAP_SERVERS`",
+    )
+    weight_series: Count = _env(
+        "LOCUST_WEIGHT_SERIES",
+        0,
+        "weight of the `series` user (`--weight-series` wins): forecasts of random series of "
+        "the window, by `series_id`",
+    )
+    series_max: Positive = _env(
+        "LOCUST_SERIES_MAX",
+        10_000,
+        "series: most ids the preflight reads from `GET /series` (the first ones in id "
+        "order); each request picks one of them at random",
     )
     shape: Annotated[str, PlainValidator(lambda s: str(s).strip().lower())] = _env(
         "LOCUST_SHAPE",

@@ -209,6 +209,15 @@ def cached_request(inference_length: int | None) -> ForecastRequest:
     return ForecastRequest(dict(body), inference_length, None, None, "cached")
 
 
+def series_request(series_id: str, inference_length: int | None) -> ForecastRequest:
+    """``{"series_id": id}`` (the server's default length) or with ``inference_length``:
+    a forecast of one series of the window (the answer must name it)."""
+    body: dict[str, object] = {"series_id": series_id}
+    if inference_length is not None:
+        body["inference_length"] = inference_length
+    return ForecastRequest(body, inference_length, None, None, "series")
+
+
 def ingest_event(time_ns: int, value: float, column: str) -> bytes:
     """One Kafka record as the daemon decodes it: ``{"time": "...Z", "<column>": value}``;
     ValueError for a value that is not finite."""

@@ -17,6 +17,7 @@ from locustfiles._errors import PreflightError
 from locustfiles._payloads import (
     JSON,
     BadCase,
+    EncodedRequest,
     ForecastRequest,
     Series,
     bad_cases,
@@ -24,6 +25,7 @@ from locustfiles._payloads import (
     load_series,
     parse_time_ns,
     real_request,
+    series_request,
     synthetic_request,
 )
 from locustfiles._verdicts import check_forecast, check_problem, describe_failure
@@ -34,12 +36,14 @@ _SHOWN = 6
 
 
 class Prepared(NamedTuple):
-    """What the preflight learnt and prepared for the users of a process."""
+    """What the preflight learnt and prepared for the users of a process: ``keyed`` holds
+    one encoded ``{"series_id": id}`` body per series id read from ``GET /series``."""
 
     step_ns: int
     default_length: int
     series: Series | None
     cases: tuple[BadCase, ...]
+    keyed: tuple[EncodedRequest, ...] = ()
 
 
 def preflight(host: str | None, config: LoadConfig) -> Prepared:
@@ -52,13 +56,15 @@ def preflight(host: str | None, config: LoadConfig) -> Prepared:
     with requests.Session() as session:
         url = str(host).rstrip("/")
         _wait_ready(session, url, config.ready_timeout_s)
-        step, default_length = _discover(session, url, config)
+        ids = _series_ids(session, url, config.series_max) if config.weight("series") else ()
+        step, default_length = _discover(session, url, config, ids[0] if ids else None)
         series = load_series(config) if config.weight("real") else None
         cases: tuple[BadCase, ...] = ()
         if config.weight("bad"):
             limits = {"max_rows": config.max_rows, "max_body_bytes": config.max_body_bytes}
             cases = bad_cases(rows=config.rows_min, step_ns=step, column=config.column, **limits)
-        prepared = Prepared(step, default_length, series, cases)
+        keyed = tuple(EncodedRequest.of(series_request(sid, None)) for sid in ids)
+        prepared = Prepared(step, default_length, series, cases, keyed)
         _probe(session, url, config, prepared)
     log.info(
         "service at %s: model step %g s, default forecast length %d",
@@ -89,6 +95,29 @@ def _wait_ready(session: requests.Session, url: str, timeout_s: float) -> None:
         time.sleep(0.2)
 
 
+def _series_ids(session: requests.Session, url: str, most: int) -> tuple[str, ...]:
+    """The first ``most`` series ids of the window, page by page from ``GET /series``."""
+    ids: list[str] = []
+    after: str | None = None
+    while len(ids) < most:
+        params = {"limit": str(min(1000, most - len(ids)))}
+        if after is not None:
+            params["after"] = after
+        reply = session.get(f"{url}/series", params=params, timeout=TIMEOUT_S)
+        if reply.status_code != 200:
+            failure = describe_failure(reply.status_code, reply.content)
+            raise PreflightError(f"GET /series -> {failure}")
+        page = reply.json()
+        ids += [item["series_id"] for item in page["items"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    if not ids:
+        raise PreflightError("the series user has nothing to ask for: GET /series lists none")
+    log.info("series: %d series ids read from GET /series", len(ids))
+    return tuple(ids)
+
+
 def _forecast_times(session: requests.Session, url: str, body: bytes) -> list[int]:
     reply = _post(session, url, body)
     if reply.status_code != 200:
@@ -101,12 +130,18 @@ def _forecast_times(session: requests.Session, url: str, body: bytes) -> list[in
     return [t for t in times if t is not None]
 
 
-def _discover(session: requests.Session, url: str, config: LoadConfig) -> tuple[int, int]:
-    """The model's step (from two forecast steps) and the default forecast length."""
-    default_length = len(_forecast_times(session, url, b"{}"))
+def _discover(
+    session: requests.Session, url: str, config: LoadConfig, series_id: str | None
+) -> tuple[int, int]:
+    """The model's step (from two forecast steps) and the default forecast length, from the
+    window's forecast (of ``series_id`` when given: a window of many series needs one)."""
+    encoded = EncodedRequest.of(
+        cached_request(None) if series_id is None else series_request(series_id, None)
+    )
+    default_length = len(_forecast_times(session, url, encoded.with_length(None)[1]))
     step = (config.step_s or 0) * 1_000_000_000
     if config.max_inference_length >= 2:
-        times = _forecast_times(session, url, b'{"inference_length":2}')
+        times = _forecast_times(session, url, encoded.with_length(2)[1])
         step = times[1] - times[0]
     elif not step:
         raise PreflightError(
@@ -124,7 +159,11 @@ def _discover(session: requests.Session, url: str, config: LoadConfig) -> tuple[
 
 def _probes(config: LoadConfig, prepared: Prepared) -> list[ForecastRequest]:
     rng, longest, column = random.Random(0), config.max_inference_length, config.column
-    probes = [cached_request(None), cached_request(longest)]
+    probes = [cached_request(None), cached_request(longest)] if config.weight("cached") else []
+    if prepared.keyed:  # the first and last ids, and a few at random
+        count = len(prepared.keyed)
+        picks = {0, count - 1, *rng.sample(range(count), min(3, count))}
+        probes += [prepared.keyed[i].with_length(longest)[0] for i in sorted(picks)]
     synthetic = partial(synthetic_request, rng, step_ns=prepared.step_ns, column=column)
     for i, zone in enumerate(config.zones if config.weight("synthetic") else ()):
         rows = config.rows_max if i == 0 else config.rows_min

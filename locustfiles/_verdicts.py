@@ -108,9 +108,10 @@ def check_forecast(
     default_length: int | None = None,
 ) -> Verdict:
     """Right: a 200 JSON object whose integer ``generation`` equals the header, with a
-    ``model_version``, a non-negative ``data_age_ms`` and exactly ``inference_length`` (else
-    ``default_length``, None: any) finite predictions one step (``step_ns``, else
-    ``req.step_ns``) apart, the first one step after the last input time."""
+    ``model_version``, a non-negative ``data_age_ms``, the ``series_id`` the body named (if
+    it named one) and exactly ``inference_length`` (else ``default_length``, None: any)
+    finite predictions one step (``step_ns``, else ``req.step_ns``) apart, the first one step
+    after the last input time."""
     if status != 200:
         return Verdict(describe_failure(status, body))
     payload = _object(body)
@@ -127,6 +128,8 @@ def check_forecast(
         error = f"data_age_ms missing or negative: {payload.get('data_age_ms')!r}"
     elif not isinstance(version, str) or not version:
         error = "model_version missing"
+    elif "series_id" in req.body and payload.get("series_id") != req.body["series_id"]:
+        error = f"series_id {payload.get('series_id')!r} answered for {req.body['series_id']!r}"
     else:
         error = _check_predictions(
             payload.get("predictions"),

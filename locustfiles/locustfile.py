@@ -7,8 +7,9 @@ them as JSON).
 
 Bodies are encoded before the load, not per request: each synthetic or real user builds
 ``LOCUST_PAYLOADS_PER_USER`` series at its start and re-sends them with a new
-``inference_length`` (:class:`EncodedRequest`), the cached bodies and the invalid cases are
-encoded once per process. Answers are still checked against what was sent.
+``inference_length`` (:class:`EncodedRequest`), the cached bodies, the bodies naming each
+series of the window and the invalid cases are encoded once per process. Answers are still
+checked against what was sent.
 """
 
 from __future__ import annotations
@@ -242,6 +243,19 @@ class RealUser(SeriesUser):
         self.send("/predict real")
 
 
+class KeyedUser(ServiceUser):
+    """Forecasts of random series of the window: ``{"series_id": id}`` with a random
+    ``inference_length``, the ids read from ``GET /series`` by the preflight (at most
+    ``LOCUST_SERIES_MAX``) and each body encoded once per process."""
+
+    mode = "series"
+
+    @task
+    def one_series(self) -> None:
+        encoded = self.rng.choice(RUNTIME.prepared.keyed)
+        self.forecast(*encoded.with_length(self._length()), "/predict series")
+
+
 class BadInputUser(ServiceUser):
     """Each invalid case; a success only when the server answers the documented 4xx."""
 
@@ -328,7 +342,7 @@ def _producer(config: LoadConfig) -> KafkaProducer:
     return RUNTIME.producer
 
 
-USERS = (CachedUser, SyntheticUser, RealUser, BadInputUser, IngestUser)
+USERS = (CachedUser, SyntheticUser, RealUser, BadInputUser, IngestUser, KeyedUser)
 
 
 class LoadShape(LoadTestShape):

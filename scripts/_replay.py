@@ -38,8 +38,9 @@ def _ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> None:
 @contextlib.contextmanager
 def open_producer(
     bootstrap_servers: str, topic: str, *, partitions: int
-) -> Iterator[Callable[[Mapping[str, Any]], None]]:
-    """Yield ``send(event)``; on exit flush, check every delivery, close.
+) -> Iterator[Callable[[Mapping[str, Any], bytes | None], None]]:
+    """Yield ``send(event, key)`` (``key`` None: a record without a key, on any partition; else
+    the producer's partition of the key); on exit flush, check every delivery, close.
 
     Raises ``SeedError`` when the broker is unreachable or a record was not acknowledged.
     """
@@ -56,10 +57,11 @@ def open_producer(
         raise SeedError(f"Kafka at {bootstrap_servers}: {exc}") from None
     failures: list[BaseException] = []
 
-    def send(event: Mapping[str, Any]) -> None:
+    def send(event: Mapping[str, Any], key: bytes | None) -> None:
         if failures:
             raise SeedError(f"Kafka rejected a record: {failures[0]}")
-        future = producer.send(topic, value=json.dumps(event, separators=(",", ":")).encode())
+        value = json.dumps(event, separators=(",", ":")).encode()
+        future = producer.send(topic, value=value, key=key)
         future.add_errback(failures.append)
 
     try:

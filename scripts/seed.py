@@ -9,6 +9,9 @@
    created with ``--partitions`` partitions when it does not exist. ``--times`` chooses the
    event times (see ``scripts._events``): ``continue`` (default) carries on after the snapshot's
    last row, so the daemon sees new data; ``original`` replays the snapshot's own rows.
+   ``--series N`` sends keyed records for N series (keys ``series-0001`` ... ``series-N``, the
+   sample with a different phase each): one event per series for each time step. Without it
+   the records have no key (one series, the daemon's default one).
 
 Variables: S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_SECURE, S3_REGION, SNAPSHOT_BUCKET,
 SNAPSHOT_KEY (for the upload); KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, REPLAY_RATE (for the
@@ -33,7 +36,7 @@ from tqdm import tqdm
 
 from contract import defaults
 from contract.errors import ConfigError
-from scripts._events import TIME_MODES, TimeMode, events
+from scripts._events import TIME_MODES, TimeMode, keyed_events
 from scripts.errors import SeedError
 
 __all__ = ["SeedConfig", "main", "progress_bar", "replay", "upload"]
@@ -160,16 +163,17 @@ def progress_bar(
 
 def replay(
     config: SeedConfig,
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[tuple[bytes | None, Mapping[str, Any]]],
     *,
     total: int | None,
     rate: float,
     partitions: int = 1,
     progress: bool = True,
 ) -> int:
-    """Send ``records`` as JSON to ``config.topic`` at ``rate`` per second (0 = unpaced) and
-    wait for every acknowledgement; returns how many were sent. Creates the topic with
-    ``partitions`` partitions when it is missing. Raises ``SeedError`` for a Kafka error."""
+    """Send ``records`` (``(key, event)``; the event as JSON) to ``config.topic`` at ``rate``
+    per second (0 = unpaced) and wait for every acknowledgement; returns how many were sent.
+    Creates the topic with ``partitions`` partitions when it is missing. Raises
+    ``SeedError`` for a Kafka error."""
     config.require("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC")
     from scripts._replay import open_producer  # noqa: PLC0415 - kafka only for the replay
 
@@ -179,12 +183,12 @@ def replay(
         progress_bar(f"replay {config.topic}", total, disable=not progress) as bar,
     ):
         started = time.monotonic()
-        for record in records:
+        for key, record in records:
             if rate > 0:
                 delay = started + sent / rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            send(record)
+            send(record, key)
             sent += 1
             bar.update()
     log.info("sent %d events to %s on %s", sent, config.topic, config.bootstrap_servers)
@@ -201,7 +205,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("--replay", action="store_true", help="send the events to Kafka")
     parser.add_argument("--rate", type=float, help="events per second (default $REPLAY_RATE)")
     parser.add_argument(
-        "--limit", type=int, help="events to send (default: one pass over the file; 0 = endless)"
+        "--limit",
+        type=int,
+        help="events to send (default: one pass over the file per series; 0 = endless)",
+    )
+    parser.add_argument(
+        "--series", type=int, default=0, help="keyed series (default 0: records without a key)"
     )
     parser.add_argument("--times", choices=TIME_MODES, default="continue")
     parser.add_argument("--partitions", type=int, default=1, help="for a topic created here")
@@ -215,16 +224,23 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             upload(config, args.file)
         if args.replay:
             rate = config.replay_rate if args.rate is None else args.rate
-            if rate < 0 or args.partitions < 1 or (args.limit is not None and args.limit < 0):
-                raise SeedError("--rate must be >= 0, --partitions >= 1 and --limit >= 0")
+            if (
+                rate < 0
+                or args.partitions < 1
+                or args.series < 0
+                or (args.limit is not None and args.limit < 0)
+            ):
+                raise SeedError(
+                    "--rate must be >= 0, --partitions >= 1, --series >= 0 and --limit >= 0"
+                )
             frame = pd.read_parquet(args.file)
             limit = args.limit if args.limit != 0 else None
             if limit is None and args.limit is None:
-                limit = len(frame)
+                limit = len(frame) * max(args.series, 1)
             mode: TimeMode = args.times
             replay(
                 config,
-                events(frame, mode=mode, limit=limit),
+                keyed_events(frame, mode=mode, limit=limit, series=args.series),
                 total=limit,
                 rate=rate,
                 partitions=args.partitions,

@@ -18,8 +18,9 @@ def table_checksum(table: pa.Table) -> str:
     Two tables with equal contents give equal digests whether they are chunked, sliced, built in
     memory or mapped from a file, so a publisher can record it and a reader can recompute it to
     prove that what it served is exactly what was published. Fixed-width columns are hashed from
-    their buffers without conversion; other types fall back to their Python values (slow, fine for
-    small tables).
+    their buffers without conversion; string and binary columns from their value lengths and
+    bytes (two streams, so chunk boundaries do not matter); other types fall back to their
+    Python values (slow, fine for small tables).
     """
     digest = hashlib.blake2b(digest_size=16)
     digest.update(str(table.num_rows).encode())
@@ -29,9 +30,56 @@ def table_checksum(table: pa.Table) -> str:
         if column.null_count:
             for chunk in column.chunks:
                 digest.update(np.asarray(pc.is_null(chunk), dtype=np.bool_).tobytes())
+        if _is_variable_binary(column.type):
+            _hash_variable(digest, column.chunks)
+            continue
         for chunk in column.chunks:
             _hash_values(digest, chunk)
     return digest.hexdigest()
+
+
+def _is_variable_binary(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
+
+
+def _hash_variable(digest: hashlib.blake2b, chunks: list[pa.Array[Any]]) -> None:
+    """Lengths of the values (int64) and their bytes, each as one stream over the chunks."""
+    lengths = hashlib.blake2b(digest_size=16)
+    data = hashlib.blake2b(digest_size=16)
+    for raw in chunks:
+        chunk = raw
+        if chunk.null_count:
+            # The bytes a null slot spans are unspecified: hash it as the empty value.
+            chunk = pc.fill_null(
+                chunk, pa.scalar(b"" if _is_binary(chunk.type) else "", chunk.type)
+            )
+        if not len(chunk):
+            continue
+        offsets_buf, data_buf = chunk.buffers()[1], chunk.buffers()[2]
+        if offsets_buf is None:
+            continue
+        wide = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
+        width: type[np.int64] | type[np.int32] = np.int64 if wide else np.int32
+        offsets = np.frombuffer(
+            memoryview(offsets_buf),
+            dtype=width,
+            count=len(chunk) + 1,
+            offset=chunk.offset * (8 if wide else 4),
+        )
+        lengths.update(np.diff(offsets).astype(np.int64).tobytes())
+        if data_buf is not None:
+            data.update(memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])])
+    digest.update(lengths.digest())
+    digest.update(data.digest())
+
+
+def _is_binary(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
 
 
 def _hash_values(digest: hashlib.blake2b, array: pa.Array[Any]) -> None:

@@ -125,18 +125,23 @@ class StackHandle:
         *,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        keys: Iterable[bytes | None] | None = None,
     ) -> list[tuple[int, int]]:
-        """Send each event (a mapping is JSON-encoded, bytes are sent as they are), wait for
-        every acknowledgement, and return ``(partition, offset)`` per event in order."""
+        """Send each event (a mapping is JSON-encoded, bytes are sent as they are) with the
+        key at the same place in ``keys`` (default: none), wait for every acknowledgement,
+        and return ``(partition, offset)`` per event in order. Without ``partition`` a keyed
+        record goes to the partition of its key (the producer's partitioner)."""
         producer = KafkaProducer(
             bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5, **_KAFKA_TIMEOUTS
         )
         try:
             futures = []
-            for event in events:
+            key_list = list(keys) if keys is not None else None
+            for i, event in enumerate(events):
                 value = event if isinstance(event, bytes) else json.dumps(event).encode()
+                key = key_list[i] if key_list is not None else None
                 futures.append(
-                    producer.send(topic, value=value, partition=partition, headers=headers)
+                    producer.send(topic, value=value, key=key, partition=partition, headers=headers)
                 )
             producer.flush(timeout=30)
             metadata = [future.get(timeout=30) for future in futures]

@@ -18,8 +18,9 @@ Fixtures
     - ``env(**extra) -> dict``: KAFKA_BOOTSTRAP_SERVERS, S3_ENDPOINT, S3_ACCESS_KEY,
       S3_SECRET_KEY, S3_SECURE, S3_REGION (merge into ``os.environ`` for a subprocess);
     - ``new_topic(partitions=1, *, prefix="topic") -> str``: a new unique topic, leaders elected;
-    - ``produce_json(topic, events, *, partition=None, headers=None) -> [(partition, offset)]``:
-      sends dicts as JSON (bytes as they are) and waits for the acks;
+    - ``produce_json(topic, events, *, partition=None, headers=None, keys=None)
+      -> [(partition, offset)]``: sends dicts as JSON (bytes as they are), each with its key
+      from ``keys``, and waits for the acks;
     - ``new_bucket(*, prefix="bucket") -> str``: a new unique bucket;
     - ``minio(*, timeout_s=5.0, secret_key=None) -> Minio``: short timeouts, no retries;
     - ``stop_kafka(*, hard=False)`` / ``start_kafka() -> seconds``: broker restart on the same

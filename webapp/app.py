@@ -6,7 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from webapp import metrics
+from webapp import metrics, shard_route
 from webapp.config import Settings
 from webapp.deadline import BodyDeadline
 from webapp.docs_page import install_docs
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(blueprint)
     install_docs(app)
     install_error_handlers(app)
+    shard_route.install(app, settings)
 
     @app.before_request
     def _start_timer() -> None:

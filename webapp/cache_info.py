@@ -15,11 +15,13 @@ __all__ = ["CacheInfo", "cache_fields"]
 @dataclass(frozen=True, slots=True)
 class CacheInfo:
     """One generation as one worker sees it. Metadata a publisher left out reads as null;
-    ``checksum_matches`` compares the table with the checksum the metadata states."""
+    ``checksum_matches`` compares the table with the checksum the metadata states;
+    ``series`` is the number of series in the window (``GET /series`` lists them)."""
 
     generation: int
     pid: int
     rows: int
+    series: int
     time_min: str | None
     time_max: str | None
     offsets: dict[str, int] | None
@@ -44,6 +46,7 @@ class CacheInfo:
             generation=view.generation,
             pid=os.getpid(),
             rows=summary.rows,
+            series=view.catalog().count,
             time_min=summary.time_min,
             time_max=summary.time_max,
             offsets=None if offsets is None else {str(p): o for p, o in sorted(offsets.items())},

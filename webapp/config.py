@@ -8,11 +8,12 @@ bad value raises :class:`contract.errors.ConfigError` naming its variable.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import model_validator
+from pydantic import BeforeValidator, model_validator
 
 from contract.errors import ConfigError
+from contract.partitions import ShardMap, format_partitions, parse_shard_map
 from contract.settings import SharedSettings, env
 
 __all__ = ["Settings"]
@@ -57,12 +58,57 @@ class Settings(SharedSettings):
         "how often each worker, even idle, opens a new generation and prepares its forecast",
         ge=10,
     )
+    forecast_memo_series: int = env(
+        "FORECAST_MEMO_SERIES",
+        4096,
+        "series forecasts each worker keeps (least recently used dropped first); a series "
+        "not kept is forecast again on its next request",
+        ge=1,
+    )
     body_timeout_s: int = env(
         "REQUEST_BODY_TIMEOUT_S",
         10,
         "time allowed to receive a request body (gevent worker), else 408",
         ge=1,
     )
+
+    shard_map: (
+        Annotated[
+            ShardMap, BeforeValidator(lambda v: parse_shard_map(v) if isinstance(v, str) else v)
+        ]
+        | None
+    ) = env(
+        "SHARD_MAP",
+        None,
+        "the shards of a topic sharded by partition, e.g. `0-5=http://shard-a,6-11=http://shard-b`"
+        " (base URLs clients can reach): a `POST /predict` whose `series_id` belongs to another"
+        " shard is answered 307 to it; needs `KAFKA_PARTITION_COUNT`, and `KAFKA_PARTITIONS` equal"
+        " to one entry's partitions; unset: no routing",
+    )
+
+    @model_validator(mode="after")
+    def _shard_map_fits(self) -> Self:
+        """The map covers the topic and names this pod's partitions as one shard."""
+        shards, count, owned = self.shard_map, self.kafka_partition_count, self.kafka_partitions
+        if shards is None:
+            return self
+        if count is None:
+            raise ConfigError("KAFKA_PARTITION_COUNT", "required when SHARD_MAP is set")
+        if owned is None:
+            raise ConfigError(
+                "KAFKA_PARTITIONS", "required when SHARD_MAP is set: the partitions this pod owns"
+            )
+        try:
+            shards.owners(count)
+        except ValueError as exc:
+            raise ConfigError("SHARD_MAP", f"{exc} (KAFKA_PARTITION_COUNT={count})") from None
+        if shards.url_of(owned) is None:
+            raise ConfigError(
+                "KAFKA_PARTITIONS",
+                f"{format_partitions(owned)} is not the partition set of one SHARD_MAP entry "
+                f"({shards})",
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_within_maximum(self) -> Self:

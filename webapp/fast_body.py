@@ -23,6 +23,7 @@ from typing import cast
 import msgspec
 import numpy as np
 
+from contract.series import SeriesIdError, check_series_id
 from forecasting.features import FloatArray, IntArray
 from webapp.isotimes import parse_uniform
 from webapp.schemas import Column, PredictBody
@@ -46,13 +47,17 @@ def _each_key_once(raw: bytes, body: PredictBody, strings: list[str], colons_in_
     return raw.count(b":") == expected + colons_in_times
 
 
-def _decode(raw: bytes) -> PredictBody | None:
+def _decode(raw: bytes) -> tuple[PredictBody, str | None] | None:
+    """The body and its series id (None without one); None when the body or its id is not
+    valid, for the precise path to name the problem."""
     if b"\\" in raw:
         return None
     try:
-        return _DECODE(raw)
-    except (msgspec.DecodeError, RecursionError):
+        body = _DECODE(raw)
+        series_id = None if body.series_id is msgspec.UNSET else check_series_id(body.series_id)
+    except (msgspec.DecodeError, RecursionError, SeriesIdError):
         return None
+    return body, series_id
 
 
 def _length(body: PredictBody, expect: Expectations) -> int | None:
@@ -65,26 +70,30 @@ def _length(body: PredictBody, expect: Expectations) -> int | None:
 
 def fast_predict(raw: bytes, expect: Expectations) -> PredictRequest | None:
     """The validated request of a valid body, or None (see the module docstring)."""
-    body = _decode(raw)
-    if body is None:
+    decoded = _decode(raw)
+    if decoded is None:
         return None
+    body, series_id = decoded
     length = _length(body, expect)
     given_index = None if body.index_col is msgspec.UNSET else body.index_col
     if length is None or (body.data is msgspec.UNSET and given_index is not None):
         return None
+    named = [] if series_id is None else [series_id]
     if body.data is msgspec.UNSET:
-        ok = _each_key_once(raw, body, [], 0)
-        return PredictRequest(inference_length=length) if ok else None
+        ok = _each_key_once(raw, body, named, 0)
+        return PredictRequest(inference_length=length, series_id=series_id) if ok else None
     index_col = given_index or "time"
     series = _series(body.data, index_col, expect)
     if series is None:
         return None
     times, values, colons_in_times = series
-    strings = [] if given_index is None else [given_index]
+    strings = named if given_index is None else [given_index, *named]
     if not _each_key_once(raw, body, strings, colons_in_times):
         return None
     times, values = regular_series(times, values, index_col, expect)
-    return PredictRequest(inference_length=length, times_ns=times, values=values)
+    return PredictRequest(
+        inference_length=length, times_ns=times, values=values, series_id=series_id
+    )
 
 
 def _series(

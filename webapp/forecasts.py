@@ -4,13 +4,15 @@ Two inputs: the window (its full-horizon forecast, computed and encoded once per
 by :mod:`webapp.snapshot_view`) and a caller's series, which validation has already
 validated and regularized; :func:`series_points` uses it as it is.
 
-Points are kept encoded (:class:`Predictions`): each step's JSON object once, so a request
-for the first ``k`` steps of the window's forecast joins ``k`` prepared fragments instead of
-formatting times and floats again.
+Points are kept encoded (:class:`Predictions`): the JSON array once, with where each point
+ends in it, so a request for the first ``k`` steps of a series' forecast takes one slice of
+it instead of formatting times and floats again.
 """
 
 from __future__ import annotations
 
+import itertools
+from array import array
 from dataclasses import dataclass
 
 import msgspec
@@ -29,37 +31,48 @@ _ENCODE = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class Predictions:
-    """A forecast's points, encoded: each point's JSON object (``items``) for a forecast
-    whose prefixes are served, or the whole array at once (``array``)."""
+    """A forecast's points, encoded as one JSON array (``encoded``) of ``count`` points. For a
+    forecast whose prefixes are served (:meth:`of`), ``ends[k - 1]`` is where the ``k``-th
+    point ends in ``encoded``, so the first ``k`` points are one slice of it. One bytes object
+    and a small integer array per forecast: about 3 KB for 48 points, which is what a
+    worker's memo of series forecasts holds per series."""
 
-    items: tuple[bytes, ...]
-    array: bytes | None = None
-    count: int = 0
+    encoded: bytes
+    count: int
+    ends: array[int] | None = None
 
     @classmethod
     def of(cls, times: IntArray, values: FloatArray, step_ns: int) -> Predictions:
         """Each point encoded, for :meth:`first`. NaN and Infinity are not JSON: non-finite
         ``values`` raise ``ValueError`` rather than reach a client (callers refuse them
         before this)."""
-        return cls(tuple(_ENCODE(p) for p in _points(times, values, step_ns)))
+        items = [_ENCODE(p) for p in _points(times, values, step_ns)]
+        ends = array("I", itertools.accumulate(len(item) + 1 for item in items))
+        return cls(b"[" + b",".join(items) + b"]", len(items), ends)
 
     @classmethod
     def whole(cls, times: IntArray, values: FloatArray, step_ns: int) -> Predictions:
         """All points encoded as one array (one call), for a forecast served once."""
-        return cls((), _ENCODE(_points(times, values, step_ns)), len(values))
+        return cls(_ENCODE(_points(times, values, step_ns)), len(values))
 
     def __len__(self) -> int:
-        return self.count if self.array is not None else len(self.items)
+        return self.count
 
     def first(self, steps: int) -> Predictions:
-        """The first ``steps`` points (all of them when there are fewer)."""
-        return Predictions(self.items[:steps])
+        """The first ``steps`` points (all of them when there are fewer); only for a
+        forecast made by :meth:`of`."""
+        if self.ends is None:
+            raise ValueError("only a forecast made by Predictions.of serves its prefixes")
+        steps = max(0, min(steps, self.count))
+        if steps == self.count:
+            return Predictions(self.encoded, steps)
+        if steps == 0:
+            return Predictions(b"[]", 0)
+        return Predictions(self.encoded[: self.ends[steps - 1]] + b"]", steps)
 
     def json(self) -> msgspec.Raw:
         """The JSON array of the points, to embed in a response as it is."""
-        if self.array is not None:
-            return msgspec.Raw(self.array)
-        return msgspec.Raw(b"[" + b",".join(self.items) + b"]")
+        return msgspec.Raw(self.encoded)
 
 
 def _points(times: IntArray, values: FloatArray, step_ns: int) -> list[Point]:

@@ -96,6 +96,7 @@ class _ScrapeCollector:
         gen = GaugeMetricFamily("webapp_generation", "Newest published generation")
         age = GaugeMetricFamily("webapp_data_age_seconds", "Age of the newest window data")
         rows = GaugeMetricFamily("webapp_window_rows", "Rows in the newest window")
+        series = GaugeMetricFamily("webapp_window_series", "Series in the newest window")
         info = GaugeMetricFamily(
             "webapp_model_info", "Model serving the newest generation", labels=["version"]
         )
@@ -108,6 +109,7 @@ class _ScrapeCollector:
             gen.add_metric([], view.generation)
             age.add_metric([], state.data_age_ms(view) / 1000.0)
             rows.add_metric([], view.snapshot.table.num_rows)
+            series.add_metric([], view.catalog().count)
             with contextlib.suppress(NoModelError):
                 version = view.model_version(state.models.get(view.meta))
                 if version:
@@ -118,7 +120,7 @@ class _ScrapeCollector:
             "Files in the shm directory this worker's reader skipped (corrupt, unsafe, foreign)",
         )
         skipped.add_metric([], len(state.source.skipped_files()))
-        yield from (gen, age, rows, info, ready, bound, skipped)
+        yield from (gen, age, rows, series, info, ready, bound, skipped)
         yield from _volume_metrics(state.settings.shm_dir)
         yield from _daemon_metrics(state.daemon_status())
 

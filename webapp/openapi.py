@@ -9,9 +9,19 @@ from typing import Any
 
 import msgspec
 
+from contract.series import MAX_SERIES_ID_BYTES
 from webapp.cache_info import cache_fields
 from webapp.config import Settings
-from webapp.schemas import VALIDATION_CODES, Point, PredictBody, PredictResponse, Problem
+from webapp.schemas import (
+    SERIES_PAGE_DEFAULT,
+    SERIES_PAGE_MAX,
+    VALIDATION_CODES,
+    Point,
+    PredictBody,
+    PredictResponse,
+    Problem,
+    SeriesList,
+)
 
 __all__ = ["PROBLEM_TYPES", "build_spec"]
 
@@ -21,10 +31,13 @@ PROBLEM_TYPES: dict[str, str] = {
     "invalid-json": "400: the body is not UTF-8 JSON (or repeats a key in an object)",
     "bad-request": "400: the request is malformed at the HTTP level (framing, chunked body)",
     "not-found": "404: no such path",
+    "unknown-series": "404: the window holds no series with the series_id given",
     "method-not-allowed": "405: the path exists but not for this method (see Allow)",
     "payload-too-large": "413: the body exceeds MAX_BODY_BYTES",
     "unsupported-media-type": "415: Content-Type is not application/json",
     "validation-error": "422: the JSON does not satisfy the schema; `errors` lists each field",
+    "misdirected-request": "421: a redirected request reached a shard that does not own its "
+    "series (the shards' SHARD_MAP settings disagree)",
     "no-data": "503: nothing has been published yet",
     "no-model": "503: the current generation names no loadable model",
     "window-unusable": "503: the cached window cannot feed the model (too short, irregular)",
@@ -72,11 +85,27 @@ def build_spec(settings: Settings) -> dict[str, Any]:
             **_ok({"$ref": "#/components/schemas/PredictResponse"}),
             "headers": generation_header,
         },
+        "307": {
+            "description": (
+                "sharded deployment (SHARD_MAP): the series belongs to another shard; repeat "
+                "the request (same method and body) at Location"
+            ),
+            "headers": {
+                "Location": {"description": "the owning shard's URL", "schema": {"type": "string"}},
+                "X-Shard-Partition": {
+                    "description": "the series' partition",
+                    "schema": {"type": "integer"},
+                },
+            },
+        },
         "400": _problem("invalid JSON, or a malformed chunked body"),
         "413": _problem(f"body larger than {settings.max_body_bytes} bytes"),
+        "404": _problem("the window holds no series with this series_id (unknown-series)"),
         "415": _problem("Content-Type is not application/json"),
+        "421": _problem("a redirected request reached a shard that does not own its series"),
         "422": _problem(
-            "validation failed; `errors[].code` is one of " + ", ".join(_VALIDATION_CODES)
+            "validation failed, or the window holds several series and the body names none"
+            " (requires_series_id); `errors[].code` is one of " + ", ".join(_VALIDATION_CODES)
         ),
         "503": {
             **_problem("no data, no model, or the window cannot be forecast"),
@@ -107,6 +136,28 @@ def build_spec(settings: Settings) -> dict[str, Any]:
                         },
                     },
                     "responses": predict_responses,
+                }
+            },
+            "/series": {
+                "get": {
+                    "summary": "The window's series in id order, a page at a time",
+                    "parameters": _series_parameters(),
+                    "responses": {
+                        "200": {
+                            **_ok({"$ref": "#/components/schemas/SeriesList"}),
+                            "headers": generation_header,
+                        },
+                        "422": _problem(
+                            "a query parameter is invalid, repeated or unknown; "
+                            "`errors[].field` names it"
+                        ),
+                        "503": {
+                            **_problem(
+                                "nothing published yet, or the window's series are unusable"
+                            ),
+                            "headers": retry_after,
+                        },
+                    },
                 }
             },
             "/healthz": _get("Liveness", {"200": _ok({"type": "object"})}),
@@ -144,11 +195,35 @@ def build_spec(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _series_parameters() -> list[dict[str, Any]]:
+    id_schema = {"type": "string", "minLength": 1, "maxLength": MAX_SERIES_ID_BYTES}
+    return [
+        {
+            "name": "limit",
+            "in": "query",
+            "description": "most series in the page",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": SERIES_PAGE_MAX,
+                "default": SERIES_PAGE_DEFAULT,
+            },
+        },
+        {
+            "name": "after",
+            "in": "query",
+            "description": "list the series whose id sorts after this one (the previous "
+            f"page's next_after); 1 to {MAX_SERIES_ID_BYTES} bytes of UTF-8",
+            "schema": id_schema,
+        },
+    ]
+
+
 def _schemas(settings: Settings) -> dict[str, Any]:
     """The component schemas, generated from :mod:`webapp.schemas`; only the limits that
     come from the settings are written in."""
     _, schemas = msgspec.json.schema_components(
-        [PredictBody, PredictResponse, Point, Problem], ref_template=_REF
+        [PredictBody, PredictResponse, Point, Problem, SeriesList], ref_template=_REF
     )
     request = schemas.pop(PredictBody.__name__)
     request["description"] = " ".join(request["description"].split()) + (

@@ -1,7 +1,9 @@
 """Whether a worker is ready: a small function of what it serves and the daemon's status.
 
 Ready means a generation, not restoring, a usable model and window, and data neither stale
-(older than ``MAX_DATA_AGE_MS``) nor from the future. A reason for not being ready starts
+(older than ``MAX_DATA_AGE_MS``) nor from the future. A usable window holds at least one
+series; when it holds exactly one, that series must feed the model (with many, each series
+is judged by the requests for it, never all at once). A reason for not being ready starts
 with one of ``no data``, ``restoring``, ``no model``, ``insufficient data``, ``future data``,
 ``stale`` (``/readyz`` sends it as ``X-Not-Ready``) and names the files the reader skipped.
 """
@@ -54,7 +56,9 @@ def _verdict(
     if view.meta.state == "restoring":
         return Readiness(False, "restoring", gen)
     try:
-        view.forecast(models.get(view.meta))
+        model = models.get(view.meta)
+        if view.catalog().count <= 1:
+            view.forecast(model)
     except NoModelError as exc:
         return Readiness(False, f"no model: {exc.reason}", gen)
     except UnusableWindowError as exc:

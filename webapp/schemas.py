@@ -12,8 +12,13 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
+from contract.series import MAX_SERIES_ID_BYTES
+
 __all__ = [
     "MAX_NAME",
+    "PREDICT_FIELDS",
+    "SERIES_PAGE_DEFAULT",
+    "SERIES_PAGE_MAX",
     "VALIDATION_CODES",
     "Column",
     "FieldErrorDoc",
@@ -21,10 +26,15 @@ __all__ = [
     "PredictBody",
     "PredictResponse",
     "Problem",
+    "SeriesItem",
+    "SeriesList",
     "WindowRef",
 ]
 
 MAX_NAME = 64
+# GET /series: items per page when the query gives no `limit`, and the largest `limit`.
+SERIES_PAGE_DEFAULT = 100
+SERIES_PAGE_MAX = 1000
 
 # The codes of ``errors[].code`` in a 422 (webapp.validation raises each of them).
 VALIDATION_CODES = (
@@ -47,6 +57,9 @@ VALIDATION_CODES = (
     "forecast_not_finite",
     "duplicate_timestamps",
     "irregular_spacing",
+    "invalid_series_id",
+    "requires_series_id",
+    "repeated_parameter",
 )
 
 _STEPS = "steps to forecast; also bounded by the model's horizon"
@@ -56,11 +69,19 @@ _POINTS = {"type": "array", "items": {"$ref": "#/components/schemas/Point"}}
 Column = list[str | float]
 
 
+_SERIES_ID = (
+    "the series to forecast from the cached window (GET /series lists them): required when "
+    f"the window holds more than one series; 1 to {MAX_SERIES_ID_BYTES} bytes of UTF-8. With "
+    "data it only labels the answer"
+)
+
+
 class PredictBody(Struct, forbid_unknown_fields=True):
-    """{} forecasts from the cached window. With data, the series must have exactly the index
-    column and the model's value column, unique ISO-8601 times (all with an offset, or all
-    without = UTC) on the model's step, at least the model's lag window and at most the row
-    limit, finite numbers."""
+    """{} forecasts from the cached window (its one series; with several, name one in
+    series_id). With data, the series must have exactly the index column and the model's
+    value column, unique ISO-8601 times (all with an offset, or all without = UTC) on the
+    model's step, at least the model's lag window and at most the row limit, finite
+    numbers."""
 
     inference_length: (
         Annotated[
@@ -82,6 +103,14 @@ class PredictBody(Struct, forbid_unknown_fields=True):
         ]
         | UnsetType
     ) = UNSET
+    series_id: (
+        Annotated[str, Meta(min_length=1, max_length=MAX_SERIES_ID_BYTES, description=_SERIES_ID)]
+        | UnsetType
+    ) = UNSET
+
+
+# The fields of a body, in the order error messages list them.
+PREDICT_FIELDS: tuple[str, ...] = PredictBody.__struct_fields__
 
 
 class Point(Struct):
@@ -105,11 +134,37 @@ class PredictResponse(Struct):
     model_version: str | None
     data_age_ms: int
     source: Literal["window", "request"]
+    series_id: Annotated[
+        str | None,
+        Meta(
+            description="the series forecast: the one asked for or the window's only one; "
+            "with caller data, the series_id given (null without)"
+        ),
+    ]
     window: WindowRef
     predictions: Annotated[
         Raw,
         Meta(extra_json_schema={"type": "array", "items": {"$ref": "#/components/schemas/Point"}}),
     ]
+
+
+class SeriesItem(Struct):
+    """One series of the window: its id, rows and first and last times (null without rows)."""
+
+    series_id: str
+    rows: int
+    time_min: Annotated[str | None, Meta(extra_json_schema={"format": "date-time"})]
+    time_max: Annotated[str | None, Meta(extra_json_schema={"format": "date-time"})]
+
+
+class SeriesList(Struct):
+    """One page of the window's series in id order (the code point order of the ids, which
+    is the byte order of their UTF-8); ask for the next page with after=next_after, null on
+    the last page."""
+
+    total: int
+    items: list[SeriesItem]
+    next_after: str | None
 
 
 class FieldErrorDoc(Struct):

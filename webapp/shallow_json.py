@@ -33,6 +33,7 @@ import msgspec
 from msgspec import Raw
 
 from webapp.json_keys import no_object_has_two_keys
+from webapp.schemas import PREDICT_FIELDS
 
 __all__ = ["UNDECIDED", "decode_shallow"]
 
@@ -43,7 +44,8 @@ _MAX_INT_DIGITS = 4300
 # many frames deeper makes it refuse first.
 _FRAMES = 10
 _DIGITS = bytes.maketrans(b"0123456789", b"9999999999")
-_FIELDS = ("inference_length", "index_col", "data")
+_FIELDS = PREDICT_FIELDS
+_SCALARS = ("inference_length", "series_id")  # top-level fields validation reads as they are
 
 
 UNDECIDED = object()
@@ -148,8 +150,9 @@ def _replace(
     body: dict[str, object] = top  # type: ignore[assignment]  # values replaced here
     if "index_col" in top:
         body["index_col"] = index_col
-    if "inference_length" in top:
-        body["inference_length"] = _scalar_or_raw(top["inference_length"])
+    for name in _SCALARS:
+        if name in top:
+            body[name] = _scalar_or_raw(top[name])
     if data is None:
         if "data" in top:
             body["data"] = _scalar_or_raw(top["data"])

@@ -1,10 +1,13 @@
-"""What one generation offers: its metadata, a summary of its table, its forecast.
+"""What one generation offers: its metadata, a summary of its table, its series, their
+forecasts.
 
-There is one :class:`SnapshotView` per generation per process (:meth:`SnapshotView.of`),
-and everything it answers depends on the generation alone, so it is computed once through
-``Snapshot.derive``: the metadata is parsed once (``GenerationMeta.from_metadata``), the
-summary (rows, time range, checksum) once, and for a model the window's forecast origin and
-full-horizon forecast once, encoded. A request then only joins its first steps.
+There is one :class:`SnapshotView` per generation per process (:meth:`SnapshotView.of`).
+What depends on the whole generation is computed once through ``Snapshot.derive``: the
+metadata is parsed once (``GenerationMeta.from_metadata``), the summary (rows, time range,
+checksum) once, the series catalog (:class:`webapp.series_catalog.SeriesCatalog`) once.
+A series' forecast is computed on the first request for that series, from its rows alone,
+and kept in the worker's :class:`webapp.forecast_memo.ForecastMemo` (encoded, full horizon);
+a request then only joins its first steps.
 """
 
 from __future__ import annotations
@@ -17,15 +20,27 @@ import numpy as np
 from contract.metadata import GenerationMeta
 from forecasting import Forecaster, ForecastingError, Origin
 from shm import Snapshot, table_checksum
+from webapp.forecast_memo import ForecastMemo
 from webapp.forecasts import Predictions, window_points
 from webapp.model_cache import LoadedModel
+from webapp.series_catalog import SeriesCatalog, SeriesRows
 
-__all__ = ["SnapshotView", "UnusableWindowError", "WindowSummary"]
+__all__ = [
+    "SeriesForecast",
+    "SeriesRequiredError",
+    "SnapshotView",
+    "UnknownSeriesError",
+    "UnusableWindowError",
+    "WindowSummary",
+]
 
 # The window may miss events (late or lost); interpolating short holes keeps /predict usable.
 _WINDOW_MAX_GAP_STEPS = 48
 _VIEW_KEY = "webapp.view"
 T = TypeVar("T")
+# A series' forecast, or the reason it has none (kept in the memo too: a series that cannot
+# be forecast is not recomputed on every request).
+SeriesForecast = Predictions | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,56 +54,107 @@ class WindowSummary:
 
 
 class UnusableWindowError(Exception):
-    """The window cannot be forecast by the model; ``reason`` says why."""
+    """The window (or the series asked for) cannot be forecast by the model; ``reason``
+    says why."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
+class UnknownSeriesError(Exception):
+    """The generation holds no series ``series_id``; ``count`` series it does hold."""
+
+    def __init__(self, series_id: str, count: int) -> None:
+        super().__init__(series_id)
+        self.series_id = series_id
+        self.count = count
+
+
+class SeriesRequiredError(Exception):
+    """No series was named and the generation holds ``count`` (more than one)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
 class SnapshotView:
     """One generation and what is derived from it (see the module docstring). Read-only."""
 
-    __slots__ = ("meta", "snapshot")
+    __slots__ = ("memo", "meta", "snapshot")
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, memo: ForecastMemo[SeriesForecast]) -> None:
         self.snapshot = snapshot
+        self.memo = memo
         self.meta = GenerationMeta.from_metadata(snapshot.metadata)
 
     @staticmethod
-    def of(snapshot: Snapshot) -> SnapshotView:
-        """The view of ``snapshot``, made once per generation per process."""
-        return snapshot.derive(_VIEW_KEY, SnapshotView)
+    def of(snapshot: Snapshot, memo: ForecastMemo[SeriesForecast]) -> SnapshotView:
+        """The view of ``snapshot``, made once per generation per process; its series'
+        forecasts are kept in ``memo`` (the process's)."""
+        return snapshot.derive(_VIEW_KEY, lambda snap: SnapshotView(snap, memo))
 
     @property
     def generation(self) -> int:
         return self.snapshot.generation
 
     def summary(self) -> WindowSummary:
-        return self.snapshot.derive("webapp.summary", _summarize)
+        # The catalog first: derive holds the snapshot's lock while it computes, so one
+        # derivation never starts another from inside it.
+        catalog = self.catalog()
+        return self.snapshot.derive("webapp.summary", lambda snap: _summarize(snap, catalog))
+
+    def catalog(self) -> SeriesCatalog:
+        """The generation's series (counted, indexed and listed once)."""
+        return SeriesCatalog.of(self.snapshot)
 
     def model_version(self, model: LoadedModel | None) -> str | None:
         """The version the generation states for its model, else the loaded model's own."""
         return self.meta.model_version or (model.forecaster.version if model else None)
 
-    def forecast(self, model: LoadedModel) -> Predictions:
-        """The window's full-horizon forecast by ``model``; raise :class:`UnusableWindowError`
-        when the window cannot feed it or the forecast is not finite."""
-        # Keyed by the model's file: each derivation is a pure function of (window, model).
-        # derive holds the snapshot's lock while it computes, so one derivation never
-        # starts another from inside it.
-        origin = _usable(
-            self.snapshot.derive(
-                "webapp.origin:" + model.file,
-                lambda snap: _window_origin(snap, model.forecaster),
-            )
-        )
-        return _usable(
-            self.snapshot.derive(
-                "webapp.forecast:" + model.file,
-                lambda _snap: window_points(model.forecaster, origin),
-            )
-        )
+    def series(self, series_id: str | None = None) -> SeriesRows:
+        """The rows of ``series_id``, or of the window's only series when None.
+
+        Raises :class:`UnknownSeriesError` for an id the generation does not hold,
+        :class:`SeriesRequiredError` for None when it holds several, and
+        :class:`UnusableWindowError` when it holds none.
+        """
+        catalog = self.catalog()
+        if catalog.problem is not None:
+            raise UnusableWindowError(catalog.problem)
+        if series_id is not None:
+            rows = catalog.lookup(series_id)
+            if rows is None:
+                raise UnknownSeriesError(series_id, catalog.count)
+            return rows
+        if catalog.count == 0:
+            raise UnusableWindowError("the window holds no series (no rows)")
+        rows = catalog.only()
+        if rows is None:
+            raise SeriesRequiredError(catalog.count)
+        return rows
+
+    def forecast(self, model: LoadedModel, series_id: str | None = None) -> Predictions:
+        """The full-horizon forecast by ``model`` of ``series_id`` (of the window's only
+        series when None; errors as :meth:`series`); raise :class:`UnusableWindowError` when
+        that series cannot feed the model or its forecast is not finite."""
+        return self.forecast_of(model, self.series(series_id))
+
+    def forecast_of(self, model: LoadedModel, rows: SeriesRows) -> Predictions:
+        """The full-horizon forecast of the series ``rows`` (of this generation) by
+        ``model``, from the memo or computed once; :class:`UnusableWindowError` as
+        :meth:`forecast`."""
+        key = (model.file, rows.version, rows.series_id)
+        return _usable(self.memo.get(key, lambda: _series_forecast(rows, model.forecaster)))
+
+
+def _series_forecast(rows: SeriesRows, model: Forecaster) -> SeriesForecast:
+    """The full-horizon forecast of one series by ``model``, or why there is none."""
+    origin = _series_origin(rows, model)
+    if isinstance(origin, str):
+        return origin
+    return window_points(model, origin)
 
 
 def _usable(result: T | str) -> T:
@@ -97,29 +163,30 @@ def _usable(result: T | str) -> T:
     return result
 
 
-def _window_origin(snapshot: Snapshot, model: Forecaster) -> Origin | str:
-    table = snapshot.table
+def _series_origin(rows: SeriesRows, model: Forecaster) -> Origin | str:
+    table = rows.table
     if "time" not in table.column_names or model.target not in table.column_names:
         return f"window lacks column 'time' or {model.target!r} (has {table.column_names})"
-    rows = table.num_rows
-    if rows < model.min_rows:
-        return f"window has {rows} rows, the model needs at least {model.min_rows}"
+    count = table.num_rows
+    if count < model.min_rows:
+        return f"{_which(rows)} has {count} rows, the model needs at least {model.min_rows}"
     # Only the tail feeds the origin row; enough of it to survive interpolated gaps.
-    tail = table.slice(max(0, rows - model.min_rows * 2))
+    tail = SeriesRows(rows.series_id, rows.version, table.slice(max(0, count - model.min_rows * 2)))
     try:
-        times = np.asarray(tail.column("time").to_numpy(), dtype="datetime64[ns]").view(np.int64)
-        values = np.asarray(tail.column(model.target).to_numpy(), dtype=np.float64)
-        return model.prepare(times, values, max_gap_steps=_WINDOW_MAX_GAP_STEPS)
+        values = tail.values(model.target)
+        return model.prepare(tail.times_ns(), values, max_gap_steps=_WINDOW_MAX_GAP_STEPS)
     except (ForecastingError, ValueError, TypeError) as exc:
-        return f"window cannot feed the model: {exc}"
+        return f"{_which(rows)} cannot feed the model: {exc}"
 
 
-def _summarize(snapshot: Snapshot) -> WindowSummary:
+def _which(rows: SeriesRows) -> str:
+    return f"series {rows.series_id!r}"
+
+
+def _summarize(snapshot: Snapshot, catalog: SeriesCatalog) -> WindowSummary:
     table = snapshot.table
-    tmin = tmax = None
-    if table.num_rows and "time" in table.column_names:
-        col = table.column("time")
-        tmin, tmax = _iso(col[0].value), _iso(col[-1].value)
+    span = catalog.time_range()
+    tmin, tmax = (None, None) if span is None else (_iso(span[0]), _iso(span[1]))
     return WindowSummary(
         rows=table.num_rows, time_min=tmin, time_max=tmax, checksum=table_checksum(table)
     )

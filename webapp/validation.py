@@ -26,11 +26,12 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from contract.series import SeriesIdError, check_series_id
 from forecasting import IrregularSeriesError, regularize
 from forecasting.features import FloatArray, IntArray
 from webapp.errors import FieldError, ProblemError
 from webapp.isotimes import parse_uniform
-from webapp.schemas import MAX_NAME
+from webapp.schemas import MAX_NAME, PREDICT_FIELDS
 from webapp.timefmt import format_times
 
 __all__ = [
@@ -41,9 +42,10 @@ __all__ = [
     "in_range",
     "parse_predict",
     "regular_series",
+    "validation_problem",
 ]
 
-_FIELDS = ("inference_length", "index_col", "data")
+_FIELDS = PREDICT_FIELDS
 _MAX_LISTED = 5
 _MAX_ERRORS = 20
 _MAX_NAME = MAX_NAME
@@ -70,11 +72,14 @@ class PredictRequest:
     """A valid request. ``times_ns``/``values`` are None for a forecast from the cached window;
     otherwise they are the caller's series regularized (sorted, unique, on the model's grid,
     allowed gaps interpolated) with ``values`` the single model column, ready for the model
-    as they are: nothing after validation regularizes them again."""
+    as they are: nothing after validation regularizes them again. ``series_id`` is the id
+    the body gives (a valid id, see :func:`contract.series.check_series_id`), else None;
+    whether the window holds it is for the caller to find out."""
 
     inference_length: int
     times_ns: IntArray | None = None
     values: FloatArray | None = None
+    series_id: str | None = None
 
 
 class _DuplicateKeyError(ValueError):
@@ -252,6 +257,26 @@ def _parse_length(body: dict[str, object], expect: Expectations, errors: _Errors
             )
         )
     return raw
+
+
+def _parse_series_id(body: dict[str, object], errors: _Errors) -> str | None:
+    if "series_id" not in body:
+        return None
+    raw = body["series_id"]
+    if not isinstance(raw, str):
+        errors.append(
+            FieldError(
+                "series_id",
+                "not_a_string",
+                f"series_id must be a string, got {_type_name(raw)} {_short(raw)}",
+            )
+        )
+        return None
+    try:
+        return check_series_id(raw)
+    except SeriesIdError as exc:
+        errors.append(FieldError("series_id", "invalid_series_id", exc.detail))
+        return None
 
 
 def _parse_time(text: object) -> datetime | None:
@@ -599,6 +624,7 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
         ),
     )
     length = _parse_length(body, expect, errors)
+    series_id = _parse_series_id(body, errors)
     series: tuple[IntArray, FloatArray] | None = None
     if "data" in body:
         series = _parse_data(body, expect, errors)
@@ -609,8 +635,16 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
     if errors:
         raise _invalid(errors.listed, errors.total)
     if series is None:
-        return PredictRequest(inference_length=length)
-    return PredictRequest(inference_length=length, times_ns=series[0], values=series[1])
+        return PredictRequest(inference_length=length, series_id=series_id)
+    return PredictRequest(
+        inference_length=length, times_ns=series[0], values=series[1], series_id=series_id
+    )
+
+
+def validation_problem(error: FieldError) -> ProblemError:
+    """The 422 ``validation-error`` of one field error found outside the body's own checks
+    (the window decides that a body must name a series)."""
+    return _invalid([error], 1)
 
 
 def _invalid(errors: list[FieldError], total: int) -> ProblemError:

@@ -6,19 +6,29 @@ import json
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 from flask import Blueprint, Response, current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import ClientDisconnected
 
-from webapp import metrics
+from webapp import metrics, shard_route
 from webapp.cache_info import CacheInfo
-from webapp.errors import ProblemError
+from webapp.errors import FieldError, ProblemError
 from webapp.forecasts import Predictions, series_points
 from webapp.model_cache import LoadedModel, NoModelError
 from webapp.openapi import build_spec
 from webapp.predict_body import check_json, read_predict
-from webapp.schemas import PredictResponse, WindowRef
-from webapp.snapshot_view import SnapshotView, UnusableWindowError
+from webapp.schemas import PredictResponse, SeriesItem, SeriesList, WindowRef
+from webapp.series_catalog import SeriesCatalog, SeriesRows
+from webapp.series_query import parse_series_query
+from webapp.snapshot_view import (
+    SeriesRequiredError,
+    SnapshotView,
+    UnknownSeriesError,
+    UnusableWindowError,
+)
+from webapp.timefmt import format_times
+from webapp.validation import validation_problem
 from webapp.worker_state import WorkerState
 
 __all__ = ["GENERATION_HEADER", "blueprint"]
@@ -70,14 +80,44 @@ def _model(state: WorkerState, view: SnapshotView) -> LoadedModel:
         raise _unavailable(state, "no-model", "No model", exc.reason) from None
 
 
-def _window_forecast(state: WorkerState, view: SnapshotView, model: LoadedModel) -> Predictions:
-    """The window's forecast, or the 503 ``window-unusable``."""
+def _unusable(state: WorkerState, reason: str) -> ProblemError:
+    return _unavailable(state, "window-unusable", "Cached window cannot be forecast", reason)
+
+
+def _series(state: WorkerState, view: SnapshotView, series_id: str | None) -> SeriesRows:
+    """The series asked for (the window's only one for None), or the 404 ``unknown-series``,
+    the 422 naming ``series_id``, or the 503 ``window-unusable``."""
     try:
-        return view.forecast(model)
-    except UnusableWindowError as exc:
-        raise _unavailable(
-            state, "window-unusable", "Cached window cannot be forecast", exc.reason
+        return view.series(series_id)
+    except UnknownSeriesError as exc:
+        raise ProblemError(
+            404,
+            "unknown-series",
+            "Unknown series",
+            f"the window holds no series {exc.series_id!r} (generation {view.generation} "
+            f"holds {exc.count}; GET /series lists them)",
         ) from None
+    except SeriesRequiredError as exc:
+        raise validation_problem(
+            FieldError(
+                "series_id",
+                "requires_series_id",
+                f"the window holds {exc.count} series: series_id must name one "
+                "(GET /series lists them)",
+            )
+        ) from None
+    except UnusableWindowError as exc:
+        raise _unusable(state, exc.reason) from None
+
+
+def _window_forecast(
+    state: WorkerState, view: SnapshotView, model: LoadedModel, rows: SeriesRows
+) -> Predictions:
+    """The series' forecast, or the 503 ``window-unusable``."""
+    try:
+        return view.forecast_of(model, rows)
+    except UnusableWindowError as exc:
+        raise _unusable(state, exc.reason) from None
 
 
 def _unreadable_body(exc: Exception) -> ProblemError:
@@ -124,15 +164,19 @@ def _read_body() -> bytes:
 
 @blueprint.post("/predict")
 def predict() -> Response:
-    """Forecast from the cached window or from the caller's series.
+    """Forecast a series of the cached window or the caller's series.
 
     The generation's metadata names the model; that one :class:`LoadedModel` supplies the
     limits the body is validated against and the forecaster that answers it. The body is
     decoded and validated in one pass (``read_predict``) and its series used as it is. For
-    the window, the model's full-horizon output is derived and encoded once per generation
-    (``SnapshotView.forecast``); for caller data the model runs on every request.
+    a series of the window, the model's full-horizon output is computed and encoded on the
+    first request for it and memoized (``SnapshotView.forecast_of``); for caller data the
+    model runs on every request.
     """
     raw = _read_body()
+    # A sharded pod sends a series another shard owns there, before touching the window.
+    if (elsewhere := shard_route.redirect_for(raw)) is not None:
+        return elsewhere
     state = _state()
     try:
         view = _view(state)
@@ -142,9 +186,11 @@ def predict() -> Response:
         raise
     req = read_predict(raw, model.expectations)
     source: Literal["window", "request"]
+    series_id = req.series_id
     if req.times_ns is None or req.values is None:
-        points = _window_forecast(state, view, model).first(req.inference_length)
-        source = "window"
+        rows = _series(state, view, series_id)
+        points = _window_forecast(state, view, model, rows).first(req.inference_length)
+        source, series_id = "window", rows.series_id
     else:
         points = series_points(model.forecaster, req.times_ns, req.values, req.inference_length)
         source = "request"
@@ -155,10 +201,43 @@ def predict() -> Response:
         model_version=view.model_version(model),
         data_age_ms=state.data_age_ms(view),
         source=source,
+        series_id=series_id,
         window=WindowRef(rows=summary.rows, checksum=summary.checksum),
         predictions=points.json(),
     )
     return _response(_encode(payload), generation=view.generation)
+
+
+@blueprint.get("/series")
+def series() -> Response:
+    """The window's series in id order, ``limit`` after the id ``after`` (docs/web-api.md)."""
+    query = parse_series_query(request.query_string)
+    state = _state()
+    view = _view(state)
+    catalog = view.catalog()
+    if catalog.problem is not None:
+        raise _unusable(state, catalog.problem)
+    body = _encode(_series_list(catalog, query.after, query.limit))
+    return _response(body, generation=view.generation)
+
+
+def _series_list(catalog: SeriesCatalog, after: str | None, limit: int) -> SeriesList:
+    page = catalog.page(after, limit)
+    firsts = _iso([item.time_min_ns for item in page.items])
+    lasts = _iso([item.time_max_ns for item in page.items])
+    items = [
+        SeriesItem(item.series_id, item.rows, first, last)
+        for item, first, last in zip(page.items, firsts, lasts, strict=True)
+    ]
+    return SeriesList(total=page.total, items=items, next_after=page.next_after)
+
+
+def _iso(times_ns: list[int | None]) -> list[str | None]:
+    """ISO-8601 UTC of each time; all None when the window has no time column."""
+    known = [t for t in times_ns if t is not None]
+    if len(known) != len(times_ns) or not known:
+        return [None] * len(times_ns)
+    return list(format_times(np.array(known, dtype=np.int64), 1_000_000_000))
 
 
 @blueprint.get("/healthz")

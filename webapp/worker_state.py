@@ -5,8 +5,9 @@ One :class:`WorkerState` lives in each worker (made by the app factory, stored i
 costs a ``Reader.current()`` (a mapped counter read when nothing changed) and an ``os.stat``
 of the status file; everything else is derived once per generation
 (:class:`~webapp.snapshot_view.SnapshotView`) or once per model
-(:class:`~webapp.model_cache.ModelCache`). A :class:`webapp.follower.Follower` thread keeps
-that preparation ahead of requests.
+(:class:`~webapp.model_cache.ModelCache`), and each series' forecast once per series version
+and model (:class:`~webapp.forecast_memo.ForecastMemo`, bounded by ``FORECAST_MEMO_SERIES``).
+A :class:`webapp.follower.Follower` thread keeps that preparation ahead of requests.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from contract.status import DaemonStatus
 from webapp.config import Settings
 from webapp.daemon_status import StatusFileCache
 from webapp.data_age import data_age_ms
+from webapp.forecast_memo import ForecastMemo
 from webapp.generation_source import GenerationSource
 from webapp.model_cache import ModelCache
 from webapp.readiness import Readiness, assess
-from webapp.snapshot_view import SnapshotView
+from webapp.snapshot_view import SeriesForecast, SnapshotView
 
 __all__ = ["WorkerState"]
 
@@ -34,12 +36,13 @@ class WorkerState:
         self.source = GenerationSource(settings.shm_dir)
         self.models = ModelCache(settings)
         self._status = StatusFileCache(settings.shm_dir)
+        self.forecasts: ForecastMemo[SeriesForecast] = ForecastMemo(settings.forecast_memo_series)
 
     def view(self) -> SnapshotView | None:
         """The newest generation's view (None before the first publication; see
         :meth:`GenerationSource.no_data_reason`)."""
         snapshot = self.source.current()
-        return None if snapshot is None else SnapshotView.of(snapshot)
+        return None if snapshot is None else SnapshotView.of(snapshot, self.forecasts)
 
     def daemon_status(self) -> DaemonStatus | None:
         return self._status.read()
@@ -58,14 +61,19 @@ class WorkerState:
         )
 
     def prepare_newest(self) -> SnapshotView | None:
-        """Open the newest generation and derive what requests need from it (summary, model,
-        forecast); return it. Never raises: a failure is left for a request to report."""
+        """Open the newest generation and derive what requests need from it (summary, series
+        catalog, model, and the forecast of a single-series window: with many series each is
+        forecast on its first request); return it. Never raises: a failure is left for a
+        request to report."""
         view = None
         with contextlib.suppress(Exception):
             view = self.view()
             if view is not None:
                 view.summary()
-                view.forecast(self.models.get(view.meta))
+                if view.catalog().count == 1:
+                    view.forecast(self.models.get(view.meta))
+                else:
+                    self.models.get(view.meta)
         return view
 
     def after_fork(self) -> None:
@@ -74,3 +82,4 @@ class WorkerState:
         kind). :meth:`prepare_newest` then readies the window for the first request."""
         self.source.after_fork()
         self.models.after_fork()
+        self.forecasts.after_fork()

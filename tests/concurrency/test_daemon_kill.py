@@ -158,7 +158,8 @@ def run_kills(
     differences = window_differences(rows_of(final.table), expected_rows)
     assert set(differences.values()) == {0}, f"the window is not snapshot + events: {differences}"
     assert counters == (
-        f'{{"events":{events},"dead_letters":{{}},"dropped_late":0,"publish_errors":0}}'
+        f'{{"events":{events},"dead_letters":{{}},"dropped_late":0,"publish_errors":0,'
+        '"series_expired":0}'
     ), counters
 
     answered = json_ok(predicts)

@@ -29,6 +29,7 @@ _counters = st.builds(
     dead_letters=st.dictionaries(st.text(min_size=1, max_size=8), st.integers(0, 99)),
     dropped_late=st.integers(0, 99),
     publish_errors=st.integers(0, 99),
+    series_expired=st.integers(0, 2**40),
 )
 
 
@@ -36,10 +37,11 @@ _counters = st.builds(
     offsets=st.dictionaries(st.integers(0, 64), st.integers(0, 2**40)),
     text=_text,
     rows=st.integers(0, 10**7),
+    series=st.integers(0, 10**7),
     counters=_counters,
 )
 def test_generation_metadata_round_trips(
-    offsets: dict[int, int], text: str, rows: int, counters: Counters
+    offsets: dict[int, int], text: str, rows: int, series: int, counters: Counters
 ) -> None:
     meta = GenerationMeta(
         offsets=offsets,
@@ -47,6 +49,7 @@ def test_generation_metadata_round_trips(
         source="kafka",
         state="live",
         rows=rows,
+        series=series,
         time_min="2000-01-01T00:00:00+00:00",
         time_max=text,
         schema_fingerprint="ab",
@@ -64,13 +67,27 @@ def test_generation_metadata_round_trips(
 @given(st.dictionaries(st.text(max_size=20), st.text(max_size=30)))
 def test_any_metadata_reads_without_raising(raw: dict[str, str]) -> None:
     meta = GenerationMeta.from_metadata(raw)
-    assert meta.rows >= 0
+    assert meta.rows >= 0 and meta.series >= 0
     assert meta.offsets is None or all(p >= 0 and o >= 0 for p, o in meta.offsets.items())
 
 
 def test_missing_metadata_reads_as_empty() -> None:
     meta = GenerationMeta.from_metadata({"offsets": "not json", "rows": "-3"})
     assert (meta.offsets, meta.rows, meta.model_file, meta.counters) == (None, 0, "", Counters())
+    assert meta.series == 0  # a generation written before series were counted
+
+
+@pytest.mark.parametrize("raw", ["²", "٣", "1.5", " 7", "-1", ""])
+def test_malformed_counts_read_as_zero(raw: str) -> None:
+    meta = GenerationMeta.from_metadata({"rows": raw, "series": raw})
+    assert (meta.rows, meta.series) == (0, 0)
+
+
+def test_counters_of_an_older_daemon_read_with_zero_series_expired() -> None:
+    old = '{"events":5,"dead_letters":{"bad_json":1},"dropped_late":2,"publish_errors":0}'
+    counters = Counters.from_json(old)
+    assert counters == Counters(events=5, dead_letters={"bad_json": 1}, dropped_late=2)
+    assert counters.as_dict()["series_expired"] == 0
 
 
 def test_status_written_and_read(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""Helpers shared by the daemon tests: run the service, wait for generations and status."""
+"""Helpers shared by the daemon tests: run the service, wait for generations and status,
+read offsets, values and dead letters."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,12 +12,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pyarrow as pa
+from kafka import KafkaConsumer, TopicPartition
 
 from cache_daemon.config import DaemonConfig
 from cache_daemon.service import run_service
 from cache_daemon.status import read_status
 from shm import Reader, Snapshot
+
+if TYPE_CHECKING:
+    from tests._stack import StackHandle
 
 ROOT = Path(__file__).resolve().parents[2]
 T0_S = 960_163_200  # 2000-06-05T00:00:00Z
@@ -97,3 +105,84 @@ def spawn(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )
+
+
+def config(stack: StackHandle, shm_dir: Path, topic: str, **extra: str) -> DaemonConfig:
+    """The daemon's settings for ``topic`` of the test stack, publishing into ``shm_dir``."""
+    return DaemonConfig.from_env(
+        stack.env(
+            **{"SHM_DIR": str(shm_dir), "KAFKA_TOPIC": topic, "PUBLISH_INTERVAL_MS": "20", **extra}
+        )
+    )
+
+
+def offsets(snap: Snapshot) -> dict[int, int]:
+    return {int(p): o for p, o in json.loads(snap.metadata["offsets"]).items()}
+
+
+def ends(produced: list[tuple[int, int]]) -> dict[int, int]:
+    """Next offset per partition after the produced ``(partition, offset)`` pairs."""
+    result: dict[int, int] = {}
+    for partition, offset in produced:
+        result[partition] = max(result.get(partition, 0), offset + 1)
+    return result
+
+
+def values_by_index(snap: Snapshot) -> dict[int, float]:
+    """``{step index: demand_mw}`` of a one-series window."""
+    times = snap.table.column("time").cast(pa.int64()).to_pylist()
+    values = snap.table.column("demand_mw").to_pylist()
+    return {(t - T0_S * 10**9) // STEP_NS: v for t, v in zip(times, values, strict=True)}
+
+
+def series_values(snap: Snapshot) -> dict[str, dict[int, float]]:
+    """``{series id: {step index: demand_mw}}`` of a window."""
+    table = snap.table
+    ids = table.column("series_id").to_pylist()
+    times = table.column("time").cast(pa.int64()).to_pylist()
+    values = table.column("demand_mw").to_pylist()
+    out: dict[str, dict[int, float]] = {}
+    for sid, t, v in zip(ids, times, values, strict=True):
+        out.setdefault(sid, {})[(t - T0_S * 10**9) // STEP_NS] = v
+    return out
+
+
+def covers(target: dict[int, int]) -> Callable[[Snapshot], bool]:
+    """A predicate: the generation's offsets reach ``target`` on every partition."""
+
+    def pred(snap: Snapshot) -> bool:
+        got = offsets(snap)
+        return all(got.get(p, 0) >= o for p, o in target.items())
+
+    return pred
+
+
+class Letter(NamedTuple):
+    """One record of a dead-letter topic."""
+
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+def consume_all(stack: StackHandle, topic: str, count: int) -> list[Letter]:
+    """The first ``count`` records of partition 0 of ``topic`` (fewer after 15 s)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=10_000,
+    )
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        out: list[Letter] = []
+        deadline = time.monotonic() + 15
+        while len(out) < count and time.monotonic() < deadline:
+            for messages in consumer.poll(timeout_ms=500).values():
+                out += [Letter(m.key, m.value, dict(m.headers)) for m in messages]
+        return out
+    finally:
+        consumer.close()

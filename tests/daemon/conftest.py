@@ -27,7 +27,8 @@ def shm_dir() -> Iterator[Path]:
 class ListSource:
     """An in-memory :class:`~cache_daemon.sources.Source` for unit tests of the loop.
 
-    ``feed`` queues raw values for partition 0; ``poll`` returns them all at once.
+    ``feed`` queues raw values (with one key) for partition 0; ``poll`` returns them all at
+    once.
     """
 
     kind = "kafka"
@@ -40,10 +41,10 @@ class ListSource:
         self.caught_up = True
         self.closed = False
 
-    def feed(self, *values: bytes, partition: int = 0) -> None:
+    def feed(self, *values: bytes, partition: int = 0, key: bytes | None = None) -> None:
         for value in values:
             offset = self.next_offset.get(partition, 0)
-            self.queue.append(Record(partition, offset, value))
+            self.queue.append(Record(partition, offset, value, key))
             self.next_offset[partition] = offset + 1
 
     def start(self, offsets: Mapping[int, int] | None, *, resume_after_ns: int | None) -> None:

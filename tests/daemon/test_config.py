@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cache_daemon.config import DaemonConfig
 from cache_daemon.errors import ConfigError
+from contract.series import MAX_SERIES_ID_BYTES
 
 
 def test_defaults_use_replay_without_kafka() -> None:
@@ -20,6 +23,32 @@ def test_defaults_use_replay_without_kafka() -> None:
     assert cfg.window_duration_s is None
     assert cfg.columns == ("demand_mw",)
     assert cfg.replay_path.is_file()
+    assert (cfg.default_series_id, cfg.max_series, cfg.series_ttl_ns) == ("default", 100_000, None)
+
+
+def test_series_settings() -> None:
+    cfg = DaemonConfig.from_env(
+        {"DEFAULT_SERIES_ID": "meter-ä", "MAX_SERIES": "3", "SERIES_TTL_S": "1.5"}
+    )
+    assert (cfg.default_series_id, cfg.max_series, cfg.series_ttl_ns) == (
+        "meter-ä",
+        3,
+        1_500_000_000,
+    )
+    assert DaemonConfig.from_env({"SERIES_TTL_S": "0"}).series_ttl_ns is None
+
+
+@given(st.text(max_size=140))
+def test_any_default_series_id_is_taken_or_refused_naming_the_variable(name: str) -> None:
+    try:
+        cfg = DaemonConfig.from_env({"DEFAULT_SERIES_ID": name})
+    except ConfigError as exc:
+        assert exc.variable == "DEFAULT_SERIES_ID"
+        assert len(name.strip().encode("utf-8")) > MAX_SERIES_ID_BYTES
+        return
+    # Values are stripped, and blank is unset (the default).
+    expected = name.strip() or "default"
+    assert cfg.default_series_id == expected
 
 
 def test_kafka_is_default_when_bootstrap_servers_set() -> None:
@@ -99,6 +128,12 @@ def test_full_s3_settings() -> None:
         ({"SERIES_COLUMNS": "a b"}, "SERIES_COLUMNS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"MODEL_POLL_INTERVAL_S": "0"}, "MODEL_POLL_INTERVAL_S"),
+        ({"DEFAULT_SERIES_ID": "x" * 129}, "DEFAULT_SERIES_ID"),
+        ({"MAX_SERIES": "0"}, "MAX_SERIES"),
+        ({"MAX_SERIES": "many"}, "MAX_SERIES"),
+        ({"SERIES_TTL_S": "-1"}, "SERIES_TTL_S"),
+        ({"SERIES_TTL_S": "1e12"}, "SERIES_TTL_S"),
+        ({"SERIES_TTL_S": "inf"}, "SERIES_TTL_S"),
     ],
 )
 def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:

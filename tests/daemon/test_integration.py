@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import signal
 import time
@@ -13,60 +12,32 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 from kafka.admin import NewPartitions, NewTopic
 
 from cache_daemon.bootstrap import snapshot_parquet
 from cache_daemon.config import DaemonConfig
 from cache_daemon.window import TIME_TYPE
 from contract.metadata import Counters
-from shm import Reader, Snapshot, table_checksum
+from shm import Reader, table_checksum
 from tests._stack import StackHandle
 from tests.concurrency._recorder import Recorder
 from tests.daemon._helpers import (
-    STEP_NS,
     T0_S,
+    config,
+    consume_all,
+    covers,
+    ends,
     event,
+    offsets,
     running,
     spawn,
+    values_by_index,
     wait_for,
     wait_status,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def config(stack: StackHandle, shm_dir: Path, topic: str, **extra: str) -> DaemonConfig:
-    return DaemonConfig.from_env(
-        stack.env(
-            **{"SHM_DIR": str(shm_dir), "KAFKA_TOPIC": topic, "PUBLISH_INTERVAL_MS": "20", **extra}
-        )
-    )
-
-
-def offsets(snap: Snapshot) -> dict[int, int]:
-    return {int(p): o for p, o in json.loads(snap.metadata["offsets"]).items()}
-
-
-def ends(produced: list[tuple[int, int]]) -> dict[int, int]:
-    result: dict[int, int] = {}
-    for partition, offset in produced:
-        result[partition] = max(result.get(partition, 0), offset + 1)
-    return result
-
-
-def values_by_index(snap: Snapshot) -> dict[int, float]:
-    times = snap.table.column("time").cast(pa.int64()).to_pylist()
-    values = snap.table.column("demand_mw").to_pylist()
-    return {(t - T0_S * 10**9) // STEP_NS: v for t, v in zip(times, values, strict=True)}
-
-
-def covers(target: dict[int, int]) -> Any:
-    def pred(snap: Snapshot) -> bool:
-        got = offsets(snap)
-        return all(got.get(p, 0) >= o for p, o in target.items())
-
-    return pred
 
 
 def test_events_reach_the_published_window(stack: StackHandle, shm_dir: Path) -> None:
@@ -137,33 +108,11 @@ def test_poison_records_go_to_the_dlq_with_reasons(stack: StackHandle, shm_dir: 
     counters = Counters.from_json(snap.metadata["counters"])
     assert counters.dead_letters == {reason: 1 for _, reason in poison}
     letters = consume_all(stack, dlq, len(poison))
-    assert [(value, headers["reason"].decode()) for value, headers in letters] == poison
-    first_headers = letters[0][1]
+    assert [(letter.value, letter.headers["reason"].decode()) for letter in letters] == poison
+    first_headers = letters[0].headers
     assert first_headers["source_topic"].decode() == topic
     assert first_headers["source_offset"] == b"1"
     assert first_headers["detail"]
-
-
-def consume_all(stack: StackHandle, topic: str, count: int) -> list[tuple[bytes, dict[str, bytes]]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=stack.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=10_000,
-    )
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        out: list[tuple[bytes, dict[str, bytes]]] = []
-        deadline = time.monotonic() + 15
-        while len(out) < count and time.monotonic() < deadline:
-            for messages in consumer.poll(timeout_ms=500).values():
-                out += [(m.value, dict(m.headers)) for m in messages]
-        return out
-    finally:
-        consumer.close()
 
 
 def test_kill_9_and_restart_lose_and_duplicate_nothing(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cache_daemon.daemon import Daemon
+from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.status import read_status
-from cache_daemon.window import Window
 from contract.metadata import Counters
-from shm import Publisher, Reader, table_checksum
+from contract.series import SeriesIdError, series_id_of_key
+from shm import Publisher, Reader, Snapshot, table_checksum
 from tests._wait import wait_until
 from tests.daemon.conftest import ListSource
 
@@ -28,11 +33,11 @@ def event(minute: int, value: float) -> bytes:
 def make(shm_dir: Path, *, interval_ms: int = 20) -> tuple[Daemon, ListSource, Publisher]:
     source = ListSource()
     publisher = Publisher(shm_dir)
-    window = Window(["demand_mw"], max_rows=100, max_duration_ns=None)
+    windows = SeriesWindows(["demand_mw"], max_rows=100, max_duration_ns=None)
     daemon = Daemon(
         source=source,
         publisher=publisher,
-        window=window,
+        windows=windows,
         topic="demand",
         shm_dir=shm_dir,
         publish_interval_ms=interval_ms,
@@ -197,6 +202,7 @@ def test_status_file_contract(shm_dir: Path) -> None:
         "dead_letters": {"bad_json": 1},
         "dropped_late": 0,
         "publish_errors": 0,
+        "series_expired": 0,
     }
     assert (shm_dir / "daemon-status.json").stat().st_mode & 0o777 == 0o640
     publisher.close()
@@ -230,3 +236,144 @@ def test_publish_failure_keeps_last_generation_and_reports(
     assert publisher.generation == 2
     assert daemon.state == "live"
     publisher.close()
+
+
+# -- keyed records: one series per key ---------------------------------------------------------
+
+
+def keyed(shm_dir: Path, **kwargs: Any) -> tuple[Daemon, ListSource, Publisher]:
+    source = ListSource()
+    publisher = Publisher(shm_dir)
+    daemon = Daemon(
+        source=source,
+        publisher=publisher,
+        windows=SeriesWindows(["demand_mw"], max_rows=100, max_duration_ns=None, **kwargs),
+        topic="demand",
+        shm_dir=shm_dir,
+        publish_interval_ms=1,
+    )
+    source.start(None, resume_after_ns=None)
+    return daemon, source, publisher
+
+
+def series_rows(snap: Snapshot) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    table = snap.table
+    for sid, v in zip(
+        table.column("series_id").to_pylist(), table.column("demand_mw").to_pylist(), strict=True
+    ):
+        out.setdefault(sid, []).append(v)
+    return out
+
+
+def test_keyed_records_are_published_per_series(shm_dir: Path) -> None:
+    daemon, source, publisher = keyed(shm_dir)
+    source.feed(event(1, 1.0), event(0, 0.0), key=b"meter-\xc3\xa4")
+    source.feed(event(0, 5.0), key=b"b")
+    source.feed(event(3, 30.0))  # no key: the default series
+    source.feed(event(2, 20.0), key=b"")  # an empty key is no key
+    source.feed(event(2, 2.0), key=b"meter-\xc3\xa4")
+    daemon.step()
+    snap = Reader(shm_dir).current()
+    assert snap is not None
+    assert series_rows(snap) == {"b": [5.0], "default": [20.0, 30.0], "meter-ä": [0.0, 1.0, 2.0]}
+    md = snap.metadata
+    assert (md["rows"], md["series"]) == ("6", "3")
+    assert md["time_min"] == "2000-06-05T00:00:00+00:00"
+    assert md["time_max"] == "2000-06-05T00:03:00+00:00"
+    assert json.loads(md["offsets"]) == {"0": 6}
+    assert md["window_checksum"] == table_checksum(snap.table)
+    publisher.close()
+
+
+def test_a_keyless_stream_publishes_one_default_series(shm_dir: Path) -> None:
+    daemon, source, publisher = make(shm_dir)
+    source.feed(event(0, 1.0), event(1, 2.0))
+    daemon.step()
+    snap = Reader(shm_dir).current()
+    assert snap is not None
+    assert snap.table.schema.names == ["series_id", "time", "demand_mw"]
+    assert series_rows(snap) == {"default": [1.0, 2.0]}
+    assert snap.metadata["series"] == "1"
+    publisher.close()
+
+
+def test_bad_keys_and_the_series_limit_are_dead_lettered_with_their_reasons(
+    shm_dir: Path,
+) -> None:
+    daemon, source, publisher = keyed(shm_dir, max_series=2)
+    source.feed(event(0, 1.0), key=b"a")
+    source.feed(event(0, 1.0), key=b"\xff\xfe")
+    source.feed(event(0, 1.0), key=b"k" * 129)
+    source.feed(b"{oops", key=b"\xff")  # a bad key and a bad value: the key is checked first
+    source.feed(event(0, 2.0), key=b"b")
+    source.feed(event(0, 3.0), key=b"c")  # a third series: over MAX_SERIES
+    source.feed(event(1, 4.0), key=b"a")  # series already held go on
+    daemon.step()
+    assert [(r.offset, reason) for r, reason in source.letters] == [
+        (1, "key_not_utf8"),
+        (2, "key_too_long"),
+        (3, "key_not_utf8"),
+        (5, "series_limit"),
+    ]
+    assert daemon.counters.dead_letters == {
+        "key_not_utf8": 2,
+        "key_too_long": 1,
+        "series_limit": 1,
+    }
+    assert daemon.counters.events == 3
+    snap = Reader(shm_dir).current()
+    assert snap is not None
+    assert series_rows(snap) == {"a": [1.0, 4.0], "b": [2.0]}
+    assert json.loads(snap.metadata["offsets"]) == {"0": 7}
+    publisher.close()
+
+
+def test_series_dropped_by_the_ttl_are_counted_and_published(shm_dir: Path) -> None:
+    daemon, source, publisher = keyed(shm_dir, ttl_ns=10 * 60 * 10**9)
+    source.feed(event(0, 1.0), key=b"quiet")
+    source.feed(event(0, 1.0), event(5, 2.0), key=b"busy")
+    daemon.step()
+    snap = Reader(shm_dir).current()
+    assert snap is not None and set(series_rows(snap)) == {"quiet", "busy"}
+    source.feed(event(11, 3.0), key=b"busy")
+    time.sleep(0.002)
+    daemon.step()
+    snap = Reader(shm_dir).current()
+    assert snap is not None and series_rows(snap) == {"busy": [1.0, 2.0, 3.0]}
+    counters = Counters.from_json(snap.metadata["counters"])
+    assert counters.series_expired == 1
+
+    def counted() -> bool:
+        daemon.step()  # the status file is rewritten every 250 ms
+        status = read_status(shm_dir)
+        return status is not None and status["counters"]["series_expired"] == 1
+
+    wait_until(counted, timeout=10, what="the status file counts the expired series")
+    publisher.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(st.one_of(st.none(), st.binary(max_size=140)), min_size=1, max_size=12))
+def test_any_key_names_its_series_or_is_dead_lettered_with_its_reason(
+    keys: list[bytes | None],
+) -> None:
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        daemon, source, publisher = keyed(Path(tmp) / "w")
+        for i, key in enumerate(keys):
+            source.feed(event(i, float(i)), key=key)
+        daemon.step()
+        expected: dict[str, list[float]] = {}
+        letters = []
+        for i, key in enumerate(keys):
+            try:
+                expected.setdefault(series_id_of_key(key), []).append(float(i))
+            except SeriesIdError as exc:
+                letters.append((i, exc.reason))
+        assert [(r.offset, reason) for r, reason in source.letters] == letters
+        snap = Reader(Path(tmp) / "w").current()
+        if expected:
+            assert snap is not None and series_rows(snap) == expected
+            assert json.loads(snap.metadata["offsets"]) == {"0": len(keys)}
+            assert snap.metadata["series"] == str(len(expected))
+        publisher.close()

@@ -74,16 +74,19 @@ def test_failure_backs_off() -> None:
 
 
 def test_metadata_contract() -> None:
+    # Rows by series, then time: the oldest and newest rows are not the first and last.
     table = pa.table(
         {
-            "time": pa.array([0, 1_800_000_000_000], type=pa.int64()).cast(TIME_TYPE),
-            "demand_mw": [1.0, 2.0],
+            "series_id": ["a", "a", "b"],
+            "time": pa.array([s * 10**9 for s in (900, 1800, 0)], type=pa.int64()).cast(TIME_TYPE),
+            "demand_mw": [1.0, 2.0, 3.0],
         }
     )
     counters = Counters(events=5, dead_letters={"bad_json": 2}, dropped_late=1)
     model = ModelInfo(version="v1", sha256="ab" * 32, file=f"model-{'ab' * 32}.skops")
     md = build_metadata(
         table,
+        series=2,
         offsets={1: 7, 0: 3},
         topic="demand",
         source="kafka",
@@ -92,7 +95,7 @@ def test_metadata_contract() -> None:
         counters=counters,
     )
     assert json.loads(md["offsets"]) == {"0": 3, "1": 7}
-    assert md["rows"] == "2"
+    assert (md["rows"], md["series"]) == ("3", "2")
     assert md["time_min"] == "1970-01-01T00:00:00+00:00"
     assert md["time_max"] == "1970-01-01T00:30:00+00:00"
     assert md["window_checksum"] == table_checksum(table)
@@ -105,7 +108,14 @@ def test_metadata_contract() -> None:
 def test_schema_fingerprint_changes_with_columns() -> None:
     a = pa.table({"time": pa.array([0], type=TIME_TYPE), "x": [1.0]})
     b = pa.table({"time": pa.array([0], type=TIME_TYPE), "y": [1.0]})
-    kwargs = {"offsets": {}, "topic": "", "source": "replay", "state": "live", "model": None}
+    kwargs = {
+        "series": 1,
+        "offsets": {},
+        "topic": "",
+        "source": "replay",
+        "state": "live",
+        "model": None,
+    }
     fa = build_metadata(a, counters=Counters(), **kwargs)["schema_fingerprint"]  # type: ignore[arg-type]
     fb = build_metadata(b, counters=Counters(), **kwargs)["schema_fingerprint"]  # type: ignore[arg-type]
     assert fa != fb

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from cache_daemon.config import DaemonConfig
 from cache_daemon.errors import ConfigError
 from cache_daemon.model_watch import FileModelFetcher
-from cache_daemon.service import _empty_window
+from cache_daemon.service import _empty_windows
 from cache_daemon.workdir import open_publisher
 from shm import Publisher, Reader
 from tests.daemon._helpers import spawn
@@ -66,17 +66,26 @@ def test_window_durations_out_of_range_exit_2(
         st.integers(min_value=-(10**30), max_value=10**30).map(str),
     ),
     rows=st.sampled_from(["0", "10"]),
+    ttl=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    ),
 )
 def test_any_window_duration_is_a_working_window_or_an_error_naming_it(
-    duration: str, rows: str
+    duration: str, rows: str, ttl: str
 ) -> None:
     try:
-        config = DaemonConfig.from_env({"WINDOW_DURATION_S": duration, "WINDOW_ROWS": rows})
+        config = DaemonConfig.from_env(
+            {"WINDOW_DURATION_S": duration, "WINDOW_ROWS": rows, "SERIES_TTL_S": ttl}
+        )
     except ConfigError as exc:
-        assert exc.variable in ("WINDOW_DURATION_S", "WINDOW_ROWS")
+        assert exc.variable in ("WINDOW_DURATION_S", "WINDOW_ROWS", "SERIES_TTL_S")
         return
-    window = _empty_window(config)
-    assert window.columns == ("demand_mw",)
+    windows = _empty_windows(config)
+    assert windows.columns == ("demand_mw",)
+    windows.apply("a", 0, (1.0,))
+    windows.apply("b", 2**62, (1.0,))  # far apart: nanosecond arithmetic must not overflow
+    assert len(windows) >= 1
 
 
 def test_model_path_that_is_a_device_or_a_fifo_exits_2_at_once(

@@ -13,9 +13,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka import KafkaConsumer, TopicPartition
 
-from scripts._events import events
+from contract.series import series_id_of_key
+from scripts._events import SERIES_SHIFT, TimeMode, events, keyed_events, series_ids
 from scripts.errors import SeedError
 from scripts.seed import DEFAULT_FILE, SeedConfig, main, progress_bar
 from scripts.stack import ROOT
@@ -167,3 +170,71 @@ def test_wrong_credentials_fail_with_a_clear_message(stack: StackHandle) -> None
     started = time.monotonic()
     assert main(["--no-progress"], environ=environ) == 2
     assert time.monotonic() - started < 10
+
+
+def test_keyed_events_give_each_series_its_key_and_phase() -> None:
+    got = list(keyed_events(SERIES, mode="continue", limit=7, series=3))
+    assert [key for key, _ in got] == [b"series-0001", b"series-0002", b"series-0003"] * 2 + [
+        b"series-0001"
+    ]
+    times = [event["time"] for _, event in got]
+    assert times[:3] == ["2000-08-28T00:00:00Z"] * 3 and times[3] == "2000-08-28T00:30:00Z"
+    demand = SERIES["demand_mw"]
+    assert [event["demand_mw"] for _, event in got[:3]] == [
+        demand.iloc[0],
+        demand.iloc[SERIES_SHIFT],
+        demand.iloc[2 * SERIES_SHIFT],
+    ]
+    assert series_ids(10_000)[-1] == "series-10000"
+    with pytest.raises(ValueError, match=">= 0"):
+        list(keyed_events(SERIES, mode="continue", limit=1, series=-1))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    series=st.integers(0, 40),
+    limit=st.integers(0, 200),
+    mode=st.sampled_from(["continue", "original"]),
+)
+def test_keyed_events_are_limit_events_with_keys_that_name_series(
+    series: int, limit: int, mode: TimeMode
+) -> None:
+    got = list(keyed_events(SERIES, mode=mode, limit=limit, series=series))
+    assert len(got) == limit
+    ids = series_ids(series)
+    for n, (key, _) in enumerate(got):
+        if series == 0:
+            assert key is None
+        else:
+            assert key is not None and series_id_of_key(key) == ids[n % series]
+    # Without keys the events are those of events(), unchanged.
+    if series == 0:
+        assert [e for _, e in got] == list(events(SERIES, mode=mode, limit=limit))
+
+
+def test_seed_sends_keyed_records(stack: StackHandle) -> None:
+    topic = f"seed-keyed-{time.monotonic_ns()}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.seed",
+            *("--no-upload", "--replay", "--no-progress"),
+            *("--series", "3", "--limit", "12", "--rate", "0", "--partitions", "2"),
+        ],
+        cwd=ROOT,
+        env=stack.env(KAFKA_TOPIC=topic, PATH="/usr/bin:/bin"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    records = consume_all(stack, topic, 12)
+    by_key: dict[bytes, list[str]] = {}
+    for r in records:
+        by_key.setdefault(r.key, []).append(json.loads(r.value)["time"])
+    assert sorted(by_key) == [b"series-0001", b"series-0002", b"series-0003"]
+    assert all(sorted(times) == times and len(times) == 4 for times in by_key.values())
+    # Records of one key share a partition (the producer's key partitioner).
+    assert all(len({r.partition for r in records if r.key == k}) == 1 for k in by_key)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts.sample_window import sample_table
 from tests.locust._service import LiveService, live_service, run_locust
+from tests.webapp._support import GunicornServer, new_shm_window, remove_tree, train_artifact
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.slow]
 
@@ -118,12 +120,41 @@ def test_a_failed_gate_exits_1_naming_the_gate_and_the_excess(service):
     )
     log = done.stderr
     assert done.returncode == 1, log[-3000:]
-    assert "modes cached=1 synthetic=0 real=0 bad=0 ingest=0, shape ramp" in log
+    assert "modes cached=1 synthetic=0 real=0 bad=0 ingest=0 series=0, shape ramp" in log
     # p99, not p50: a cached answer can take under half a millisecond, a p50 of 0 ms.
     assert "SLO gate FAILED: p99 latency" in log and "(LOCUST_P99_MS) by " in log
     assert "< 1000000 req/s (LOCUST_MIN_RPS) by " in log and "%)" in log
     assert "SLO gate ok: failure ratio 0 <= 0 (LOCUST_MAX_FAIL_RATIO)" in log
     assert "SLO gates: 2 of 4 failed" in log
+
+
+def test_the_series_mode_asks_for_random_series_of_a_window_of_many(tmp_path):
+    """A window of 30 series (published as the daemon does, no daemon): the series user
+    reads their ids from GET /series and each answer must name the series it asked for."""
+    window, parent = new_shm_window(train_artifact())
+    ids = [f"meter:{i:02d}" for i in range(30)]
+    window.publish_series({sid: sample_table(400, end=400 + 50 * i) for i, sid in enumerate(ids)})
+    window.write_status()
+    server = GunicornServer({"SHM_DIR": str(window.directory), "MAX_DATA_AGE_MS": "600000"})
+    try:
+        server.wait_ready()
+        prefix = tmp_path / "series"
+        done = run_locust(
+            f"http://127.0.0.1:{server.port}",
+            {"LOCUST_SEED": "3", "LOCUST_SERIES_MAX": "25", "LOCUST_MAX_DATA_AGE_MS": "600000"},
+            *("--csv", str(prefix), "KeyedUser"),
+            users=4,
+            seconds=4,
+        )
+    finally:
+        server.stop()
+        window.close()
+        remove_tree(parent)
+    log = done.stderr
+    assert done.returncode == 0, log[-4000:]
+    assert "series: 25 series ids read from GET /series" in log and "series=1" in log
+    row = stats_rows(prefix)["/predict series"]
+    assert int(row["Request Count"]) > 0 and row["Failure Count"] == "0", row
 
 
 def closed_port() -> int:

@@ -32,6 +32,7 @@ from locustfiles import (
     load_series,
     parse_zone,
     real_request,
+    series_request,
     synthetic_request,
 )
 from webapp.errors import ProblemError
@@ -92,6 +93,10 @@ def accepted(body: object, expect: Expectations) -> tuple[list[int] | None, int]
     req = parse_predict(decode_json(raw), expect)
     times = None if req.times_ns is None else req.times_ns.tolist()
     return times, req.inference_length
+
+
+# Series ids as the service lists them: 1 to 128 bytes of UTF-8, any characters.
+_series_ids = st.text(min_size=1, max_size=40).filter(lambda s: len(s.encode()) <= 128)
 
 
 @PROPERTY
@@ -219,6 +224,18 @@ def test_a_series_encoded_once_is_resent_with_any_length_as_a_fresh_encoding(
         times, got_length = accepted(json.loads(body), expectations(min_rows=rows))
         assert times == coherent_times(base.body["data"]["time"], STEP, zone)
         assert got_length == (1 if length is None else length)
+
+
+@given(series_id=_series_ids, lengths=st.lists(st.none() | st.integers(1, 48), max_size=4))
+def test_series_bodies_encoded_once_name_their_series_and_are_accepted(series_id, lengths):
+    encoded = EncodedRequest.of(series_request(series_id, None))
+    for length in lengths:
+        req, body = encoded.with_length(length)
+        assert json.loads(body) == req.body == series_request(series_id, length).body
+        assert req.mode == "series" and req.inference_length == length
+        parsed = parse_predict(decode_json(body), expectations())
+        assert parsed.series_id == series_id and parsed.times_ns is None
+        assert parsed.inference_length == (1 if length is None else length)
 
 
 @given(length=st.one_of(st.none(), st.integers(1, 48)))

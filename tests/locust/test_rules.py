@@ -25,6 +25,7 @@ from locustfiles import (
     check_forecast,
     check_problem,
     evaluate,
+    series_request,
     target,
 )
 from locustfiles._verdicts import cache_contains
@@ -86,6 +87,15 @@ def test_cached_forecasts_are_checked_against_the_default_length_and_model_step(
     assert "3 predictions for inference_length 1" in short.error
     hourly = check_forecast(cached, 200, "7", answer(GOOD), step_ns=2 * STEP)
     assert "expected 3600 s" in hourly.error
+
+
+def test_a_forecast_of_a_named_series_must_name_it():
+    keyed = series_request("meter:7", 3)
+    right = answer(GOOD, series_id="meter:7")
+    assert check_forecast(keyed, 200, "7", right, step_ns=STEP).ok
+    for wrong in (answer(GOOD, series_id="meter:8"), answer(GOOD)):
+        verdict = check_forecast(keyed, 200, "7", wrong, step_ns=STEP)
+        assert not verdict.ok and "answered for 'meter:7'" in verdict.error
 
 
 CASE = BadCase("duplicate_timestamp", b"{}", "application/json", 422, "duplicate_timestamps")

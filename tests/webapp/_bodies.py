@@ -5,7 +5,8 @@ rows, so every such body stops at the row count. These strategies start instead 
 body (``valid_bodies``: 336 to 400 rows on the model's 30-minute grid, times as UTC ``Z``,
 naive, or aware in a zone with daylight saving, across a transition) and change exactly one
 thing (``mutated_bodies``): one top-level field, one element of a column, the type of one
-value, one level of nesting, or the rows. ``bodies`` mixes both with arbitrary JSON.
+value, one level of nesting, the rows, or the ``series_id`` that labels the series. ``bodies``
+mixes both with arbitrary JSON.
 
 Each draw records what it changed with :func:`hypothesis.event`, visible with
 ``--hypothesis-show-statistics``.
@@ -24,7 +25,15 @@ import numpy as np
 from hypothesis import event
 from hypothesis import strategies as st
 
-__all__ = ["MIN_ROWS", "STEP", "any_json", "bodies", "mutated_bodies", "valid_bodies"]
+__all__ = [
+    "MIN_ROWS",
+    "STEP",
+    "any_json",
+    "bodies",
+    "mutated_bodies",
+    "series_ids",
+    "valid_bodies",
+]
 
 STEP = timedelta(minutes=30)
 MIN_ROWS = 336  # lags 1..48 of the test model plus its feature history
@@ -74,7 +83,26 @@ def valid_bodies(draw: Draw) -> Body:
         body["inference_length"] = draw(st.integers(1, 48))
     if draw(st.booleans()):  # index_col is optional when the column is called "time"
         del body["index_col"]
+    if draw(st.integers(0, 3)) == 0:  # with caller data a series id only labels the answer
+        body["series_id"] = draw(series_ids)
     return body
+
+
+# Valid series ids: 1 to 128 bytes of UTF-8 (contract.series.check_series_id).
+series_ids = st.text(min_size=1, max_size=32).filter(lambda s: len(s.encode("utf-8")) <= 128)
+_odd_series_ids = (
+    st.sampled_from(
+        [
+            "",
+            "x" * 129,  # one byte too many
+            "é" * 65,  # 65 characters, 130 bytes
+            "\ud800",  # a lone surrogate: valid JSON text, not Unicode
+            "meter:7",
+            "x" * 128,
+        ]
+    )
+    | any_json
+)
 
 
 def _format(moment: datetime, style: str, zone: ZoneInfo, spec: str) -> str:
@@ -122,7 +150,7 @@ _odd_values = st.sampled_from(
 
 
 def _set_field(draw: Draw, body: Body) -> str:
-    key = draw(st.sampled_from(["inference_length", "index_col", "data"]))
+    key = draw(st.sampled_from(["inference_length", "index_col", "data", "series_id"]))
     body[key] = draw(any_json | st.integers(-(10**20), 10**20))
     return f"field {key} replaced"
 
@@ -146,6 +174,11 @@ def _set_element(draw: Draw, body: Body) -> str:
     # Mostly values of the right kind gone wrong, sometimes any JSON at all.
     column[i] = draw(any_json if draw(st.integers(0, 3)) == 0 else odd)
     return f"{col} element replaced"
+
+
+def _set_series_id(draw: Draw, body: Body) -> str:
+    body["series_id"] = draw(_odd_series_ids)
+    return "series_id set"
 
 
 def _add_column(draw: Draw, body: Body) -> str:
@@ -215,6 +248,7 @@ _MUTATIONS = [
     _add_field,
     _add_column,
     _change_type,
+    _set_series_id,
 ]
 
 

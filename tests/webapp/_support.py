@@ -22,7 +22,9 @@ from typing import Any
 
 import pandas as pd
 import psutil
+import pyarrow as pa
 
+from contract.series import SERIES_ID_COLUMN
 from forecasting import dumps, fit
 from forecasting.features import FeatureSpec
 from forecasting.train import load_series
@@ -39,7 +41,7 @@ def train_artifact(max_lag: int = 336, horizon: int = 48) -> bytes:
     return dumps(fit(t, v, spec, target="demand_mw"))
 
 
-@dataclass
+@dataclass(repr=False)
 class ShmWindow:
     """A real shm directory with a publisher, a model artifact and the daemon status file."""
 
@@ -53,6 +55,9 @@ class ShmWindow:
         self.publisher = Publisher(self.directory)
         self.model_meta = install_model(self.directory, self.artifact)
 
+    def __repr__(self) -> str:  # short, for hypothesis's reports of failing examples
+        return f"ShmWindow({str(self.directory)!r})"
+
     def publish(
         self,
         rows: int | None = 1000,
@@ -64,6 +69,18 @@ class ShmWindow:
         table = sample_table(rows, end=end)
         meta = window_metadata(table, self.model_meta if model is None else model, state=state)
         return self.publisher.publish(table, metadata=meta)
+
+    def publish_table(
+        self, table: pa.Table, *, state: str = "live", model: dict[str, str] | None = None
+    ) -> int:
+        """Publish ``table`` as it is, with the metadata the daemon would write."""
+        meta = window_metadata(table, self.model_meta if model is None else model, state=state)
+        return self.publisher.publish(table, metadata=meta)
+
+    def publish_series(self, parts: dict[str, pa.Table], **kwargs: Any) -> int:
+        """Publish one window holding each table of ``parts`` as the series named by its key
+        (:func:`series_table`)."""
+        return self.publish_table(series_table(parts), **kwargs)
 
     def write_status(self, **fields: Any) -> None:
         status = {
@@ -92,6 +109,17 @@ class ShmWindow:
         self.publisher.close()
 
 
+def series_table(parts: dict[str, pa.Table]) -> pa.Table:
+    """One window of many series as the daemon publishes it: each table of ``parts`` (a
+    window table, ``time`` + values) under a ``series_id`` column holding its key, rows
+    sorted by id, then time."""
+    tables = [
+        table.add_column(0, SERIES_ID_COLUMN, pa.array([series_id] * table.num_rows, pa.string()))
+        for series_id, table in sorted(parts.items())
+    ]
+    return pa.concat_tables(tables).combine_chunks()
+
+
 def new_shm_window(artifact: bytes) -> tuple[ShmWindow, Path]:
     parent = Path(tempfile.mkdtemp(prefix="webapp-test-", dir="/dev/shm"))
     return ShmWindow(parent / "window", artifact), parent
@@ -111,20 +139,33 @@ class Reply:
         return json.loads(self.body)
 
 
+def loopback_socket() -> socket.socket:
+    """A TCP socket bound to a free loopback port (not listening yet)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class GunicornServer:
     """``gunicorn -c gunicorn.conf.py webapp.wsgi:app`` on a loopback socket bound here.
 
     The listening socket is created by the test and passed as ``fd://N``, so no port can be
     taken by someone else between choosing and binding it. ``args`` are extra command-line
     options (they override the configuration file, e.g. ``("--worker-class", "gevent")``).
+    ``sock``: a socket from :func:`loopback_socket` to serve on, when the port must be known
+    before the server starts (servers that name each other).
     """
 
     def __init__(
-        self, env: dict[str, str], *, workers: int = 3, args: tuple[str, ...] = ()
+        self,
+        env: dict[str, str],
+        *,
+        workers: int = 3,
+        args: tuple[str, ...] = (),
+        sock: socket.socket | None = None,
     ) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock = sock or loopback_socket()
         self.port = self._sock.getsockname()[1]
         fd = self._sock.fileno()
         full_env = {

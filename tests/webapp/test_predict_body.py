@@ -47,7 +47,7 @@ def outcome(fn) -> tuple:
         return (exc.status, exc.slug, exc.detail, [e.as_dict() for e in exc.errors])
     times = None if req.times_ns is None else req.times_ns.tolist()
     values = None if req.values is None else req.values.tobytes()
-    return ("ok", req.inference_length, times, values)
+    return ("ok", req.inference_length, times, values, req.series_id)
 
 
 def precise(raw: bytes, expect: Expectations) -> object:
@@ -147,12 +147,17 @@ def test_a_changed_element_gets_the_precise_outcome(column, index, element):
     same(_with(column, index, element))
 
 
-_keys = st.sampled_from(["inference_length", "index_col", "data", "time", "demand_mw", "x"])
+_keys = st.sampled_from(
+    ["inference_length", "index_col", "data", "series_id", "time", "demand_mw", "x"]
+)
 
 
 @PROPERTY
 @given(
-    top=st.lists(st.tuples(_keys, st.sampled_from(["2", '"time"', '"t"', "0", "[]"])), max_size=3),
+    top=st.lists(
+        st.tuples(_keys, st.sampled_from(["2", '"time"', '"t"', "0", "[]", '"m:1"', '""'])),
+        max_size=3,
+    ),
     extra=st.lists(st.tuples(_keys, st.sampled_from(["[]", "[1]", '{"a":1}'])), max_size=2),
     rows=st.sampled_from([1, 23, 24, 60, 61]),
     blank=st.sampled_from(["", " ", "\n\t"]),
@@ -162,6 +167,56 @@ def test_keys_repeated_missing_or_unknown_get_the_precise_outcome(top, extra, ro
     inner = ",".join([data, *(f'"{k}":{v}' for k, v in extra)])
     pairs = [f'"data":{{{inner}}}', *(f'"{k}":{blank}{v}' for k, v in top)]
     same(("{" + blank + ",".join(pairs) + "}").encode())
+
+
+# Series ids as JSON text: plain and escaped, with colons (the fast path counts them),
+# at and beyond the 128-byte limit in one- and multi-byte characters, lone surrogates.
+_series_id_texts = st.one_of(
+    st.text(max_size=140).map(json.dumps),
+    st.text(max_size=140).map(lambda t: json.dumps(t, ensure_ascii=False)),
+    st.sampled_from(
+        [
+            '"a:b"',
+            '"\\u003a"',
+            '"\\ud800"',
+            '"x"',
+            '"' + "x" * 128 + '"',
+            '"' + "x" * 129 + '"',
+            '"' + "é" * 64 + '"',
+            '"' + "é" * 65 + '"',
+            "null",
+            "7",
+            '["a"]',
+        ]
+    ),
+)
+
+
+@PROPERTY
+@given(
+    series_id=_series_id_texts,
+    with_data=st.booleans(),
+    repeated=st.booleans(),
+    length=st.sampled_from(["", ',"inference_length":3', ',"inference_length":0']),
+)
+def test_a_series_id_gets_the_precise_outcome(series_id, with_data, repeated, length):
+    data = f',"data":{json.dumps(series())}' if with_data else ""
+    again = ',"series_id":"other"' if repeated else ""
+    raw = f'{{"series_id":{series_id}{again}{data}{length}}}'.encode()
+    outcome = same(raw)
+    if outcome[0] == "ok" and not repeated:
+        assert read_predict(raw, EXPECT).series_id == json.loads(raw)["series_id"]
+
+
+@pytest.mark.parametrize("with_data", [False, True])
+def test_a_valid_series_id_takes_the_one_pass_path(with_data):
+    body: dict = {"series_id": "meter:7/é", "inference_length": 2}
+    if with_data:
+        body["data"] = series()
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    fast = fast_predict(raw, EXPECT)
+    assert fast is not None and fast.series_id == "meter:7/é"
+    assert same(raw)[0] == "ok"
 
 
 _LIMIT = sys.getrecursionlimit()

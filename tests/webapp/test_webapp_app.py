@@ -80,14 +80,14 @@ def test_caller_data_gives_the_same_forecast_as_the_same_window(window):
 
 
 def test_features_are_derived_once_per_generation_not_per_request(window, monkeypatch):
-    calls: list[int] = []
-    real = webapp.snapshot_view._window_origin
+    calls: list[object] = []
+    real = webapp.snapshot_view._series_origin
 
-    def counting(snapshot, model):
-        calls.append(snapshot.generation)
-        return real(snapshot, model)
+    def counting(rows, model):
+        calls.append(rows.version[1])  # the generation
+        return real(rows, model)
 
-    monkeypatch.setattr(webapp.snapshot_view, "_window_origin", counting)
+    monkeypatch.setattr(webapp.snapshot_view, "_series_origin", counting)
     first = window.publish(500)
     client = make_app(window).test_client()
     for _ in range(5):
@@ -306,8 +306,10 @@ def test_the_body_strategy_reaches_every_check(artifact):
     # Every verdict can come out of the strategy. A verdict missing from the sample above is
     # searched for on its own: a 1-in-200 verdict was once absent from an 800-body sample.
     # forecast_not_finite judges the model's output, which parse_predict never sees (it has
-    # its own test in test_webapp_hostile_bodies.py).
-    body_verdicts = {"accepted", *VALIDATION_CODES} - {"forecast_not_finite"}
+    # its own test in test_webapp_hostile_bodies.py); requires_series_id judges the body
+    # against the window, and repeated_parameter a query string (test_webapp_series.py).
+    not_of_bodies = {"forecast_not_finite", "requires_series_id", "repeated_parameter"}
+    body_verdicts = {"accepted", *VALIDATION_CODES} - not_of_bodies
     for code in sorted(body_verdicts - set(verdicts)):
         with warnings.catch_warnings():  # find() shows the body it found: a large repr
             warnings.simplefilter("ignore", HypothesisWarning)
@@ -342,8 +344,12 @@ def _post(client, body: object):
 @given(body=bodies)
 def test_random_bodies_never_yield_5xx(fuzz_client, body):
     resp = _post(fuzz_client, body)
-    assert resp.status_code in {200, 422}, resp.get_data(as_text=True)
-    if resp.status_code == 422:
+    # 404: a body naming a series_id the window does not hold, without data of its own.
+    assert resp.status_code in {200, 404, 422}, resp.get_data(as_text=True)
+    if resp.status_code == 404:
+        assert resp.get_json(force=True)["type"] == "/problems/unknown-series"
+        assert "data" not in body and "series_id" in body
+    elif resp.status_code == 422:
         assert resp.mimetype == PROBLEM
         errors = resp.get_json(force=True)["errors"]
         assert errors

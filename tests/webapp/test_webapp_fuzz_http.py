@@ -1,5 +1,6 @@
-"""Property tests against a real Gunicorn (gunicorn.conf.py defaults): raw HTTP framing and
-hostile JSON shapes, sent byte for byte over a socket.
+"""Property tests against a real Gunicorn (gunicorn.conf.py defaults): raw HTTP framing,
+hostile JSON shapes and hostile query strings of ``GET /series``, sent byte for byte over a
+socket.
 
 Whatever arrives, the reply is never empty, never a 5xx (a transfer coding Gunicorn does not
 implement is a 400 too, see ``gunicorn.conf.py``), and its body is strict
@@ -14,6 +15,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -177,7 +179,9 @@ def mutated_bodies(draw: st.DrawFn) -> bytes:
     """A valid 400-row body with one drawn change, as JSON text."""
     body: dict = {"index_col": "time", "data": _series(), "inference_length": 3}
     where = draw(
-        st.sampled_from(["time", "demand_mw", "every_value", "length", "index_col", "top", "data"])
+        st.sampled_from(
+            ["time", "demand_mw", "every_value", "length", "index_col", "series_id", "top", "data"]
+        )
     )
     wild = draw(_wild_values)
     if where in {"time", "demand_mw"}:
@@ -188,6 +192,8 @@ def mutated_bodies(draw: st.DrawFn) -> bytes:
         body["inference_length"] = "@@"
     elif where == "index_col":
         body["index_col"] = "@@"
+    elif where == "series_id":
+        body["series_id"] = "@@"
     elif where == "top":
         body[draw(st.text(max_size=10))] = "@@"
     else:
@@ -214,3 +220,32 @@ def test_any_json_shape_gets_strict_json_and_never_a_5xx(server, body, chunked):
         event(f"code {payload['errors'][0]['code']}")
     if reply.status == 200:
         assert all(math.isfinite(p["value"]) for p in payload["predictions"])
+
+
+# -- GET /series query strings ------------------------------------------------------------------
+
+_names = st.sampled_from(["limit", "after", "Limit", "after[]", "x", "", "%6Cimit"])
+_values = st.one_of(
+    st.integers(-5, 2000).map(str),
+    st.sampled_from(["", "+5", "1e2", "0x10", "%207", "+7", "%D9%A3", "%FF", "%C3", "%00"]),
+    st.text(max_size=140).map(lambda t: quote(t, safe="")),
+    st.binary(max_size=20).map(lambda b: quote(b, safe="")),
+)
+_pairs = st.tuples(_names, _values).map(lambda p: f"{p[0]}={p[1]}") | _names
+_queries = st.lists(_pairs, max_size=4).map("&".join)
+
+
+@FUZZ
+@given(query=_queries, raw_byte=st.one_of(st.none(), st.none(), st.integers(0x80, 0xFF)))
+def test_any_series_query_gets_a_json_reply_and_never_a_5xx(server, query, raw_byte):
+    target = f"/series?{query}".encode()
+    if raw_byte is not None:  # a byte a client should have percent-encoded: Gunicorn's 400
+        target += b"&after=" + bytes([raw_byte])
+    reply = exchange(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    body = check_reply(reply)
+    assert reply.status in {200, 400, 422}, reply.raw[:300]
+    if reply.status == 200:
+        assert set(body) == {"total", "items", "next_after"}
+        assert body["total"] == 1 and len(body["items"]) <= 1
+    elif reply.status == 422:
+        assert body["errors"] and all(e["field"] for e in body["errors"])
