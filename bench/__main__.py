@@ -13,6 +13,7 @@ import sys
 
 BENCHMARKS = [
     "readpath",
+    "series_scale",
     "validation",
     "decode",
     "latency",

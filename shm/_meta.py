@@ -11,6 +11,12 @@ RESERVED_PREFIX = "shm."
 GENERATION_KEY = "shm.generation"
 PUBLISHED_AT_KEY = "shm.published_at_ns"
 EPOCH_KEY = "shm.epoch"
+# Manifests and segment files (see shm._manifest).
+SEGMENTS_KEY = "shm.segments"
+SEGMENT_KEY = "shm.segment"
+SCHEMA_KEY = "shm.schema"
+SERIES_SET_KEY = "shm.series_set"
+INDEX_KEY = "shm.index"
 
 # Generations and times are stored as u64 in the hint and as datetime64[ns] by readers: both
 # stay below 2**63 so that no reader overflows on a value the protocol accepted.

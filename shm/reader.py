@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from contract.series import DEFAULT_SERIES_ID
 from shm._generation import SchemaCheck, open_generation
 from shm._hint import Announcement, Hint, identity_of
 from shm._layout import check_directory, generation_name, list_generations
@@ -30,7 +31,10 @@ class Reader:
     and returns the cached snapshot (no system call, no copy); every ``recheck_s`` it also
     ``stat``\\ s the hint, to notice a directory that was wiped and given to a new publisher.
     On a new announcement it lists the directory, maps the announced file read-only and opens
-    it zero-copy, once per process.
+    it zero-copy, once per process. For a manifest it also maps the segment files that differ
+    from those of the snapshot it held (all of them the first time): O(changed segments)
+    system calls and an O(segments) comparison of two int64 columns; segments carried over
+    keep their mapping, their index and whatever was memoized on them.
 
     Which generation (the monotonic rule):
       * The hint names the epoch of the publisher holding the lock and its newest generation.
@@ -54,6 +58,9 @@ class Reader:
         parent mapped and reopens, so a Gunicorn master's reader is never used by a worker.
       * Threads: any number of threads may call :meth:`current`; refreshing is serialised.
       * Trust: ``trusted_uids`` defaults to the directory's owner and this process's user.
+
+    ``default_series_id`` names the one series of a generation whose table has no
+    ``series_id`` column (see :meth:`Snapshot.series_table`).
     """
 
     def __init__(
@@ -63,8 +70,10 @@ class Reader:
         trusted_uids: Iterable[int] | None = None,
         check_schema: SchemaCheck | None = None,
         recheck_s: float = 0.25,
+        default_series_id: str = DEFAULT_SERIES_ID,
     ) -> None:
         self._directory = Path(directory)
+        self._default_series_id = default_series_id
         self._explicit_uids = frozenset(trusted_uids) if trusted_uids is not None else None
         self._check_schema = check_schema
         self._recheck_ns = int(recheck_s * 1e9)
@@ -183,7 +192,7 @@ class Reader:
             ):
                 break
             try:
-                snapshot = self._open(n, trusted)
+                snapshot = self._open(n, trusted, held)
             except FileNotFoundError:
                 # The announced file not there yet: the publisher announces just before its
                 # rename. Look again on the next call.
@@ -236,8 +245,17 @@ class Reader:
                 best = snapshot
         return best
 
-    def _open(self, generation: int, trusted: frozenset[int]) -> Snapshot:
-        snapshot = open_generation(self._directory, generation, trusted, self._check_schema)
+    def _open(
+        self, generation: int, trusted: frozenset[int], held: Snapshot | None = None
+    ) -> Snapshot:
+        snapshot = open_generation(
+            self._directory,
+            generation,
+            trusted,
+            self._check_schema,
+            previous=held,
+            default_series_id=self._default_series_id,
+        )
         log.debug("opened generation", extra={"generation": generation})
         return snapshot
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from contract.defaults import SERIES_COLUMN
 from tests.concurrency._checks import json_ok
 from tests.concurrency._http import Load, summarize
 from tests.concurrency._service import running_service, wait_until
@@ -39,7 +40,10 @@ def plant_future_copy(directory: Path, source: Path, generation: int) -> Path:
     meta = dict(table.schema.metadata or {})
     meta[b"shm.generation"] = str(generation).encode()
     meta[b"shm.published_at_ns"] = str(time.time_ns() + 50 * 365 * 86400 * 10**9).encode()
-    scaled = table.set_column(1, table.field(1), pa.compute.multiply(table.column(1), 10.0))
+    value = table.schema.get_field_index(SERIES_COLUMN)
+    scaled = table.set_column(
+        value, table.field(value), pa.compute.multiply(table.column(value), 10.0)
+    )
     target = directory / name(generation)
     tmp = directory.parent / "planted.arrow"
     with pa.OSFile(str(tmp), "wb") as sink:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from shm import Publisher, PublishError, Reader
-from tests.shm._tables import make_table
+from tests.shm._files import referenced_segment_files, segment_files, temp_files
+from tests.shm._publish import LAYOUTS, publish, value_of
 
 
 def _can_mount() -> bool:
@@ -41,45 +42,52 @@ def tiny_tmpfs() -> Iterator[Path]:
 
 
 @pytest.mark.skipif(not _can_mount(), reason="mounting a tmpfs needs root; see the rlimit test")
-def test_full_tmpfs_keeps_the_last_generation_and_recovers(tiny_tmpfs: Path) -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_full_tmpfs_keeps_the_last_generation_and_recovers(tiny_tmpfs: Path, layout: str) -> None:
     directory = tiny_tmpfs / "window"
     reader = Reader(directory)
     with Publisher(directory, keep=1) as publisher:
-        publisher.publish(make_table(20_000, 1.0))  # ~320 KB
+        publish(publisher, layout, 20_000, 1.0)  # ~320 KB
         # 200k rows x 16 bytes = 3.2 MB: larger than the whole filesystem.
         with pytest.raises(PublishError, match="stays live") as caught:
-            publisher.publish(make_table(200_000, 2.0))
+            publish(publisher, layout, 200_000, 2.0)
         assert caught.value.errno == errno.ENOSPC
-        assert sorted(p.name for p in directory.iterdir() if p.name.startswith(".tmp-")) == []
+        assert temp_files(directory) == []
+        assert segment_files(directory) == referenced_segment_files(directory)
         snapshot = reader.current()
         assert snapshot is not None
         assert snapshot.generation == 1
-        assert snapshot.table.column("demand_mw")[0].as_py() == 1.0
+        assert value_of(snapshot, layout) == 1.0
         # Space is back (a smaller window fits): publishing resumes with the next generation.
-        assert publisher.publish(make_table(20_000, 3.0)) == 2
+        assert publish(publisher, layout, 20_000, 3.0) == 2
     snapshot = reader.current()
     assert snapshot is not None
     assert snapshot.generation == 2
+    assert value_of(snapshot, layout) == 3.0
+    assert segment_files(directory) == referenced_segment_files(directory)
 
 
-def _publish_over_limit(directory: str) -> None:
+def _publish_over_limit(directory: str, layout: str) -> None:
     """Runs in a child with a 1 MiB file-size limit: the second publish must fail cleanly."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
     with Publisher(directory) as publisher:
-        publisher.publish(make_table(10_000, 1.0))
+        publish(publisher, layout, 10_000, 1.0)
         try:
-            publisher.publish(make_table(200_000, 2.0))
+            publish(publisher, layout, 200_000, 2.0)
         except PublishError as exc:
             os._exit(10 if exc.errno == errno.EFBIG else 11)
     os._exit(12)
 
 
-def test_write_failure_at_the_os_boundary_leaves_no_partial_file(shm_dir: Path) -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_write_failure_at_the_os_boundary_leaves_no_partial_file(
+    shm_dir: Path, layout: str
+) -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         try:
-            _publish_over_limit(str(shm_dir))
+            _publish_over_limit(str(shm_dir), layout)
         finally:
             os._exit(13)
     _, status = os.waitpid(pid, 0)
@@ -87,7 +95,9 @@ def test_write_failure_at_the_os_boundary_leaves_no_partial_file(shm_dir: Path) 
     assert sorted(p.name for p in shm_dir.iterdir() if p.name.endswith(".arrow")) == [
         f"gen-{1:020d}.arrow"
     ]
-    assert not [p for p in shm_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert temp_files(shm_dir) == []
+    assert segment_files(shm_dir) == referenced_segment_files(shm_dir)
     snapshot = Reader(shm_dir).current()
     assert snapshot is not None
     assert snapshot.generation == 1
+    assert value_of(snapshot, layout) == 1.0

@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shm import Publisher, Reader
+from tests.shm._files import referenced_segment_files, segment_files
+from tests.shm._publish import LAYOUTS, publish, value_of
 from tests.shm._tables import make_table
 
 YEAR_NS = 365 * 86400 * 10**9
@@ -59,11 +61,15 @@ def window_problem(schema: pa.Schema) -> str | None:
 
 
 @contextmanager
-def live(shm_dir: Path, count: int = 3, keep: int = 5) -> Iterator[Publisher]:
-    """A publisher that already published ``count`` generations (values 1, 2, ...)."""
+def live(
+    shm_dir: Path, count: int = 3, keep: int = 5, layout: str = "inline"
+) -> Iterator[Publisher]:
+    """A publisher that already published ``count`` generations (values 1, 2, ...), inline
+    or segmented (the files planted in place of generation files are then planted in place
+    of manifests)."""
     with Publisher(shm_dir, keep=keep) as publisher:
         for value in range(1, count + 1):
-            publisher.publish(make_table(4, float(value)))
+            publish(publisher, layout, 4, float(value))
         yield publisher
 
 
@@ -135,9 +141,12 @@ PLANTERS = {
 }
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", sorted(PLANTERS))
-def test_a_bad_announced_file_is_skipped_for_the_newest_valid_one(shm_dir: Path, kind: str) -> None:
-    with live(shm_dir, count=3) as publisher:
+def test_a_bad_announced_file_is_skipped_for_the_newest_valid_one(
+    shm_dir: Path, kind: str, layout: str
+) -> None:
+    with live(shm_dir, count=3, layout=layout) as publisher:
         reader = Reader(shm_dir, check_schema=window_problem)
         newest = shm_dir / name(3)
         real = shm_dir.parent / "real.arrow"
@@ -146,31 +155,32 @@ def test_a_bad_announced_file_is_skipped_for_the_newest_valid_one(shm_dir: Path,
         PLANTERS[kind](newest, real)
         snapshot = reader.current()
         assert snapshot is not None and snapshot.generation == 2, reader.skipped
-        assert snapshot.table.column("demand_mw")[0].as_py() == 2.0
+        assert value_of(snapshot, layout) == 2.0
         assert len(reader.skipped) == 1 and reader.skipped[0].startswith(name(3)), reader.skipped
         # Settled: the reader does not look again until the publisher announces more...
         assert reader.current() is snapshot
         # ...and follows it when it does.
-        assert publisher.publish(make_table(4, 4.0)) == 4
+        assert publish(publisher, layout, 4, 4.0) == 4
         following = reader.current()
         assert following is not None and following.generation == 4
-        assert following.table.column("demand_mw")[0].as_py() == 4.0
+        assert value_of(following, layout) == 4.0
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", sorted(PLANTERS))
 def test_a_bad_higher_file_never_pins_readers_nor_breaks_the_publisher(
-    shm_dir: Path, kind: str
+    shm_dir: Path, kind: str, layout: str
 ) -> None:
-    with live(shm_dir, count=2, keep=2) as publisher:
+    with live(shm_dir, count=2, keep=2, layout=layout) as publisher:
         reader = Reader(shm_dir, check_schema=window_problem)
         assert reader.current() is not None
         planted = shm_dir / name(10**12)
         PLANTERS[kind](planted, shm_dir / name(2))
         for value in (3.0, 4.0, 5.0):
-            generation = publisher.publish(make_table(4, value))
+            generation = publish(publisher, layout, 4, value)
             snapshot = reader.current()
             assert snapshot is not None and snapshot.generation == generation
-            assert snapshot.table.column("demand_mw")[0].as_py() == value
+            assert value_of(snapshot, layout) == value
             assert reader.skipped == (
                 f"{name(10**12)}: above the newest generation the publisher announced",
             )
@@ -231,20 +241,21 @@ def test_a_name_taken_by_a_foreign_file_is_skipped_by_the_publisher(shm_dir: Pat
         assert (shm_dir / name(3)).read_bytes() == b"someone else's"
 
 
-def test_a_restart_on_a_wiped_directory_is_followed_at_once(shm_dir: Path) -> None:
-    with live(shm_dir, count=76):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_restart_on_a_wiped_directory_is_followed_at_once(shm_dir: Path, layout: str) -> None:
+    with live(shm_dir, count=76, layout=layout):
         pass
     reader = Reader(shm_dir, recheck_s=0.05)
     held = reader.current()
     assert held is not None and held.generation == 76
     shutil.rmtree(shm_dir)
     with Publisher(shm_dir) as publisher:
-        assert publisher.publish(make_table(4, 1000.0)) == 1
+        assert publish(publisher, layout, 4, 1000.0) == 1
         time.sleep(0.1)
         snapshot = reader.current()
         assert snapshot is not None and snapshot.generation == 1
         assert snapshot.epoch != held.epoch and snapshot.epoch == publisher.epoch
-        assert snapshot.table.column("demand_mw")[0].as_py() == 1000.0
+        assert value_of(snapshot, layout) == 1000.0
 
 
 def test_a_restart_that_lost_the_hint_is_followed_despite_lower_numbers(shm_dir: Path) -> None:
@@ -265,8 +276,11 @@ def test_a_restart_that_lost_the_hint_is_followed_despite_lower_numbers(shm_dir:
         assert sorted(p.name for p in shm_dir.glob("gen-*")) == [name(1), name(2)]
 
 
-def test_a_new_publisher_is_followed_and_its_predecessors_files_are_pruned(shm_dir: Path) -> None:
-    with live(shm_dir, count=3, keep=2) as first:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_new_publisher_is_followed_and_its_predecessors_files_are_pruned(
+    shm_dir: Path, layout: str
+) -> None:
+    with live(shm_dir, count=3, keep=2, layout=layout) as first:
         old_epoch = first.epoch
     reader = Reader(shm_dir)
     assert reader.current().generation == 3  # type: ignore[union-attr]
@@ -275,10 +289,13 @@ def test_a_new_publisher_is_followed_and_its_predecessors_files_are_pruned(shm_d
         # Until it publishes, readers keep the last generation and a new reader finds it.
         assert reader.current().generation == 3  # type: ignore[union-attr]
         assert Reader(shm_dir).current().generation == 3  # type: ignore[union-attr]
-        assert second.publish(make_table(4, 4.0)) == 4
+        assert publish(second, layout, 4, 4.0) == 4
         assert reader.current().epoch == second.epoch  # type: ignore[union-attr]
-        second.publish(make_table(4, 5.0))
+        publish(second, layout, 4, 5.0)
     assert sorted(p.name for p in shm_dir.glob("gen-*")) == [name(4), name(5)]
+    # The predecessor's segment files went with its generations.
+    assert segment_files(shm_dir) == referenced_segment_files(shm_dir)
+    assert all(not n.startswith(f"seg-{1:020d}") for n in segment_files(shm_dir))
 
 
 @settings(

@@ -1,0 +1,35 @@
+"""The many-series benchmark runs end to end at tiny sizes and its figures have the right shape
+(written to a temporary directory: a full ``make bench``'s ``bench/results/`` is never
+touched)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import series_scale
+from shm import segments_for
+
+
+def test_tiny_series_scale_writes_sane_figures(tmp_path: Path) -> None:
+    argv = ["--quick", "--sizes", "50,600", "--publications", "3", "--results-dir", str(tmp_path)]
+    assert series_scale.main(argv) == 0
+    results = json.loads((tmp_path / "series_scale.json").read_text())
+    sizes = results["sizes"]
+    assert [s["series"] for s in sizes] == [50, 600]
+    for size in sizes:
+        assert size["segments"] == segments_for(size["series"])
+        assert size["window_rows"] == size["series"] * series_scale.QUICK_ROWS
+        # Every segment file is named by one of the two kept manifests: the segments, plus
+        # at most one per publication kept besides.
+        assert size["segments"] <= size["segment_files"] <= size["segments"] + 1
+        # Loose bounds, regressions only (the benchmark holds the goals): a lookup that
+        # scanned or copied the window, a publication that rewrote it.
+        assert 0 < size["lookup_us"] < 1_000
+        assert 0 < size["publish_ms"] < 1_000
+        assert size["pss_kib"] > 0 and size["pss_anon_kib"] > 0
+    assert set(results["verdicts"]) >= {
+        "publish_ms_ratio",
+        "first_request_us_ratio",
+        "lookup_us_ratio",
+    }
