@@ -14,6 +14,7 @@ TOOLS_STAMP := $(TOOLS)/.installed
 
 help:
 	@echo "make run    start the service on its embedded defaults"
+	@echo "            (make run DATA=<parquet> MODEL=<artifact>: replay that file with that model)"
 	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
 	@echo "make image-test  build the image and run the pod with Podman (root: apt, Podman)"
 	@echo "make lint   ruff + mypy --strict"
@@ -45,8 +46,9 @@ $(TOOLS_STAMP): deploy/tools-requirements.txt
 
 tools: $(TOOLS_STAMP)
 
+# make run DATA=<parquet> MODEL=<artifact>: replay that file, served by that model.
 run: $(STAMP)
-	$(PY) -m scripts.run_local
+	$(if $(DATA),RUN_DATA='$(DATA)') $(if $(MODEL),MODEL_PATH='$(MODEL)') $(PY) -m scripts.run_local
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from contract.defaults import SAMPLE_PATH, SERIES_COLUMN
-from forecasting.train import train
+from forecasting.train import Options, train
 
 __all__ = ["SampleWindow"]
 
@@ -45,7 +45,7 @@ class SampleWindow:
 
     def __post_init__(self) -> None:
         frame = pd.read_parquet(SAMPLE_PATH)
-        self.artifact, report = train(frame)
+        self.artifact, report = train(frame, options=Options(candidates=("ridge",)))  # as make run
         self.model_version = str(report["model_version"])
         self._table = _table(frame)
         self._ends = itertools.cycle(range(3000, 4000))

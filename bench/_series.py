@@ -2,7 +2,8 @@
 
 A regular series at one-minute steps (so ten million rows fit in datetime64[ns] without
 overflow) with a daily cycle and noise, ending at a fixed instant; the model is the
-service's forecaster (lags 1..48, horizon 48) fitted on it, so a 50-row window is enough.
+service's forecaster (one Ridge tier of 48 lags, horizon 48) fitted on it, so a 50-row
+window is enough.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from forecasting import FeatureSpec, dumps, fit
-from forecasting.train import write_artifact
+from forecasting.train import Options, train, write_artifact
 
 __all__ = [
     "COLUMN",
@@ -62,12 +62,11 @@ def series_table(rows: int, *, end_ns: int = END_NS, seed: int = 0) -> pa.Table:
 
 def train_model(directory: Path) -> Path:
     """Fit the model on two weeks of the series and write ``model.skops`` (+ ``.sha256``)."""
-    table = series_table(14 * _DAY_STEPS, seed=1)
-    times = table.column("time").to_numpy().astype("datetime64[ns]").view(np.int64)
-    values = table.column(COLUMN).to_numpy()
-    spec = FeatureSpec(lags=tuple(range(1, 49)), step_ns=STEP_NS, horizon=48)
+    frame = series_table(14 * _DAY_STEPS, seed=1).to_pandas()
+    options = Options(tiers=(48,), horizon=48, candidates=("ridge",))
+    data, _ = train(frame, time_col="time", target=COLUMN, options=options)
     path = directory / "model.skops"
-    write_artifact(str(path), dumps(fit(times, values, spec, target=COLUMN)))
+    write_artifact(str(path), data)
     return path
 
 

@@ -3,11 +3,16 @@
 The sample (regular steps) is turned into an endless sequence: event ``k`` is sample row
 ``k % n`` with its timestamp shifted by ``(k // n) * span``, where ``span`` is the sample's
 length plus one step. So when the sample runs out the stream goes on seamlessly with the same
-values on later dates (logged once per cycle); timestamps stay unique and regular.
+values on later dates (logged once per cycle); timestamps stay unique and regular. A series
+on a calendar whose steps differ in length (business days, months, quarters, years, as
+``pandas.infer_freq`` names it) goes on along that calendar instead: event ``k`` is ``k``
+steps after the first time.
 
 The first half of the sample is :meth:`ReplaySource.history`, published at once as the
 bootstrap window; the rest streams at ``rate`` events per second. After a restart the stream
-resumes right after the newest timestamp of the last generation.
+resumes right after the newest timestamp of the last generation. A file with a series-id
+column (``make run DATA=...``) replays every series: the first half of each as the window,
+then one event of each series in turn, keyed by its id.
 """
 
 from __future__ import annotations
@@ -16,16 +21,23 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pandas._libs.tslibs.offsets import BaseOffset
+from pandas.tseries.frequencies import to_offset
 
 from cache_daemon.errors import SnapshotError
 from cache_daemon.sources import Health, Record
 from cache_daemon.window import Window
+from contract.series import SERIES_ID_COLUMN
 
 __all__ = ["ReplaySource"]
 
@@ -34,8 +46,52 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_BATCH = 2000
 
 
+@dataclass(frozen=True, slots=True)
+class _Cycle:
+    """One replayed series made endless: step ``k`` is row ``k % n`` (see the module
+    docstring for the times)."""
+
+    series_id: str | None
+    times: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    span: int
+    calendar: BaseOffset | None
+
+    @classmethod
+    def of(cls, series_id: str | None, table: pa.Table, columns: Sequence[str]) -> _Cycle:
+        window = Window(columns, max_rows=max(table.num_rows, 1), max_duration_ns=None)
+        window.load(table)
+        if len(window) < 2:
+            which = "" if series_id is None else f" (series {series_id!r})"
+            raise SnapshotError(f"the replay series needs at least two rows{which}")
+        times = window.times()
+        step = int(np.median(np.diff(times)))
+        span = int(times[-1] - times[0]) + step
+        return cls(series_id, times, window.values(), span, _calendar(times))
+
+    def time_of(self, k: int) -> int:
+        if self.calendar is None:
+            cycle, row = divmod(k, len(self.times))
+            return int(self.times[row]) + cycle * self.span
+        return int((pd.Timestamp(int(self.times[0])) + k * self.calendar).value)
+
+    def index_after(self, time_ns: int) -> int:
+        """The first step after ``time_ns``."""
+        n = len(self.times)
+        if self.calendar is not None:
+            first = pd.Timestamp(int(self.times[0]))
+            if time_ns < first.value:
+                return 0
+            return len(pd.date_range(first, pd.Timestamp(time_ns), freq=self.calendar))
+        cycle = max((time_ns - int(self.times[0])) // self.span, 0)
+        inside = time_ns - cycle * self.span
+        return int(cycle * n + np.searchsorted(self.times, inside, side="right"))
+
+
 class ReplaySource:
-    """A :class:`~cache_daemon.sources.Source` over a parquet file of ``time`` + ``columns``.
+    """A :class:`~cache_daemon.sources.Source` over a parquet file of ``time`` + ``columns``,
+    and optionally a series-id column (:data:`contract.series.SERIES_ID_COLUMN`): then every
+    series is replayed, in turn, each record keyed by its series id.
 
     ``clock`` and ``sleep`` are injectable for tests; the defaults are monotonic time.
     """
@@ -60,52 +116,55 @@ class ReplaySource:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException) as exc:
             raise SnapshotError(f"cannot read the replay series {path}: {exc}") from None
-        window = Window(self.columns, max_rows=max(table.num_rows, 1), max_duration_ns=None)
-        window.load(table)
-        if len(window) < 2:
-            raise SnapshotError(f"the replay series {path} needs at least two rows")
-        self._times = window.times()
-        self._values = window.values()
-        step = int(np.median(np.diff(self._times)))
-        self._span = int(self._times[-1] - self._times[0]) + step
+        self._cycles = _cycles(table, self.columns)
+        self._first = [0] * len(self._cycles)
         self._next = 0
         self._started_at = 0.0
         self._emitted = 0
 
     def history(self) -> pa.Table:
-        """The first half of the sample: the window to publish before streaming starts."""
-        half = len(self._times) // 2
-        arrays = [pa.array(self._times[:half]).cast(pa.timestamp("ns", tz="UTC"))]
-        arrays += [pa.array(self._values[:half, i]) for i in range(len(self.columns))]
-        return pa.Table.from_arrays(arrays, names=["time", *self.columns])
+        """The first half of each series: the window to publish before streaming starts."""
+        parts = []
+        for cycle in self._cycles:
+            half = len(cycle.times) // 2
+            arrays: list[Any] = [pa.array(cycle.times[:half]).cast(pa.timestamp("ns", tz="UTC"))]
+            arrays += [pa.array(cycle.values[:half, i]) for i in range(len(self.columns))]
+            names = ["time", *self.columns]
+            if cycle.series_id is not None:
+                arrays.append(pa.array([cycle.series_id] * half, type=pa.string()))
+                names.append(SERIES_ID_COLUMN)
+            parts.append(pa.Table.from_arrays(arrays, names=names))
+        return pa.concat_tables(parts)
 
     def start(self, offsets: Mapping[int, int] | None, *, resume_after_ns: int | None) -> None:
-        """Begin after ``resume_after_ns`` (or at the start of the sample); offsets are unused."""
+        """Begin after ``resume_after_ns`` (or at the start of each series); offsets are
+        unused."""
         del offsets
-        self._next = 0 if resume_after_ns is None else self._index_after(resume_after_ns)
+        self._first = [
+            0 if resume_after_ns is None else cycle.index_after(resume_after_ns)
+            for cycle in self._cycles
+        ]
+        self._next = self._first[0] * len(self._cycles)
         self._started_at = self._clock()
         self._emitted = 0
 
-    def _index_after(self, time_ns: int) -> int:
-        n = len(self._times)
-        cycle = max((time_ns - int(self._times[0])) // self._span, 0)
-        inside = time_ns - cycle * self._span
-        return int(cycle * n + np.searchsorted(self._times, inside, side="right"))
-
-    def _event(self, k: int) -> tuple[int, bytes]:
-        n = len(self._times)
-        cycle, row = divmod(k, n)
-        if row == 0 and cycle > 0:
+    def _event(self, k: int) -> tuple[int, bytes, bytes | None]:
+        """Event ``k`` since :meth:`start`: series ``k % S`` in turn, each at its next step."""
+        step, which = divmod(k, len(self._cycles))
+        cycle = self._cycles[which]
+        index = self._first[which] + step
+        round_, row = divmod(index, len(cycle.times))
+        if row == 0 and round_ > 0 and which == 0:
             log.info(
-                "replay sample exhausted; continuing with the same values shifted by %s",
-                timedelta(microseconds=cycle * self._span // 1000),
-                extra={"cycle": cycle},
+                "replay sample exhausted; continuing with the same values on later dates",
+                extra={"cycle": round_},
             )
-        time_ns = int(self._times[row]) + cycle * self._span
+        time_ns = cycle.time_of(index)
         stamp = (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat()
         body: dict[str, object] = {"time": stamp}
-        body.update(zip(self.columns, self._values[row].tolist(), strict=True))
-        return time_ns, json.dumps(body).encode()
+        body.update(zip(self.columns, cycle.values[row].tolist(), strict=True))
+        key = None if cycle.series_id is None else cycle.series_id.encode()
+        return time_ns, json.dumps(body).encode(), key
 
     def poll(self, timeout_s: float) -> list[Record]:
         """Return the events due at ``rate`` since :meth:`start`, waiting up to ``timeout_s``."""
@@ -116,8 +175,8 @@ class ReplaySource:
             due = int((self._clock() - self._started_at) * self.rate) - self._emitted
         records = []
         for _ in range(min(max(due, 0), _MAX_BATCH)):
-            _, value = self._event(self._next)
-            records.append(Record(partition=0, offset=self._next, value=value))
+            _, value, key = self._event(self._emitted)
+            records.append(Record(partition=0, offset=self._next, value=value, key=key))
             self._next += 1
             self._emitted += 1
         return records
@@ -140,3 +199,26 @@ class ReplaySource:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _cycles(table: pa.Table, columns: Sequence[str]) -> list[_Cycle]:
+    """One cycle per series of ``table`` (one, unnamed, without a series-id column)."""
+    if SERIES_ID_COLUMN not in table.column_names:
+        return [_Cycle.of(None, table, columns)]
+    ids = [str(i) for i in table.column(SERIES_ID_COLUMN).to_pylist()]
+    rest = table.drop_columns([SERIES_ID_COLUMN])
+    out = []
+    for series_id in sorted(set(ids)):
+        mask = pa.array([i == series_id for i in ids])
+        out.append(_Cycle.of(series_id, rest.filter(mask), columns))
+    return out
+
+
+def _calendar(times: npt.NDArray[np.int64]) -> BaseOffset | None:
+    """The calendar offset of times whose steps differ in length, else None (equal steps
+    shift by whole spans)."""
+    steps = np.diff(times)
+    if len(steps) < 2 or (steps == steps[0]).all():
+        return None
+    alias = pd.infer_freq(pd.DatetimeIndex(times.astype("datetime64[ns]")))
+    return None if alias is None else to_offset(alias)

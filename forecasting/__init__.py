@@ -1,8 +1,9 @@
-"""Forecasting shared by the web workers and the daemon: features, model, artifacts.
+"""Forecasting shared by the web workers and the daemon: frequency, gaps, features, model,
+artifacts.
 
 Public API::
 
-    from forecasting import FeatureSpec, Forecaster, Origin, fit, load_bytes, load_file
+    from forecasting import Forecaster, Frequency, Origin, infer_frequency, load_bytes
 """
 
 from forecasting.artifact import (
@@ -19,21 +20,23 @@ from forecasting.errors import (
     IrregularSeriesError,
     TooFewRowsError,
 )
-from forecasting.features import FeatureSpec, regularize
-from forecasting.model import Forecaster, Origin, fit
+from forecasting.frequency import Frequency, infer_frequency
+from forecasting.gaps import regularize
+from forecasting.model import Forecaster, Origin, Tier
 
 __all__ = [
     "TRUSTED_TYPES",
     "ArtifactError",
     "ArtifactIntegrityError",
-    "FeatureSpec",
     "Forecaster",
     "ForecastingError",
+    "Frequency",
     "IrregularSeriesError",
     "Origin",
+    "Tier",
     "TooFewRowsError",
     "dumps",
-    "fit",
+    "infer_frequency",
     "load_bytes",
     "load_file",
     "regularize",

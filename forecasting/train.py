@@ -1,10 +1,17 @@
-"""``python -m forecasting.train``: fit a forecaster, report holdout scores, write the artifact.
+"""``python -m forecasting.train``: fit a global forecaster, backtest it, write the artifact.
+
+    python -m forecasting.train --input F --time-col T --target Y [--series-col S] \\
+        --output M [--report R]
 
 The input is a parquet file (local path or ``s3://bucket/key``, S3 settings from the
-``S3_*`` variables) with a time column and a float target column. Naive times are taken as
-UTC. The command fits on all but the holdout, prints MAE/MAPE next to seasonal-naive
-baselines, then refits on the whole series and writes the artifact (local path or
-``s3://``), printing its SHA-256. Exit status 2 on bad input.
+``S3_*`` variables) with a time column, a float target column and, with ``--series-col``,
+a column naming the series (one global model is trained over all of them). Naive times are
+UTC. The frequency is inferred (:mod:`forecasting.frequency`) and implies the season, lag
+tiers, horizon, holdout and gap bound unless given; gaps follow :mod:`forecasting.gaps`. The
+backtest (:mod:`forecasting.backtest`) picks Ridge or gradient boosting, scores the holdout
+against naive and seasonal naive and measures the coverage of the 80 % interval; then every
+tier is refitted on all the data and the artifact is written (local path or ``s3://``) with
+its ``.sha256`` sidecar. Exit status 2 on bad input, with a message naming what is wrong.
 """
 
 from __future__ import annotations
@@ -16,50 +23,251 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from contract import defaults
 from contract._atomic import write_atomic
 from contract.errors import ConfigError
 from forecasting.artifact import dumps, sha256_hex
-from forecasting.errors import ForecastingError
-from forecasting.evaluate import evaluate_holdout
-from forecasting.features import FeatureSpec, FloatArray, IntArray, regularize
-from forecasting.model import fit
+from forecasting.backtest import (
+    SeriesData,
+    Setup,
+    baseline_scores,
+    final_tiers,
+    folds_for,
+    run_backtest,
+)
+from forecasting.errors import ForecastingError, IrregularSeriesError
+from forecasting.features import FloatArray, IntArray
+from forecasting.frequency import Frequency, infer_frequency
+from forecasting.gaps import GapPolicy, segments
+from forecasting.model import Forecaster, ModelKind
 from objectstore import ObjectStore, S3Config, split_url
 
-__all__ = ["TrainReport", "load_series", "main", "train", "write_artifact"]
+__all__ = [
+    "Options",
+    "TrainReport",
+    "load_frame",
+    "load_series",
+    "main",
+    "train",
+    "train_model",
+    "write_artifact",
+]
 
 log = logging.getLogger(__name__)
 
 TrainReport = dict[str, object]
 
 
-def load_series(frame: pd.DataFrame, *, time_col: str, target: str) -> tuple[IntArray, FloatArray]:
-    """Sorted, unique UTC nanosecond times and float64 values from a frame."""
-    for col in (time_col, target):
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Training choices; None takes the frequency's default (docs/forecasting.md)."""
+
+    frequency: str | None = None
+    tiers: tuple[int, ...] | None = None
+    horizon: int | None = None
+    holdout: int | None = None
+    season: int | None = None
+    max_gap_steps: int | None = None
+    gaps: GapPolicy = "split"
+    candidates: tuple[ModelKind, ...] = ("ridge", "hgb")
+
+
+def _utc_ns(column: pd.Series) -> IntArray:
+    times = pd.to_datetime(column)
+    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
+    return np.asarray(times.dt.tz_localize(None).astype("datetime64[ns]").astype(np.int64))
+
+
+def load_frame(
+    frame: pd.DataFrame, *, time_col: str, target: str, series_col: str | None = None
+) -> dict[str, tuple[IntArray, FloatArray]]:
+    """Each series' sorted UTC nanosecond times and float64 values (NaN = missing).
+
+    Raises :class:`ForecastingError` for a missing column, a repeated time within a series
+    (naming the series and the time), an infinite value or a series column with nulls.
+    """
+    wanted = [time_col, target, *([series_col] if series_col else [])]
+    for col in wanted:
         if col not in frame.columns:
             raise ForecastingError(f"column {col!r} not in input (has {list(frame.columns)})")
-    times = pd.to_datetime(frame[time_col])
-    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
-    t = times.astype("datetime64[ns, UTC]").to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    v = pd.to_numeric(frame[target], errors="raise").to_numpy(dtype=np.float64)
-    order = np.argsort(t, kind="stable")
-    t, v = t[order], v[order]
-    if len(t) > 1 and np.any(np.diff(t) == 0):
-        raise ForecastingError("input has duplicate timestamps")
+    if frame[time_col].isna().any():
+        raise ForecastingError(f"column {time_col!r} has missing times")
+    t = _utc_ns(frame[time_col])
+    try:
+        v = pd.to_numeric(frame[target], errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise ForecastingError(f"column {target!r} is not numeric: {exc}") from None
+    if np.isinf(v).any():
+        raise ForecastingError(f"column {target!r} has infinite values")
+    if series_col:
+        if frame[series_col].isna().any():
+            raise ForecastingError(f"column {series_col!r} has missing series ids")
+        ids = frame[series_col].astype(str).to_numpy()
+    else:
+        ids = np.full(len(t), "default", dtype=object)
+    out: dict[str, tuple[IntArray, FloatArray]] = {}
+    for sid in sorted(set(ids.tolist())):
+        mask = ids == sid
+        st, sv = t[mask], v[mask]
+        order = np.argsort(st, kind="stable")
+        st, sv = st[order], sv[order]
+        dup = np.flatnonzero(np.diff(st) == 0)
+        if len(dup):
+            when = np.datetime_as_string(np.datetime64(int(st[dup[0]]), "ns"), unit="s")
+            hint = "" if series_col else " (several series in one file? pass --series-col)"
+            raise ForecastingError(
+                f"series {sid!r}: time {when}Z appears {int((st == st[dup[0]]).sum())} times{hint}"
+            )
+        out[sid] = (st, sv)
+    return out
+
+
+def load_series(frame: pd.DataFrame, *, time_col: str, target: str) -> tuple[IntArray, FloatArray]:
+    """The one series of a frame, sorted, with every value finite."""
+    ((t, v),) = load_frame(frame, time_col=time_col, target=target).values()
     if not np.all(np.isfinite(v)):
         raise ForecastingError(f"column {target!r} has NaN or infinite values")
     return t, v
 
 
-def _infer_step(t: IntArray) -> int:
-    if len(t) < 2:
-        raise ForecastingError("input needs at least two rows")
-    return int(np.median(np.diff(t)))
+def _frequency(series: dict[str, tuple[IntArray, FloatArray]], alias: str | None) -> Frequency:
+    if alias is not None:
+        try:
+            return Frequency(alias)
+        except ValueError as exc:
+            raise ForecastingError(str(exc)) from None
+    longest = max(series, key=lambda sid: len(series[sid][0]))
+    t, _ = series[longest]
+    try:
+        return infer_frequency(t)
+    except IrregularSeriesError as exc:
+        raise ForecastingError(f"series {longest!r}: {exc}") from None
+
+
+def _setup(freq: Frequency, options: Options) -> tuple[Setup, int]:
+    base = freq.defaults()
+    tiers = options.tiers or base.tiers
+    tiers = tuple(sorted(set(tiers), reverse=True))
+    if tiers[-1] < 1:
+        raise ForecastingError("lag tiers must be positive")
+    horizon = options.horizon or base.horizon
+    holdout = options.holdout or base.holdout
+    if holdout < horizon:
+        raise ForecastingError(f"the holdout ({holdout}) must be at least the horizon ({horizon})")
+    season = options.season or base.season
+    gap = base.max_gap_steps if options.max_gap_steps is None else options.max_gap_steps
+    return Setup(freq, season, horizon, tiers, holdout), gap
+
+
+def train_model(
+    frame: pd.DataFrame,
+    *,
+    time_col: str = "time",
+    target: str = defaults.SERIES_COLUMN,
+    series_col: str | None = None,
+    options: Options | None = None,
+    trained_at: datetime | None = None,
+) -> tuple[Forecaster, TrainReport]:
+    """Backtest, then refit on everything: the forecaster and its report.
+
+    Runs with one BLAS/OpenMP thread: gradient boosting's OpenMP threads slowed its fits on
+    small data tenfold on a shared two-core machine, and the fits are small."""
+    with threadpool_limits(limits=1):
+        return _train_model(
+            frame,
+            time_col=time_col,
+            target=target,
+            series_col=series_col,
+            options=options or Options(),
+            trained_at=trained_at,
+        )
+
+
+def _train_model(
+    frame: pd.DataFrame,
+    *,
+    time_col: str,
+    target: str,
+    series_col: str | None,
+    options: Options,
+    trained_at: datetime | None,
+) -> tuple[Forecaster, TrainReport]:
+    series = load_frame(frame, time_col=time_col, target=target, series_col=series_col)
+    freq = _frequency(series, options.frequency)
+    setup, gap = _setup(freq, options)
+    data, rows, missing = [], 0, 0
+    for sid, (t, v) in series.items():
+        try:
+            parts = segments(t, v, freq, max_gap_steps=gap, policy=options.gaps, series=sid)
+        except IrregularSeriesError as exc:
+            raise ForecastingError(
+                f"series {sid!r}: {exc}" if sid not in str(exc) else str(exc)
+            ) from None
+        usable = tuple(p for p in parts if len(p) >= setup.tiers[-1] + setup.horizon)
+        rows += int(np.isfinite(v).sum())
+        missing += sum(len(p) for p in parts) - int(np.isfinite(v).sum())
+        if usable:
+            data.append(SeriesData(sid, usable))
+    longest = max((len(d.last) for d in data), default=0)
+    folds = folds_for(longest, setup)
+    if folds == 0:
+        raise ForecastingError(
+            f"no series has a run of {2 * setup.holdout + setup.tiers[0]} regular rows "
+            f"({freq.alias}: two {setup.holdout}-row windows after {setup.tiers[0]} lags) for "
+            f"the backtest; the longest run is {longest} rows (a smaller --holdout or --lags "
+            "may fit)"
+        )
+    needed = (folds + 1) * setup.holdout + setup.tiers[0]
+    evaluated = [d for d in data if len(d.last) >= needed]
+    backtest = run_backtest(evaluated, setup, options.candidates, folds)
+    baselines = baseline_scores(evaluated, setup)
+    tiers = final_tiers(data, setup, backtest)
+    stamp = (trained_at or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    model = Forecaster(
+        frequency=freq,
+        season=setup.season,
+        horizon=setup.horizon,
+        target=target,
+        time_col=time_col,
+        series_col=series_col,
+        max_gap_steps=gap,
+        tiers=tiers,
+        version=f"{backtest.kind}-global-{freq.alias}-l{setup.tiers[0]}-h{setup.horizon}-{stamp}",
+    )
+    deepest = f"{backtest.kind}-l{setup.tiers[0]}"
+    report: TrainReport = {
+        "model_version": model.version,
+        "frequency": freq.alias,
+        "season": setup.season,
+        "horizon": setup.horizon,
+        "holdout_rows": setup.holdout,
+        "tiers": list(setup.tiers),
+        "min_rows": model.min_rows,
+        "max_gap_steps": gap,
+        "series": len(series),
+        "series_trained": len(data),
+        "series_evaluated": len(evaluated),
+        "evaluated": [d.series for d in evaluated],
+        "rows": rows,
+        "interpolated_steps": missing,
+        "segments": sum(len(d.parts) for d in data),
+        "selection": {
+            "window": f"{folds} calibration fold(s) of {setup.holdout} rows",
+            "winner": backtest.kind,
+            **backtest.selection,
+        },
+        "holdout": {"model": backtest.holdout[deepest], **backtest.holdout, **baselines},
+        "coverage_80": backtest.holdout[deepest]["coverage_80"],
+    }
+    return model, report
 
 
 def train(
@@ -67,30 +275,15 @@ def train(
     *,
     time_col: str = "time",
     target: str = defaults.SERIES_COLUMN,
-    max_lag: int = 336,
-    horizon: int = 48,
-    holdout_rows: int = 672,
-    alpha: float = 1.0,
+    series_col: str | None = None,
+    options: Options | None = None,
 ) -> tuple[bytes, TrainReport]:
-    """Evaluate on a holdout, refit on everything, return ``(artifact bytes, report)``."""
-    t, v = load_series(frame, time_col=time_col, target=target)
-    step = _infer_step(t)
-    t, v = regularize(t, v, step)
-    spec = FeatureSpec(lags=tuple(range(1, max_lag + 1)), step_ns=step, horizon=horizon)
-    _, scores = evaluate_holdout(t, v, spec, target=target, holdout_rows=holdout_rows, alpha=alpha)
-    model = fit(t, v, spec, target=target, alpha=alpha)
+    """:func:`train_model`, serialized: ``(artifact bytes, report with its sha256)``."""
+    model, report = train_model(
+        frame, time_col=time_col, target=target, series_col=series_col, options=options
+    )
     data = dumps(model)
-    report: TrainReport = {
-        "model_version": model.version,
-        "sha256": sha256_hex(data),
-        "rows": len(v),
-        "step_s": step / 1e9,
-        "min_rows": spec.min_rows,
-        "horizon": spec.horizon,
-        "holdout_rows": holdout_rows,
-        "scores": {name: s.as_dict() for name, s in scores.items()},
-    }
-    return data, report
+    return data, {**report, "sha256": sha256_hex(data)}
 
 
 def _object_store() -> ObjectStore:
@@ -125,13 +318,22 @@ def write_artifact(dest: str, data: bytes) -> None:
     write_atomic(path.with_name(path.name + ".sha256"), sidecar)
 
 
-def _table(report: TrainReport) -> str:
-    scores = report["scores"]
+def table(report: TrainReport) -> str:
+    """The holdout scores as a text table."""
+    scores = report["holdout"]
     assert isinstance(scores, dict)
-    lines = [f"{'forecaster':<24} {'MAE':>10} {'MAPE %':>8}"]
+    lines = [f"{'forecaster':<24} {'MAE':>12} {'MASE':>8} {'cover80':>8}"]
     for name, s in scores.items():
-        lines.append(f"{name:<24} {s['mae']:>10.1f} {s['mape_percent']:>8.2f}")
+        cover = f"{s['coverage_80']:>8.3f}" if "coverage_80" in s else f"{'':>8}"
+        lines.append(f"{name:<24} {s['mae']:>12.4g} {s['mase']:>8.3f} {cover}")
     return "\n".join(lines)
+
+
+def _tiers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated integers") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,22 +342,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="artifact path or s3://bucket/key")
     parser.add_argument("--time-col", default="time")
     parser.add_argument("--target", default=defaults.SERIES_COLUMN)
-    parser.add_argument("--max-lag", type=int, default=336, help="lags 1..N (rows needed)")
-    parser.add_argument("--horizon", type=int, default=48, help="steps predicted at most")
-    parser.add_argument("--holdout-rows", type=int, default=672)
-    parser.add_argument("--alpha", type=float, default=1.0)
+    parser.add_argument("--series-col", help="column naming the series (one global model)")
     parser.add_argument("--report", help="also write the report as JSON to this path")
+    parser.add_argument("--frequency", help="pandas offset alias instead of the inferred one")
+    parser.add_argument("--lags", type=_tiers, help="lag tiers, e.g. 336,96 (deepest first)")
+    parser.add_argument("--horizon", type=int, help="steps predicted at most")
+    parser.add_argument("--holdout", type=int, help="rows of the holdout (and calibration)")
+    parser.add_argument("--season", type=int, help="season in steps")
+    parser.add_argument("--max-gap-steps", type=int, help="longest gap interpolated")
+    parser.add_argument("--gaps", choices=("split", "refuse"), default="split")
+    parser.add_argument(
+        "--models",
+        type=lambda s: tuple(s.split(",")),
+        default=("ridge", "hgb"),
+        help="candidates compared in the backtest: ridge,hgb",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not set(args.models) <= {"ridge", "hgb"} or not args.models:
+        parser.error(f"--models takes ridge and/or hgb, got {','.join(args.models)}")
+    options = Options(
+        frequency=args.frequency,
+        tiers=args.lags,
+        horizon=args.horizon,
+        holdout=args.holdout,
+        season=args.season,
+        max_gap_steps=args.max_gap_steps,
+        gaps=args.gaps,
+        candidates=args.models,
+    )
     try:
         data, report = train(
             _read_input(args.input),
             time_col=args.time_col,
             target=args.target,
-            max_lag=args.max_lag,
-            horizon=args.horizon,
-            holdout_rows=args.holdout_rows,
-            alpha=args.alpha,
+            series_col=args.series_col,
+            options=options,
         )
     except (ForecastingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -163,9 +385,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_artifact(args.output, data)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
-    print(_table(report))
+    print(table(report))
     print(f"model_version {report['model_version']}  sha256 {report['sha256']}")
-    print(f"holdout: last {report['holdout_rows']} rows, horizon {report['horizon']} steps")
+    print(
+        f"frequency {report['frequency']}, season {report['season']}, holdout "
+        f"{report['holdout_rows']} rows, horizon {report['horizon']} steps, min history "
+        f"{report['min_rows']} rows, 80% interval coverage {report['coverage_80']:.3f}"
+    )
     return 0
 
 

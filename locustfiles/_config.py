@@ -20,7 +20,7 @@ from contract.settings import EnvSettings, env_names
 from locustfiles._errors import ConfigError
 from locustfiles._payloads import Zone, parse_zone
 
-MODES = ("cached", "synthetic", "real", "bad", "ingest", "series")
+MODES = ("cached", "synthetic", "real", "bad", "ingest", "series", "quantiles")
 SHAPES = ("steady", "ramp", "spike")
 _ZONES = "Z,naive,+00:00,+02:00,-05:00,+05:30,Europe/London,America/New_York"
 _ORDERED = (  # (lower, upper) bounds, by variable
@@ -149,6 +149,11 @@ class LoadConfig(EnvSettings):
         10_000,
         "series: most ids the preflight reads from `GET /series` (the first ones in id "
         "order); each request picks one of them at random",
+    )
+    weight_quantiles: Count = _env(
+        "LOCUST_WEIGHT_QUANTILES",
+        1,
+        "weight of the `quantiles` user (`--weight-quantiles` wins)",
     )
     shape: Annotated[str, PlainValidator(lambda s: str(s).strip().lower())] = _env(
         "LOCUST_SHAPE",

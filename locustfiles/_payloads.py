@@ -75,13 +75,15 @@ def parse_zone(text: str) -> Zone:
 class ForecastRequest:
     """A valid ``/predict`` body and what a correct answer to it looks like:
     ``inference_length`` (None: the server's default), the newest input time and the step the
-    predictions must keep (None: not known, as for forecasts from the cached window)."""
+    predictions must keep (None: not known, as for forecasts from the cached window), and the
+    quantile levels every prediction must carry."""
 
     body: dict[str, object]
     inference_length: int | None
     last_time_ns: int | None
     step_ns: int | None
     mode: str
+    quantiles: tuple[float, ...] = ()
 
     def encode(self) -> bytes:
         return _dumps(self.body, nan=False)
@@ -207,6 +209,16 @@ def cached_request(inference_length: int | None) -> ForecastRequest:
     """``{}`` (the server's default length) or ``{"inference_length": k}``."""
     body = {} if inference_length is None else {"inference_length": inference_length}
     return ForecastRequest(dict(body), inference_length, None, None, "cached")
+
+
+# The interval requests of the quantiles mode: a central 80 % interval, a wide one with its
+# median, and levels written out of order.
+QUANTILE_SETS = ((0.1, 0.9), (0.025, 0.5, 0.975), (0.9, 0.05, 0.25, 0.75, 0.95))
+
+
+def quantile_request(levels: tuple[float, ...]) -> ForecastRequest:
+    """``{"quantiles": [...]}``: the window's forecast with those interval bounds."""
+    return ForecastRequest({"quantiles": list(levels)}, None, None, None, "quantiles", levels)
 
 
 def series_request(series_id: str, inference_length: int | None) -> ForecastRequest:

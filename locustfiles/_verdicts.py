@@ -9,8 +9,10 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from itertools import pairwise
 from typing import Annotated, Any, NamedTuple
 
+import numpy as np
 from pydantic import AfterValidator, Field, create_model
 
 from contract.settings import EnvSettings
@@ -136,8 +138,32 @@ def check_forecast(
             req.last_time_ns,
             req.step_ns if step_ns is None else step_ns,
             default_length if req.inference_length is None else req.inference_length,
-        )
+        ) or _check_quantiles(payload.get("predictions"), req.quantiles)
     return Verdict(error, generation, age)
+
+
+def quantile_key(level: float) -> str:
+    """The key the API gives a level: its shortest decimal, never in exponent form."""
+    return str(np.format_float_positional(level, trim="-"))
+
+
+def _check_quantiles(predictions: object, levels: tuple[float, ...]) -> str | None:
+    """None when every prediction carries exactly the ``levels`` (by their decimal keys),
+    finite and never lower for a higher level; else why not."""
+    if not levels:
+        return None
+    assert isinstance(predictions, list)  # checked by _check_predictions
+    keys = [quantile_key(level) for level in sorted(levels)]
+    for i, item in enumerate(predictions):
+        bounds = item.get("quantiles")
+        if not isinstance(bounds, dict) or sorted(bounds) != sorted(keys):
+            return f"predictions[{i}].quantiles has keys {bounds and list(bounds)}, not {keys}"
+        values = [bounds[key] for key in keys]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            return f"predictions[{i}].quantiles holds a value that is not a finite number"
+        if any(b < a for a, b in pairwise(values)):
+            return f"predictions[{i}].quantiles decrease with the level: {values}"
+    return None
 
 
 def check_problem(  # noqa: PLR0911 (one exit per broken rule)

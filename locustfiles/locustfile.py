@@ -39,11 +39,13 @@ from locustfiles._cpu import CpuMeter, CpuUsage
 from locustfiles._errors import ConfigError, LoadTestError
 from locustfiles._payloads import (
     JSON,
+    QUANTILE_SETS,
     EncodedRequest,
     ForecastRequest,
     cached_request,
     ingest_event,
     parse_time_ns,
+    quantile_request,
     real_request,
     seasonal_values,
     synthetic_request,
@@ -66,6 +68,8 @@ _CPU_KEY = "locustfiles_cpu_s"
 _HEADERS = {"Content-Type": JSON}
 # `{}` and `{"inference_length": k}`, encoded once.
 _CACHED = EncodedRequest.of(cached_request(None))
+# `{"quantiles": [...]}` of each level set, encoded once.
+_QUANTILES = tuple(EncodedRequest.of(quantile_request(levels)) for levels in QUANTILE_SETS)
 
 
 class Runtime:
@@ -185,6 +189,18 @@ class CachedUser(ServiceUser):
     @task
     def with_length(self) -> None:
         self.forecast(*_CACHED.with_length(self._length()), "/predict cached k")
+
+
+class QuantilesUser(ServiceUser):
+    """Forecasts from the service's window with interval bounds:
+    ``{"quantiles": [...], "inference_length": k}``."""
+
+    mode = "quantiles"
+
+    @task
+    def quantiles(self) -> None:
+        encoded = self.rng.choice(_QUANTILES)
+        self.forecast(*encoded.with_length(self._length()), "/predict quantiles")
 
 
 class SeriesUser(ServiceUser):
@@ -342,7 +358,7 @@ def _producer(config: LoadConfig) -> KafkaProducer:
     return RUNTIME.producer
 
 
-USERS = (CachedUser, SyntheticUser, RealUser, BadInputUser, IngestUser, KeyedUser)
+USERS = (CachedUser, SyntheticUser, RealUser, BadInputUser, IngestUser, KeyedUser, QuantilesUser)
 
 
 class LoadShape(LoadTestShape):

@@ -27,7 +27,13 @@ from contract.series import SeriesIdError, check_series_id
 from forecasting.features import FloatArray, IntArray
 from webapp.isotimes import parse_uniform
 from webapp.schemas import Column, PredictBody
-from webapp.validation import Expectations, PredictRequest, in_range, regular_series
+from webapp.validation import (
+    Expectations,
+    PredictRequest,
+    in_range,
+    quantile_key,
+    regular_series,
+)
 
 __all__ = ["fast_predict"]
 
@@ -76,13 +82,15 @@ def fast_predict(raw: bytes, expect: Expectations) -> PredictRequest | None:
     body, series_id = decoded
     length = _length(body, expect)
     given_index = None if body.index_col is msgspec.UNSET else body.index_col
-    if length is None or (body.data is msgspec.UNSET and given_index is not None):
+    levels = _levels(body)
+    if levels is None or length is None or (body.data is msgspec.UNSET and given_index is not None):
         return None
     named = [] if series_id is None else [series_id]
     if body.data is msgspec.UNSET:
         ok = _each_key_once(raw, body, named, 0)
-        return PredictRequest(inference_length=length, series_id=series_id) if ok else None
-    index_col = given_index or "time"
+        req = PredictRequest(inference_length=length, series_id=series_id, quantiles=levels)
+        return req if ok else None
+    index_col = given_index or expect.index_col
     series = _series(body.data, index_col, expect)
     if series is None:
         return None
@@ -92,8 +100,23 @@ def fast_predict(raw: bytes, expect: Expectations) -> PredictRequest | None:
         return None
     times, values = regular_series(times, values, index_col, expect)
     return PredictRequest(
-        inference_length=length, times_ns=times, values=values, series_id=series_id
+        inference_length=length,
+        times_ns=times,
+        values=values,
+        series_id=series_id,
+        quantiles=levels,
     )
+
+
+def _levels(body: PredictBody) -> tuple[float, ...] | None:
+    """The requested quantile levels (their range and count checked by the decoder), or
+    None when two are the same level (the precise path names them)."""
+    if body.quantiles is msgspec.UNSET:
+        return ()
+    levels = tuple(body.quantiles)
+    if len({quantile_key(level) for level in levels}) != len(levels):
+        return None
+    return levels
 
 
 def _series(

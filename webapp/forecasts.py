@@ -2,29 +2,31 @@
 
 Two inputs: the window (its full-horizon forecast, computed and encoded once per generation
 by :mod:`webapp.snapshot_view`) and a caller's series, which validation has already
-validated and regularized; :func:`series_points` uses it as it is.
+validated and regularized; :func:`series_forecast` uses it as it is.
 
 Points are kept encoded (:class:`Predictions`): the JSON array once, with where each point
 ends in it, so a request for the first ``k`` steps of a series' forecast takes one slice of
-it instead of formatting times and floats again.
+it instead of formatting times and floats again. A request for quantiles encodes its points
+once, with ``"quantiles": {"0.1": v, ...}`` keyed by :func:`webapp.validation.quantile_key`.
 """
 
 from __future__ import annotations
 
 import itertools
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 import numpy as np
 
 from forecasting import Forecaster, ForecastingError, Origin
-from forecasting.features import FloatArray, IntArray, origin_row
+from forecasting.features import FloatArray, IntArray
 from webapp.schemas import Point
 from webapp.timefmt import format_times
-from webapp.validation import check_forecast
+from webapp.validation import check_forecast, quantile_key
 
-__all__ = ["Predictions", "series_points", "window_points"]
+__all__ = ["Forecast", "Predictions", "series_forecast", "window_forecast"]
 
 _ENCODE = msgspec.json.Encoder().encode
 
@@ -51,9 +53,15 @@ class Predictions:
         return cls(b"[" + b",".join(items) + b"]", len(items), ends)
 
     @classmethod
-    def whole(cls, times: IntArray, values: FloatArray, step_ns: int) -> Predictions:
+    def whole(
+        cls,
+        times: IntArray,
+        values: FloatArray,
+        step_ns: int,
+        quantiles: dict[str, FloatArray] | None = None,
+    ) -> Predictions:
         """All points encoded as one array (one call), for a forecast served once."""
-        return cls(_ENCODE(_points(times, values, step_ns)), len(values))
+        return cls(_ENCODE(_points(times, values, step_ns, quantiles)), len(values))
 
     def __len__(self) -> int:
         return self.count
@@ -75,14 +83,62 @@ class Predictions:
         return msgspec.Raw(self.encoded)
 
 
-def _points(times: IntArray, values: FloatArray, step_ns: int) -> list[Point]:
+def _points(
+    times: IntArray,
+    values: FloatArray,
+    step_ns: int,
+    quantiles: dict[str, FloatArray] | None = None,
+) -> list[Point]:
     if not np.isfinite(values).all():
         raise ValueError("Out of range float values are not JSON compliant")
     stamps = format_times(times, step_ns)
-    return [Point(time=t, value=v) for t, v in zip(stamps, values.tolist(), strict=True)]
+    if not quantiles:
+        return [Point(time=t, value=v) for t, v in zip(stamps, values.tolist(), strict=True)]
+    columns = {key: q.tolist() for key, q in quantiles.items()}
+    return [
+        Point(time=t, value=v, quantiles={key: col[i] for key, col in columns.items()})
+        for i, (t, v) in enumerate(zip(stamps, values.tolist(), strict=True))
+    ]
 
 
-def window_points(model: Forecaster, origin: Origin) -> Predictions | str:
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """A full-horizon forecast from one origin: its points encoded once, the raw output and
+    what intervals need (the serving tier and the origin's scale), and the tier's name."""
+
+    points: Predictions
+    times: IntArray
+    values: FloatArray
+    tier: int
+    scale: float
+    method: str
+
+    def answer(self, model: Forecaster, steps: int, levels: Sequence[float]) -> Predictions:
+        """The first ``steps`` points, with the ``levels`` quantiles when any are asked."""
+        if not levels:
+            return self.points.first(steps)
+        times, values = self.times[:steps], self.values[:steps]
+        return _with_quantiles(
+            model, tier=self.tier, scale=self.scale, times=times, values=values, levels=levels
+        )
+
+
+def _with_quantiles(
+    model: Forecaster,
+    *,
+    tier: int,
+    scale: float,
+    times: IntArray,
+    values: FloatArray,
+    levels: Sequence[float],
+) -> Predictions:
+    bounds = model.quantiles(tier, scale, values, levels)
+    check_forecast(bounds.reshape(-1), model.target)
+    keyed = {quantile_key(level): bounds[i] for i, level in enumerate(levels)}
+    return Predictions.whole(times, values, model.step_ns, keyed)
+
+
+def window_forecast(model: Forecaster, origin: Origin) -> Forecast | str:
     """The full-horizon forecast from the window's ``origin``, or why there is none (the
     model fails on it, or its output is not finite: extreme values in the stream)."""
     try:
@@ -92,22 +148,37 @@ def window_points(model: Forecaster, origin: Origin) -> Predictions | str:
         return f"the model cannot forecast this window: {exc}"
     if not np.isfinite(values).all():
         return "the window's forecast is not finite (values too extreme for the model)"
-    return Predictions.of(times, values, model.spec.step_ns)
+    points = Predictions.of(times, values, model.step_ns)
+    return Forecast(points, times, values, origin.tier, origin.scale, model.method(origin))
 
 
-def series_points(
-    model: Forecaster, times_ns: IntArray, values: FloatArray, steps: int
-) -> Predictions:
-    """The next ``steps`` points after a caller's series.
+def series_forecast(
+    model: Forecaster,
+    times_ns: IntArray,
+    values: FloatArray,
+    steps: int,
+    levels: Sequence[float] = (),
+) -> tuple[Predictions, str]:
+    """The next ``steps`` points after a caller's series and the tier that served them.
 
     The series is the one validation returned: regular, at least ``model.min_rows`` long, so
-    its origin row is built directly, with no second regularization. A forecast that
-    overflows raises the 422 of :func:`webapp.validation.check_forecast`.
+    its origin is built directly, with no second regularization. A forecast that overflows
+    raises the 422 of :func:`webapp.validation.check_forecast`.
     """
-    last = int(times_ns[-1])
-    origin = Origin(row=origin_row(values, last, model.spec), last_time_ns=last)
     # Extreme finite values may overflow inside the model: refused by check_forecast.
     with np.errstate(over="ignore", invalid="ignore"):
+        origin = model.origin(values, int(times_ns[-1]))
         times, forecast = model.predict(origin, steps)
-    check_forecast(forecast, model.target)
-    return Predictions.whole(times, forecast, model.spec.step_ns)
+        check_forecast(forecast, model.target)
+        method = model.method(origin)
+        if levels:
+            points = _with_quantiles(
+                model,
+                tier=origin.tier,
+                scale=origin.scale,
+                times=times,
+                values=forecast,
+                levels=levels,
+            )
+            return points, method
+    return Predictions.whole(times, forecast, model.step_ns), method

@@ -60,11 +60,13 @@ def expectations_for(model: Forecaster, settings: Settings) -> Expectations:
     return Expectations(
         columns=(model.target,),
         min_rows=model.min_rows,
-        step_ns=model.spec.step_ns,
+        step_ns=model.step_ns,
         max_rows=settings.max_rows,
         max_inference_length=min(settings.max_inference_length, model.horizon),
         default_inference_length=min(settings.default_inference_length, model.horizon),
         max_gap_steps=settings.max_gap_steps,
+        frequency=model.frequency,
+        index_col=model.time_col,
     )
 
 

@@ -21,7 +21,8 @@ def read_predict(raw: bytes, expect: Expectations) -> PredictRequest:
     request = fast_predict(raw, expect)
     if request is not None:
         return request
-    body = decode_shallow(raw, expect.columns, expect.max_rows)
+    # The default index column is read like the value columns.
+    body = decode_shallow(raw, (expect.index_col, *expect.columns), expect.max_rows)
     if body is UNDECIDED:
         # Called from this frame, as the server always called it: how deep a body may nest
         # depends on the depth of the stack.

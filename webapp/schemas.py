@@ -16,6 +16,7 @@ from contract.series import MAX_SERIES_ID_BYTES
 
 __all__ = [
     "MAX_NAME",
+    "MAX_QUANTILES",
     "PREDICT_FIELDS",
     "SERIES_PAGE_DEFAULT",
     "SERIES_PAGE_MAX",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 MAX_NAME = 64
+MAX_QUANTILES = 9
 # GET /series: items per page when the query gives no `limit`, and the largest `limit`.
 SERIES_PAGE_DEFAULT = 100
 SERIES_PAGE_MAX = 1000
@@ -57,6 +59,8 @@ VALIDATION_CODES = (
     "forecast_not_finite",
     "duplicate_timestamps",
     "irregular_spacing",
+    "too_many_items",
+    "duplicate_quantiles",
     "invalid_series_id",
     "requires_series_id",
     "repeated_parameter",
@@ -80,8 +84,8 @@ class PredictBody(Struct, forbid_unknown_fields=True):
     """{} forecasts from the cached window (its one series; with several, name one in
     series_id). With data, the series must have exactly the index column and the model's
     value column, unique ISO-8601 times (all with an offset, or all without = UTC) on the
-    model's step, at least the model's lag window and at most the row limit, finite
-    numbers."""
+    model's calendar, at least the model's minimum history and at most the row limit, finite
+    numbers. With quantiles, each prediction carries those interval bounds."""
 
     inference_length: (
         Annotated[
@@ -103,6 +107,17 @@ class PredictBody(Struct, forbid_unknown_fields=True):
         ]
         | UnsetType
     ) = UNSET
+    quantiles: (
+        Annotated[
+            list[Annotated[float, Meta(gt=0, lt=1)]],
+            Meta(
+                max_length=MAX_QUANTILES,
+                description="levels of the conformal interval bounds to return with each "
+                "point, each in (0, 1), distinct; keyed in the answer as written in decimal",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     series_id: (
         Annotated[str, Meta(min_length=1, max_length=MAX_SERIES_ID_BYTES, description=_SERIES_ID)]
         | UnsetType
@@ -113,11 +128,12 @@ class PredictBody(Struct, forbid_unknown_fields=True):
 PREDICT_FIELDS: tuple[str, ...] = PredictBody.__struct_fields__
 
 
-class Point(Struct):
-    """One forecast step."""
+class Point(Struct, omit_defaults=True):
+    """One forecast step; ``quantiles`` when the request asked for them."""
 
     time: Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
     value: float
+    quantiles: dict[str, float] | UnsetType = UNSET
 
 
 class WindowRef(Struct):
@@ -128,12 +144,14 @@ class WindowRef(Struct):
 
 
 class PredictResponse(Struct):
-    """A forecast: the generation and model that answered, the age of the data, the points."""
+    """A forecast: the generation and model that answered, the age of the data, the tier
+    of the model that served it (``method``), the points."""
 
     generation: int
     model_version: str | None
     data_age_ms: int
     source: Literal["window", "request"]
+    method: str
     series_id: Annotated[
         str | None,
         Meta(

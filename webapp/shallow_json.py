@@ -33,7 +33,7 @@ import msgspec
 from msgspec import Raw
 
 from webapp.json_keys import no_object_has_two_keys
-from webapp.schemas import PREDICT_FIELDS
+from webapp.schemas import MAX_QUANTILES, PREDICT_FIELDS
 
 __all__ = ["UNDECIDED", "decode_shallow"]
 
@@ -153,6 +153,8 @@ def _replace(
     for name in _SCALARS:
         if name in top:
             body[name] = _scalar_or_raw(top[name])
+    if "quantiles" in top:
+        body["quantiles"] = _column(top["quantiles"], MAX_QUANTILES)
     if data is None:
         if "data" in top:
             body["data"] = _scalar_or_raw(top["data"])

@@ -21,7 +21,7 @@ from contract.metadata import GenerationMeta
 from forecasting import Forecaster, ForecastingError, Origin
 from shm import Snapshot, table_checksum
 from webapp.forecast_memo import ForecastMemo
-from webapp.forecasts import Predictions, window_points
+from webapp.forecasts import Forecast, window_forecast
 from webapp.model_cache import LoadedModel
 from webapp.series_catalog import SeriesCatalog, SeriesRows
 
@@ -40,7 +40,7 @@ _VIEW_KEY = "webapp.view"
 T = TypeVar("T")
 # A series' forecast, or the reason it has none (kept in the memo too: a series that cannot
 # be forecast is not recomputed on every request).
-SeriesForecast = Predictions | str
+SeriesForecast = Forecast | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +135,13 @@ class SnapshotView:
             raise SeriesRequiredError(catalog.count)
         return rows
 
-    def forecast(self, model: LoadedModel, series_id: str | None = None) -> Predictions:
+    def forecast(self, model: LoadedModel, series_id: str | None = None) -> Forecast:
         """The full-horizon forecast by ``model`` of ``series_id`` (of the window's only
         series when None; errors as :meth:`series`); raise :class:`UnusableWindowError` when
         that series cannot feed the model or its forecast is not finite."""
         return self.forecast_of(model, self.series(series_id))
 
-    def forecast_of(self, model: LoadedModel, rows: SeriesRows) -> Predictions:
+    def forecast_of(self, model: LoadedModel, rows: SeriesRows) -> Forecast:
         """The full-horizon forecast of the series ``rows`` (of this generation) by
         ``model``, from the memo or computed once; :class:`UnusableWindowError` as
         :meth:`forecast`."""
@@ -154,7 +154,7 @@ def _series_forecast(rows: SeriesRows, model: Forecaster) -> SeriesForecast:
     origin = _series_origin(rows, model)
     if isinstance(origin, str):
         return origin
-    return window_points(model, origin)
+    return window_forecast(model, origin)
 
 
 def _usable(result: T | str) -> T:
@@ -171,10 +171,11 @@ def _series_origin(rows: SeriesRows, model: Forecaster) -> Origin | str:
     if count < model.min_rows:
         return f"{_which(rows)} has {count} rows, the model needs at least {model.min_rows}"
     # Only the tail feeds the origin row; enough of it to survive interpolated gaps.
-    tail = SeriesRows(rows.series_id, rows.version, table.slice(max(0, count - model.min_rows * 2)))
+    tail = SeriesRows(rows.series_id, rows.version, table.slice(max(0, count - model.max_lags * 2)))
     try:
         values = tail.values(model.target)
-        return model.prepare(tail.times_ns(), values, max_gap_steps=_WINDOW_MAX_GAP_STEPS)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return model.prepare(tail.times_ns(), values, max_gap_steps=_WINDOW_MAX_GAP_STEPS)
     except (ForecastingError, ValueError, TypeError) as exc:
         return f"{_which(rows)} cannot feed the model: {exc}"
 

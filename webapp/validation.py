@@ -27,11 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from contract.series import SeriesIdError, check_series_id
-from forecasting import IrregularSeriesError, regularize
+from forecasting import Frequency, IrregularSeriesError, regularize
 from forecasting.features import FloatArray, IntArray
 from webapp.errors import FieldError, ProblemError
 from webapp.isotimes import parse_uniform
-from webapp.schemas import MAX_NAME, PREDICT_FIELDS
+from webapp.schemas import MAX_NAME, MAX_QUANTILES, PREDICT_FIELDS
 from webapp.timefmt import format_times
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "decode_json",
     "in_range",
     "parse_predict",
+    "quantile_key",
     "regular_series",
     "validation_problem",
 ]
@@ -65,6 +66,10 @@ class Expectations:
     max_inference_length: int
     default_inference_length: int
     max_gap_steps: int
+    # The model's calendar; None: a fixed step of ``step_ns``.
+    frequency: Frequency | None = None
+    # The index column of a body that names none: the model's time column.
+    index_col: str = "time"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ class PredictRequest:
     inference_length: int
     times_ns: IntArray | None = None
     values: FloatArray | None = None
+    quantiles: tuple[float, ...] = ()
     series_id: str | None = None
 
 
@@ -430,7 +436,7 @@ def _not_finite(
 def _parse_data(
     body: dict[str, object], expect: Expectations, errors: _Errors
 ) -> tuple[IntArray, FloatArray] | None:
-    index_col = body.get("index_col", "time")
+    index_col = body.get("index_col", expect.index_col)
     if not isinstance(index_col, str) or not 0 < len(index_col) <= _MAX_NAME:
         errors.append(
             FieldError(
@@ -577,7 +583,9 @@ def _regular(
         )
         return None
     try:
-        return regularize(times, values, expect.step_ns, max_gap_steps=expect.max_gap_steps)
+        return regularize(
+            times, values, expect.frequency or expect.step_ns, max_gap_steps=expect.max_gap_steps
+        )
     except IrregularSeriesError as exc:
         row = int(order[exc.position])
         errors.append(FieldError(f"data.{index_col}[{row}]", "irregular_spacing", str(exc)))
@@ -624,6 +632,7 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
         ),
     )
     length = _parse_length(body, expect, errors)
+    levels = _parse_quantiles(body["quantiles"], errors) if "quantiles" in body else ()
     series_id = _parse_series_id(body, errors)
     series: tuple[IntArray, FloatArray] | None = None
     if "data" in body:
@@ -635,10 +644,73 @@ def parse_predict(body: object, expect: Expectations) -> PredictRequest:
     if errors:
         raise _invalid(errors.listed, errors.total)
     if series is None:
-        return PredictRequest(inference_length=length, series_id=series_id)
+        return PredictRequest(inference_length=length, quantiles=levels, series_id=series_id)
     return PredictRequest(
-        inference_length=length, times_ns=series[0], values=series[1], series_id=series_id
+        inference_length=length,
+        times_ns=series[0],
+        values=series[1],
+        quantiles=levels,
+        series_id=series_id,
     )
+
+
+def quantile_key(level: float) -> str:
+    """How an answer names a quantile level: the shortest decimal that reads back as the
+    same number, never in exponent form (``0.1``, ``0.025``, ``0.00001``)."""
+    return str(np.format_float_positional(level, trim="-"))
+
+
+def _parse_quantiles(raw: object, errors: _Errors) -> tuple[float, ...]:
+    if not isinstance(raw, list):
+        errors.append(
+            FieldError(
+                "quantiles",
+                "not_an_array",
+                f"quantiles must be an array of numbers, got {_type_name(raw)} {_short(raw)}",
+            )
+        )
+        return ()
+    if len(raw) > MAX_QUANTILES:
+        errors.append(
+            FieldError(
+                "quantiles",
+                "too_many_items",
+                f"quantiles holds {len(raw)} levels; at most {MAX_QUANTILES} are allowed",
+            )
+        )
+        return ()
+    for i, item in enumerate(raw):
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            errors.append(
+                FieldError(
+                    f"quantiles[{i}]",
+                    "not_a_number",
+                    f"quantiles[{i}] must be a number, got {_type_name(item)} {_short(item)}",
+                )
+            )
+            return ()
+        if not 0 < item < 1:
+            errors.append(
+                FieldError(
+                    f"quantiles[{i}]",
+                    "out_of_range",
+                    f"quantiles[{i}] must be strictly between 0 and 1, got {_short(item)}",
+                )
+            )
+            return ()
+    levels = tuple(float(item) for item in raw)
+    keys = [quantile_key(level) for level in levels]
+    if len(set(keys)) != len(keys):
+        second = next(i for i, key in enumerate(keys) if key in keys[:i])
+        errors.append(
+            FieldError(
+                f"quantiles[{second}]",
+                "duplicate_quantiles",
+                f"quantile {keys[second]} is asked for twice",
+            )
+        )
+        return ()
+    return levels
 
 
 def validation_problem(error: FieldError) -> ProblemError:

@@ -14,7 +14,7 @@ from werkzeug.exceptions import ClientDisconnected
 from webapp import metrics, shard_route
 from webapp.cache_info import CacheInfo
 from webapp.errors import FieldError, ProblemError
-from webapp.forecasts import Predictions, series_points
+from webapp.forecasts import Forecast, series_forecast
 from webapp.model_cache import LoadedModel, NoModelError
 from webapp.openapi import build_spec
 from webapp.predict_body import check_json, read_predict
@@ -112,7 +112,7 @@ def _series(state: WorkerState, view: SnapshotView, series_id: str | None) -> Se
 
 def _window_forecast(
     state: WorkerState, view: SnapshotView, model: LoadedModel, rows: SeriesRows
-) -> Predictions:
+) -> Forecast:
     """The series' forecast, or the 503 ``window-unusable``."""
     try:
         return view.forecast_of(model, rows)
@@ -189,10 +189,14 @@ def predict() -> Response:
     series_id = req.series_id
     if req.times_ns is None or req.values is None:
         rows = _series(state, view, series_id)
-        points = _window_forecast(state, view, model, rows).first(req.inference_length)
+        forecast = _window_forecast(state, view, model, rows)
+        points = forecast.answer(model.forecaster, req.inference_length, req.quantiles)
+        method = forecast.method
         source, series_id = "window", rows.series_id
     else:
-        points = series_points(model.forecaster, req.times_ns, req.values, req.inference_length)
+        points, method = series_forecast(
+            model.forecaster, req.times_ns, req.values, req.inference_length, req.quantiles
+        )
         source = "request"
     summary = view.summary()
     metrics.observe_prediction(source, len(points))
@@ -201,6 +205,7 @@ def predict() -> Response:
         model_version=view.model_version(model),
         data_age_ms=state.data_age_ms(view),
         source=source,
+        method=method,
         series_id=series_id,
         window=WindowRef(rows=summary.rows, checksum=summary.checksum),
         predictions=points.json(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from cache_daemon.config import DEFAULT_REPLAY_PATH
 from cache_daemon.decode import Decoder
@@ -75,3 +76,32 @@ def test_resume_after_time_in_a_later_cycle() -> None:
     event = Decoder(["demand_mw"]).decode(src.poll(0.0)[0].value)
     assert event.time_ns == resume_at + STEP
     assert event.values == (src.history().column("demand_mw")[11].as_py(),)
+
+
+def test_a_file_of_several_series_replays_each_in_turn_keyed_by_its_id(tmp_path) -> None:
+    months = pd.date_range("2000-01-01", periods=6, freq="MS", tz="UTC")
+    frame = pd.concat(
+        pd.DataFrame({"time": months, "y": np.arange(6.0) + base, "series_id": name})
+        for name, base in (("b", 100.0), ("a", 0.0))
+    )
+    path = tmp_path / "two.parquet"
+    frame.to_parquet(path)
+    clock = FakeClock()
+    src = ReplaySource(path, ["y"], 10.0, clock=clock, sleep=clock.sleep)
+    history = src.history()
+    assert history.num_rows == 6 and sorted(set(history.column("series_id").to_pylist())) == [
+        "a",
+        "b",
+    ]
+    src.start(None, resume_after_ns=int(months[2].value))
+    clock.now = 1.0
+    records = src.poll(0.0)
+    dec = Decoder(["y"])
+    seen = [(r.key.decode(), dec.decode(r.value)) for r in records[:8]]
+    assert [key for key, _ in seen] == ["a", "b"] * 4
+    got = {
+        (key, pd.Timestamp(e.time_ns, tz="UTC").strftime("%Y-%m"), e.values[0]) for key, e in seen
+    }
+    # after 2000-03: April to June, then the calendar goes on (July replays the first row)
+    assert ("a", "2000-04", 3.0) in got and ("b", "2000-06", 105.0) in got
+    assert ("a", "2000-07", 0.0) in got and ("b", "2000-07", 100.0) in got

@@ -24,6 +24,8 @@ def test_train_reads_and_writes_s3(stack, s3_bucket, monkeypatch, capsys):
             f"s3://{s3_bucket}/series.parquet",
             "--output",
             f"s3://{s3_bucket}/models/model.skops",
+            "--models",
+            "ridge",
         ]
     )
     assert code == 0, capsys.readouterr().err
@@ -40,4 +42,4 @@ def test_train_reads_and_writes_s3(stack, s3_bucket, monkeypatch, capsys):
     digest = fetch("models/model.skops.sha256").decode().split()[0]
     assert digest == sha256_hex(artifact)
     assert load_bytes(artifact, sha256=digest).target == "demand_mw"
-    assert "seasonal_naive_weekly" in capsys.readouterr().out
+    assert "seasonal_naive" in capsys.readouterr().out

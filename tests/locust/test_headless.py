@@ -120,7 +120,9 @@ def test_a_failed_gate_exits_1_naming_the_gate_and_the_excess(service):
     )
     log = done.stderr
     assert done.returncode == 1, log[-3000:]
-    assert "modes cached=1 synthetic=0 real=0 bad=0 ingest=0 series=0, shape ramp" in log
+    assert (
+        "modes cached=1 synthetic=0 real=0 bad=0 ingest=0 series=0 quantiles=0, shape ramp" in log
+    )
     # p99, not p50: a cached answer can take under half a millisecond, a p50 of 0 ms.
     assert "SLO gate FAILED: p99 latency" in log and "(LOCUST_P99_MS) by " in log
     assert "< 1000000 req/s (LOCUST_MIN_RPS) by " in log and "%)" in log

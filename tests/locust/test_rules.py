@@ -28,6 +28,7 @@ from locustfiles import (
     series_request,
     target,
 )
+from locustfiles._payloads import EncodedRequest, quantile_request
 from locustfiles._verdicts import cache_contains
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -309,7 +310,10 @@ def test_options_win_over_the_environment():
         ({"LOCUST_ROWS_MAX": "20000"}, "LOCUST_ROWS_MAX (20000) exceeds MAX_ROWS"),
         ({"LOCUST_WEIGHT_INGEST": "1"}, "KAFKA_BOOTSTRAP_SERVERS must be set"),
         (
-            {f"LOCUST_WEIGHT_{m}": "0" for m in ("CACHED", "SYNTHETIC", "REAL", "BAD")},
+            {
+                f"LOCUST_WEIGHT_{m}": "0"
+                for m in ("CACHED", "SYNTHETIC", "REAL", "BAD", "QUANTILES")
+            },
             "nothing to run",
         ),
         ({"S3_ENDPOINT": "127.0.0.1:9000", "LOCUST_SERIES_KEY": "k"}, "LOCUST_SERIES_BUCKET"),
@@ -339,3 +343,25 @@ def test_importing_the_package_does_not_import_locust_or_gevent():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def _with_bounds(bounds: list[dict[str, float]]) -> bytes:
+    points = [{"time": t, "value": 1.5, "quantiles": b} for t, b in zip(GOOD, bounds, strict=True)]
+    return answer(GOOD, predictions=points)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "words"),
+    [
+        ([{"0.1": 1.0, "0.9": 2.0}] * 3, None),
+        ([{"0.1": 1.0}] * 3, "has keys ['0.1'], not ['0.1', '0.9']"),
+        ([{"0.1": 1.0, "0.90": 2.0}] * 3, "not ['0.1', '0.9']"),
+        ([{"0.1": 2.0, "0.9": 1.0}] * 3, "decrease with the level"),
+        ([{"0.1": 1.0, "0.9": None}] * 3, "not a finite number"),
+    ],
+)
+def test_quantile_answers_need_every_level_keyed_in_decimal_and_in_order(bounds, words):
+    req, raw = EncodedRequest.of(quantile_request((0.9, 0.1))).with_length(3)
+    assert json.loads(raw) == {"quantiles": [0.9, 0.1], "inference_length": 3}
+    verdict = check_forecast(req, 200, "7", _with_bounds(bounds), step_ns=STEP)
+    assert verdict.ok if words is None else words in verdict.error

@@ -83,9 +83,16 @@ def valid_bodies(draw: Draw) -> Body:
         body["inference_length"] = draw(st.integers(1, 48))
     if draw(st.booleans()):  # index_col is optional when the column is called "time"
         del body["index_col"]
+    if draw(st.booleans()):
+        body["quantiles"] = draw(_levels)
     if draw(st.integers(0, 3)) == 0:  # with caller data a series id only labels the answer
         body["series_id"] = draw(series_ids)
     return body
+
+
+_levels = st.lists(
+    st.floats(min_value=0.001, max_value=0.999), min_size=1, max_size=9, unique_by=repr
+)
 
 
 # Valid series ids: 1 to 128 bytes of UTF-8 (contract.series.check_series_id).
@@ -176,6 +183,21 @@ def _set_element(draw: Draw, body: Body) -> str:
     return f"{col} element replaced"
 
 
+def _set_quantiles(draw: Draw, body: Body) -> str:
+    how = draw(st.sampled_from(["too many", "repeated", "out of range", "not a number", "any"]))
+    levels = [0.1, 0.5, 0.9]
+    if how == "too many":
+        levels = [round(0.05 * k, 2) for k in range(1, 11)]
+    elif how == "repeated":
+        levels = [0.1, 0.5, 0.10]
+    elif how == "out of range":
+        levels[draw(st.integers(0, 2))] = draw(st.sampled_from([0, 1, 1.5, -0.1, 0.0, 1e-400]))
+    elif how == "not a number":
+        levels[draw(st.integers(0, 2))] = draw(st.sampled_from(["0.1", None, True, [0.1]]))
+    body["quantiles"] = levels if how != "any" else draw(any_json)
+    return f"quantiles: {how}"
+
+
 def _set_series_id(draw: Draw, body: Body) -> str:
     body["series_id"] = draw(_odd_series_ids)
     return "series_id set"
@@ -248,6 +270,7 @@ _MUTATIONS = [
     _add_field,
     _add_column,
     _change_type,
+    _set_quantiles,
     _set_series_id,
 ]
 

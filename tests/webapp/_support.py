@@ -25,9 +25,7 @@ import psutil
 import pyarrow as pa
 
 from contract.series import SERIES_ID_COLUMN
-from forecasting import dumps, fit
-from forecasting.features import FeatureSpec
-from forecasting.train import load_series
+from forecasting.train import Options, train
 from scripts.sample_window import SAMPLE, install_model, sample_table, window_metadata
 from shm import Publisher
 
@@ -35,10 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 STEP = 30 * 60 * 1_000_000_000
 
 
-def train_artifact(max_lag: int = 336, horizon: int = 48) -> bytes:
-    t, v = load_series(pd.read_parquet(SAMPLE), time_col="time", target="demand_mw")
-    spec = FeatureSpec(lags=tuple(range(1, max_lag + 1)), step_ns=STEP, horizon=horizon)
-    return dumps(fit(t, v, spec, target="demand_mw"))
+def train_artifact(
+    max_lag: int = 336, horizon: int = 48, tiers: tuple[int, ...] | None = None
+) -> bytes:
+    """A Ridge model of the sample series: one tier of ``max_lag`` lags, or ``tiers``."""
+    options = Options(tiers=tiers or (max_lag,), horizon=horizon, candidates=("ridge",))
+    data, _ = train(pd.read_parquet(SAMPLE), time_col="time", target="demand_mw", options=options)
+    return data
 
 
 @dataclass(repr=False)

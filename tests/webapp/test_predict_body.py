@@ -47,7 +47,7 @@ def outcome(fn) -> tuple:
         return (exc.status, exc.slug, exc.detail, [e.as_dict() for e in exc.errors])
     times = None if req.times_ns is None else req.times_ns.tolist()
     values = None if req.values is None else req.values.tobytes()
-    return ("ok", req.inference_length, times, values, req.series_id)
+    return ("ok", req.inference_length, times, values, req.quantiles, req.series_id)
 
 
 def precise(raw: bytes, expect: Expectations) -> object:
@@ -316,3 +316,47 @@ def test_times_of_several_shapes_get_the_precise_outcome(even, odd):
     outcome = same(raw)
     if odd.endswith("+00:00"):  # two shapes, both with an offset: still one pass
         assert outcome[0] == "ok" and fast_predict(raw, EXPECT) is not None
+
+
+_level_texts = st.sampled_from(
+    [
+        "0.1",
+        "0.10",
+        "1e-1",
+        "0.5",
+        "0.9",
+        "0.025",
+        "0.975",
+        "1e-5",
+        "0",
+        "1",
+        "1.0",
+        "-0.1",
+        "2",
+        "0.99999999999999999",
+        "true",
+        "null",
+        '"0.1"',
+        "[0.1]",
+        "1e400",
+    ]
+)
+
+
+@PROPERTY
+@given(
+    levels=st.lists(_level_texts, max_size=11),
+    with_data=st.booleans(),
+    as_array=st.booleans(),
+)
+def test_quantiles_get_the_precise_outcome(levels, with_data, as_array):
+    """Every list of levels (valid, repeated, out of range, too many, not numbers), with and
+    without a caller's series: the one-pass path gives the precise path's outcome."""
+    quantiles = "[" + ",".join(levels) + "]" if as_array else (levels[0] if levels else "{}")
+    data = f',"data":{json.dumps(series())}' if with_data else ""
+    same(f'{{"quantiles":{quantiles}{data}}}'.encode())
+
+
+def test_quantile_levels_are_kept_in_the_order_written():
+    raw = json.dumps({"quantiles": [0.9, 0.1, 0.5], "data": series()}).encode()
+    assert same(raw)[4] == (0.9, 0.1, 0.5)

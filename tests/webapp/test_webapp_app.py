@@ -287,7 +287,7 @@ def test_the_body_strategy_reaches_every_check(artifact):
     expect = Expectations(
         columns=(model.target,),
         min_rows=model.min_rows,
-        step_ns=model.spec.step_ns,
+        step_ns=model.step_ns,
         max_rows=defaults.max_rows,
         max_inference_length=min(defaults.max_inference_length, model.horizon),
         default_inference_length=defaults.default_inference_length,

@@ -1,0 +1,293 @@
+"""Backtest of a global forecaster: model choice, accuracy, conformal residuals, coverage.
+
+Each evaluated series' last segment ends with windows of ``holdout`` rows: up to three
+*calibration* folds and, after them, the *holdout*. Every origin whose whole horizon lies in
+a window is scored (all horizon steps, every origin, stride one), by a model fitted on
+everything before that window (expanding-window cross-validation).
+
+1. Each candidate kind (Ridge, gradient boosting) is fitted at the deepest tier for each
+   calibration fold and scored on it; the lower mean MASE over the folds wins.
+2. Each tier of the winner is fitted likewise; its scaled residuals on the folds are its
+   conformal residuals.
+3. Each tier is refitted on everything before the holdout and scored on it; its intervals
+   (from step 2) are checked against the holdout: the empirical coverage.
+4. The residuals of steps 2 and 3 (all out of sample) go into the artifact.
+
+MASE divides a series' MAE by the in-sample MAE of its seasonal naive forecast (lag of one
+season, the plain last value for a season of one) over the rows before the scored window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from forecasting.errors import ForecastingError
+from forecasting.features import FloatArray, IntArray
+from forecasting.frequency import Frequency
+from forecasting.gaps import Segment
+from forecasting.model import (
+    Design,
+    Estimator,
+    ModelKind,
+    Tier,
+    conformal_quantiles,
+    design,
+    fit_tier,
+)
+
+__all__ = [
+    "Backtest",
+    "SeriesData",
+    "Setup",
+    "Window",
+    "baseline_scores",
+    "coverage",
+    "folds_for",
+    "mase_scale",
+    "run_backtest",
+    "train_designs",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What the model is trained for: the calendar, season, horizon, tiers (deepest first)."""
+
+    frequency: Frequency
+    season: int
+    horizon: int
+    tiers: tuple[int, ...]
+    holdout: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesData:
+    """One series' segments (oldest first)."""
+
+    series: str
+    parts: tuple[Segment, ...]
+
+    @property
+    def last(self) -> Segment:
+        return self.parts[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Rows ``[start, stop)`` of a series' last segment, scored from every origin inside."""
+
+    start: int
+    stop: int
+
+
+def _origins(first: int, last: int) -> IntArray:
+    return np.arange(first, last + 1, dtype=np.int64)
+
+
+def train_designs(
+    data: Sequence[SeriesData], setup: Setup, lags: int, kind: ModelKind, cutoff: int | None
+) -> list[Design]:
+    """Rows of every origin with full lags whose horizon ends before ``cutoff`` rows from the
+    end of each series' last segment (None: every origin)."""
+    out = []
+    for item in data:
+        for i, part in enumerate(item.parts):
+            end = len(part)
+            if i == len(item.parts) - 1 and cutoff is not None:
+                end = len(part) - cutoff
+            origins = _origins(lags, end - setup.horizon)
+            if len(origins):
+                out.append(_design(part, origins, setup, lags, kind))
+    if not out:
+        raise ForecastingError(
+            f"no segment holds {lags} lags plus a {setup.horizon}-step horizon to train on"
+        )
+    return out
+
+
+def _design(part: Segment, origins: IntArray, setup: Setup, lags: int, kind: ModelKind) -> Design:
+    return design(
+        part,
+        origins,
+        lags=lags,
+        kind=kind,
+        frequency=setup.frequency,
+        season=setup.season,
+        horizon=setup.horizon,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Forecasts of one window over the evaluated series: per series, normalized residuals
+    ``(origins, horizon)``, absolute errors, and the MASE scale."""
+
+    residuals: list[FloatArray]
+    abs_errors: list[FloatArray]
+    scales: list[FloatArray]
+    mase_scales: list[float]
+
+    def mae(self) -> float:
+        return float(np.mean(np.concatenate([e.reshape(-1) for e in self.abs_errors])))
+
+    def mase(self) -> float:
+        return float(
+            np.mean(
+                [np.mean(e) / s for e, s in zip(self.abs_errors, self.mase_scales, strict=True)]
+            )
+        )
+
+
+def mase_scale(values: FloatArray, season: int) -> float:
+    """In-sample MAE of the seasonal naive forecast (falls back to lag one, then to 1)."""
+    m = season if len(values) > season else 1
+    if len(values) <= m:
+        return 1.0
+    scale = float(np.mean(np.abs(values[m:] - values[:-m])))
+    return scale if scale > 0 else 1.0
+
+
+def _score(
+    estimator: Estimator,
+    *,
+    data: Sequence[SeriesData],
+    setup: Setup,
+    lags: int,
+    kind: ModelKind,
+    window: int,
+) -> Scored:
+    """Score the window that ends ``window * holdout`` rows before each series' end...
+
+    ``window`` 2 is the calibration window, 1 the holdout."""
+    tier = Tier(lags, kind, estimator, np.zeros((1, setup.horizon)))
+    scored = Scored([], [], [], [])
+    for item in data:
+        part = item.last
+        start = len(part) - window * setup.holdout
+        stop = start + setup.holdout
+        d = _design(part, _origins(start, stop - setup.horizon), setup, lags, kind)
+        pred = tier.predict_normalized(d.x, setup.horizon)
+        scored.residuals.append(d.y - pred)
+        raw = d.level[:, None] + d.scale[:, None] * pred
+        scored.abs_errors.append(np.abs(d.actual - raw))
+        scored.scales.append(d.scale)
+        scored.mase_scales.append(mase_scale(part.values[:start], setup.season))
+    return scored
+
+
+def coverage(scored: Scored, residuals: FloatArray, low: float, high: float) -> float:
+    """Share of ``scored``'s actual values inside its ``[low, high]`` conformal interval
+    built from the sorted scaled ``residuals`` ``(n, horizon)``."""
+    q = conformal_quantiles(residuals, np.array([low, high]))
+    inside = [((r >= q[0]) & (r <= q[1])) for r in scored.residuals]
+    return float(np.mean(np.concatenate([i.reshape(-1) for i in inside])))
+
+
+def baseline_scores(data: Sequence[SeriesData], setup: Setup) -> dict[str, dict[str, float]]:
+    """Naive and seasonal naive on the holdout origins, as MAE and MASE."""
+    out = {}
+    for name, period in (("naive", 1), ("seasonal_naive", setup.season)):
+        errors, scales = [], []
+        for item in data:
+            v = item.last.values
+            start = len(v) - setup.holdout
+            origins = _origins(start, len(v) - setup.horizon)
+            h = np.arange(setup.horizon, dtype=np.int64)
+            idx = origins[:, None] - period + (h[None, :] % period)
+            steps = origins[:, None] + h[None, :]
+            errors.append(np.abs(v[steps] - v[idx]))
+            scales.append(mase_scale(v[:start], setup.season))
+        mae = float(np.mean(np.concatenate([e.reshape(-1) for e in errors])))
+        mase = float(np.mean([np.mean(e) / s for e, s in zip(errors, scales, strict=True)]))
+        out[name] = {"mae": mae, "mase": mase}
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    """The outcome: the winning kind, the comparison, per-tier holdout scores and coverage,
+    and each tier's out-of-sample residuals (sorted per step)."""
+
+    kind: ModelKind
+    selection: dict[str, dict[str, float]]
+    holdout: dict[str, dict[str, float]]
+    residuals: dict[int, FloatArray]
+
+
+MAX_FOLDS = 3
+
+
+def folds_for(longest: int, setup: Setup) -> int:
+    """Calibration folds a last segment of ``longest`` rows allows (at most
+    :data:`MAX_FOLDS`; 0: not even one fold and the holdout after the deepest lags)."""
+    return max(0, min(MAX_FOLDS, (longest - setup.tiers[0]) // setup.holdout - 1))
+
+
+def _fold_scores(
+    data: Sequence[SeriesData], setup: Setup, lags: int, kind: ModelKind, folds: int
+) -> list[Scored]:
+    """The calibration folds, oldest first (window ``folds + 1`` ... window 2)."""
+    out = []
+    for window in range(folds + 1, 1, -1):
+        estimator = fit_tier(
+            train_designs(data, setup, lags, kind, window * setup.holdout),
+            kind,
+            horizon=setup.horizon,
+        )
+        out.append(_score(estimator, data=data, setup=setup, lags=lags, kind=kind, window=window))
+    return out
+
+
+def run_backtest(
+    data: Sequence[SeriesData], setup: Setup, candidates: Sequence[ModelKind], folds: int
+) -> Backtest:
+    """Steps 1 to 3 of the module docstring, every series holding ``folds`` calibration
+    windows and the holdout after its deepest lags."""
+    deepest = setup.tiers[0]
+    selection: dict[str, dict[str, float]] = {}
+    fitted: dict[str, list[Scored]] = {}
+    for kind in candidates:
+        fitted[kind] = _fold_scores(data, setup, deepest, kind, folds)
+        selection[kind] = {
+            "mae": float(np.mean([f.mae() for f in fitted[kind]])),
+            "mase": float(np.mean([f.mase() for f in fitted[kind]])),
+        }
+    kind = min(candidates, key=lambda k: selection[k]["mase"])
+    holdout: dict[str, dict[str, float]] = {}
+    residuals: dict[int, FloatArray] = {}
+    for lags in setup.tiers:
+        calibration = (
+            fitted[kind] if lags == deepest else _fold_scores(data, setup, lags, kind, folds)
+        )
+        cal_res = np.vstack([r for fold in calibration for r in fold.residuals])
+        estimator = fit_tier(
+            train_designs(data, setup, lags, kind, setup.holdout), kind, horizon=setup.horizon
+        )
+        scored = _score(estimator, data=data, setup=setup, lags=lags, kind=kind, window=1)
+        holdout[f"{kind}-l{lags}"] = {
+            "mae": scored.mae(),
+            "mase": scored.mase(),
+            "coverage_80": coverage(scored, cal_res, 0.1, 0.9),
+        }
+        residuals[lags] = np.sort(np.vstack([cal_res, *scored.residuals]), axis=0)
+    return Backtest(kind, selection, holdout, residuals)
+
+
+def final_tiers(data: Sequence[SeriesData], setup: Setup, backtest: Backtest) -> tuple[Tier, ...]:
+    """Each tier refitted on every origin of every series, with its backtest residuals."""
+    return tuple(
+        Tier(
+            lags,
+            backtest.kind,
+            fit_tier(
+                train_designs(data, setup, lags, backtest.kind, None),
+                backtest.kind,
+                horizon=setup.horizon,
+            ),
+            backtest.residuals[lags],
+        )
+        for lags in setup.tiers
+    )
