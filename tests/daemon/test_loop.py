@@ -219,7 +219,7 @@ def test_publish_failure_keeps_last_generation_and_reports(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("shm.publisher._write_file", full)
+    monkeypatch.setattr("shm._commit.write_file", full)
     source.feed(event(1, 2.0))
     time.sleep(0.002)
     daemon.step()
