@@ -69,7 +69,7 @@ def test_daemon_publication_reads_back_in_a_worker(tmp_path: Path) -> None:
     assert loaded.forecaster.version == meta.model_version or meta.model_version.startswith(
         "sha256:"
     )
-    assert len(view.forecast(loaded)) == 12
+    assert len(view.forecast(loaded).points) == 12
 
     assert live is not None and (live.state, live.source) == ("live", "replay")
     assert status is not None and raw_status is not None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from contract.series import segment_of
 from shm import Publisher, Snapshot, table_checksum
@@ -119,12 +120,15 @@ def _publish_segmented(publisher: Publisher, first: int) -> None:
     )
 
 
-def main(directory: str, seconds: float, layout: str = "inline") -> int:
+def main(directory: str, seconds: float, layout: str = "inline", stop_file: str = "") -> int:
+    """Publish until ``seconds`` have passed (0: until killed), or, with ``stop_file``, until
+    that file exists (``seconds`` then only bounds the run); print how many were published."""
     deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
+    stop = Path(stop_file) if stop_file else None
     published = 0
     with Publisher(directory) as publisher:
         first = publisher.generation + 1
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop is not None and stop.exists()):
             if layout == "segmented":
                 # A name taken by a foreign file would shift the numbering; none is planted here.
                 _publish_segmented(publisher, first)
@@ -139,4 +143,4 @@ def main(directory: str, seconds: float, layout: str = "inline") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], float(sys.argv[2]), *sys.argv[3:4]))
+    sys.exit(main(sys.argv[1], float(sys.argv[2]), *sys.argv[3:5]))

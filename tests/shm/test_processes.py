@@ -12,6 +12,7 @@ import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,21 @@ ROOT = Path(__file__).resolve().parents[2]
 FORK = multiprocessing.get_context("fork")
 LAYOUTS = ["inline", "segmented"]
 SAMPLE = 64
+# Distinct generations each reader must have followed.
+FOLLOWED = 5
 
 
 def start_writer(
-    directory: Path, seconds: float, *, output: bool = True, layout: str = "inline"
+    directory: Path,
+    seconds: float,
+    *,
+    output: bool = True,
+    layout: str = "inline",
+    stop_file: Path | None = None,
 ) -> subprocess.Popen[str]:
+    args = [str(directory), str(seconds), layout] + ([str(stop_file)] if stop_file else [])
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.shm._writer", str(directory), str(seconds), layout],
+        [sys.executable, "-m", "tests.shm._writer", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE if output else subprocess.DEVNULL,
         text=True,
@@ -67,7 +76,9 @@ def test_forked_child_reopens_instead_of_reusing_the_parents_mapping(shm_dir: Pa
     assert reopened
 
 
-def _read_until(directory: Path, stop: EventType, queue: Queue[object]) -> None:
+def _read_until(
+    directory: Path, stop: EventType, queue: Queue[object], seen: Any, index: int
+) -> None:
     """Read as fast as possible, checking every generation in full the first time it is seen
     (segmented: every series of the snapshot), and some reads again later (segmented: a
     random sample of series, read after the writer may have moved on)."""
@@ -85,6 +96,7 @@ def _read_until(directory: Path, stop: EventType, queue: Queue[object]) -> None:
         last = snapshot.generation
         if snapshot.generation not in generations:
             generations.add(snapshot.generation)
+            seen[index] = len(generations)
             problem = verify(snapshot, full=True)
             if problem:
                 errors.append(problem)
@@ -105,12 +117,25 @@ def test_no_torn_reads_with_readers_in_other_processes(
     one snapshot would find a series whose rows or values are not its generation's."""
     stop = FORK.Event()
     queue: Queue[object] = FORK.Queue()
-    readers = [FORK.Process(target=_read_until, args=(shm_dir, stop, queue)) for _ in range(3)]
+    seen = FORK.Array("i", 3)
+    readers = [
+        FORK.Process(target=_read_until, args=(shm_dir, stop, queue, seen, i)) for i in range(3)
+    ]
     for process in readers:
         process.start()
     # The readers run for as long as the writer publishes, however slowly the machine starts it.
-    writer = start_writer(shm_dir, seconds, layout=layout)
-    out, _ = writer.communicate(timeout=seconds + 60)
+    # A reader checks each new generation in full, which on a loaded machine may take longer
+    # than the writer's whole run: the writer goes on (at least ``seconds``) until every reader
+    # has followed it through 5 generations, or the bound below is reached.
+    stop_file = shm_dir.parent / "writer.stop"
+    writer = start_writer(shm_dir, seconds + 120, layout=layout, stop_file=stop_file)
+    started = time.monotonic()
+    while writer.poll() is None and (
+        time.monotonic() - started < seconds or min(seen[:]) < FOLLOWED
+    ):
+        time.sleep(0.05)
+    stop_file.touch()
+    out, _ = writer.communicate(timeout=60)
     stop.set()
     results = [queue.get(timeout=30) for _ in readers]
     for process in readers:
@@ -123,7 +148,7 @@ def test_no_torn_reads_with_readers_in_other_processes(
     assert published >= 10, f"writer published only {published} generations"
     assert total_reads > 1_000
     # Every reader followed the writer through many generations, not just one.
-    assert all(r[1] >= 5 for r in results), results  # type: ignore[index]
+    assert all(r[1] >= FOLLOWED for r in results), results  # type: ignore[index]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
