@@ -15,7 +15,7 @@ from shm._meta import Epoch
 from shm._segment import SegmentKey
 from shm._sizing import SERIES_PER_SEGMENT, segments_for
 from shm.adopt import check_adoptable
-from shm.checksum import table_checksum
+from shm.checksum import SegmentsChecksum, table_checksum
 from shm.errors import (
     CorruptGenerationError,
     ForeignDirectoryError,
@@ -38,6 +38,7 @@ __all__ = [
     "PublisherLockedError",
     "Reader",
     "SegmentKey",
+    "SegmentsChecksum",
     "SeriesIds",
     "SeriesSummary",
     "ShmError",

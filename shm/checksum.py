@@ -1,4 +1,5 @@
-"""A content checksum of a table, independent of chunking, slicing and memory location."""
+"""A content checksum of a table, independent of chunking, slicing and memory location, and
+of a table published in segments, kept current in O(changed segments)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["table_checksum"]
+__all__ = ["SegmentsChecksum", "table_checksum"]
 
 
 def table_checksum(table: pa.Table) -> str:
@@ -95,3 +96,55 @@ def _hash_values(digest: hashlib.blake2b, array: pa.Array[Any]) -> None:
         return
     for value in array.to_pylist():
         digest.update(repr(value).encode() + b"\x1f")
+
+
+class SegmentsChecksum:
+    """The checksum of a table published in ``segments`` segments, from each segment's
+    :func:`table_checksum` (of its rows, ``series_id`` included), so that a publisher that
+    rewrites a few segments updates it in O(those segments).
+
+    Its value (:meth:`hexdigest`) is the hex BLAKE2b-128 of the segment count and of the XOR of
+    one BLAKE2b-128 per non-empty segment over its number and its checksum: equal contents
+    split the same way give equal values whatever order the segments were set in, and a
+    change of any segment's content, or of the segment count, changes it (up to the chance
+    collisions of a 128-bit digest; the XOR makes it a check against corruption, not against
+    a forger). ``Snapshot.data_checksum`` computes the same value from a segmented
+    generation's files.
+    """
+
+    __slots__ = ("_checksums", "_combined", "segments")
+
+    def __init__(self, segments: int) -> None:
+        if segments < 1:
+            raise ValueError(f"segments must be at least 1, got {segments}")
+        self.segments = segments
+        self._checksums: dict[int, str] = {}
+        self._combined = 0
+
+    def set(self, segment: int, checksum: str | None) -> None:
+        """Record ``segment``'s :func:`table_checksum` (None: the segment is empty)."""
+        if not 0 <= segment < self.segments:
+            raise ValueError(f"segment {segment} is not between 0 and {self.segments - 1}")
+        old = self._checksums.pop(segment, None)
+        if old is not None:
+            self._combined ^= _term(segment, old)
+        if checksum is not None:
+            self._checksums[segment] = checksum
+            self._combined ^= _term(segment, checksum)
+
+    def copy(self) -> SegmentsChecksum:
+        """An independent copy (to stage changes that may be abandoned)."""
+        other = SegmentsChecksum(self.segments)
+        other._checksums = dict(self._checksums)
+        other._combined = self._combined
+        return other
+
+    def hexdigest(self) -> str:
+        """The checksum of the whole table, O(1)."""
+        text = f"segments\x00{self.segments}\x00{self._combined:032x}"
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _term(segment: int, checksum: str) -> int:
+    digest = hashlib.blake2b(f"{segment}\x00{checksum}".encode(), digest_size=16).digest()
+    return int.from_bytes(digest, "big")

@@ -1,12 +1,16 @@
-"""table_checksum: equal contents give equal digests, any change of content changes it."""
+"""table_checksum and SegmentsChecksum: equal contents give equal digests, any change of content
+changes it."""
 
 from __future__ import annotations
 
+from random import Random
+
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shm import table_checksum
+from shm import SegmentsChecksum, table_checksum
 
 _TEXT = st.one_of(st.none(), st.text(max_size=12))
 _TYPES = st.sampled_from([pa.string(), pa.large_string(), pa.binary(), pa.large_binary()])
@@ -47,3 +51,47 @@ def test_moving_a_boundary_between_values_changes_the_digest() -> None:
     assert table_checksum(pa.table({"s": ["ab", "c"]})) != table_checksum(
         pa.table({"s": ["a", "bc"]})
     )
+
+
+_SEGMENT_SUMS = st.dictionaries(
+    st.integers(0, 15), st.text("0123456789abcdef", min_size=32, max_size=32), max_size=16
+)
+
+
+@given(_SEGMENT_SUMS, st.randoms(use_true_random=False))
+def test_a_segments_checksum_does_not_depend_on_the_order_segments_were_set(
+    sums: dict[int, str], random: Random
+) -> None:
+    forward = SegmentsChecksum(16)
+    for segment, value in sums.items():
+        forward.set(segment, value)
+    items = list(sums.items())
+    random.shuffle(items)
+    # Set, overwritten, emptied and set again, in another order: the same final state.
+    shuffled = SegmentsChecksum(16)
+    for segment, value in items:
+        shuffled.set(segment, "0" * 32)
+        shuffled.set(segment, None)
+        shuffled.set(segment, value)
+    assert shuffled.hexdigest() == forward.hexdigest()
+    assert forward.copy().hexdigest() == forward.hexdigest()
+
+
+@given(_SEGMENT_SUMS, st.integers(0, 15), st.text("0123456789abcdef", min_size=32, max_size=32))
+def test_any_change_of_a_segment_changes_the_segments_checksum(
+    sums: dict[int, str], segment: int, value: str
+) -> None:
+    before = SegmentsChecksum(16)
+    for s, v in sums.items():
+        before.set(s, v)
+    after = before.copy()
+    after.set(segment, None if sums.get(segment) == value else value)
+    assert after.hexdigest() != before.hexdigest()
+    with pytest.raises(ValueError, match="segment 16 is not between 0 and 15"):
+        before.set(16, value)
+
+
+def test_the_segment_count_is_part_of_a_segments_checksum() -> None:
+    assert SegmentsChecksum(16).hexdigest() != SegmentsChecksum(32).hexdigest()
+    with pytest.raises(ValueError, match="at least 1"):
+        SegmentsChecksum(0)
