@@ -25,6 +25,7 @@ __all__ = ["DEFAULT_REPLAY_PATH", "DaemonConfig", "S3Config"]
 
 SourceKind = Literal["kafka", "replay"]
 GapPolicy = Literal["keep", "reindex"]
+PublishLayout = Literal["auto", "inline", "segmented"]
 
 DEFAULT_REPLAY_PATH = defaults.SAMPLE_PATH
 # A window shorter than a millisecond holds nothing; one longer than a century overflows the
@@ -165,6 +166,13 @@ class DaemonConfig(SharedSettings):
     )
     gap_policy: Annotated[GapPolicy, BeforeValidator(_lower)] = env(
         "WINDOW_GAP_POLICY", "keep", "`keep` or `reindex` (regular grid, interpolated gaps)"
+    )
+    publish_layout: Annotated[PublishLayout, BeforeValidator(_lower)] = env(
+        "PUBLISH_LAYOUT",
+        "auto",
+        "`inline` (each generation one file of every row), `segmented` (files of series "
+        "segments, a generation writing only those holding a changed series) or `auto` "
+        "(inline while the window holds one series, else segmented)",
     )
     publish_interval_ms: int = env(
         "PUBLISH_INTERVAL_MS",

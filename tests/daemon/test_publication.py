@@ -7,7 +7,7 @@ import json
 
 import pyarrow as pa
 
-from cache_daemon.publication import Coalescer, ModelInfo, build_metadata
+from cache_daemon.publication import Coalescer, ModelInfo, WindowFacts, build_metadata
 from cache_daemon.window import TIME_TYPE
 from contract.metadata import Counters
 from shm import table_checksum
@@ -85,7 +85,7 @@ def test_metadata_contract() -> None:
     counters = Counters(events=5, dead_letters={"bad_json": 2}, dropped_late=1)
     model = ModelInfo(version="v1", sha256="ab" * 32, file=f"model-{'ab' * 32}.skops")
     md = build_metadata(
-        table,
+        WindowFacts.of_table(table),
         series=2,
         offsets={1: 7, 0: 3},
         topic="demand",
@@ -116,9 +116,11 @@ def test_schema_fingerprint_changes_with_columns() -> None:
         "state": "live",
         "model": None,
     }
-    fa = build_metadata(a, counters=Counters(), **kwargs)["schema_fingerprint"]  # type: ignore[arg-type]
-    fb = build_metadata(b, counters=Counters(), **kwargs)["schema_fingerprint"]  # type: ignore[arg-type]
-    assert fa != fb
+    fa, fb = (
+        build_metadata(WindowFacts.of_table(t), counters=Counters(), **kwargs)  # type: ignore[arg-type]
+        for t in (a, b)
+    )
+    assert fa["schema_fingerprint"] != fb["schema_fingerprint"]
 
 
 def test_counters_from_garbage_are_zero() -> None:
