@@ -167,6 +167,9 @@ class Service:
     def predict(self) -> _http.Result:
         return _http.call(self.port, "POST", "/predict", b"{}")
 
+    def post(self, path: str, body: bytes) -> _http.Result:
+        return _http.call(self.port, "POST", path, body)
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         try:
             wait_until(
