@@ -21,7 +21,7 @@ inline one write every segment, one segment's table in memory at a time.
 A segmented generation's metadata is built from per-segment figures the writer keeps
 (:class:`SegmentLedger`) instead of from the whole table: ``rows`` is their sum, ``time_min``
 and ``time_max`` their extremes, ``window_checksum`` the :class:`shm.SegmentsChecksum` of the
-segments' :func:`shm.table_checksum` (each computed when its segment is written, so a
+segments' :func:`shm.segment_checksum` (each computed when its segment is written, so a
 reader with the files, ``Snapshot.data_checksum``, recomputes the same value). Nothing in it
 costs O(window).
 """
@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from cache_daemon.config import PublishLayout
 from cache_daemon.publication import WindowFacts
 from cache_daemon.series_windows import SeriesWindows
-from shm import Publisher, SegmentsChecksum, segments_for, table_checksum
+from shm import Publisher, SegmentsChecksum, segment_checksum, segments_for
 
 __all__ = ["PublishLayout", "SegmentLedger", "WindowWriter", "segment_count"]
 
@@ -90,7 +90,7 @@ class SegmentLedger:
         self._rows[segment] = table.num_rows
         self._min[segment] = bounds["min"].as_py()
         self._max[segment] = bounds["max"].as_py()
-        self._checksum.set(segment, table_checksum(table))
+        self._checksum.set(segment, segment_checksum(table))
 
     def facts(self) -> WindowFacts:
         """The figures of every segment together."""

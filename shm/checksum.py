@@ -10,7 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["SegmentsChecksum", "table_checksum"]
+from contract.series import SERIES_ID_COLUMN
+
+__all__ = ["SegmentsChecksum", "segment_checksum", "table_checksum"]
 
 
 def table_checksum(table: pa.Table) -> str:
@@ -98,10 +100,28 @@ def _hash_values(digest: hashlib.blake2b, array: pa.Array[Any]) -> None:
         digest.update(repr(value).encode() + b"\x1f")
 
 
+def segment_checksum(table: pa.Table) -> str:
+    """Hex BLAKE2b-128 digest of a multi-series table (a segment's: a ``series_id`` column in
+    which each series is one contiguous run, and the other columns): its ``series_id``
+    column run-length encoded (each run's id once, and where the run ends), then the other
+    columns, each part as :func:`table_checksum` hashes it. Any change of content changes it,
+    as with :func:`table_checksum`, but the ids cost once per series instead of once per row
+    (about half the bytes hashed for a segment of 336-row series)."""
+    column = table.column(SERIES_ID_COLUMN)
+    ids = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    runs: Any = pc.call_function("run_end_encode", [ids])
+    encoded = pa.table({"run_id": runs.values, "run_end": runs.run_ends.cast(pa.int64())})
+    rest = table.drop_columns([SERIES_ID_COLUMN])
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(table_checksum(encoded).encode())
+    digest.update(table_checksum(rest).encode())
+    return digest.hexdigest()
+
+
 class SegmentsChecksum:
     """The checksum of a table published in ``segments`` segments, from each segment's
-    :func:`table_checksum` (of its rows, ``series_id`` included), so that a publisher that
-    rewrites a few segments updates it in O(those segments).
+    :func:`segment_checksum`, so that a publisher that rewrites a few segments updates it
+    in O(those segments).
 
     Its value (:meth:`hexdigest`) is the hex BLAKE2b-128 of the segment count and of the XOR of
     one BLAKE2b-128 per non-empty segment over its number and its checksum: equal contents
@@ -122,7 +142,7 @@ class SegmentsChecksum:
         self._combined = 0
 
     def set(self, segment: int, checksum: str | None) -> None:
-        """Record ``segment``'s :func:`table_checksum` (None: the segment is empty)."""
+        """Record ``segment``'s :func:`segment_checksum` (None: the segment is empty)."""
         if not 0 <= segment < self.segments:
             raise ValueError(f"segment {segment} is not between 0 and {self.segments - 1}")
         old = self._checksums.pop(segment, None)

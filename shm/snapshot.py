@@ -14,7 +14,7 @@ from shm._index import SeriesSummary
 from shm._layouts import InlineLayout, Layout, SegmentedLayout, SeriesIds
 from shm._meta import Epoch
 from shm._segment import SegmentKey
-from shm.checksum import SegmentsChecksum, table_checksum
+from shm.checksum import SegmentsChecksum, segment_checksum, table_checksum
 
 __all__ = ["SegmentKey", "SeriesIds", "SeriesSummary", "Snapshot"]
 
@@ -110,8 +110,8 @@ class Snapshot:
     def data_checksum(self) -> str:
         """The checksum of every row, computed from the mapped data (O(window), once per
         snapshot and process): :func:`~shm.table_checksum` of an inline generation's table;
-        for a segmented one, the :class:`~shm.SegmentsChecksum` of its segments' tables
-        (each with its ``series_id`` column). What a publisher's caller that records either
+        for a segmented one, the :class:`~shm.SegmentsChecksum` of its segments'
+        :func:`~shm.segment_checksum`. What a publisher's caller that records either
         in its metadata can be checked against; not for a request's path."""
         return self.derive(_CHECKSUM_KEY, _data_checksum)
 
@@ -219,5 +219,5 @@ def _data_checksum(snapshot: Snapshot) -> str:
     schema = layout.manifest.data_schema
     for segment, entry in enumerate(layout.entries):
         if entry is not None:
-            combined.set(segment, table_checksum(entry.with_ids(schema)))
+            combined.set(segment, segment_checksum(entry.with_ids(schema)))
     return combined.hexdigest()

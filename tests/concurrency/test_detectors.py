@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from shm import Publisher, SegmentsChecksum, table_checksum
+from shm import Publisher, SegmentsChecksum, segment_checksum, table_checksum
 from tests.concurrency._checks import regressions
 from tests.concurrency._http import call
 from tests.concurrency._recorder import Recorder
@@ -120,7 +120,7 @@ def test_the_recorder_reports_a_segmented_generation_that_does_not_match_its_che
     parts = split_by_segment(keyed, 4)
     right = SegmentsChecksum(4)
     for segment, part in parts.items():
-        right.set(segment, table_checksum(part) if part is not None and part.num_rows else None)
+        right.set(segment, segment_checksum(part) if part is not None and part.num_rows else None)
     with Publisher(shm_dir) as pub, Recorder(shm_dir, shm_dir.parent / "records.jsonl") as recorder:
         pub.publish_segments(parts, segments=4, metadata={"window_checksum": right.hexdigest()})
         pub.publish_segments(parts, segments=4, metadata={"window_checksum": "0" * 32})

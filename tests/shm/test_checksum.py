@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shm import SegmentsChecksum, table_checksum
+from shm import SegmentsChecksum, segment_checksum, table_checksum
 
 _TEXT = st.one_of(st.none(), st.text(max_size=12))
 _TYPES = st.sampled_from([pa.string(), pa.large_string(), pa.binary(), pa.large_binary()])
@@ -95,3 +95,32 @@ def test_the_segment_count_is_part_of_a_segments_checksum() -> None:
     assert SegmentsChecksum(16).hexdigest() != SegmentsChecksum(32).hexdigest()
     with pytest.raises(ValueError, match="at least 1"):
         SegmentsChecksum(0)
+
+
+_RUNS = st.lists(st.tuples(st.text(min_size=1, max_size=6), st.integers(1, 5)), max_size=8)
+
+
+def _runs_table(runs: list[tuple[str, int]], values: list[float] | None = None) -> pa.Table:
+    ids = [series_id for series_id, count in runs for _ in range(count)]
+    data = values if values is not None else [float(i) for i in range(len(ids))]
+    return pa.table({"series_id": pa.array(ids, pa.string()), "v": pa.array(data, pa.float64())})
+
+
+@given(_RUNS, st.data())
+def test_a_segment_checksum_ignores_chunks_and_sees_any_change(
+    runs: list[tuple[str, int]], data: st.DataObject
+) -> None:
+    table = _runs_table(runs)
+    size = data.draw(st.integers(min_value=1, max_value=max(1, table.num_rows)))
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=size), table.schema)
+    assert segment_checksum(chunked) == segment_checksum(table)
+    if not table.num_rows:
+        return
+    row = data.draw(st.integers(0, table.num_rows - 1))
+    values = table.column("v").to_pylist()
+    values[row] += 1.0
+    assert segment_checksum(_runs_table(runs, values)) != segment_checksum(table)
+    # A row moved from one series to the next (ids differ, values and rows the same).
+    if len(runs) >= 2 and runs[0][1] > 1 and runs[0][0] != runs[1][0]:
+        moved = [(runs[0][0], runs[0][1] - 1), (runs[1][0], runs[1][1] + 1), *runs[2:]]
+        assert segment_checksum(_runs_table(moved)) != segment_checksum(table)
