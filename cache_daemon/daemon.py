@@ -15,7 +15,9 @@ Loop contract:
   unexpected error while handling one record is logged and dead-lettered as ``internal``.
   Input never stops it.
 * Publication: on the leading edge (a change after a quiet interval is published in the same
-  step), at most once per ``PUBLISH_INTERVAL_MS`` (a burst is coalesced), and only when what a
+  step), at most once per ``PUBLISH_INTERVAL_MS`` (a burst is coalesced) and, when a
+  publication takes longer than that, at most half of the time (the next waits as long as it
+  took), and only when what a
   reader would see changed (window content, restoring/live, model); offsets and counters that
   moved without a content change are checkpointed at most once a second. A failed
   publication (ENOSPC...) is counted, reported as ``degraded`` and retried with backoff; the
@@ -262,7 +264,7 @@ class Daemon:
             self.state = "degraded"
             log.error("publish failed", extra={"error": str(exc)})
             return False
-        self._coalescer.published(captured_ns, *keys)
+        self._coalescer.published(captured_ns, *keys, took_ns=time.monotonic_ns() - captured_ns)
         self.windows.clear_changed()
         self.last_publish_ns = time.time_ns()
         if self._publish_failures:

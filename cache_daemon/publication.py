@@ -95,6 +95,12 @@ class Coalescer:
     ``now_ns`` it passes to :meth:`published`), not from the end of the write: otherwise the
     write's own duration would push every following slot later.
 
+    A publication that took longer than the interval itself (a window whose changes touch
+    many segments, a catch-up where every poll changes thousands of series) also keeps the
+    next one at least as long after its end as it took (:meth:`published`'s ``took_ns``): the loop
+    then spends at most half its time publishing and the rest reading, so a backlog is
+    coalesced into fewer, larger publications instead of one per interval.
+
     ``content`` is anything comparable that changes when a reader would see something new
     (window version, state, model); ``progress`` changes when only offsets/counters moved
     (duplicates, dead letters): that is published at most once per ``checkpoint_ns`` so that a
@@ -132,13 +138,15 @@ class Coalescer:
             return None
         return max(0, target - now_ns, self._not_before_ns - now_ns)
 
-    def published(self, now_ns: int, content: object, progress: object) -> None:
+    def published(
+        self, now_ns: int, content: object, progress: object, *, took_ns: int = 0
+    ) -> None:
         """Record a successful publication of ``content``/``progress`` as captured at
-        ``now_ns``."""
+        ``now_ns``, whose capture and write took ``took_ns``."""
         self._last_ns = now_ns
         self._content = content
         self._progress = progress
-        self._not_before_ns = 0
+        self._not_before_ns = now_ns + 2 * took_ns if took_ns > self.interval_ns else 0
 
     def failed(self, now_ns: int, backoff_ns: int) -> None:
         """Record a failed publication: no new attempt before ``backoff_ns`` from now."""

@@ -73,6 +73,16 @@ def test_failure_backs_off() -> None:
     assert c.due(500 * MS, "b", 0)
 
 
+def test_a_slow_publication_keeps_the_next_as_long_after_it_as_it_took() -> None:
+    c = Coalescer(20 * MS)
+    c.published(0, "a", 0, took_ns=5 * MS)  # fast: the interval decides
+    assert c.due(20 * MS, "b", 0)
+    c.published(100 * MS, "b", 0, took_ns=300 * MS)  # slow: ended at 400 ms
+    assert not c.due(120 * MS, "c", 0) and not c.due(699 * MS, "c", 0)
+    assert c.due(700 * MS, "c", 0)
+    assert c.wait_ns(400 * MS, "c", 0) == 300 * MS
+
+
 def test_metadata_contract() -> None:
     # Rows by series, then time: the oldest and newest rows are not the first and last.
     table = pa.table(
