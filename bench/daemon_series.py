@@ -2,8 +2,8 @@
 changed series, through its own windows and writer.
 
 ``python -m bench.daemon_series [--sizes N,N,...] [--rows R] [--publications P]
-[--changed K,K,...] [--results-dir DIR]`` prints a table and writes
-``bench/results/daemon_series.json``.
+[--changed K,K,...] [--series-per-segment S] [--results-dir DIR]`` prints a table and writes
+``bench/results/daemon_series.json`` (``daemon_series-S.json`` with ``--series-per-segment``).
 
 For each series count (default 10,000 and 100,000 series of 336 rows) in a fresh child
 process (so that one size's memory does not hide in another's):
@@ -43,7 +43,7 @@ from cache_daemon.publication import WindowFacts
 from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.writer import WindowWriter
 from contract.series import segment_of
-from shm import Publisher
+from shm import SERIES_PER_SEGMENT, Publisher
 
 SIZES = [10_000, 100_000]
 ROWS = 336
@@ -76,7 +76,9 @@ def _describe(facts: WindowFacts) -> dict[str, str]:
     return {"rows": str(facts.rows), "window_checksum": facts.checksum}
 
 
-def measure_one(series: int, rows: int, publications: int, changed: list[int]) -> dict[str, Any]:
+def measure_one(
+    series: int, rows: int, publications: int, changed: list[int], per_segment: int
+) -> dict[str, Any]:
     """Every figure of one series count, in this process."""
     table = _window_table(series, rows)
     ids = [str(x) for x in table.column("series_id").unique().to_pylist()]
@@ -88,10 +90,16 @@ def measure_one(series: int, rows: int, publications: int, changed: list[int]) -
     loaded = _rss_bytes()
     del table
     workdir = Path(tempfile.mkdtemp(prefix="bench-daemon-series-", dir="/dev/shm"))
-    out: dict[str, Any] = {"series": series, "rows_per_series": rows}
+    out: dict[str, Any] = {
+        "series": series,
+        "rows_per_series": rows,
+        "series_per_segment": per_segment,
+    }
     try:
         with Publisher(workdir / "w") as publisher:
-            writer = WindowWriter(publisher, windows, layout="segmented")
+            writer = WindowWriter(
+                publisher, windows, layout="segmented", series_per_segment=per_segment
+            )
             start = time.perf_counter()
             writer.write(_describe)
             out["first_write_s"] = round(time.perf_counter() - start, 2)
@@ -102,7 +110,8 @@ def measure_one(series: int, rows: int, publications: int, changed: list[int]) -
             next_time = _T0_NS + rows * _STEP_NS
             rng = random.Random(series)
             for count in changed:
-                times, per_segment = [], []
+                times: list[float] = []
+                per_changed: list[float] = []
                 for _ in range(publications):
                     chosen = [rng.choice(ids) for _ in range(count)]
                     for series_id in chosen:
@@ -114,9 +123,9 @@ def measure_one(series: int, rows: int, publications: int, changed: list[int]) -
                     windows.clear_changed()
                     touched = len({segment_of(x, segments) for x in chosen})
                     times.append(elapsed)
-                    per_segment.append(elapsed / touched)
+                    per_changed.append(elapsed / touched)
                 out[f"write_ms_{count}"] = round(statistics.median(times), 3)
-                out[f"ms_per_changed_segment_{count}"] = round(statistics.median(per_segment), 3)
+                out[f"ms_per_changed_segment_{count}"] = round(statistics.median(per_changed), 3)
             for series_id in ids:
                 windows.apply(series_id, next_time, (2.0,))
             live = _rss_bytes()
@@ -134,21 +143,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=ROWS)
     parser.add_argument("--publications", type=int, default=PUBLICATIONS)
     parser.add_argument("--changed", type=numbers, default=CHANGED)
+    parser.add_argument("--series-per-segment", type=int, default=SERIES_PER_SEGMENT)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child's size
     add_results_dir_option(parser)
     args = parser.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(measure_one(args.one, args.rows, args.publications, args.changed)))
+        figures = measure_one(
+            args.one, args.rows, args.publications, args.changed, args.series_per_segment
+        )
+        print(json.dumps(figures))
         return 0
     results = []
     for size in args.sizes:
         child = [sys.executable, "-m", "bench.daemon_series", "--one", str(size)]
         child += ["--rows", str(args.rows), "--publications", str(args.publications)]
         child += ["--changed", ",".join(map(str, args.changed))]
+        child += ["--series-per-segment", str(args.series_per_segment)]
         done = subprocess.run(child, check=True, capture_output=True, text=True)
         results.append(json.loads(done.stdout.splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
-    path = write_results("daemon_series", {"sizes": results}, args.results_dir)
+    name = "daemon_series"
+    if args.series_per_segment != SERIES_PER_SEGMENT:
+        name += f"-{args.series_per_segment}"
+    path = write_results(name, {"sizes": results}, args.results_dir)
     print(f"wrote {path}")
     return 0
 

@@ -266,15 +266,18 @@ def bench_kafka_latency(
     interval_ms: int = _INTERVAL_MS,
     warmup_s: float = 3.0,
     series: int = 0,
+    daemon_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The producer and a bare probe consumer in processes of their own (:class:`PacedRun`),
     the daemon in its own, the reader here: no process shares a GIL with another's hot loop.
     The first ``warmup_s`` of the stream (a freshly started broker JVM is still compiling)
-    are not counted. ``series``: a window of that many series (see the module docstring)."""
+    are not counted. ``series``: a window of that many series (see the module docstring);
+    ``daemon_env``: more of the daemon's variables."""
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
     topic = new_topic(servers, f"bench-latency-{interval_ms}")
     shm_dir = workdir / f"kafka-latency-{interval_ms}-{series}"
     extra = preload_snapshot(env, topic, series) if series else {}
+    extra.update(daemon_env or {})
     daemon = _start_daemon(env, shm_dir, topic, PUBLISH_INTERVAL_MS=str(interval_ms), **extra)
     keys = functools.partial(record_key, series=series) if series else None
     warm = int(rate * warmup_s)
@@ -405,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-rate", type=int, default=1000, help="events/s of --latency-series"
     )
+    parser.add_argument(
+        "--series-per-segment", type=int, help="the daemon's SERIES_PER_SEGMENT (default its own)"
+    )
     add_results_dir_option(parser)
     args = parser.parse_args(argv)
     if args.series < 0 or args.latency_series < 0:
@@ -416,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     command += f" --series {args.series}" if args.series else ""
     if args.latency_series:
         command += f" --latency-series {args.latency_series} --latency-rate {args.latency_rate}"
+    if args.series_per_segment:
+        command += f" --series-per-segment {args.series_per_segment}"
     # The machine may be shared: the load average says how much the figures are disturbed.
     results: dict[str, Any] = {
         "command": command,
@@ -433,8 +441,16 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 env = stack.env()
                 if args.latency_series:
+                    daemon = {}
+                    if args.series_per_segment:
+                        daemon["SERIES_PER_SEGMENT"] = str(args.series_per_segment)
                     results["kafka_latency_series"] = bench_kafka_latency(
-                        env, args.latency_rate, seconds, workdir, series=args.latency_series
+                        env,
+                        args.latency_rate,
+                        seconds,
+                        workdir,
+                        series=args.latency_series,
+                        daemon_env=daemon,
                     )
                 else:
                     results["kafka_ingest"] = bench_kafka_ingest(env, events, workdir, args.series)
@@ -449,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     name = f"ingest-series-{args.series}" if args.series else "ingest"
     if args.latency_series:
         name = f"ingest-latency-series-{args.latency_series}"
+        if args.series_per_segment:
+            name += f"-{args.series_per_segment}"
     path = write_results(name, results, args.results_dir)
     print(f"results: {path}")
     return 0

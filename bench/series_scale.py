@@ -23,6 +23,8 @@ random series and publishes only its segment. Measured in the same run, medians:
   ``lookup_same_us``: one series again and again, the work without the memory latency of
   reaching a random segment's objects, which a large window no longer keeps in CPU caches);
 * ``open_ms``: a new worker's first ``current()`` (maps every segment file);
+* ``shm_bytes_per_series``: the files of the first generation (manifest, segment files,
+  hint) divided by the series: what a series takes in ``/dev/shm``;
 * ``pss_kib``: the worker's proportional set size after its lookups, ``pss_anon_kib`` of it
   its own heap and ``pss_shmem_kib`` its share of the window pages it touched
   (``baseline_*``: before it opened anything);
@@ -170,6 +172,7 @@ class Scale:
         self._window = Window(series, rows, self.segments)
         self._publisher = Publisher(directory)
         self._publisher.publish_segments(EverySegment(self._window), segments=self.segments)
+        shm_bytes = _bytes_under(directory)
         self._worker = Worker(directory, series)
         self._opened = self._worker.ask("open")
         self._worker.ask(f"lookups {LOOKUPS} {WARM_SEED}")
@@ -182,6 +185,8 @@ class Scale:
             "segments": self.segments,
             "window_rows": series * rows,
             "initial_publish_s": round(time.perf_counter() - started, 2),
+            "shm_bytes": shm_bytes,
+            "shm_bytes_per_series": round(shm_bytes / series, 1),
             "open_ms": self._opened["open_us"] / 1e3,
             "webapp_open_ms": self._webapp_opened["open_us"] / 1e3,
         }
@@ -234,6 +239,12 @@ class Scale:
             **memory,
             **{f"webapp_{key}": value for key, value in webapp.items()},
         }
+
+
+def _bytes_under(directory: Path) -> int:
+    """Bytes of every file in ``directory`` and its subdirectories (what the window takes in
+    the memory-backed filesystem)."""
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
 def measure(

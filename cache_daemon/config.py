@@ -20,6 +20,7 @@ from contract.errors import ConfigError
 from contract.series import check_series_id
 from contract.settings import SharedSettings, env
 from objectstore.config import S3Config
+from shm import SERIES_PER_SEGMENT
 
 __all__ = ["DEFAULT_REPLAY_PATH", "DaemonConfig", "S3Config"]
 
@@ -173,6 +174,15 @@ class DaemonConfig(SharedSettings):
         "`inline` (each generation one file of every row), `segmented` (files of series "
         "segments, a generation writing only those holding a changed series) or `auto` "
         "(inline while the window holds one series, else segmented)",
+    )
+    series_per_segment: int = env(
+        "SERIES_PER_SEGMENT",
+        SERIES_PER_SEGMENT,
+        "series per segment on average in segmented generations (the count is the smallest "
+        "power of two that keeps them at most this many): fewer make each change cheaper to "
+        "publish, more make fewer files",
+        ge=1,
+        le=1_000_000,
     )
     publish_interval_ms: int = env(
         "PUBLISH_INTERVAL_MS",

@@ -50,7 +50,7 @@ from cache_daemon.writer import PublishLayout, WindowWriter
 from contract.metadata import Counters
 from contract.model_files import prune_model_files
 from contract.series import SeriesIdError, series_id_of_key
-from shm import Publisher, PublishError
+from shm import SERIES_PER_SEGMENT, Publisher, PublishError
 
 __all__ = ["Daemon"]
 
@@ -67,8 +67,8 @@ class Daemon:
     :meth:`run`.
 
     ``initial_source`` is the ``source`` metadata of the generation published before the
-    stream starts (``"snapshot"`` for an S3 snapshot, else the source's kind). ``layout``:
-    how generations are written (:mod:`cache_daemon.writer`).
+    stream starts (``"snapshot"`` for an S3 snapshot, else the source's kind). ``layout``,
+    ``series_per_segment``: how generations are written (:mod:`cache_daemon.writer`).
     """
 
     def __init__(
@@ -82,6 +82,7 @@ class Daemon:
         publish_interval_ms: int,
         gap_policy: str = "keep",
         layout: PublishLayout = "auto",
+        series_per_segment: int = SERIES_PER_SEGMENT,
         counters: Counters | None = None,
         model: ModelInfo | None = None,
         watcher: ModelWatcher | None = None,
@@ -94,7 +95,13 @@ class Daemon:
         self.topic = topic
         self.shm_dir = shm_dir
         self.gap_policy = gap_policy
-        self.writer = WindowWriter(publisher, windows, layout=layout, gap_policy=gap_policy)
+        self.writer = WindowWriter(
+            publisher,
+            windows,
+            layout=layout,
+            gap_policy=gap_policy,
+            series_per_segment=series_per_segment,
+        )
         self.counters = counters or Counters()
         self.model = model
         self.watcher = watcher

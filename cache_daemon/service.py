@@ -76,6 +76,7 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
                 publish_interval_ms=config.publish_interval_ms,
                 gap_policy=config.gap_policy,
                 layout=config.publish_layout,
+                series_per_segment=config.series_per_segment,
                 counters=boot.counters if boot else None,
                 model=model,
                 watcher=watcher,

@@ -12,7 +12,8 @@ those holding a changed series are written.
 * ``auto`` (the default): inline while the window holds one series (a keyless topic, exactly
   as before segments existed), segmented beyond.
 
-The segment count follows the series count upwards as soon as ``segments_for`` asks for more
+The segment count (``shm.segments_for`` with ``SERIES_PER_SEGMENT`` series per segment on
+average) follows the series count upwards as soon as ``segments_for`` asks for more
 (a power of two: each time the series double) and downwards only once it asks for a quarter
 or less, so a window hovering around a threshold does not rewrite itself on every crossing. A
 generation that changes the count, the first segmented one of a run and the first after an
@@ -37,7 +38,13 @@ import pyarrow.compute as pc
 from cache_daemon.config import PublishLayout
 from cache_daemon.publication import WindowFacts
 from cache_daemon.series_windows import SeriesWindows
-from shm import Publisher, SegmentsChecksum, segment_checksum, segments_for
+from shm import (
+    SERIES_PER_SEGMENT,
+    Publisher,
+    SegmentsChecksum,
+    segment_checksum,
+    segments_for,
+)
 
 __all__ = ["PublishLayout", "SegmentLedger", "WindowWriter", "segment_count"]
 
@@ -47,12 +54,17 @@ _NO_MAX = np.iinfo(np.int64).min
 _SHRINK = 4
 
 
-def segment_count(layout: PublishLayout, series: int, current: int | None) -> int | None:
+def segment_count(
+    layout: PublishLayout,
+    series: int,
+    current: int | None,
+    series_per_segment: int = SERIES_PER_SEGMENT,
+) -> int | None:
     """The segment count of the next generation of ``series`` series (None: inline), given
     the ``current`` one (None: the last generation was inline, or there was none)."""
     if layout == "inline" or (layout == "auto" and series <= 1):
         return None
-    wanted = segments_for(series)
+    wanted = segments_for(series, series_per_segment)
     if current is None or wanted > current or wanted * _SHRINK <= current:
         return wanted
     return current
@@ -142,11 +154,13 @@ class WindowWriter:
         *,
         layout: PublishLayout = "auto",
         gap_policy: str = "keep",
+        series_per_segment: int = SERIES_PER_SEGMENT,
     ) -> None:
         self.publisher = publisher
         self.windows = windows
         self.layout = layout
         self.gap_policy = gap_policy
+        self.series_per_segment = series_per_segment
         self._ledger: SegmentLedger | None = None
 
     @property
@@ -160,7 +174,9 @@ class WindowWriter:
         the previous generation then stays, and the next call writes at least what this one
         would have."""
         current = self.publisher.segments
-        segments = segment_count(self.layout, self.windows.series_count, current)
+        segments = segment_count(
+            self.layout, self.windows.series_count, current, self.series_per_segment
+        )
         if segments is None:
             table = self.windows.to_table(gap_policy=self.gap_policy)
             facts = WindowFacts.of_table(table)

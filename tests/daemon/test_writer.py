@@ -74,18 +74,22 @@ def writer_in(directory: Path, layout: PublishLayout) -> Iterator[WindowWriter]:
 # -- the segment count ----------------------------------------------------------------------
 
 
-@given(series=st.integers(0, 10**7), current=st.none() | st.integers(0, 20).map(lambda n: 2**n))
+@given(
+    series=st.integers(0, 10**7),
+    current=st.none() | st.integers(0, 20).map(lambda n: 2**n),
+    per=st.integers(1, 300),
+)
 def test_the_segment_count_grows_at_once_and_shrinks_only_to_a_quarter(
-    series: int, current: int | None
+    series: int, current: int | None, per: int
 ) -> None:
-    assert segment_count("inline", series, current) is None
-    wanted = segments_for(series)
-    got = segment_count("segmented", series, current)
+    assert segment_count("inline", series, current, per) is None
+    wanted = segments_for(series, per)
+    got = segment_count("segmented", series, current, per)
     assert got is not None and got >= wanted
     # A count that holds the series and is less than four times what they need is kept.
     keep = current is not None and wanted <= current < 4 * wanted
     assert got == (current if keep else wanted)
-    assert segment_count("auto", series, current) == (None if series <= 1 else got)
+    assert segment_count("auto", series, current, per) == (None if series <= 1 else got)
 
 
 # -- what is written --------------------------------------------------------------------------
