@@ -1,7 +1,8 @@
 """A paced stream of events and its control, each in a process of its own.
 
-:class:`PacedRun` starts a producer that will send ``records(first + i)`` for ``i`` in
-``range(count)`` to a one-partition topic at ``rate`` per second, and a bare kafka-python
+:class:`PacedRun` starts a producer that will send ``records(first + i)`` (with the key
+``keys(first + i)`` when ``keys`` is given) for ``i`` in ``range(count)`` to a one-partition
+topic at ``rate`` per second, and a bare kafka-python
 consumer positioned at the end of that topic: the control, what Kafka and the client cost on
 this machine at that moment with no cache, window or web worker behind them. Both connect
 first and start on :meth:`PacedRun.go`. Times are ``time.monotonic()``, system-wide on Linux,
@@ -24,6 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 __all__ = ["PacedRun"]
 
 Records = Callable[[int], bytes]
+Keys = Callable[[int], bytes | None]
 _CTX = multiprocessing.get_context("spawn")
 
 
@@ -36,6 +38,7 @@ def _produce(
     sent: SynchronizedArray[float],
     ready: Event,
     go: Event,
+    keys: Keys | None = None,
 ) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
     try:
@@ -48,7 +51,7 @@ def _produce(
             if delay > 0:
                 time.sleep(delay)
             sent[i] = time.monotonic()
-            producer.send(topic, records(first + i))
+            producer.send(topic, records(first + i), key=keys(first + i) if keys else None)
         producer.flush(30)
     finally:
         producer.close(10)
@@ -102,6 +105,7 @@ class PacedRun:
         first: int,
         count: int,
         rate: float,
+        keys: Keys | None = None,
     ) -> None:
         self._duration = count / rate
         self._sent = _CTX.Array("d", [float("nan")] * count)
@@ -116,7 +120,17 @@ class PacedRun:
             ),
             _CTX.Process(
                 target=_produce,
-                args=(bootstrap, topic, records, first, rate, self._sent, ready[1], self._go),
+                args=(
+                    bootstrap,
+                    topic,
+                    records,
+                    first,
+                    rate,
+                    self._sent,
+                    ready[1],
+                    self._go,
+                    keys,
+                ),
                 daemon=True,
             ),
         ]

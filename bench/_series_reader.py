@@ -1,7 +1,15 @@
-"""The worker side of ``bench.series_scale``: ``python -m bench._series_reader DIR SERIES``.
+"""The worker side of ``bench.series_scale``: ``python -m bench._series_reader DIR SERIES
+[shm|webapp]``.
 
 A process that reads the published window as a web worker does (one ``shm.Reader``), driven
-by one command per line on stdin, answering one JSON line per command on stdout:
+by one command per line on stdin, answering one JSON line per command on stdout. ``shm``
+(the default) looks series up with ``Snapshot.series_table``; ``webapp`` goes the way of a
+``POST /predict`` with a ``series_id`` in the web service: the generation's
+``webapp.snapshot_view.SnapshotView`` (its metadata parsed, its summary), the series catalog's
+lookup (``webapp.series_catalog``) and the worker's forecast memo
+(``webapp.forecast_memo.ForecastMemo``) keyed by the series' version, whose entry a series
+keeps while its segment is carried over. The memo's value here is a stand-in (the series'
+last value): the model's own time, the same for one series whatever the window, is left out.
 
 ``open``
     the first ``current()`` of this process (a new worker) and its first lookup;
@@ -31,8 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from shm import Reader, Snapshot
+from webapp.forecast_memo import ForecastMemo
+from webapp.snapshot_view import SeriesForecast, SnapshotView
 
 __all__ = ["pss_kib", "series_id"]
+
+_MODEL_FILE = "model-bench.skops"
+# Enough entries for every series a run looks up: hits are hits, as in a sized worker.
+_MEMO = 1 << 22
 
 
 def series_id(number: int) -> str:
@@ -55,13 +69,31 @@ def pss_kib() -> dict[str, int]:
     return out
 
 
-def _lookup(snapshot: Snapshot, series: str) -> int:
-    start = time.perf_counter_ns()
-    table = snapshot.series_table(series)
-    elapsed = time.perf_counter_ns() - start
-    if table is None or table.num_rows == 0:
-        raise RuntimeError(f"series {series} not found in generation {snapshot.generation}")
-    return elapsed
+class _Lookups:
+    """One series lookup as a worker of ``mode`` makes it (see the module docstring)."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in ("shm", "webapp"):
+            raise ValueError(f"mode must be shm or webapp, not {mode!r}")
+        self._webapp = mode == "webapp"
+        self._memo: ForecastMemo[SeriesForecast] = ForecastMemo(_MEMO)
+
+    def __call__(self, snapshot: Snapshot, series: str) -> int:
+        start = time.perf_counter_ns()
+        if self._webapp:
+            view = SnapshotView.of(snapshot, self._memo)
+            view.summary()
+            rows = view.series(series)
+            key = (_MODEL_FILE, rows.version, rows.series_id)
+            self._memo.get(key, lambda: f"{rows.values('demand_mw')[-1]}")
+            found = rows.rows
+        else:
+            table = snapshot.series_table(series)
+            found = 0 if table is None else table.num_rows
+        elapsed = time.perf_counter_ns() - start
+        if not found:
+            raise RuntimeError(f"series {series} not found in generation {snapshot.generation}")
+        return elapsed
 
 
 def _current(reader: Reader) -> Snapshot:
@@ -71,9 +103,10 @@ def _current(reader: Reader) -> Snapshot:
     return snapshot
 
 
-def main(directory: str, series: int) -> int:
+def main(directory: str, series: int, mode: str = "shm") -> int:
     baseline = pss_kib()
     reader = Reader(directory)
+    _lookup = _Lookups(mode)
     for line in sys.stdin:
         command, *args = line.split()
         out: dict[str, Any]
@@ -120,4 +153,4 @@ def main(directory: str, series: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2])))
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4]))

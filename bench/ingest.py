@@ -1,7 +1,8 @@
 """Ingest benchmark: how fast the cache daemon turns records into published windows.
 
-``python -m bench.ingest [--quick] [--series N]`` prints a table and writes
-``bench/results/ingest.json`` (with ``--series N``: ``ingest-series-N.json``).
+``python -m bench.ingest [--quick] [--series N] [--latency-series N [--latency-rate R]]``
+prints a table and writes ``bench/results/ingest.json`` (with ``--series N``:
+``ingest-series-N.json``; with ``--latency-series N``: ``ingest-latency-series-N.json``).
 
 ``--series N`` keys the records ``series-000000`` ... round robin over N keys (one series per
 key, ``MAX_SERIES`` raised to N when needed), so the window holds N series; the latency part
@@ -18,6 +19,11 @@ then does not run (it measures a keyless stream).
   -> first generation whose ``time_max`` covers the event (CLOCK_MONOTONIC in both processes).
   Goal: p99 <= 100 ms, with the default ``PUBLISH_INTERVAL_MS``. A bare kafka-python
   consumer in a third process measures the Kafka part of that latency alone.
+* ``kafka_latency_series`` (``--latency-series N``, alone): the same freshness with a window
+  of N series: the daemon bootstraps them from an S3 snapshot (336 rows each, older than the
+  stream), then the records, at ``--latency-rate`` per second (default 1,000), are keyed round
+  robin over the N series, so that each publication rewrites the segments of the series its
+  records changed.
 
 The broker parts are skipped (and say so) when the stack cannot start (no Java or Maven).
 """
@@ -25,6 +31,7 @@ The broker parts are skipped (and say so) when the stack cannot start (no Java o
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -36,17 +43,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from kafka import KafkaProducer
 
 from bench._common import add_results_dir_option, pct, write_results
 from bench._kafka import new_topic, start_stack
 from bench._paced import PacedRun
 from bench._proc import Child, child_env
+from cache_daemon.bootstrap import snapshot_parquet
 from cache_daemon.config import DaemonConfig
 from cache_daemon.daemon import Daemon
 from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.sources import Health, Record
 from contract.status import read_status
+from objectstore import ObjectStore, S3Config
 from scripts.errors import StackError
 from shm import Publisher, Reader
 
@@ -57,6 +67,7 @@ T0_S = 960_163_200  # 2000-06-05T00:00:00Z
 STEP_S = 1800
 GOAL_RATE = 20_000
 GOAL_P99_MS = 100.0
+PRELOAD_ROWS = 336
 
 
 def stamp(i: int) -> str:
@@ -217,12 +228,33 @@ def bench_kafka_ingest(
         "daemon_cpu_us_per_event": round(cpu_used / (events - first_done) * 1e6, 1),
         "events_per_daemon_cpu_s": round((events - first_done) / cpu_used),
         "generations_seen": generations,
-        "window_rows": snap.table.num_rows,
+        "window_rows": snap.num_rows,
         "window_series": int(snap.metadata.get("series") or 0),
         "final_state": snap.metadata["state"],
         "goal_events_per_s": GOAL_RATE,
         "meets_goal": rate >= GOAL_RATE,
     }
+
+
+def preload_snapshot(env: dict[str, str], topic: str, series: int) -> dict[str, str]:
+    """Upload a bootstrap snapshot of ``series`` series of :data:`PRELOAD_ROWS` rows each,
+    older than every record :func:`record_value` makes, with offset 0 of ``topic``'s one
+    partition; return the daemon's variables that name it."""
+    offsets = np.arange(-PRELOAD_ROWS, 0, dtype=np.int64)
+    times = (T0_S + offsets * STEP_S) * 1_000_000_000
+    ids = pa.array([f"series-{n:06d}" for n in range(series)], pa.string())
+    table = pa.table(
+        {
+            "series_id": ids.take(np.repeat(np.arange(series), PRELOAD_ROWS)),
+            "time": pa.array(np.tile(times, series), pa.timestamp("ns", tz="UTC")),
+            "demand_mw": pa.array(np.full(series * PRELOAD_ROWS, 20_000.25)),
+        }
+    )
+    bucket, key = "bench-latency", f"{topic}.parquet"
+    store = ObjectStore(S3Config.from_env(env), timeout_s=60.0)
+    store.ensure_bucket(bucket)
+    store.put(bucket, key, snapshot_parquet(table, offsets={0: 0}, topic=topic))
+    return {"SNAPSHOT_BUCKET": bucket, "SNAPSHOT_KEY": key, "MAX_SERIES": str(_max_series(series))}
 
 
 def bench_kafka_latency(
@@ -233,23 +265,31 @@ def bench_kafka_latency(
     *,
     interval_ms: int = _INTERVAL_MS,
     warmup_s: float = 3.0,
+    series: int = 0,
+    daemon_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The producer and a bare probe consumer in processes of their own (:class:`PacedRun`),
     the daemon in its own, the reader here: no process shares a GIL with another's hot loop.
     The first ``warmup_s`` of the stream (a freshly started broker JVM is still compiling)
-    are not counted."""
+    are not counted. ``series``: a window of that many series (see the module docstring);
+    ``daemon_env``: more of the daemon's variables."""
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
     topic = new_topic(servers, f"bench-latency-{interval_ms}")
-    shm_dir = workdir / f"kafka-latency-{interval_ms}"
-    daemon = _start_daemon(env, shm_dir, topic, PUBLISH_INTERVAL_MS=str(interval_ms))
+    shm_dir = workdir / f"kafka-latency-{interval_ms}-{series}"
+    extra = preload_snapshot(env, topic, series) if series else {}
+    extra.update(daemon_env or {})
+    daemon = _start_daemon(env, shm_dir, topic, PUBLISH_INTERVAL_MS=str(interval_ms), **extra)
+    keys = functools.partial(record_key, series=series) if series else None
     warm = int(rate * warmup_s)
     total = warm + int(rate * seconds)
     seen = np.full(total, np.nan)
     try:
-        with PacedRun(servers, topic, record_value, first=0, count=total, rate=rate) as run:
+        with PacedRun(
+            servers, topic, record_value, first=0, count=total, rate=rate, keys=keys
+        ) as run:
             daemon.wait_for(
                 lambda: (read_status(shm_dir) or {}).get("state") == "live",
-                timeout=60,
+                timeout=300,
                 what="live",
                 interval=0.05,
             )
@@ -276,6 +316,7 @@ def bench_kafka_latency(
             produced_for = time.monotonic() - started
             cpu_used = _cpu_seconds(daemon.pid) - cpu_before
             received = run.received()
+            last = reader.current()
     finally:
         daemon.stop(grace=15)
     end_to_end = (seen - sent)[warm:] * 1000
@@ -285,6 +326,9 @@ def bench_kafka_latency(
     p99 = pct(end_to_end, 99)
     return {
         "rate_per_s": rate,
+        "window_series": last.series_count if last is not None else 0,
+        "window_rows": last.num_rows if last is not None else 0,
+        "segments": last.segments if last is not None and last.segmented else 0,
         "events": total - warm,
         "warmup_events": warm,
         "seen": int(end_to_end.size),
@@ -312,10 +356,11 @@ def _cpu_seconds(pid: int) -> float:
 
 def _print(results: dict[str, Any]) -> None:
     print(f"{'measure':<34} {'value':>14}  goal")
-    pipe = results["pipeline"]
+    pipe = results.get("pipeline")
     if results["series"]:
         print(f"{'series (one per key)':<34} {results['series']:>14,}")
-    print(f"{'pipeline events/s (no broker)':<34} {pipe['events_per_s']:>14,}")
+    if pipe:
+        print(f"{'pipeline events/s (no broker)':<34} {pipe['events_per_s']:>14,}")
     ingest = results.get("kafka_ingest")
     if ingest:
         print(
@@ -327,14 +372,19 @@ def _print(results: dict[str, Any]) -> None:
             f"{'kafka ingest events per CPU-second':<34} {ingest['events_per_daemon_cpu_s']:>14,}"
             f"  ({ingest['daemon_cpu_us_per_event']} us of daemon CPU per event)"
         )
-    lat = results.get("kafka_latency")
+    lat = results.get("kafka_latency") or results.get("kafka_latency_series")
     if lat:
-        print(f"{'latency p50 ms @ 1,000 ev/s':<34} {lat['p50_ms']:>14}")
+        at = f"@ {lat['rate_per_s']:,} ev/s"
+        if lat["window_series"] > 1:
+            print(
+                f"{'window series / segments':<34} {lat['window_series']:>8,} / {lat['segments']}"
+            )
+        print(f"{'latency p50 ms ' + at:<34} {lat['p50_ms']:>14}")
         print(
-            f"{'latency p99 ms @ 1,000 ev/s':<34} {lat['p99_ms']:>14}  <= {GOAL_P99_MS:g}"
+            f"{'latency p99 ms ' + at:<34} {lat['p99_ms']:>14}  <= {GOAL_P99_MS:g}"
             f"  {'ok' if lat['meets_goal'] else 'MISSED'}"
         )
-        print(f"{'daemon CPU % @ 1,000 ev/s':<34} {lat['daemon_cpu_percent']:>14}")
+        print(f"{'daemon CPU % ' + at:<34} {lat['daemon_cpu_percent']:>14}")
         kafka_only = f"p50 {lat['kafka_only_p50_ms']} / p99 {lat['kafka_only_p99_ms']}"
         print(f"{'bare consumer (Kafka part) ms':<34} {kafka_only:>14}")
     if results.get("skipped"):
@@ -349,15 +399,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--series", type=int, default=0, help="keyed records over this many keys (0: no keys)"
     )
+    parser.add_argument(
+        "--latency-series",
+        type=int,
+        default=0,
+        help="only the freshness part, with a window of this many series (keyed records)",
+    )
+    parser.add_argument(
+        "--latency-rate", type=int, default=1000, help="events/s of --latency-series"
+    )
+    parser.add_argument(
+        "--series-per-segment", type=int, help="the daemon's SERIES_PER_SEGMENT (default its own)"
+    )
     add_results_dir_option(parser)
     args = parser.parse_args(argv)
-    if args.series < 0:
-        parser.error("--series must be >= 0")
+    if args.series < 0 or args.latency_series < 0:
+        parser.error("--series and --latency-series must be >= 0")
     events = 30_000 if args.quick else 200_000
     seconds = 3.0 if args.quick else 15.0
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir="/dev/shm"))
     command = "python -m bench.ingest" + (" --quick" if args.quick else "")
     command += f" --series {args.series}" if args.series else ""
+    if args.latency_series:
+        command += f" --latency-series {args.latency_series} --latency-rate {args.latency_rate}"
+    if args.series_per_segment:
+        command += f" --series-per-segment {args.series_per_segment}"
     # The machine may be shared: the load average says how much the figures are disturbed.
     results: dict[str, Any] = {
         "command": command,
@@ -365,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_at_start": os.getloadavg()[0],
     }
     try:
-        results["pipeline"] = bench_pipeline(events, workdir, args.series)
+        if not args.latency_series:
+            results["pipeline"] = bench_pipeline(events, workdir, args.series)
         try:
             stack = start_stack(workdir / "stack")
         except StackError as exc:
@@ -373,8 +440,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             try:
                 env = stack.env()
-                results["kafka_ingest"] = bench_kafka_ingest(env, events, workdir, args.series)
-                if not args.series:
+                if args.latency_series:
+                    daemon = {}
+                    if args.series_per_segment:
+                        daemon["SERIES_PER_SEGMENT"] = str(args.series_per_segment)
+                    results["kafka_latency_series"] = bench_kafka_latency(
+                        env,
+                        args.latency_rate,
+                        seconds,
+                        workdir,
+                        series=args.latency_series,
+                        daemon_env=daemon,
+                    )
+                else:
+                    results["kafka_ingest"] = bench_kafka_ingest(env, events, workdir, args.series)
+                if not args.series and not args.latency_series:
                     results["kafka_latency"] = bench_kafka_latency(env, 1000, seconds, workdir)
             finally:
                 stack.down()
@@ -383,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     results["load_average_at_end"] = os.getloadavg()[0]
     _print(results)
     name = f"ingest-series-{args.series}" if args.series else "ingest"
+    if args.latency_series:
+        name = f"ingest-latency-series-{args.latency_series}"
+        if args.series_per_segment:
+            name += f"-{args.series_per_segment}"
     path = write_results(name, results, args.results_dir)
     print(f"results: {path}")
     return 0

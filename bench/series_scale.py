@@ -12,7 +12,9 @@ with a lazy mapping: one segment in memory at a time) and starts a worker-like r
 random series and publishes only its segment. Measured in the same run, medians:
 
 * ``publish_ms``: ``publish_segments`` of the one changed segment (``segment_build_ms``, the
-  daemon-side building of that segment's table, is reported apart);
+  daemon-side building of that segment's table, and ``segment_checksum_ms``, its
+  ``shm.table_checksum`` that the daemon adds to the generation's ``window_checksum``, are
+  reported apart);
 * ``first_request_us``: the worker's ``current()`` after the publication plus the lookup of a
   series it had looked up before (its first request); ``changed_lookup_us``: then the first
   lookup into the rewritten segment (decodes its index);
@@ -21,9 +23,15 @@ random series and publishes only its segment. Measured in the same run, medians:
   ``lookup_same_us``: one series again and again, the work without the memory latency of
   reaching a random segment's objects, which a large window no longer keeps in CPU caches);
 * ``open_ms``: a new worker's first ``current()`` (maps every segment file);
+* ``shm_bytes_per_series``: the files of the first generation (manifest, segment files,
+  hint) divided by the series: what a series takes in ``/dev/shm``;
 * ``pss_kib``: the worker's proportional set size after its lookups, ``pss_anon_kib`` of it
   its own heap and ``pss_shmem_kib`` its share of the window pages it touched
-  (``baseline_*``: before it opened anything).
+  (``baseline_*``: before it opened anything);
+* ``webapp_*``: the same figures from a second worker process that looks series up the way
+  the web service answers ``POST /predict`` with a ``series_id`` (``bench._series_reader``
+  in ``webapp`` mode: the generation's view and summary, the series catalog, the forecast
+  memo keyed by the series' version; the model itself left out).
 
 The goals compare the largest size with the smallest in the same run: publish and first
 request within 3x, per-lookup within 1.5x.
@@ -50,7 +58,7 @@ import pyarrow as pa
 from bench._common import add_results_dir_option, write_results
 from bench._series_reader import series_id
 from contract.series import segment_of
-from shm import SERIES_PER_SEGMENT, Publisher, segments_for
+from shm import SERIES_PER_SEGMENT, Publisher, segments_for, table_checksum
 
 FULL_SIZES = [1_000, 100_000, 1_000_000]
 QUICK_SIZES = [100, 1_000]
@@ -123,11 +131,11 @@ class EverySegment(Mapping[int, pa.Table]):
 
 
 class Worker:
-    """The reader process."""
+    """The reader process (``mode``: see ``bench._series_reader``)."""
 
-    def __init__(self, directory: Path, series: int) -> None:
+    def __init__(self, directory: Path, series: int, mode: str = "shm") -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench._series_reader", str(directory), str(series)],
+            [sys.executable, "-m", "bench._series_reader", str(directory), str(series), mode],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -164,21 +172,28 @@ class Scale:
         self._window = Window(series, rows, self.segments)
         self._publisher = Publisher(directory)
         self._publisher.publish_segments(EverySegment(self._window), segments=self.segments)
+        shm_bytes = _bytes_under(directory)
         self._worker = Worker(directory, series)
         self._opened = self._worker.ask("open")
         self._worker.ask(f"lookups {LOOKUPS} {WARM_SEED}")
+        self._webapp = Worker(directory, series, "webapp")
+        self._webapp_opened = self._webapp.ask("open")
+        self._webapp.ask(f"lookups {LOOKUPS} {WARM_SEED}")
         self._figures: dict[str, Any] = {
             "series": series,
             "rows_per_series": rows,
             "segments": self.segments,
             "window_rows": series * rows,
             "initial_publish_s": round(time.perf_counter() - started, 2),
+            "shm_bytes": shm_bytes,
+            "shm_bytes_per_series": round(shm_bytes / series, 1),
             "open_ms": self._opened["open_us"] / 1e3,
+            "webapp_open_ms": self._webapp_opened["open_us"] / 1e3,
         }
-        self._samples: dict[str, list[float]] = {
-            key: [] for key in ("segment_build_ms", "publish_ms", "first_request_us")
-        }
-        self._samples["changed_lookup_us"] = []
+        keys = ("segment_build_ms", "segment_checksum_ms", "publish_ms", "first_request_us")
+        self._samples: dict[str, list[float]] = {key: [] for key in keys}
+        for key in ("changed_lookup_us", "webapp_first_request_us", "webapp_changed_lookup_us"):
+            self._samples[key] = []
 
     def publication(self) -> None:
         """Change one random series, publish its segment, let the worker serve a request."""
@@ -188,19 +203,29 @@ class Scale:
         table = self._window.segment_table(segment)
         self._samples["segment_build_ms"].append((time.perf_counter_ns() - start) / 1e6)
         start = time.perf_counter_ns()
+        table_checksum(table)
+        self._samples["segment_checksum_ms"].append((time.perf_counter_ns() - start) / 1e6)
+        start = time.perf_counter_ns()
         self._publisher.publish_segments({segment: table}, segments=self.segments)
         self._samples["publish_ms"].append((time.perf_counter_ns() - start) / 1e6)
-        answer = self._worker.ask(f"first {name} {self._rng.choice(self._warmed)}")
-        self._samples["first_request_us"].append(answer["first_request_us"])
-        self._samples["changed_lookup_us"].append(answer["changed_lookup_us"])
+        other = self._rng.choice(self._warmed)
+        for prefix, worker in (("", self._worker), ("webapp_", self._webapp)):
+            answer = worker.ask(f"first {name} {other}")
+            self._samples[f"{prefix}first_request_us"].append(answer["first_request_us"])
+            self._samples[f"{prefix}changed_lookup_us"].append(answer["changed_lookup_us"])
 
     def finish(self) -> dict[str, Any]:
         """Last lookups and memory; stops the worker, removes the window."""
         try:
             lookups = self._worker.ask(f"lookups {LOOKUPS} {LOOKUP_SEED}")
             memory = self._worker.ask("pss")
+            webapp = {
+                **self._webapp.ask(f"lookups {LOOKUPS} {LOOKUP_SEED}"),
+                **self._webapp.ask("pss"),
+            }
         finally:
             self._worker.close()
+            self._webapp.close()
             self._publisher.close()
         files = len(list((self._directory / "segments").iterdir()))
         shutil.rmtree(self._directory, ignore_errors=True)
@@ -212,7 +237,14 @@ class Scale:
             "publish_max_ms": max(self._samples["publish_ms"]),
             **lookups,
             **memory,
+            **{f"webapp_{key}": value for key, value in webapp.items()},
         }
+
+
+def _bytes_under(directory: Path) -> int:
+    """Bytes of every file in ``directory`` and its subdirectories (what the window takes in
+    the memory-backed filesystem)."""
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
 def measure(
@@ -244,6 +276,8 @@ def verdicts(sizes: list[dict[str, Any]]) -> dict[str, Any]:
         ("first_request_us", GOAL_FIRST_REQUEST),
         ("lookup_us", GOAL_LOOKUP),
         ("lookup_same_us", GOAL_LOOKUP),
+        ("webapp_first_request_us", GOAL_FIRST_REQUEST),
+        ("webapp_lookup_us", GOAL_LOOKUP),
     ):
         ratio = large[key] / small[key]
         out[f"{key}_ratio"] = round(ratio, 2)
@@ -256,7 +290,7 @@ def print_table(sizes: list[dict[str, Any]]) -> None:
         f"{'series':>10} {'segments':>8} {'publish ms':>10} {'build ms':>9} {'first µs':>9}"
         f" {'changed µs':>10} {'lookup µs':>9} {'same µs':>8} {'cold µs':>8} {'open ms':>8}"
         f" {'PSS MiB':>8}"
-        f" {'anon MiB':>8} {'initial s':>9}"
+        f" {'anon MiB':>8} {'initial s':>9} {'web first µs':>12} {'web µs':>7} {'web anon MiB':>12}"
     )
     for r in sizes:
         print(
@@ -266,7 +300,9 @@ def print_table(sizes: list[dict[str, Any]]) -> None:
             f" {r['lookup_first_pass_us']:>8.1f} {r['open_ms']:>8.1f}"
             f" {r['pss_kib'] / 1024:>8.1f}"
             f" {(r['pss_anon_kib'] - r['baseline_pss_anon_kib']) / 1024:>8.1f}"
-            f" {r['initial_publish_s']:>9.1f}"
+            f" {r['initial_publish_s']:>9.1f} {r['webapp_first_request_us']:>12.1f}"
+            f" {r['webapp_lookup_us']:>7.2f}"
+            f" {(r['webapp_pss_anon_kib'] - r['webapp_baseline_pss_anon_kib']) / 1024:>12.1f}"
         )
 
 

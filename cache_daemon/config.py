@@ -20,11 +20,13 @@ from contract.errors import ConfigError
 from contract.series import check_series_id
 from contract.settings import SharedSettings, env
 from objectstore.config import S3Config
+from shm import SERIES_PER_SEGMENT
 
 __all__ = ["DEFAULT_REPLAY_PATH", "DaemonConfig", "S3Config"]
 
 SourceKind = Literal["kafka", "replay"]
 GapPolicy = Literal["keep", "reindex"]
+PublishLayout = Literal["auto", "inline", "segmented"]
 
 DEFAULT_REPLAY_PATH = defaults.SAMPLE_PATH
 # A window shorter than a millisecond holds nothing; one longer than a century overflows the
@@ -165,6 +167,22 @@ class DaemonConfig(SharedSettings):
     )
     gap_policy: Annotated[GapPolicy, BeforeValidator(_lower)] = env(
         "WINDOW_GAP_POLICY", "keep", "`keep` or `reindex` (regular grid, interpolated gaps)"
+    )
+    publish_layout: Annotated[PublishLayout, BeforeValidator(_lower)] = env(
+        "PUBLISH_LAYOUT",
+        "auto",
+        "`inline` (each generation one file of every row), `segmented` (files of series "
+        "segments, a generation writing only those holding a changed series) or `auto` "
+        "(inline while the window holds one series, else segmented)",
+    )
+    series_per_segment: int = env(
+        "SERIES_PER_SEGMENT",
+        SERIES_PER_SEGMENT,
+        "series per segment on average in segmented generations (the count is the smallest "
+        "power of two that keeps them at most this many): fewer make each change cheaper to "
+        "publish, more make fewer files",
+        ge=1,
+        le=1_000_000,
     )
     publish_interval_ms: int = env(
         "PUBLISH_INTERVAL_MS",

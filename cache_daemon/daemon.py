@@ -15,7 +15,9 @@ Loop contract:
   unexpected error while handling one record is logged and dead-lettered as ``internal``.
   Input never stops it.
 * Publication: on the leading edge (a change after a quiet interval is published in the same
-  step), at most once per ``PUBLISH_INTERVAL_MS`` (a burst is coalesced), and only when what a
+  step), at most once per ``PUBLISH_INTERVAL_MS`` (a burst is coalesced) and, when a
+  publication takes longer than that, at most half of the time (the next waits as long as it
+  took), and only when what a
   reader would see changed (window content, restoring/live, model); offsets and counters that
   moved without a content change are checkpointed at most once a second. A failed
   publication (ENOSPC...) is counted, reported as ``degraded`` and retried with backoff; the
@@ -39,15 +41,16 @@ from pathlib import Path
 from cache_daemon.decode import Decoder
 from cache_daemon.errors import DecodeError
 from cache_daemon.model_watch import ModelWatcher
-from cache_daemon.publication import Coalescer, ModelInfo, build_metadata
+from cache_daemon.publication import Coalescer, ModelInfo, WindowFacts, build_metadata
 from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.sources import Health, Record, Source
 from cache_daemon.status import Liveness, StatusFile
 from cache_daemon.window import Outcome
+from cache_daemon.writer import PublishLayout, WindowWriter
 from contract.metadata import Counters
 from contract.model_files import prune_model_files
 from contract.series import SeriesIdError, series_id_of_key
-from shm import Publisher, PublishError
+from shm import SERIES_PER_SEGMENT, Publisher, PublishError
 
 __all__ = ["Daemon"]
 
@@ -64,7 +67,8 @@ class Daemon:
     :meth:`run`.
 
     ``initial_source`` is the ``source`` metadata of the generation published before the
-    stream starts (``"snapshot"`` for an S3 snapshot, else the source's kind).
+    stream starts (``"snapshot"`` for an S3 snapshot, else the source's kind). ``layout``,
+    ``series_per_segment``: how generations are written (:mod:`cache_daemon.writer`).
     """
 
     def __init__(
@@ -77,6 +81,8 @@ class Daemon:
         shm_dir: Path,
         publish_interval_ms: int,
         gap_policy: str = "keep",
+        layout: PublishLayout = "auto",
+        series_per_segment: int = SERIES_PER_SEGMENT,
         counters: Counters | None = None,
         model: ModelInfo | None = None,
         watcher: ModelWatcher | None = None,
@@ -89,6 +95,13 @@ class Daemon:
         self.topic = topic
         self.shm_dir = shm_dir
         self.gap_policy = gap_policy
+        self.writer = WindowWriter(
+            publisher,
+            windows,
+            layout=layout,
+            gap_policy=gap_policy,
+            series_per_segment=series_per_segment,
+        )
         self.counters = counters or Counters()
         self.model = model
         self.watcher = watcher
@@ -233,19 +246,22 @@ class Daemon:
         self.source.flush(_DLQ_FLUSH_S)
         captured_ns = time.monotonic_ns()
         keys = self._keys()
-        table = self.windows.to_table(gap_policy=self.gap_policy)
-        metadata = build_metadata(
-            table,
-            series=self.windows.series_count,
-            offsets=self.source.positions(),
-            topic=self.topic,
-            source=label,
-            state=data_state,
-            model=self.model,
-            counters=self.counters,
-        )
+        series, offsets = self.windows.series_count, self.source.positions()
+
+        def describe(facts: WindowFacts) -> dict[str, str]:
+            return build_metadata(
+                facts,
+                series=series,
+                offsets=offsets,
+                topic=self.topic,
+                source=label,
+                state=data_state,
+                model=self.model,
+                counters=self.counters,
+            )
+
         try:
-            generation = self.publisher.publish(table, metadata=metadata)
+            generation, rows = self.writer.write(describe)
         except PublishError as exc:
             self.counters.publish_errors += 1
             self._publish_failures += 1
@@ -255,14 +271,14 @@ class Daemon:
             self.state = "degraded"
             log.error("publish failed", extra={"error": str(exc)})
             return False
-        self._coalescer.published(captured_ns, *keys)
+        self._coalescer.published(captured_ns, *keys, took_ns=time.monotonic_ns() - captured_ns)
         self.windows.clear_changed()
         self.last_publish_ns = time.time_ns()
         if self._publish_failures:
             self._publish_failures = 0
             self.last_error = None
         self._track_model_files()
-        log.debug("published", extra={"generation": generation, "rows": table.num_rows})
+        log.debug("published", extra={"generation": generation, "rows": rows})
         return True
 
     def _track_model_files(self) -> None:

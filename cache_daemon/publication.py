@@ -1,7 +1,10 @@
 """What goes into each generation besides the table, and when to publish.
 
 The metadata is :class:`contract.metadata.GenerationMeta` (its keys are documented there); the
-counters it carries are restored at restart so nothing is counted twice.
+counters it carries are restored at restart so nothing is counted twice. What it says about
+the rows (count, time range, schema, checksum) is a :class:`WindowFacts`: from the whole table
+for an inline generation, from per-segment figures for a segmented one
+(:mod:`cache_daemon.writer`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pyarrow.compute as pc
 from contract.metadata import Counters, GenerationMeta, iso_utc, schema_fingerprint
 from shm import table_checksum
 
-__all__ = ["Coalescer", "ModelInfo", "build_metadata"]
+__all__ = ["Coalescer", "ModelInfo", "WindowFacts", "build_metadata"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +30,30 @@ class ModelInfo:
     file: str
 
 
+@dataclass(frozen=True, slots=True)
+class WindowFacts:
+    """What a generation's metadata says about its rows: how many, the oldest and newest
+    time over every series (ns; None without rows), the schema and the checksum
+    (``window_checksum``)."""
+
+    rows: int
+    time_min_ns: int | None
+    time_max_ns: int | None
+    schema: pa.Schema
+    checksum: str
+
+    @classmethod
+    def of_table(cls, table: pa.Table) -> WindowFacts:
+        """The facts of a whole table (an inline generation): O(rows). Its rows are sorted
+        by series, so the oldest and newest rows are found by a scan of ``time``;
+        ``checksum`` is :func:`shm.table_checksum`."""
+        bounds = pc.min_max(table.column("time"))
+        oldest, newest = (bounds[end].cast(pa.int64()).as_py() for end in ("min", "max"))
+        return cls(table.num_rows, oldest, newest, table.schema, table_checksum(table))
+
+
 def build_metadata(
-    table: pa.Table,
+    facts: WindowFacts,
     *,
     series: int,
     offsets: Mapping[int, int],
@@ -38,24 +63,21 @@ def build_metadata(
     model: ModelInfo | None,
     counters: Counters,
 ) -> dict[str, str]:
-    """The generation metadata for ``table``, which holds ``series`` series (its rows are
-    sorted by series, so the oldest and newest rows are found by a scan of ``time``)."""
-    bounds = pc.min_max(table.column("time"))
-    oldest, newest = (bounds[end].cast(pa.int64()).as_py() for end in ("min", "max"))
+    """The generation metadata of a window of ``series`` series described by ``facts``."""
     return GenerationMeta(
         offsets=dict(offsets),
         topic=topic,
         source=source,
         state=state,
-        rows=table.num_rows,
+        rows=facts.rows,
         series=series,
-        time_min=iso_utc(oldest),
-        time_max=iso_utc(newest),
-        schema_fingerprint=schema_fingerprint(table.schema),
+        time_min=iso_utc(facts.time_min_ns),
+        time_max=iso_utc(facts.time_max_ns),
+        schema_fingerprint=schema_fingerprint(facts.schema),
         model_version=model.version if model else "",
         model_sha256=model.sha256 if model else "",
         model_file=model.file if model else "",
-        window_checksum=table_checksum(table),
+        window_checksum=facts.checksum,
         counters=counters,
     ).to_metadata()
 
@@ -72,6 +94,12 @@ class Coalescer:
     The interval is counted from the moment the caller captured the published content (the
     ``now_ns`` it passes to :meth:`published`), not from the end of the write: otherwise the
     write's own duration would push every following slot later.
+
+    A publication that took longer than the interval itself (a window whose changes touch
+    many segments, a catch-up where every poll changes thousands of series) also keeps the
+    next one at least as long after its end as it took (:meth:`published`'s ``took_ns``): the loop
+    then spends at most half its time publishing and the rest reading, so a backlog is
+    coalesced into fewer, larger publications instead of one per interval.
 
     ``content`` is anything comparable that changes when a reader would see something new
     (window version, state, model); ``progress`` changes when only offsets/counters moved
@@ -110,13 +138,15 @@ class Coalescer:
             return None
         return max(0, target - now_ns, self._not_before_ns - now_ns)
 
-    def published(self, now_ns: int, content: object, progress: object) -> None:
+    def published(
+        self, now_ns: int, content: object, progress: object, *, took_ns: int = 0
+    ) -> None:
         """Record a successful publication of ``content``/``progress`` as captured at
-        ``now_ns``."""
+        ``now_ns``, whose capture and write took ``took_ns``."""
         self._last_ns = now_ns
         self._content = content
         self._progress = progress
-        self._not_before_ns = 0
+        self._not_before_ns = now_ns + 2 * took_ns if took_ns > self.interval_ns else 0
 
     def failed(self, now_ns: int, backoff_ns: int) -> None:
         """Record a failed publication: no new attempt before ``backoff_ns`` from now."""

@@ -250,6 +250,11 @@ class SeriesWindows:
         """
         return self._table(self.series_ids(), gap_policy)
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of every table this builds (:meth:`to_table`, :meth:`segment_table`)."""
+        return self._table((), "keep").schema
+
     def segment_series(self, segment: int, segments: int) -> list[str]:
         """The sorted ids of the series held in ``segment`` of ``segments``."""
         if not 0 <= segment < segments:

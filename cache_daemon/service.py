@@ -75,6 +75,8 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
                 shm_dir=config.shm_dir,
                 publish_interval_ms=config.publish_interval_ms,
                 gap_policy=config.gap_policy,
+                layout=config.publish_layout,
+                series_per_segment=config.series_per_segment,
                 counters=boot.counters if boot else None,
                 model=model,
                 watcher=watcher,

@@ -39,6 +39,7 @@ __all__ = [
     "Counters",
     "GenerationMeta",
     "format_offsets",
+    "iso_ns",
     "iso_utc",
     "parse_offsets",
     "schema_fingerprint",
@@ -112,6 +113,18 @@ def iso_utc(time_ns: int | None) -> str:
     if time_ns is None:
         return ""
     return (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat()
+
+
+def iso_ns(text: str) -> int | None:
+    """Nanoseconds since the epoch of an ISO-8601 time with an offset (what :func:`iso_utc`
+    writes; microsecond precision); None for ``""`` or anything else that is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def schema_fingerprint(schema: Iterable[_Field]) -> str:

@@ -15,7 +15,7 @@ from shm._meta import Epoch
 from shm._segment import SegmentKey
 from shm._sizing import SERIES_PER_SEGMENT, segments_for
 from shm.adopt import check_adoptable
-from shm.checksum import table_checksum
+from shm.checksum import SegmentsChecksum, segment_checksum, table_checksum
 from shm.errors import (
     CorruptGenerationError,
     ForeignDirectoryError,
@@ -38,12 +38,14 @@ __all__ = [
     "PublisherLockedError",
     "Reader",
     "SegmentKey",
+    "SegmentsChecksum",
     "SeriesIds",
     "SeriesSummary",
     "ShmError",
     "Snapshot",
     "UnsafePathError",
     "check_adoptable",
+    "segment_checksum",
     "segments_for",
     "table_checksum",
 ]

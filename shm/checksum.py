@@ -1,4 +1,5 @@
-"""A content checksum of a table, independent of chunking, slicing and memory location."""
+"""A content checksum of a table, independent of chunking, slicing and memory location, and
+of a table published in segments, kept current in O(changed segments)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["table_checksum"]
+from contract.series import SERIES_ID_COLUMN
+
+__all__ = ["SegmentsChecksum", "segment_checksum", "table_checksum"]
 
 
 def table_checksum(table: pa.Table) -> str:
@@ -95,3 +98,73 @@ def _hash_values(digest: hashlib.blake2b, array: pa.Array[Any]) -> None:
         return
     for value in array.to_pylist():
         digest.update(repr(value).encode() + b"\x1f")
+
+
+def segment_checksum(table: pa.Table) -> str:
+    """Hex BLAKE2b-128 digest of a multi-series table (a segment's: a ``series_id`` column in
+    which each series is one contiguous run, and the other columns): its ``series_id``
+    column run-length encoded (each run's id once, and where the run ends), then the other
+    columns, each part as :func:`table_checksum` hashes it. Any change of content changes it,
+    as with :func:`table_checksum`, but the ids cost once per series instead of once per row
+    (about half the bytes hashed for a segment of 336-row series)."""
+    column = table.column(SERIES_ID_COLUMN)
+    ids = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    runs: Any = pc.call_function("run_end_encode", [ids])
+    encoded = pa.table({"run_id": runs.values, "run_end": runs.run_ends.cast(pa.int64())})
+    rest = table.drop_columns([SERIES_ID_COLUMN])
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(table_checksum(encoded).encode())
+    digest.update(table_checksum(rest).encode())
+    return digest.hexdigest()
+
+
+class SegmentsChecksum:
+    """The checksum of a table published in ``segments`` segments, from each segment's
+    :func:`segment_checksum`, so that a publisher that rewrites a few segments updates it
+    in O(those segments).
+
+    Its value (:meth:`hexdigest`) is the hex BLAKE2b-128 of the segment count and of the XOR of
+    one BLAKE2b-128 per non-empty segment over its number and its checksum: equal contents
+    split the same way give equal values whatever order the segments were set in, and a
+    change of any segment's content, or of the segment count, changes it (up to the chance
+    collisions of a 128-bit digest; the XOR makes it a check against corruption, not against
+    a forger). ``Snapshot.data_checksum`` computes the same value from a segmented
+    generation's files.
+    """
+
+    __slots__ = ("_checksums", "_combined", "segments")
+
+    def __init__(self, segments: int) -> None:
+        if segments < 1:
+            raise ValueError(f"segments must be at least 1, got {segments}")
+        self.segments = segments
+        self._checksums: dict[int, str] = {}
+        self._combined = 0
+
+    def set(self, segment: int, checksum: str | None) -> None:
+        """Record ``segment``'s :func:`segment_checksum` (None: the segment is empty)."""
+        if not 0 <= segment < self.segments:
+            raise ValueError(f"segment {segment} is not between 0 and {self.segments - 1}")
+        old = self._checksums.pop(segment, None)
+        if old is not None:
+            self._combined ^= _term(segment, old)
+        if checksum is not None:
+            self._checksums[segment] = checksum
+            self._combined ^= _term(segment, checksum)
+
+    def copy(self) -> SegmentsChecksum:
+        """An independent copy (to stage changes that may be abandoned)."""
+        other = SegmentsChecksum(self.segments)
+        other._checksums = dict(self._checksums)
+        other._combined = self._combined
+        return other
+
+    def hexdigest(self) -> str:
+        """The checksum of the whole table, O(1)."""
+        text = f"segments\x00{self.segments}\x00{self._combined:032x}"
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _term(segment: int, checksum: str) -> int:
+    digest = hashlib.blake2b(f"{segment}\x00{checksum}".encode(), digest_size=16).digest()
+    return int.from_bytes(digest, "big")

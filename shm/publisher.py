@@ -167,7 +167,7 @@ class Publisher:
         changed: Mapping[int, pa.Table | None],
         *,
         segments: int,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
     ) -> int:
         """Write the next generation as ``segments`` segments, of which only ``changed``
         are written; return its number. Cost: O(rows of the changed segments + segments),
@@ -183,15 +183,18 @@ class Publisher:
         ``timestamp[ns]`` column without nulls and value columns, the same columns in every
         segment (and in the carried-over ones), rows sorted by ``series_id`` then ``time``,
         and only series that :func:`contract.series.segment_of` assigns to that segment.
-        ``metadata`` as for :meth:`publish`. A table that breaks a rule raises ValueError
-        naming the segment and the rule; nothing is published and the files already written
-        are removed.
+        ``metadata`` as for :meth:`publish`, or a function returning it, called once after
+        every table of ``changed`` was read (so that it may describe them). A table that
+        breaks a rule, or metadata that does, raises ValueError (TypeError for metadata that
+        is not text) naming the segment or the key and the rule; nothing is published and
+        the files already written are removed.
 
         ``changed`` is read once, in its iteration order, each table checked and written
         before the next is asked for: a lazy mapping that builds each segment's table on
         demand keeps a large first generation to one segment's memory at a time.
         """
-        user_metadata = _check_metadata(metadata)
+        if not callable(metadata):
+            _check_metadata(metadata)
         state = (
             self._state if self._state is not None and self._state.segments == segments else None
         )
@@ -219,6 +222,10 @@ class Publisher:
             base = state if state is not None else SegmentState.empty(segments, data_schema)
             after = base.after(generation, indexes, ids)
             batch = manifest_batch(after.written, after.series, after.rows)
+            try:
+                user_metadata = _check_metadata(metadata() if callable(metadata) else metadata)
+            except (TypeError, ValueError) as exc:
+                raise _RefusedMetadataError(exc) from exc
             return batch.schema.with_metadata(
                 {
                     **user_metadata,
@@ -306,6 +313,9 @@ class Publisher:
         except RefusedTableError:
             commit.undo()
             raise
+        except _RefusedMetadataError as exc:
+            commit.undo()
+            raise exc.error from None
         except Exception as exc:
             commit.undo()
             raise PublishError(
@@ -364,6 +374,15 @@ class Publisher:
             f"{_NAME_ATTEMPTS} generation names after {self._generation} are taken by files "
             f"this publisher did not write in {self._directory}",
         )
+
+
+class _RefusedMetadataError(Exception):
+    """Metadata from a caller's function broke a rule: ``error`` (its ValueError or
+    TypeError) is raised once the generation's files are removed."""
+
+    def __init__(self, error: TypeError | ValueError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _mark(directory: Path) -> None:

@@ -11,9 +11,10 @@ import pyarrow as pa
 
 from contract.series import DEFAULT_SERIES_ID
 from shm._index import SeriesSummary
-from shm._layouts import InlineLayout, Layout, SeriesIds
+from shm._layouts import InlineLayout, Layout, SegmentedLayout, SeriesIds
 from shm._meta import Epoch
 from shm._segment import SegmentKey
+from shm.checksum import SegmentsChecksum, segment_checksum, table_checksum
 
 __all__ = ["SegmentKey", "SeriesIds", "SeriesSummary", "Snapshot"]
 
@@ -21,6 +22,7 @@ T = TypeVar("T")
 
 _FRAME_KEY = "shm.frame"
 _TABLE_KEY = "shm.table"
+_CHECKSUM_KEY = "shm.data_checksum"
 
 
 class Snapshot:
@@ -98,6 +100,20 @@ class Snapshot:
         if isinstance(self._layout, InlineLayout):
             return self._layout.table()
         return self.derive(_TABLE_KEY, lambda snapshot: snapshot._layout.table())
+
+    @property
+    def segmented(self) -> bool:
+        """Whether the generation is a manifest of segments (``publish_segments``), as
+        opposed to one inline table (``publish``)."""
+        return isinstance(self._layout, SegmentedLayout)
+
+    def data_checksum(self) -> str:
+        """The checksum of every row, computed from the mapped data (O(window), once per
+        snapshot and process): :func:`~shm.table_checksum` of an inline generation's table;
+        for a segmented one, the :class:`~shm.SegmentsChecksum` of its segments'
+        :func:`~shm.segment_checksum`. What a publisher's caller that records either
+        in its metadata can be checked against; not for a request's path."""
+        return self.derive(_CHECKSUM_KEY, _data_checksum)
 
     @property
     def num_rows(self) -> int:
@@ -193,3 +209,15 @@ class Snapshot:
 
 def _to_frame(snapshot: Snapshot) -> pd.DataFrame:
     return snapshot.table.to_pandas(split_blocks=True, self_destruct=False)
+
+
+def _data_checksum(snapshot: Snapshot) -> str:
+    layout = snapshot._layout
+    if not isinstance(layout, SegmentedLayout):
+        return table_checksum(snapshot.table)
+    combined = SegmentsChecksum(layout.segments)
+    schema = layout.manifest.data_schema
+    for segment, entry in enumerate(layout.entries):
+        if entry is not None:
+            combined.set(segment, segment_checksum(entry.with_ids(schema)))
+    return combined.hexdigest()

@@ -15,7 +15,9 @@ __all__ = ["CacheInfo", "cache_fields"]
 @dataclass(frozen=True, slots=True)
 class CacheInfo:
     """One generation as one worker sees it. Metadata a publisher left out reads as null;
-    ``checksum_matches`` compares the table with the checksum the metadata states;
+    ``checksum_matches`` compares the checksum this worker computed from the table with the
+    one the metadata states (null without one, and for a segmented generation, whose
+    checksum the worker reports from the metadata without reading every row);
     ``series`` is the number of series in the window (``GET /series`` lists them)."""
 
     generation: int
@@ -59,7 +61,9 @@ class CacheInfo:
             data_age_ms=data_age_ms,
             checksum=summary.checksum,
             checksum_matches=(
-                meta.window_checksum == summary.checksum if meta.window_checksum else None
+                meta.window_checksum == summary.checksum
+                if meta.window_checksum and summary.checksum_verified
+                else None
             ),
         )
 

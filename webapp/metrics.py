@@ -108,7 +108,7 @@ class _ScrapeCollector:
         if view is not None:
             gen.add_metric([], view.generation)
             age.add_metric([], state.data_age_ms(view) / 1000.0)
-            rows.add_metric([], view.snapshot.table.num_rows)
+            rows.add_metric([], view.snapshot.num_rows)
             series.add_metric([], view.catalog().count)
             with contextlib.suppress(NoModelError):
                 version = view.model_version(state.models.get(view.meta))

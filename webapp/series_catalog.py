@@ -14,14 +14,23 @@ asks a :class:`SeriesCatalog`:
   (:class:`SeriesPage`), each with its rows and time range (:class:`SeriesInfo`).
 
 A catalog is derived once per generation per process (:meth:`SeriesCatalog.of`, through
-``Snapshot.derive``). From a whole table it costs one vectorised comparison of the id column
-(the boundaries are where the id changes; no Python step per row) and one dictionary entry
-per series. :attr:`SeriesRows.version` identifies a series' data: two lookups give equal
-versions only when they hold the same rows, so what is derived from a series (its forecast)
-can be memoized by it. Here it is the generation (its epoch and number). A segmented layout
-(each series' rows found through the snapshot, with an identity that survives generations
-that leave the series unchanged) is another subclass of :class:`SeriesCatalog` chosen by
-:func:`_build`, with that identity as the version; nothing outside this module changes.
+``Snapshot.derive``), in one of two forms chosen by :func:`_build`:
+
+* an inline generation (one table): grouped once, at the cost of one vectorised comparison of
+  the id column (the boundaries are where the id changes; no Python step per row) and one
+  dictionary entry per series; :attr:`SeriesRows.version` is the generation (its epoch and
+  number);
+* a segmented generation (``Snapshot.segmented``): nothing is built; each answer comes from
+  the snapshot's series API (a lookup hashes the id to its segment and probes that segment's
+  index, O(1); the listing is built once per set of series), and the version is
+  ``Snapshot.segment_key``, which stays equal across generations that carry the series'
+  segment over unchanged: its memoized forecast is reused, not recomputed. The time range
+  is the one the publisher recorded (``time_min``/``time_max`` of the metadata). Nothing is
+  O(window).
+
+:attr:`SeriesRows.version` identifies a series' data: two lookups give equal versions only
+when they hold the same rows, so what is derived from a series (its forecast) can be
+memoized by it.
 
 Order: ids are compared as Python strings, which for valid Unicode text is the order of their
 UTF-8 bytes (code point order; ``tests/webapp/test_series_catalog.py`` checks both on random
@@ -40,6 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from contract.metadata import GenerationMeta, iso_ns
 from contract.series import DEFAULT_SERIES_ID, SERIES_ID_COLUMN
 from forecasting.features import FloatArray, IntArray
 from shm import Snapshot
@@ -64,9 +74,9 @@ def series_column_problem(schema: pa.Schema) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class SeriesRows:
-    """One series of one generation: ``table`` is a zero-copy slice of the published table
+    """One series of one generation: ``table`` is a zero-copy slice of the published data
     holding its rows in time order (its ``time`` and value columns; the ``series_id`` column
-    too when the table has one). ``version`` is equal for two lookups only when their rows
+    too when an inline table has one). ``version`` is equal for two lookups only when their rows
     are the same (see the module docstring). Read-only."""
 
     series_id: str
@@ -220,7 +230,51 @@ class _TableCatalog(SeriesCatalog):
         return SeriesInfo(series_id, stop - start, tmin, tmax)
 
 
+class _SegmentedCatalog(SeriesCatalog):
+    """The catalog of a segmented generation: the snapshot's series API, nothing derived
+    here (see the module docstring)."""
+
+    __slots__ = ("_count", "_snapshot")
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__(None)
+        self._snapshot = snapshot
+        self._count = snapshot.series_count
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def lookup(self, series_id: str) -> SeriesRows | None:
+        snapshot = self._snapshot
+        table = snapshot.series_table(series_id)
+        if table is None:
+            return None
+        return SeriesRows(series_id, snapshot.segment_key(series_id), table)
+
+    def page(self, after: str | None, limit: int) -> SeriesPage:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        snapshot = self._snapshot
+        ids = snapshot.series_ids()
+        more = ids.position_after(after) + limit < len(ids)
+        items = tuple(
+            SeriesInfo(s.series_id, s.rows, s.time_min_ns, s.time_max_ns)
+            for s in snapshot.series_after(after, limit)
+        )
+        return SeriesPage(self._count, items, items[-1].series_id if more and items else None)
+
+    def time_range(self) -> tuple[int, int] | None:
+        meta = GenerationMeta.from_metadata(self._snapshot.metadata)
+        first, last = iso_ns(meta.time_min), iso_ns(meta.time_max)
+        if first is None or last is None or not self._count:
+            return None
+        return first, last
+
+
 def _build(snapshot: Snapshot) -> SeriesCatalog:
+    if snapshot.segmented:
+        return _SegmentedCatalog(snapshot)
     table = snapshot.table
     version = (snapshot.epoch, snapshot.generation)
     rows = table.num_rows

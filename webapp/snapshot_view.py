@@ -4,7 +4,11 @@ forecasts.
 There is one :class:`SnapshotView` per generation per process (:meth:`SnapshotView.of`).
 What depends on the whole generation is computed once through ``Snapshot.derive``: the
 metadata is parsed once (``GenerationMeta.from_metadata``), the summary (rows, time range,
-checksum) once, the series catalog (:class:`webapp.series_catalog.SeriesCatalog`) once.
+checksum) once, the series catalog (:class:`webapp.series_catalog.SeriesCatalog`) once. For
+an inline generation the summary is computed from the table (its checksum recomputed from the
+mapped bytes, to prove they are what the daemon published); for a segmented one it is the
+manifest's row count and the daemon's record of the time range and checksum (recomputing
+them would read every row: O(window) per generation), and ``checksum_verified`` says so.
 A series' forecast is computed on the first request for that series, from its rows alone,
 and kept in the worker's :class:`webapp.forecast_memo.ForecastMemo` (encoded, full horizon);
 a request then only joins its first steps.
@@ -19,7 +23,7 @@ import numpy as np
 
 from contract.metadata import GenerationMeta
 from forecasting import Forecaster, ForecastingError, Origin
-from shm import Snapshot, table_checksum
+from shm import CorruptGenerationError, Snapshot, table_checksum
 from webapp.forecast_memo import ForecastMemo
 from webapp.forecasts import Forecast, window_forecast
 from webapp.model_cache import LoadedModel
@@ -45,12 +49,15 @@ SeriesForecast = Forecast | str
 
 @dataclass(frozen=True, slots=True)
 class WindowSummary:
-    """Facts about one generation's table."""
+    """Facts about one generation's table. ``checksum_verified``: this process computed
+    ``checksum`` from the data it maps (an inline generation), as opposed to reporting the
+    daemon's ``window_checksum`` (a segmented one)."""
 
     rows: int
     time_min: str | None
     time_max: str | None
     checksum: str
+    checksum_verified: bool
 
 
 class UnusableWindowError(Exception):
@@ -102,8 +109,8 @@ class SnapshotView:
     def summary(self) -> WindowSummary:
         # The catalog first: derive holds the snapshot's lock while it computes, so one
         # derivation never starts another from inside it.
-        catalog = self.catalog()
-        return self.snapshot.derive("webapp.summary", lambda snap: _summarize(snap, catalog))
+        catalog, meta = self.catalog(), self.meta
+        return self.snapshot.derive("webapp.summary", lambda snap: _summarize(snap, catalog, meta))
 
     def catalog(self) -> SeriesCatalog:
         """The generation's series (counted, indexed and listed once)."""
@@ -124,7 +131,10 @@ class SnapshotView:
         if catalog.problem is not None:
             raise UnusableWindowError(catalog.problem)
         if series_id is not None:
-            rows = catalog.lookup(series_id)
+            try:
+                rows = catalog.lookup(series_id)
+            except CorruptGenerationError as exc:  # a segment file altered after publication
+                raise UnusableWindowError(str(exc)) from None
             if rows is None:
                 raise UnknownSeriesError(series_id, catalog.count)
             return rows
@@ -184,13 +194,12 @@ def _which(rows: SeriesRows) -> str:
     return f"series {rows.series_id!r}"
 
 
-def _summarize(snapshot: Snapshot, catalog: SeriesCatalog) -> WindowSummary:
-    table = snapshot.table
+def _summarize(snapshot: Snapshot, catalog: SeriesCatalog, meta: GenerationMeta) -> WindowSummary:
     span = catalog.time_range()
     tmin, tmax = (None, None) if span is None else (_iso(span[0]), _iso(span[1]))
-    return WindowSummary(
-        rows=table.num_rows, time_min=tmin, time_max=tmax, checksum=table_checksum(table)
-    )
+    verified = not snapshot.segmented
+    checksum = table_checksum(snapshot.table) if verified else meta.window_checksum
+    return WindowSummary(snapshot.num_rows, tmin, tmax, checksum, verified)
 
 
 def _iso(ns: object) -> str | None:

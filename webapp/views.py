@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import ClientDisconnected
 
+from shm import CorruptGenerationError
 from webapp import metrics, shard_route
 from webapp.cache_info import CacheInfo
 from webapp.errors import FieldError, ProblemError
@@ -222,7 +223,11 @@ def series() -> Response:
     catalog = view.catalog()
     if catalog.problem is not None:
         raise _unusable(state, catalog.problem)
-    body = _encode(_series_list(catalog, query.after, query.limit))
+    try:
+        listing = _series_list(catalog, query.after, query.limit)
+    except CorruptGenerationError as exc:  # a segment file altered after publication
+        raise _unusable(state, str(exc)) from None
+    body = _encode(listing)
     return _response(body, generation=view.generation)
 
 

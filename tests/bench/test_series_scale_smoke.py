@@ -28,8 +28,14 @@ def test_tiny_series_scale_writes_sane_figures(tmp_path: Path) -> None:
         assert 0 < size["lookup_us"] < 1_000
         assert 0 < size["publish_ms"] < 1_000
         assert size["pss_kib"] > 0 and size["pss_anon_kib"] > 0
+        # Each row is 16 bytes of time and value; the ids, index and files add to that.
+        assert size["shm_bytes_per_series"] > 16 * series_scale.QUICK_ROWS
+        # The web service's way (view, catalog, memo) answers every lookup too.
+        assert 0 < size["webapp_lookup_us"] < 10_000
+        assert 0 < size["webapp_first_request_us"] < 100_000
     assert set(results["verdicts"]) >= {
         "publish_ms_ratio",
         "first_request_us_ratio",
         "lookup_us_ratio",
+        "webapp_first_request_us_ratio",
     }

@@ -68,8 +68,15 @@ class Producer:
         self._producer.flush(timeout=30)
         return [future.get(timeout=30).offset for future in pending]
 
-    def _send(self, value: bytes) -> Any:
-        return self._producer.send(self.topic, value=value, partition=0)
+    def send_keyed(self, records: Iterable[tuple[bytes, bytes]]) -> list[int]:
+        """Send ``(key, value)`` records (the key names the series), wait for the acks,
+        return the offsets."""
+        pending = [self._send(value, key) for key, value in records]
+        self._producer.flush(timeout=60)
+        return [future.get(timeout=60).offset for future in pending]
+
+    def _send(self, value: bytes, key: bytes | None = None) -> Any:
+        return self._producer.send(self.topic, value=value, key=key, partition=0)
 
     def close(self) -> None:
         self._producer.close(timeout=10)

@@ -2,14 +2,17 @@
 DIR OUT``.
 
 A separate process (so the test's client threads cannot starve it of the GIL) woken by inotify
-on each rename into ``DIR``. For every new ``gen-*.arrow`` it maps the file, reads the
+on each rename into ``DIR``. For every new ``gen-*.arrow`` it maps the generation (an inline
+file, or a manifest and every segment file it names, as ``shm.Reader`` does), reads the
 publisher's metadata (``window_checksum``, ``rows``, ``offsets``, ``state``, ``model_file``) and
-recomputes the checksum of the data itself, then appends one JSON line to ``OUT``::
+recomputes the checksum of the data itself (``Snapshot.data_checksum``: the table's, or the
+combination of every segment's), then appends one JSON line to ``OUT``::
 
     {"generation": g, "rows": "...", "window_checksum": "...", "actual": "...", ...}
 
 A generation unlinked before it could be opened (the publisher keeps two) is written as
-``{"generation": g, "missed": true}``. Runs until SIGTERM.
+``{"generation": g, "missed": true}``; one the reader refuses (corrupt, unsafe) as
+``{"generation": g, "refused": "<why>"}``. Runs until SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import json
-import mmap
 import os
 import re
 import select
@@ -28,9 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-from shm import table_checksum
+from shm import ShmError, Snapshot
+from shm._generation import open_generation
 from tests._wait import wait_until
 
 _GEN = re.compile(r"\Agen-(\d{20})\.arrow\Z")
@@ -57,28 +58,25 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _open(path: Path) -> int | None:
+def _open(directory: Path, generation: int) -> Snapshot | dict[str, Any]:
+    """The generation, mapped with every file it names (so that it outlives their unlinking);
+    else what to record instead."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return open_generation(directory, generation, frozenset({os.geteuid()}))
     except FileNotFoundError:
-        return None
+        return {"missed": True}
+    except (ShmError, OSError) as exc:
+        return {"refused": str(exc)}
 
 
-def _read(fd: int) -> dict[str, Any]:
-    """Metadata and recomputed checksum of the generation open as ``fd`` (then closed)."""
-    try:
-        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as mapped:
-            buffer = pa.py_buffer(mapped)
-            reader = pa.ipc.open_file(buffer)
-            table = reader.read_all()
-            meta = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
-            out: dict[str, Any] = {k: meta.get(k) for k in _KEYS}
-            out["actual"] = table_checksum(table)
-            out["actual_rows"] = table.num_rows
-            out["published_at_ns"] = int(meta.get("shm.published_at_ns", "0"))
-            del reader, table, buffer
-    finally:
-        os.close(fd)
+def _read(snapshot: Snapshot) -> dict[str, Any]:
+    """Metadata and recomputed checksum of ``snapshot``."""
+    meta = snapshot.metadata
+    out: dict[str, Any] = {k: meta.get(k) for k in _KEYS}
+    out["actual"] = snapshot.data_checksum()
+    out["actual_rows"] = snapshot.num_rows
+    out["published_at_ns"] = snapshot.published_at_ns
+    out["segmented"] = snapshot.segmented
     return out
 
 
@@ -101,30 +99,29 @@ def main(directory: Path, out: Path) -> int:
     watch = _inotify(directory)
     seen: set[int] = set()
     newest = 0
-    pending: list[tuple[int, int | None]] = []
+    pending: list[tuple[int, Snapshot | dict[str, Any]]] = []
 
     def open_new() -> None:
-        # An open file outlives its unlinking: open every new generation before reading any.
+        # A mapped file outlives its unlinking: map every new generation before reading any.
         for name in sorted(n for n in os.listdir(directory) if _GEN.match(n)):
             generation = int(name[4:24])
             if generation not in seen:
                 seen.add(generation)
-                pending.append((generation, _open(directory / name)))
+                pending.append((generation, _open(directory, generation)))
 
     with out.open("a", buffering=1) as sink:
         while not stop:
             open_new()
             while pending:
-                generation, gen_fd = pending.pop(0)
+                generation, opened = pending.pop(0)
                 for gap in range(newest + 1, generation) if newest else ():
                     if gap not in seen:
                         seen.add(gap)
                         sink.write(json.dumps({"generation": gap, "missed": True}) + "\n")
                 newest = max(newest, generation)
-                if gen_fd is None:
-                    sink.write(json.dumps({"generation": generation, "missed": True}) + "\n")
-                else:
-                    sink.write(json.dumps({"generation": generation, **_read(gen_fd)}) + "\n")
+                record = opened if isinstance(opened, dict) else _read(opened)
+                del opened  # unmaps
+                sink.write(json.dumps({"generation": generation, **record}) + "\n")
                 # Reading takes a while at full publishing speed: look again before the next
                 # read, so a generation published meanwhile is opened before it can be pruned.
                 open_new()

@@ -167,6 +167,9 @@ class Service:
     def predict(self) -> _http.Result:
         return _http.call(self.port, "POST", "/predict", b"{}")
 
+    def post(self, path: str, body: bytes) -> _http.Result:
+        return _http.call(self.port, "POST", path, body)
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         try:
             wait_until(
@@ -238,6 +241,7 @@ def running_service(
     wait_model: bool = True,
     daemon_env: Mapping[str, str] | None = None,
     web_env: Mapping[str, str] | None = None,
+    layout: str = "auto",
 ) -> Iterator[Service]:
     """Start the daemon and Gunicorn; stop both and remove every file on exit.
 
@@ -246,6 +250,8 @@ def running_service(
     the same bucket; ``s3_endpoint`` replaces the stack's (a gate in front of it). Without a
     stack it replays the sample. ``wait_model``: wait until a generation names the model and
     ``/readyz`` answers 200 before yielding. ``web_env``: more variables for Gunicorn.
+    ``layout``: the daemon's ``PUBLISH_LAYOUT`` (``segmented`` publishes even the one series
+    of these scenarios as a manifest and segment files).
     """
     work = Path(tempfile.mkdtemp(prefix="concurrency-", dir="/dev/shm"))
     directory = shm_dir if shm_dir is not None else work / "window"
@@ -255,6 +261,7 @@ def running_service(
         PUBLISH_INTERVAL_MS=str(publish_interval_ms),
         MODEL_POLL_INTERVAL_S="1",
         LOG_LEVEL="INFO",
+        PUBLISH_LAYOUT=layout,
     )
     bucket = None
     digest = hashlib.sha256(artifact).hexdigest()

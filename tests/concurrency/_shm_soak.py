@@ -74,7 +74,7 @@ def writer(directory: str, interval_ms: float) -> int:
 
 
 def _checksum_ok(snap: Snapshot) -> bool:
-    return table_checksum(snap.table) == snap.metadata["window_checksum"]
+    return snap.data_checksum() == snap.metadata["window_checksum"]
 
 
 def reader(directory: str, reads: int) -> int:

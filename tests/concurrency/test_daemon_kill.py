@@ -9,12 +9,15 @@ is down every answer names exactly that generation); once the daemon has been do
 ``MAX_DATA_AGE_MS``, ``/readyz`` must say "stale". After the last restart the window must hold
 every event exactly once: offsets equal to the end of the topic, the table equal to the
 snapshot plus every event produced, and the ``events`` counter equal to the number produced.
+It runs with the daemon publishing inline files and segments (a manifest and segment files:
+a kill between renaming the segment files and the manifest leaves files no manifest names,
+which the restarted daemon removes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import random
 import subprocess
 import sys
@@ -46,13 +49,23 @@ class Outage:
     temp_files: int
 
 
+def _temp_files(service: Service) -> list[str]:
+    """The publication temp files in the shm directory and its ``segments/``."""
+    names = [p.name for p in service.shm_dir.iterdir() if p.name.startswith(".tmp-")]
+    segments = service.shm_dir / "segments"
+    if segments.is_dir():
+        names += [f"segments/{p.name}" for p in segments.iterdir() if p.name.startswith(".tmp-")]
+    return names
+
+
 def _writing(service: Service, seconds: float) -> bool:
     """Spin until a publication's temp file exists (a write in flight); False after
     ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if any(name.startswith(".tmp-") for name in os.listdir(service.shm_dir)):
-            return True
+        with contextlib.suppress(FileNotFoundError):  # a temp file renamed meanwhile
+            if _temp_files(service):
+                return True
     return False
 
 
@@ -86,7 +99,7 @@ def kill_and_restart(
     down = time.monotonic_ns()
     served = service.snapshot()
     assert served is not None
-    temps = sum(1 for p in service.shm_dir.iterdir() if p.name.startswith(".tmp-"))
+    temps = len(_temp_files(service))
     time.sleep(down_s)
     up = time.monotonic_ns()
     service.daemon.start()
@@ -94,7 +107,14 @@ def kill_and_restart(
 
 
 def run_kills(
-    stack: StackHandle, artifact: bytes, *, events: int, rate: float, kills: int, seed: int
+    stack: StackHandle,
+    artifact: bytes,
+    *,
+    events: int,
+    rate: float,
+    kills: int,
+    seed: int,
+    layout: str = "auto",
 ) -> dict[str, object]:
     rng = random.Random(seed)
     topic = stack.new_topic(1, prefix="kill")
@@ -106,6 +126,7 @@ def run_kills(
         snapshot_rows=SNAPSHOT_ROWS,
         publish_interval_ms=5,
         max_age_ms=MAX_AGE_MS,
+        layout=layout,
     ) as service:
         producer = Producer(stack, topic)
         pacer = Pacer(producer, first=SNAPSHOT_ROWS, count=events, rate=rate, batch=5)
@@ -143,9 +164,8 @@ def run_kills(
                     what="caught up after the last restart",
                 )
                 service.wait_ready()
-                leftovers = [
-                    p.name for p in service.shm_dir.iterdir() if p.name.startswith(".tmp-")
-                ]
+                leftovers = _temp_files(service)
+                segmented = final.segmented
         finally:
             producer.close()
         predicts, readies = predict.results(), ready.results()
@@ -185,7 +205,9 @@ def run_kills(
         assert (r.status, r.headers.get("x-not-ready")) == (503, "stale"), r
         stale += 1
     assert all(r.kind == "ok" and r.status in (200, 503) for r in readies), summarize(readies)
+    assert segmented == (layout == "segmented")
     return {
+        "layout": layout,
         "kills": kills,
         "events": events,
         "kills_with_a_write_in_flight": sum(1 for o in outages if o.temp_files),
@@ -203,15 +225,17 @@ def run_kills(
     }
 
 
+@pytest.mark.parametrize("layout", ["inline", "segmented"])
 def test_sigkill_while_publishing_loses_nothing_and_serving_goes_on(
-    stack: StackHandle, artifact: bytes
+    stack: StackHandle, artifact: bytes, layout: str
 ) -> None:
-    out = run_kills(stack, artifact, events=2000, rate=100.0, kills=5, seed=3)
+    out = run_kills(stack, artifact, events=2000, rate=100.0, kills=5, seed=3, layout=layout)
     figures("3-daemon-sigkill", **out)
 
 
 _PUBLISH_THEN_DIE = """
 import json, os, sys
+import pyarrow as pa
 from scripts.sample_window import sample_table, window_metadata
 from shm import Publisher
 
@@ -226,12 +250,18 @@ def replace(src, dst):
 
 os.replace = replace
 table = sample_table(1000, end=2000)
-Publisher(sys.argv[1]).publish(table, metadata=window_metadata(table, json.loads(sys.argv[2])))
+metadata = window_metadata(table, json.loads(sys.argv[2]))
+if sys.argv[3] == "segmented":  # a manifest naming one segment file, renamed last
+    keyed = table.add_column(0, "series_id", pa.array(["default"] * table.num_rows))
+    Publisher(sys.argv[1]).publish_segments({0: keyed}, segments=1, metadata=metadata)
+else:
+    Publisher(sys.argv[1]).publish(table, metadata=metadata)
 """
 
 
+@pytest.mark.parametrize("layout", ["inline", "segmented"])
 def test_a_publisher_killed_right_after_the_rename_is_seen_by_every_worker(
-    artifact: bytes,
+    artifact: bytes, layout: str
 ) -> None:
     """The worst instant for a kill: the new generation's file is in place, nothing after
     that ran. It is complete and the newest, so every worker must serve it, not only the
@@ -257,6 +287,7 @@ def test_a_publisher_killed_right_after_the_rename_is_seen_by_every_worker(
                     _PUBLISH_THEN_DIE,
                     str(window.directory),
                     json.dumps(window.model_meta),
+                    layout,
                 ],
                 cwd=ROOT,
                 check=False,

@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from shm import Publisher, table_checksum
+from shm import Publisher, SegmentsChecksum, segment_checksum, table_checksum
 from tests.concurrency._checks import regressions
 from tests.concurrency._http import call
 from tests.concurrency._recorder import Recorder
 from tests.concurrency._series import table_of
+from tests.shm._tables import split_by_segment
 
 pytestmark = pytest.mark.concurrency
 
@@ -106,4 +108,25 @@ def test_the_recorder_reports_data_that_does_not_match_its_checksum(shm_dir: Pat
                 time.sleep(0.02)
             records = recorder.records()
     assert records[1]["actual"] == records[1]["window_checksum"]
+    assert records[2]["actual"] != records[2]["window_checksum"]
+
+
+def test_the_recorder_reports_a_segmented_generation_that_does_not_match_its_checksum(
+    shm_dir: Path,
+) -> None:
+    table = table_of(range(100))
+    ids = pa.array([f"s{i % 7}" for i in range(100)], pa.string())
+    keyed = table.add_column(0, "series_id", ids).sort_by([("series_id", "ascending")])
+    parts = split_by_segment(keyed, 4)
+    right = SegmentsChecksum(4)
+    for segment, part in parts.items():
+        right.set(segment, segment_checksum(part) if part is not None and part.num_rows else None)
+    with Publisher(shm_dir) as pub, Recorder(shm_dir, shm_dir.parent / "records.jsonl") as recorder:
+        pub.publish_segments(parts, segments=4, metadata={"window_checksum": right.hexdigest()})
+        pub.publish_segments(parts, segments=4, metadata={"window_checksum": "0" * 32})
+        deadline = time.monotonic() + 10
+        while 2 not in recorder.records() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        records = recorder.records()
+    assert records[1]["segmented"] and records[1]["actual"] == records[1]["window_checksum"]
     assert records[2]["actual"] != records[2]["window_checksum"]

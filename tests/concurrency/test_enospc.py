@@ -5,7 +5,9 @@ The daemon's ``SHM_DIR`` lives on a small tmpfs mounted for the test (root only,
 status file, not for a generation. The last good generation must stay live and be served (no
 5xx); the failure must show in the daemon's status (``degraded``, ``last_error``,
 ``publish_errors``), in ``/metrics``, and in ``/readyz`` once the data is older than the bound;
-when the file is removed publishing resumes by itself and the service is ready again.
+when the file is removed publishing resumes by itself and the service is ready again. The
+scenarios run with the daemon publishing inline files and segments (a failure while writing
+the segment files or the manifest leaves none of them behind).
 """
 
 from __future__ import annotations
@@ -88,10 +90,18 @@ class Hog:
 
 
 def temp_files(directory: Path) -> list[str]:
-    """Temp files of generations (``.tmp-*``) or of the status file (``.*.part``)."""
-    return [
+    """Temp files of generations or segments (``.tmp-*``, here and in ``segments/``) or of
+    the status file (``.*.part``)."""
+    names = [
         p.name for p in directory.iterdir() if p.name.startswith(".tmp-") or p.suffix == ".part"
     ]
+    segments = directory / "segments"
+    if segments.is_dir():
+        names += [f"segments/{p.name}" for p in segments.iterdir() if p.name.startswith(".tmp-")]
+    return names
+
+
+LAYOUTS = ["inline", "segmented"]
 
 
 def can_mount() -> bool:
@@ -99,7 +109,8 @@ def can_mount() -> bool:
 
 
 @pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
-def test_full_shm_keeps_serving_reports_and_recovers(artifact: bytes) -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_full_shm_keeps_serving_reports_and_recovers(artifact: bytes, layout: str) -> None:
     with (
         tiny_tmpfs("2m") as mount,
         running_service(
@@ -109,6 +120,7 @@ def test_full_shm_keeps_serving_reports_and_recovers(artifact: bytes) -> None:
             max_age_ms=MAX_AGE_MS,
             publish_interval_ms=20,
             daemon_env={"REPLAY_RATE": "20"},
+            layout=layout,
         ) as service,
     ):
         with (
@@ -159,6 +171,7 @@ def test_full_shm_keeps_serving_reports_and_recovers(artifact: bytes) -> None:
     full_probes = [r for r in probes if r.sent_ns > full_at]
     figures(
         "6-enospc",
+        layout=layout,
         filler_bytes=hog.size,
         published_while_full=published_while_full,
         predict_requests=len(results),
@@ -173,7 +186,7 @@ def test_full_shm_keeps_serving_reports_and_recovers(artifact: bytes) -> None:
 
 
 def run_no_page_free(
-    artifact: bytes, *, workers: int, threads: int, max_age_ms: int
+    artifact: bytes, *, workers: int, threads: int, max_age_ms: int, layout: str = "auto"
 ) -> dict[str, object]:
     """Not even the small status file can be rewritten: the daemon's heartbeat ages (its
     health check and ``/readyz`` say so), the last good generation is still served, and
@@ -187,6 +200,7 @@ def run_no_page_free(
             max_age_ms=max_age_ms,
             publish_interval_ms=20,
             daemon_env={"REPLAY_RATE": "20"},
+            layout=layout,
         ) as service,
         Load(service.port, "POST", "/predict", b"{}", threads=threads) as predict,
     ):
@@ -217,6 +231,7 @@ def run_no_page_free(
     answered = json_ok(results)
     assert len(answered) == len(results), summarize(results)
     return {
+        "layout": layout,
         "predict_requests": len(results),
         "predict_failed": len(results) - len(answered),
         "answers_while_full_on_last_good": len(during),
@@ -226,9 +241,10 @@ def run_no_page_free(
 
 
 @pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
-def test_no_page_free_at_all_short(artifact: bytes) -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_no_page_free_at_all_short(artifact: bytes, layout: str) -> None:
     """The CI form of the case below: fewer workers and clients, a shorter bound."""
-    out = run_no_page_free(artifact, workers=2, threads=2, max_age_ms=1000)
+    out = run_no_page_free(artifact, workers=2, threads=2, max_age_ms=1000, layout=layout)
     figures("6b-enospc-no-page-free", **out)
 
 

@@ -5,7 +5,10 @@ The daemon replays the sample into Gunicorn's four workers while clients hit ``/
 of a real generation under a higher number, published 50 years ahead with the live epoch, and
 garbage under the names the daemon is about to use. Every answer must be a complete non-5xx
 reply, every worker must keep following the daemon's new generations, none may serve a planted
-file, and the daemon must neither fail nor delete the planted files.
+file, and the daemon must neither fail nor delete the planted files. It runs with the daemon
+publishing inline files and segments; with segments the copy is of a manifest (naming the
+real segment files) and garbage also takes the names of the segment files the daemon is about
+to write.
 """
 
 from __future__ import annotations
@@ -33,16 +36,18 @@ def name(generation: int) -> str:
 
 
 def plant_future_copy(directory: Path, source: Path, generation: int) -> Path:
-    """A valid Arrow file: ``source``'s rows x10 with its metadata (live epoch included),
-    renumbered and published 50 years from now."""
+    """A valid Arrow file: ``source``'s rows (x10 when it holds the values, not a manifest)
+    with its metadata (live epoch included), renumbered and published 50 years from now."""
     with pa.memory_map(str(source)) as mapped:
         table = pa.ipc.open_file(mapped).read_all()
     meta = dict(table.schema.metadata or {})
     meta[b"shm.generation"] = str(generation).encode()
     meta[b"shm.published_at_ns"] = str(time.time_ns() + 50 * 365 * 86400 * 10**9).encode()
     value = table.schema.get_field_index(SERIES_COLUMN)
-    scaled = table.set_column(
-        value, table.field(value), pa.compute.multiply(table.column(value), 10.0)
+    scaled = (
+        table.set_column(value, table.field(value), pa.compute.multiply(table.column(value), 10.0))
+        if value >= 0
+        else table
     )
     target = directory / name(generation)
     tmp = directory.parent / "planted.arrow"
@@ -54,8 +59,9 @@ def plant_future_copy(directory: Path, source: Path, generation: int) -> Path:
     return target
 
 
-def test_planted_newest_and_future_files_under_load(artifact: bytes) -> None:
-    with running_service(artifact, workers=WORKERS, max_age_ms=5000) as service:
+@pytest.mark.parametrize("layout", ["inline", "segmented"])
+def test_planted_newest_and_future_files_under_load(artifact: bytes, layout: str) -> None:
+    with running_service(artifact, workers=WORKERS, max_age_ms=5000, layout=layout) as service:
         pids = service.worker_pids()
         directory = service.shm_dir
         with (
@@ -77,13 +83,19 @@ def test_planted_newest_and_future_files_under_load(artifact: bytes) -> None:
                 with path.open("xb") as sink:
                     sink.write(b"garbage under a name the daemon is about to use")
                 planted.append(path)
+            if layout == "segmented":  # the one series is segment 0 of 1
+                for ahead in (5, 6):
+                    path = directory / "segments" / f"seg-{at_plant + ahead:020d}-0000000.arrow"
+                    with path.open("xb") as sink:
+                        sink.write(b"garbage under a segment file name the daemon will use")
+                    planted.append(path)
             planted_ns = time.monotonic_ns()
 
             def everyone_followed() -> bool:
                 newer = {
                     r.json()["pid"]
                     for r in json_ok(cache.results())
-                    if r.sent_ns > planted_ns and r.json()["generation"] > at_plant + 4
+                    if r.sent_ns > planted_ns and r.json()["generation"] > at_plant + 6
                 }
                 return newer >= pids
 
@@ -108,5 +120,5 @@ def test_planted_newest_and_future_files_under_load(artifact: bytes) -> None:
         status = service.status()
         assert status is not None and status["state"] == "live", status
         wait_until(
-            lambda: service.generation() > at_plant + 4, timeout=5, what="the daemon moving on"
+            lambda: service.generation() > at_plant + 6, timeout=5, what="the daemon moving on"
         )

@@ -26,7 +26,7 @@ from tests.concurrency._checks import figures
 from tests.concurrency.test_daemon_kill import run_kills
 from tests.concurrency.test_outages import run_broker_restart
 from tests.concurrency.test_split_brain import run_split_brain
-from tests.concurrency.test_torn_reads import check, run_torn_reads
+from tests.concurrency.test_torn_reads import LAYOUTS, check, run_torn_reads
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.soak, pytest.mark.timeout(1800)]
 
@@ -86,13 +86,17 @@ def test_a_million_reads_across_eight_processes_with_a_writer_every_millisecond(
     assert totals == {"reads": READS, "regressions": 0, "mismatches": 0}
 
 
-def test_torn_reads_for_a_minute_from_replay(artifact: bytes) -> None:
-    out = run_torn_reads(artifact, stack=None, seconds=60.0, rate=5000.0, threads=8)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_torn_reads_for_a_minute_from_replay(artifact: bytes, layout: str) -> None:
+    out = run_torn_reads(artifact, stack=None, seconds=60.0, rate=5000.0, threads=8, layout=layout)
     check(out, min_generations=500)
 
 
-def test_torn_reads_for_a_minute_from_kafka(stack: StackHandle, artifact: bytes) -> None:
-    out = run_torn_reads(artifact, stack=stack, seconds=60.0, rate=2000.0, threads=8)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_torn_reads_for_a_minute_from_kafka(
+    stack: StackHandle, artifact: bytes, layout: str
+) -> None:
+    out = run_torn_reads(artifact, stack=stack, seconds=60.0, rate=2000.0, threads=8, layout=layout)
     check(out, min_generations=100)
 
 

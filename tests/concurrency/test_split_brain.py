@@ -4,8 +4,11 @@ After each event is acknowledged by the broker, every worker (told apart by the 
 ``/cache``) must report a generation that holds it (its offsets cover the event) within a
 bound; no worker ever reports a lower generation than it reported before; and all workers
 serving one generation serve the same bytes (one checksum per generation, equal to the one
-the daemon recorded). The same holds for the model: a new artifact in S3 reaches every
-worker, and no worker answers with the old one once it has answered with the new.
+the daemon recorded and to the one the recorder computes from that generation's files). The
+events run with the daemon publishing inline files and segments; a worker verifies an inline
+generation's checksum itself (``checksum_matches``), a segmented one's is checked against
+the files by the recorder only. The same holds for the model: a new artifact in S3 reaches
+every worker, and no worker answers with the old one once it has answered with the new.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from tests._stack import StackHandle
 from tests.concurrency._checks import figures, json_ok, regressions
 from tests.concurrency._http import Load, summarize
 from tests.concurrency._kafka import Producer
+from tests.concurrency._recorder import Recorder
 from tests.concurrency._service import running_service, wait_until
 from tests.webapp._support import train_artifact
 
@@ -32,12 +36,21 @@ EVENTS = 12
 BOUND_S = 5.0
 
 
-def run_split_brain(stack: StackHandle, artifact: bytes, *, events: int) -> dict[str, object]:
+def run_split_brain(
+    stack: StackHandle, artifact: bytes, *, events: int, layout: str = "auto"
+) -> dict[str, object]:
     """Produce ``events`` events one by one; after each, every worker must serve it."""
     topic = stack.new_topic(1, prefix="split")
     with running_service(
-        artifact, stack=stack, topic=topic, workers=WORKERS, snapshot_rows=SNAPSHOT_ROWS
+        artifact,
+        stack=stack,
+        topic=topic,
+        workers=WORKERS,
+        snapshot_rows=SNAPSHOT_ROWS,
+        layout=layout,
+        daemon_env={"SHM_KEEP_GENERATIONS": "16"},  # the recorder opens each before it goes
     ) as service:
+        recorder = Recorder(service.shm_dir, service.work / "generations.jsonl").start()
         pids = service.worker_pids()
         assert len(pids) == WORKERS
         producer = Producer(stack, topic)
@@ -64,6 +77,8 @@ def run_split_brain(stack: StackHandle, artifact: bytes, *, events: int) -> dict
             producer.close()
         results = load.results()
         assert service.worker_pids() == pids, "a worker was replaced during the test"
+        records = recorder.wait_for(service.generation())
+        recorder.stop()
 
     answered = json_ok(results)
     bodies = [r.json() for r in answered]
@@ -73,11 +88,15 @@ def run_split_brain(stack: StackHandle, artifact: bytes, *, events: int) -> dict
         for b, r in zip(bodies, answered, strict=True)
     ]
     assert regressions(observations) == []
-    assert all(b["checksum_matches"] is True for b in bodies)
+    segmented = layout == "segmented"
+    assert all(b["checksum_matches"] is (None if segmented else True) for b in bodies)
     checksums: dict[int, set[str]] = {}
     for b in bodies:
         checksums.setdefault(b["generation"], set()).add(b["checksum"])
     assert all(len(c) == 1 for c in checksums.values()), checksums
+    files = {g: r for g, r in records.items() if g in checksums and not r.get("missed")}
+    assert all(r["segmented"] == segmented for r in files.values())
+    assert {g: r["actual"] for g, r in files.items()} == {g: checksums[g].pop() for g in files}
     assert {b["pid"] for b in bodies} == pids
     return dict(
         workers=WORKERS,
@@ -85,16 +104,19 @@ def run_split_brain(stack: StackHandle, artifact: bytes, *, events: int) -> dict
         cache_answers_checked=len(bodies),
         failed=len(results) - len(answered),
         regressions=0,
+        layout=layout,
         generations_seen=len(checksums),
+        generations_checked_against_files=len(files),
         max_latency_s=round(max(latencies), 3),
         median_latency_s=round(sorted(latencies)[len(latencies) // 2], 3),
     )
 
 
+@pytest.mark.parametrize("layout", ["inline", "segmented"])
 def test_every_worker_serves_each_new_event_and_never_goes_back(
-    stack: StackHandle, artifact: bytes
+    stack: StackHandle, artifact: bytes, layout: str
 ) -> None:
-    figures("1-split-brain", **run_split_brain(stack, artifact, events=EVENTS))
+    figures("1-split-brain", **run_split_brain(stack, artifact, events=EVENTS, layout=layout))
 
 
 def answered_with(load: Load, model_sha256: str) -> set[int]:

@@ -10,6 +10,10 @@ whichever worker, carry the same forecast.
 
 The fastest stream is the daemon's replay source at 5,000 events/s (CI form); the Kafka form
 (a producer process feeding the topic) runs here too, shorter, and both run longer in the soak.
+Each runs with the daemon publishing inline files and segments (``PUBLISH_LAYOUT``): a
+segmented generation's answers carry the daemon's checksum (workers do not recompute it), so
+there the recorder's check of every generation's files against it, and the one forecast per
+generation, are what catch a torn read.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def run_torn_reads(
     seconds: float,
     rate: float,
     threads: int,
+    layout: str,
 ) -> dict[str, Any]:
     """Load ``/predict {}`` for ``seconds`` while the daemon publishes; compare every answer
     with the recorded generation. Kafka source with ``stack``, else replay at ``rate``."""
@@ -56,6 +61,7 @@ def run_torn_reads(
         workers=4,
         snapshot_rows=SNAPSHOT_ROWS,
         publish_interval_ms=1,
+        layout=layout,
         daemon_env={
             "LOG_LEVEL": "WARNING",
             "REPLAY_RATE": str(rate),
@@ -101,10 +107,17 @@ def run_torn_reads(
     bad_files = [
         g
         for g, r in published.items()
-        if not r.get("missed") and r["actual"] != r["window_checksum"]
+        if not r.get("missed")
+        and (
+            "refused" in r
+            or r["actual"] != r["window_checksum"]
+            or str(r["actual_rows"]) != r["rows"]
+            or r["segmented"] != (layout == "segmented")
+        )
     ]
     return {
         "source": "kafka" if stack is not None else "replay",
+        "layout": layout,
         "events": events,
         "requests": len(results),
         "answers_checked": len(answered) - unverified,
@@ -124,7 +137,7 @@ def run_torn_reads(
 
 def check(out: dict[str, Any], *, min_generations: int) -> None:
     examples = out.pop("_mismatch_examples")
-    figures(f"2-torn-reads-{out['source']}", **out)
+    figures(f"2-torn-reads-{out['source']}-{out['layout']}", **out)
     assert out["mismatches"] == 0, examples
     assert out["files_with_bad_checksum"] == 0
     assert out["forecast_disagreements"] == 0
@@ -133,15 +146,20 @@ def check(out: dict[str, Any], *, min_generations: int) -> None:
     assert out["recorder_missed"] == 0, out
 
 
+LAYOUTS = ["inline", "segmented"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_answers_match_their_generation_while_replay_publishes_at_full_speed(
-    artifact: bytes,
+    artifact: bytes, layout: str
 ) -> None:
-    out = run_torn_reads(artifact, stack=None, seconds=10.0, rate=5000.0, threads=6)
+    out = run_torn_reads(artifact, stack=None, seconds=10.0, rate=5000.0, threads=6, layout=layout)
     check(out, min_generations=100)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_answers_match_their_generation_while_kafka_feeds_the_daemon(
-    stack: StackHandle, artifact: bytes
+    stack: StackHandle, artifact: bytes, layout: str
 ) -> None:
-    out = run_torn_reads(artifact, stack=stack, seconds=8.0, rate=1000.0, threads=6)
+    out = run_torn_reads(artifact, stack=stack, seconds=8.0, rate=1000.0, threads=6, layout=layout)
     check(out, min_generations=20)

@@ -92,6 +92,8 @@ def test_full_s3_settings() -> None:
     [
         ({"DAEMON_SOURCE": "kafka"}, "KAFKA_BOOTSTRAP_SERVERS"),
         ({"DAEMON_SOURCE": "files"}, "DAEMON_SOURCE"),
+        ({"PUBLISH_LAYOUT": "columns"}, "PUBLISH_LAYOUT"),
+        ({"SERIES_PER_SEGMENT": "0"}, "SERIES_PER_SEGMENT"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "nohost"}, "KAFKA_BOOTSTRAP_SERVERS"),
         ({"KAFKA_TOPIC": "bad topic"}, "KAFKA_TOPIC"),
         ({"KAFKA_DLQ_TOPIC": "demand"}, "KAFKA_DLQ_TOPIC"),

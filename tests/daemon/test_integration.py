@@ -19,7 +19,7 @@ from cache_daemon.bootstrap import snapshot_parquet
 from cache_daemon.config import DaemonConfig
 from cache_daemon.window import TIME_TYPE
 from contract.metadata import Counters
-from shm import Reader, table_checksum
+from shm import Reader
 from tests._stack import StackHandle
 from tests.concurrency._recorder import Recorder
 from tests.daemon._helpers import (
@@ -55,7 +55,7 @@ def test_events_reach_the_published_window(stack: StackHandle, shm_dir: Path) ->
     md = snap.metadata
     assert offsets(snap) == {0: 10, 1: 10, 2: 10}
     assert md["topic"] == topic and md["source"] == "kafka" and md["rows"] == "30"
-    assert md["window_checksum"] == table_checksum(snap.table)
+    assert md["window_checksum"] == snap.data_checksum()
     assert snap.table.schema.field("time").type == TIME_TYPE
 
 

@@ -12,7 +12,7 @@ import pytest
 from cache_daemon.bootstrap import snapshot_parquet
 from cache_daemon.window import TIME_TYPE
 from contract.metadata import Counters, GenerationMeta
-from shm import Reader, table_checksum
+from shm import Reader
 from tests._stack import StackHandle
 from tests.daemon._helpers import (
     STEP_NS,
@@ -56,7 +56,7 @@ def test_keyed_records_end_up_per_series(stack: StackHandle, shm_dir: Path) -> N
     assert (meta.rows, meta.series) == (65, 6)
     assert offsets(snap) == ends(produced)
     assert meta.counters.events == len(events)
-    assert meta.window_checksum == table_checksum(snap.table)
+    assert meta.window_checksum == snap.data_checksum()
     assert snap.table.schema.names == ["series_id", "time", "demand_mw"]
     assert snap.table.column("series_id").to_pylist() == sorted(
         snap.table.column("series_id").to_pylist()

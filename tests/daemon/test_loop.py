@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from cache_daemon.daemon import Daemon
 from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.status import read_status
+from cache_daemon.writer import PublishLayout
 from contract.metadata import Counters
 from contract.series import SeriesIdError, series_id_of_key
-from shm import Publisher, Reader, Snapshot, table_checksum
+from shm import Publisher, Reader, Snapshot
 from tests._wait import wait_until
 from tests.daemon.conftest import ListSource
 
@@ -30,7 +31,9 @@ def event(minute: int, value: float) -> bytes:
     return json.dumps({"time": T0.format(minute), "demand_mw": value}).encode()
 
 
-def make(shm_dir: Path, *, interval_ms: int = 20) -> tuple[Daemon, ListSource, Publisher]:
+def make(
+    shm_dir: Path, *, interval_ms: int = 20, layout: PublishLayout = "auto"
+) -> tuple[Daemon, ListSource, Publisher]:
     source = ListSource()
     publisher = Publisher(shm_dir)
     windows = SeriesWindows(["demand_mw"], max_rows=100, max_duration_ns=None)
@@ -41,6 +44,7 @@ def make(shm_dir: Path, *, interval_ms: int = 20) -> tuple[Daemon, ListSource, P
         topic="demand",
         shm_dir=shm_dir,
         publish_interval_ms=interval_ms,
+        layout=layout,
     )
     source.start(None, resume_after_ns=None)
     return daemon, source, publisher
@@ -56,7 +60,7 @@ def test_events_are_published_with_offsets_and_checksum(shm_dir: Path) -> None:
     md = snap.metadata
     assert json.loads(md["offsets"]) == {"0": 4}
     assert md["state"] == "live" and md["source"] == "kafka" and md["rows"] == "3"
-    assert md["window_checksum"] == table_checksum(snap.table)
+    assert md["window_checksum"] == snap.data_checksum()
     assert Counters.from_json(md["counters"]).events == 4
     publisher.close()
 
@@ -208,10 +212,11 @@ def test_status_file_contract(shm_dir: Path) -> None:
     publisher.close()
 
 
+@pytest.mark.parametrize("layout", ["inline", "segmented"])
 def test_publish_failure_keeps_last_generation_and_reports(
-    shm_dir: Path, monkeypatch: pytest.MonkeyPatch
+    shm_dir: Path, monkeypatch: pytest.MonkeyPatch, layout: PublishLayout
 ) -> None:
-    daemon, source, publisher = make(shm_dir, interval_ms=1)
+    daemon, source, publisher = make(shm_dir, interval_ms=1, layout=layout)
     source.feed(event(0, 1.0))
     daemon.step()
     assert publisher.generation == 1
@@ -221,8 +226,10 @@ def test_publish_failure_keeps_last_generation_and_reports(
 
     monkeypatch.setattr("shm._commit.write_file", full)
     source.feed(event(1, 2.0))
-    time.sleep(0.002)
-    daemon.step()
+    deadline = time.monotonic() + 2  # a slow first write may hold the next one back
+    while not daemon.counters.publish_errors and time.monotonic() < deadline:
+        time.sleep(0.002)
+        daemon.step()
     assert publisher.generation == 1
     assert daemon.counters.publish_errors == 1
     status = read_status(shm_dir)
@@ -235,6 +242,10 @@ def test_publish_failure_keeps_last_generation_and_reports(
         daemon.step()
     assert publisher.generation == 2
     assert daemon.state == "live"
+    # The rows of the failed publication are in the next one.
+    snap = Reader(shm_dir).current()
+    assert snap is not None and snap.segmented == (layout == "segmented")
+    assert snap.table.column("demand_mw").to_pylist() == [1.0, 2.0]
     publisher.close()
 
 
@@ -282,7 +293,7 @@ def test_keyed_records_are_published_per_series(shm_dir: Path) -> None:
     assert md["time_min"] == "2000-06-05T00:00:00+00:00"
     assert md["time_max"] == "2000-06-05T00:03:00+00:00"
     assert json.loads(md["offsets"]) == {"0": 6}
-    assert md["window_checksum"] == table_checksum(snap.table)
+    assert md["window_checksum"] == snap.data_checksum()
     publisher.close()
 
 

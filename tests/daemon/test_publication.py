@@ -7,7 +7,7 @@ import json
 
 import pyarrow as pa
 
-from cache_daemon.publication import Coalescer, ModelInfo, build_metadata
+from cache_daemon.publication import Coalescer, ModelInfo, WindowFacts, build_metadata
 from cache_daemon.window import TIME_TYPE
 from contract.metadata import Counters
 from shm import table_checksum
@@ -73,6 +73,16 @@ def test_failure_backs_off() -> None:
     assert c.due(500 * MS, "b", 0)
 
 
+def test_a_slow_publication_keeps_the_next_as_long_after_it_as_it_took() -> None:
+    c = Coalescer(20 * MS)
+    c.published(0, "a", 0, took_ns=5 * MS)  # fast: the interval decides
+    assert c.due(20 * MS, "b", 0)
+    c.published(100 * MS, "b", 0, took_ns=300 * MS)  # slow: ended at 400 ms
+    assert not c.due(120 * MS, "c", 0) and not c.due(699 * MS, "c", 0)
+    assert c.due(700 * MS, "c", 0)
+    assert c.wait_ns(400 * MS, "c", 0) == 300 * MS
+
+
 def test_metadata_contract() -> None:
     # Rows by series, then time: the oldest and newest rows are not the first and last.
     table = pa.table(
@@ -85,7 +95,7 @@ def test_metadata_contract() -> None:
     counters = Counters(events=5, dead_letters={"bad_json": 2}, dropped_late=1)
     model = ModelInfo(version="v1", sha256="ab" * 32, file=f"model-{'ab' * 32}.skops")
     md = build_metadata(
-        table,
+        WindowFacts.of_table(table),
         series=2,
         offsets={1: 7, 0: 3},
         topic="demand",
@@ -116,9 +126,11 @@ def test_schema_fingerprint_changes_with_columns() -> None:
         "state": "live",
         "model": None,
     }
-    fa = build_metadata(a, counters=Counters(), **kwargs)["schema_fingerprint"]  # type: ignore[arg-type]
-    fb = build_metadata(b, counters=Counters(), **kwargs)["schema_fingerprint"]  # type: ignore[arg-type]
-    assert fa != fb
+    fa, fb = (
+        build_metadata(WindowFacts.of_table(t), counters=Counters(), **kwargs)  # type: ignore[arg-type]
+        for t in (a, b)
+    )
+    assert fa["schema_fingerprint"] != fb["schema_fingerprint"]
 
 
 def test_counters_from_garbage_are_zero() -> None:

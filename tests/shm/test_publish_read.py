@@ -33,7 +33,7 @@ def test_round_trip_keeps_data_metadata_and_publish_time(shm_dir: Path) -> None:
     assert snapshot.table.equals(table)
     assert snapshot.metadata == {"source": "replay", "rows": "1000"}
     assert snapshot.published_at_ns > 0
-    assert table_checksum(snapshot.table) == table_checksum(table)
+    assert snapshot.data_checksum() == table_checksum(table)
 
 
 def test_file_is_one_uncompressed_record_batch(shm_dir: Path) -> None:

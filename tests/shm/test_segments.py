@@ -16,7 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contract.series import DEFAULT_SERIES_ID, segment_of
-from shm import CorruptGenerationError, Publisher, Reader, Snapshot
+from shm import (
+    CorruptGenerationError,
+    Publisher,
+    Reader,
+    SegmentsChecksum,
+    Snapshot,
+    segment_checksum,
+    table_checksum,
+)
 from shm._hint import Hint
 from tests.shm._files import referenced_segment_files, segment_files, temp_files
 from tests.shm._tables import make_table, series_table, split_by_segment
@@ -477,3 +485,48 @@ def test_lookups_match_a_brute_force_model_over_generations(
                 page = [s.series_id for s in snapshot.series_after(half, 3)]
                 assert page == [x for x in sorted(rows) if half is None or x > half][:3]
             assert segment_files(shm_dir) == referenced_segment_files(shm_dir)
+
+
+def test_the_data_checksum_of_a_segmented_generation_combines_its_segments(
+    shm_dir: Path,
+) -> None:
+    table = series_table({x: 1 + n % 4 for n, x in enumerate(IDS)}, 1.0)
+    parts = split_by_segment(table, SEGMENTS)
+    expected = SegmentsChecksum(SEGMENTS)
+    for segment, part in parts.items():
+        filled = part is not None and part.num_rows
+        expected.set(segment, segment_checksum(part) if filled else None)
+    reader = Reader(shm_dir)
+    with Publisher(shm_dir) as publisher:
+        publish_all(publisher, table)
+        assert current(reader).data_checksum() == expected.hexdigest()
+        # One segment rewritten, the others carried over: the same combination, updated.
+        moved = segment_of(IDS[0], SEGMENTS)
+        values = {x: 5.0 if x == IDS[0] else 1.0 for x in IDS}
+        table2 = series_table({x: 1 + n % 4 for n, x in enumerate(IDS)}, values)
+        publish_changed(publisher, table2, {moved})
+        expected.set(moved, segment_checksum(split_by_segment(table2, SEGMENTS)[moved]))
+        second = current(reader)
+        assert second.segmented and second.data_checksum() == expected.hexdigest()
+        publisher.publish(table2)
+    inline = current(reader)
+    assert not inline.segmented and inline.data_checksum() == table_checksum(table2)
+
+
+def test_metadata_from_a_function_describes_the_tables_it_follows(shm_dir: Path) -> None:
+    table = series_table(dict.fromkeys(IDS, 2), 1.0)
+    lazy = LazySegments(table, SEGMENTS)
+
+    def metadata() -> dict[str, str]:
+        return {"segments_read": str(len(lazy.requests))}
+
+    with Publisher(shm_dir) as publisher:
+        publisher.publish_segments(lazy, segments=SEGMENTS, metadata=metadata)
+        assert current(Reader(shm_dir)).metadata == {"segments_read": str(SEGMENTS)}
+        for bad, error in (({"shm.x": "1"}, ValueError), ({"rows": 3}, TypeError)):
+            with pytest.raises(error):
+                publisher.publish_segments(
+                    LazySegments(table, SEGMENTS), segments=SEGMENTS, metadata=lambda b=bad: b
+                )
+            assert publisher.generation == 1 and temp_files(shm_dir) == []
+        assert len(segment_files(shm_dir)) == len(segments_of(IDS))

@@ -1,7 +1,9 @@
 """Helpers for the webapp tests: a real shm directory and a real Gunicorn server.
 
 The window is published with ``shm.Publisher`` and the model artifact installed as
-``model-<sha256>.skops`` exactly as the daemon does; nothing is mocked.
+``model-<sha256>.skops`` exactly as the daemon does; nothing is mocked. A window of many
+series is published inline or in segments (``ShmWindow.layout``), with the metadata the
+daemon would write for that layout.
 """
 
 from __future__ import annotations
@@ -16,18 +18,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import psutil
 import pyarrow as pa
 
-from contract.series import SERIES_ID_COLUMN
+from cache_daemon.publication import build_metadata
+from cache_daemon.writer import SegmentLedger
+from contract import defaults
+from contract.metadata import Counters
+from contract.series import SERIES_ID_COLUMN, segment_of
 from forecasting.train import Options, train
 from scripts.sample_window import SAMPLE, install_model, sample_table, window_metadata
-from shm import Publisher
+from shm import Publisher, segments_for
+from tests.shm._tables import split_by_segment
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP = 30 * 60 * 1_000_000_000
@@ -44,10 +52,12 @@ def train_artifact(
 
 @dataclass(repr=False)
 class ShmWindow:
-    """A real shm directory with a publisher, a model artifact and the daemon status file."""
+    """A real shm directory with a publisher, a model artifact and the daemon status file.
+    ``layout``: how :meth:`publish_series` publishes a window of many series."""
 
     directory: Path
     artifact: bytes
+    layout: Literal["inline", "segmented"] = "inline"
     publisher: Publisher = field(init=False)
     model_meta: dict[str, str] = field(init=False)
     started_ns: int = field(init=False, default_factory=time.time_ns)
@@ -78,10 +88,41 @@ class ShmWindow:
         meta = window_metadata(table, self.model_meta if model is None else model, state=state)
         return self.publisher.publish(table, metadata=meta)
 
-    def publish_series(self, parts: dict[str, pa.Table], **kwargs: Any) -> int:
+    def publish_series(
+        self,
+        parts: dict[str, pa.Table],
+        *,
+        segments: int | None = None,
+        changed: Collection[str] | None = None,
+        state: str = "live",
+        model: dict[str, str] | None = None,
+    ) -> int:
         """Publish one window holding each table of ``parts`` as the series named by its key
-        (:func:`series_table`)."""
-        return self.publish_table(series_table(parts), **kwargs)
+        (:func:`series_table`), in :attr:`layout`. Segmented: in ``segments`` segments
+        (default ``shm.segments_for``), every segment, or only those holding a series of
+        ``changed`` when the previous generation had the same count (as the daemon does)."""
+        table = series_table(parts)
+        if self.layout == "inline":
+            return self.publish_table(table, state=state, model=model)
+        count = segments if segments is not None else segments_for(len(parts))
+        tables = split_by_segment(table, count)
+        ledger = SegmentLedger(count, table.schema)
+        for segment, part in tables.items():
+            ledger.record(segment, part)
+        meta = build_metadata(
+            ledger.facts(),
+            series=len(parts),
+            offsets={},
+            topic=defaults.TOPIC,
+            source="replay",
+            state=state,
+            model=None,
+            counters=Counters(),
+        )
+        meta.update(self.model_meta if model is None else model)
+        if changed is not None and self.publisher.segments == count:
+            tables = {s: tables[s] for s in {segment_of(x, count) for x in changed}}
+        return self.publisher.publish_segments(tables, segments=count, metadata=meta)
 
     def write_status(self, **fields: Any) -> None:
         status = {
@@ -121,9 +162,11 @@ def series_table(parts: dict[str, pa.Table]) -> pa.Table:
     return pa.concat_tables(tables).combine_chunks()
 
 
-def new_shm_window(artifact: bytes) -> tuple[ShmWindow, Path]:
+def new_shm_window(
+    artifact: bytes, layout: Literal["inline", "segmented"] = "inline"
+) -> tuple[ShmWindow, Path]:
     parent = Path(tempfile.mkdtemp(prefix="webapp-test-", dir="/dev/shm"))
-    return ShmWindow(parent / "window", artifact), parent
+    return ShmWindow(parent / "window", artifact, layout), parent
 
 
 def remove_tree(parent: Path) -> None:

@@ -1,10 +1,16 @@
 """The series catalog of a generation: counting, O(1) lookup, the listing and its paging.
 
 Tables are built as the daemon publishes them (``series_id`` column, rows sorted by id then
-time) and wrapped in ``shm.Snapshot`` as a reader makes them.
+time) and wrapped in ``shm.Snapshot`` as a reader makes them (inline), or published in
+segments by a real ``shm.Publisher`` and read back (segmented).
 """
 
 from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -13,8 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract.series import DEFAULT_SERIES_ID, SERIES_ID_COLUMN
-from shm import Epoch, Snapshot
+from contract.metadata import iso_utc
+from contract.series import DEFAULT_SERIES_ID, SERIES_ID_COLUMN, segment_of
+from shm import Epoch, Publisher, Reader, Snapshot
+from tests.shm._tables import split_by_segment
 from tests.webapp._bodies import series_ids
 from tests.webapp._support import series_table
 from webapp.series_catalog import SeriesCatalog
@@ -22,6 +30,23 @@ from webapp.series_catalog import SeriesCatalog
 STEP = 1800 * 1_000_000_000
 START = 962_409_600 * 1_000_000_000
 PROPERTY = settings(max_examples=150, deadline=None)
+
+
+@contextlib.contextmanager
+def published(table: pa.Table, layout: str, segments: int = 4) -> Iterator[Snapshot]:
+    """``table`` as a generation of ``layout``: inline (a snapshot of the table) or
+    segmented (published in ``segments`` segments in a temporary shm directory)."""
+    if layout == "inline":
+        yield snapshot(table)
+        return
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp, Publisher(Path(tmp) / "w") as pub:
+        pub.publish_segments(split_by_segment(table, segments), segments=segments)
+        snap = Reader(Path(tmp) / "w").current()
+        assert snap is not None and snap.segmented
+        yield snap
+
+
+LAYOUTS = st.sampled_from(["inline", "segmented"])
 
 
 def snapshot(table: pa.Table, generation: int = 1) -> Snapshot:
@@ -44,14 +69,19 @@ _id_sets = st.dictionaries(series_ids, st.integers(1, 5), min_size=1, max_size=4
 
 
 @PROPERTY
-@given(ids=_id_sets)
-def test_every_series_is_found_with_exactly_its_rows(ids):
+@given(ids=_id_sets, layout=LAYOUTS)
+def test_every_series_is_found_with_exactly_its_rows(ids, layout):
     parts = {sid: window(rows, offset=i * 10) for i, (sid, rows) in enumerate(ids.items())}
-    catalog = SeriesCatalog.of(snapshot(series_table(parts)))
-    assert catalog.problem is None and catalog.count == len(ids)
+    with published(series_table(parts), layout) as snap:
+        check_every_series(SeriesCatalog.of(snap), parts)
+
+
+def check_every_series(catalog: SeriesCatalog, parts: dict[str, pa.Table]) -> None:
+    assert catalog.problem is None and catalog.count == len(parts)
     for sid, table in parts.items():
         rows = catalog.lookup(sid)
         assert rows is not None and rows.series_id == sid and rows.rows == table.num_rows
+        assert rows == catalog.lookup(sid)  # the same version for the same rows
         assert rows.times_ns().tolist() == pc.cast(table["time"], pa.int64()).to_pylist()
         assert rows.values("demand_mw").tolist() == table["demand_mw"].to_pylist()
     assert catalog.lookup("\x00not-there") is None
@@ -67,10 +97,17 @@ def test_python_order_of_ids_is_the_byte_order_of_their_utf8_and_arrows_sort(ids
 
 
 @PROPERTY
-@given(ids=_id_sets, limit=st.integers(1, 50), start=st.none() | series_ids)
-def test_walking_every_page_lists_each_id_once_in_order(ids, limit, start):
+@given(ids=_id_sets, limit=st.integers(1, 50), start=st.none() | series_ids, layout=LAYOUTS)
+def test_walking_every_page_lists_each_id_once_in_order(ids, limit, start, layout):
     parts = {sid: window(rows) for sid, rows in ids.items()}
-    catalog = SeriesCatalog.of(snapshot(series_table(parts)))
+    with published(series_table(parts), layout) as snap:
+        check_pages(SeriesCatalog.of(snap), parts, limit, start)
+
+
+def check_pages(
+    catalog: SeriesCatalog, parts: dict[str, pa.Table], limit: int, start: str | None
+) -> None:
+    ids = parts
     seen, after, pages = [], start, 0
     while True:
         page = catalog.page(after, limit)
@@ -115,6 +152,34 @@ def test_the_version_names_the_generation():
     a1 = SeriesCatalog.of(one).lookup("a")
     assert a1 is not None and a1.version == SeriesCatalog.of(one).lookup("a").version  # type: ignore[union-attr]
     assert a1.version != SeriesCatalog.of(two).lookup("a").version  # type: ignore[union-attr]
+
+
+def test_a_segmented_catalog_versions_a_series_by_its_segment_and_takes_the_published_range() -> (
+    None
+):
+    parts = {f"m{n}": window(3 + n, offset=n) for n in range(12)}
+    table = series_table(parts)
+    times = pc.cast(table["time"], pa.int64()).to_numpy()
+    meta = {"time_min": iso_utc(int(times.min())), "time_max": iso_utc(int(times.max()))}
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp, Publisher(Path(tmp) / "w") as pub:
+        reader = Reader(Path(tmp) / "w")
+        pub.publish_segments(split_by_segment(table, 4), segments=4, metadata=meta)
+        first = SeriesCatalog.of(reader.current())  # type: ignore[arg-type]
+        moved = "m3"
+        changed = {**parts, moved: window(2)}
+        segment = segment_of(moved, 4)
+        pub.publish_segments(
+            {segment: split_by_segment(series_table(changed), 4)[segment]}, segments=4
+        )
+        second = SeriesCatalog.of(reader.current())  # type: ignore[arg-type]
+    assert first.time_range() == (int(times.min()), int(times.max()))
+    assert second.time_range() is None  # no published range: none is made up
+    for sid in parts:
+        a, b = first.lookup(sid), second.lookup(sid)
+        assert a is not None and b is not None
+        same_segment = segment_of(sid, 4) == segment
+        assert (a.version == b.version) is not same_segment, sid
+    assert second.lookup(moved).rows == 2  # type: ignore[union-attr]
 
 
 def test_the_catalog_is_derived_once_per_generation():

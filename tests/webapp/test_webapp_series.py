@@ -1,6 +1,6 @@
 """Windows of many series: ``GET /series``, ``POST /predict`` with ``series_id``, the series
 count of ``/cache`` and ``/metrics``, on a real shm directory (Flask's client) and under a
-real Gunicorn.
+real Gunicorn; each published inline and in segments (``window`` is parametrized).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 import webapp.snapshot_view
-from contract.series import DEFAULT_SERIES_ID
+from contract.series import DEFAULT_SERIES_ID, segment_of
 from scripts.sample_window import sample_table
+from shm import Reader
 from tests.webapp._bodies import series_ids
 from tests.webapp._support import GunicornServer, ShmWindow, new_shm_window, remove_tree
 from tests.webapp.conftest import make_app
@@ -27,6 +28,17 @@ PROBLEM = "application/problem+json"
 HORIZON = 48
 # Three series long enough for the model (336 rows), ending at different times.
 PARTS = {"meter:1": (400, 1000), "météo/2": (500, 2500), "z": (1000, None)}
+
+
+@pytest.fixture(params=["inline", "segmented"])
+def window(artifact: bytes, request: pytest.FixtureRequest) -> Iterator[ShmWindow]:
+    """An shm directory with the model installed, publishing many series in one layout."""
+    win, parent = new_shm_window(artifact, request.param)
+    try:
+        yield win
+    finally:
+        win.close()
+        remove_tree(parent)
 
 
 def parts() -> dict:
@@ -123,7 +135,13 @@ def test_cache_and_metrics_count_the_series(window):
     window.publish_series(parts())
     client = make_app(window).test_client()
     cache = client.get("/cache").get_json()
-    assert cache["series"] == len(PARTS) and cache["checksum_matches"] is True
+    assert cache["series"] == len(PARTS)
+    # Inline: recomputed by the worker; segmented: the daemon's record, not recomputed.
+    segmented = window.layout == "segmented"
+    assert cache["checksum_matches"] is (None if segmented else True)
+    snapshot = Reader(window.directory).current()
+    assert snapshot is not None and cache["checksum"] == snapshot.metadata["window_checksum"]
+    assert cache["checksum"] == snapshot.data_checksum()  # what the files hold
     times = [t for table in parts().values() for t in table["time"].to_pylist()]
     assert cache["time_min"] == min(times).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert cache["time_max"] == max(times).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -166,12 +184,50 @@ def test_the_memo_keeps_at_most_forecast_memo_series(window, monkeypatch):
     assert [sid for sid, _ in calls] == ["z", "meter:1", "météo/2", "meter:1", "z"]
 
 
+def test_a_series_whose_segment_is_carried_over_keeps_its_forecast(artifact, monkeypatch):
+    """Segmented: a generation that rewrites one series' segment recomputes that series'
+    forecast only; the others are answered from the memo, unchanged."""
+    win, parent = new_shm_window(artifact, "segmented")
+    try:
+        calls = _origins(monkeypatch)
+        segments = 8
+        ids: dict[int, str] = {}
+        for n in range(100):
+            ids.setdefault(segment_of(f"meter-{n}", segments), f"meter-{n}")
+        chosen = [ids[s] for s in sorted(ids)[:3]]
+        tables = {sid: sample_table(400 + 10 * i, end=1000 + i) for i, sid in enumerate(chosen)}
+        first = win.publish_series(tables, segments=segments)
+        client = make_app(win).test_client()
+
+        def answers() -> dict[str, list]:
+            out = {}
+            for sid in chosen:
+                resp = client.post("/predict", json={"series_id": sid, "inference_length": 8})
+                assert resp.status_code == 200, resp.get_data(as_text=True)
+                out[sid] = resp.get_json()["predictions"]
+            return out
+
+        before = answers()
+        moved = chosen[1]
+        second = win.publish_series(
+            {**tables, moved: sample_table(400, end=3000)}, segments=segments, changed={moved}
+        )
+        after = answers()
+        assert calls == [*((sid, first) for sid in chosen), (moved, second)]
+        assert {sid: after[sid] == before[sid] for sid in chosen} == {
+            sid: sid != moved for sid in chosen
+        }
+    finally:
+        win.close()
+        remove_tree(parent)
+
+
 # -- GET /series ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def shared_window(artifact: bytes) -> Iterator[ShmWindow]:
-    win, parent = new_shm_window(artifact)
+@pytest.fixture(scope="module", params=["inline", "segmented"])
+def shared_window(artifact: bytes, request: pytest.FixtureRequest) -> Iterator[ShmWindow]:
+    win, parent = new_shm_window(artifact, request.param)
     try:
         yield win
     finally:
