@@ -72,7 +72,7 @@ class GunicornSettings(EnvSettings):
     )
     accept_defer_ms: float = env(
         "WEB_ACCEPT_DEFER_MS",
-        5.0,
+        20.0,
         "gevent: ms a worker holding more connections than another waits (at most twice) "
         "before accepting one, so the worker holding fewest takes it first; 0: no waiting",
         ge=0,
