@@ -59,10 +59,8 @@ def seed(config: Mapping[str, str], logdir: Path) -> Server:
     """The seed design on uvicorn (uvloop, httptools); ``config`` = its environment."""
 
     def build(fd: int) -> tuple[list[str], dict[str, str]]:
-        argv = [sys.executable, "-m", "uvicorn", "bench.baselines.seed:app", "--fd", str(fd)]
-        argv += ["--log-level", "warning", "--no-access-log", "--lifespan", "on"]
-        argv += ["--loop", "uvloop", "--http", "httptools", "--timeout-keep-alive", "30"]
-        return argv, dict(config)
+        # Not `uvicorn --fd`: it takes the socket for AF_UNIX (see bench.baselines.uvicorn_fd).
+        return [sys.executable, "-m", "bench.baselines.uvicorn_fd", str(fd)], dict(config)
 
     return Server("seed", build, logdir)
 

@@ -70,6 +70,14 @@ class GunicornSettings(EnvSettings):
     worker_connections: int = env(
         "WEB_WORKER_CONNECTIONS", 1000, "open connections per gevent worker", ge=1
     )
+    accept_defer_ms: float = env(
+        "WEB_ACCEPT_DEFER_MS",
+        20.0,
+        "gevent: ms a worker holding more connections than another waits (at most twice) "
+        "before accepting one, so the worker holding fewest takes it first; 0: no waiting",
+        ge=0,
+        le=1000,
+    )
     threads: int = env("WEB_THREADS", 2, "threads per `gthread` worker", ge=1)
     timeout: int = env("WEB_TIMEOUT", 30, "seconds a silent worker lives before it is killed", ge=1)
     graceful_timeout: int = env(

@@ -7,17 +7,34 @@ one consumer per worker). Then events are produced at a steady rate, each one st
 event time than the last, first with the server idle and then under Locust load on
 ``/predict``.
 
-Visibility is observed the way a client sees it: three threads poll ``GET /cache`` (5 ms
-apart each), and each answer names the answering worker's pid and its newest event time. An event
-is visible in a worker from the first answer of that worker that includes it (arrival time
-of the answer), and visible everywhere at the latest of those over the workers that answered
-during the phase. Under load a poll waits for a worker like any request, so that wait is part
-of the figure. The polls' spacing per worker (``probe_gap_ms``) bounds the sampling error.
+Visibility is observed the way a client sees it: one thread per server process polls
+``GET /cache`` (5 ms apart) on a kept-alive connection that reached that process, and each
+answer names the answering worker's pid and its newest event time. An event is visible in a
+worker from the first answer of that worker that includes it (arrival time of the answer),
+and visible everywhere at the latest of those over the workers that answered during the
+phase. Under load a poll waits in its worker behind Locust's requests like any request, so
+that wait is part of the figure. The polls' spacing per worker (``probe_gap_ms``) bounds the
+sampling error; every process is polled equally often, whatever the number of processes.
+
+Why per process and kept alive: with new connections from three pollers (as before), the
+seed design's one process was asked every 1.3 ms and each of ours' three workers every
+6-8 ms, so ours' figure carried the largest of three 7 ms sampling errors against one 1.3 ms
+error; under load the busiest worker, which rarely wins the race to accept a new
+connection, was asked only every 15-25 ms (p99 over 100 ms), although the requests on its
+kept-alive connections were answered from the new generation all along. The sync workers of
+the private caches close every connection after one answer; their pollers reconnect, each
+answer coming from whichever worker accepts.
+
+Per worker, each phase also reports its connections on the port (Locust's land where the
+kernel and the workers' accept loops put them), the probe's round trips and event -> that
+worker's first answer showing it (``per_worker``).
 """
 
 from __future__ import annotations
 
 import functools
+import http.client
+import json
 import os
 import sys
 import threading
@@ -27,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 from kafka import KafkaProducer
 
 from bench import _servers as servers
@@ -34,36 +52,76 @@ from bench._common import pct
 from bench._kafka import new_topic
 from bench._locust import Locust
 from bench._paced import PacedRun
-from bench._proc import Child, Server, child_env, get_json
+from bench._proc import Child, Server, child_env
 from bench._series import END_NS, STEP_NS, event_record
 from shm import Reader
 
 __all__ = ["measure"]
 
 WINDOW_ROWS = 10_000
-_POLLERS = 3
 _POLL_PAUSE_S = 0.005
 # Gunicorn's default in gunicorn.conf.py, for ours and the private caches alike.
 _WORKERS = len(os.sched_getaffinity(0)) + 1
 
 
 class _Probe:
-    """Threads polling ``/cache``: (arrival monotonic s, pid, newest event ns) per answer.
+    """Pollers of ``GET /cache``, one per server process, each on a kept-alive connection
+    of its own: (arrival monotonic s, pid, newest event ns) per answer in ``samples``, and
+    each answer's round trip in ``round_trips`` (pid, ms).
+
+    :meth:`connect` opens connections until one reaches each of ``processes`` pids (the
+    kernel hands a new connection to whichever worker accepts first); a connection then
+    stays with its worker, so every process is asked equally often: every ``_POLL_PAUSE_S``
+    plus one round trip. A poller whose connection fails (a worker recycled) opens a new one.
 
     With ``shm_dir`` (ours), one more thread reads the shm directory itself every 1 ms
     and records its samples under pid 0: when the daemon published, before any worker.
     """
 
-    def __init__(self, port: int, shm_dir: Path | None = None) -> None:
+    def __init__(self, port: int, processes: int, shm_dir: Path | None = None) -> None:
         self._port = port
+        self._processes = processes
+        self._shm_dir = shm_dir
         self._stop = threading.Event()
+        self._conns: list[http.client.HTTPConnection] = []
         self.samples: list[tuple[float, int, int]] = []
+        self.round_trips: list[tuple[int, float]] = []
         self.published: list[tuple[float, int, int]] = []
-        self._threads = [threading.Thread(target=self._poll, daemon=True) for _ in range(_POLLERS)]
-        if shm_dir is not None:
-            self._threads.append(threading.Thread(target=self._watch, args=(shm_dir,), daemon=True))
+        self._threads: list[threading.Thread] = []
+
+    def connect(self, timeout: float = 60.0) -> None:
+        """One kept-alive connection per process (``TimeoutError`` if some process never
+        accepted one within ``timeout`` s)."""
+        by_pid: dict[int, http.client.HTTPConnection] = {}
+        deadline = time.monotonic() + timeout
+        while len(by_pid) < self._processes:
+            if time.monotonic() > deadline:
+                for kept in by_pid.values():
+                    kept.close()
+                raise TimeoutError(f"/cache answered from {len(by_pid)} of {self._processes}")
+            conn = self._new_connection()
+            try:
+                pid = self._ask(conn)[1]
+            except (OSError, http.client.HTTPException, ValueError):
+                conn.close()
+                time.sleep(0.01)
+                continue
+            if pid in by_pid:
+                conn.close()
+            else:
+                by_pid[pid] = conn
+        self._conns = list(by_pid.values())
 
     def __enter__(self) -> _Probe:
+        if not self._conns:
+            self.connect()
+        self._threads = [
+            threading.Thread(target=self._poll, args=(conn,), daemon=True) for conn in self._conns
+        ]
+        if self._shm_dir is not None:
+            self._threads.append(
+                threading.Thread(target=self._watch, args=(self._shm_dir,), daemon=True)
+            )
         for thread in self._threads:
             thread.start()
         return self
@@ -72,6 +130,29 @@ class _Probe:
         self._stop.set()
         for thread in self._threads:
             thread.join(60)
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections :meth:`connect` opened (the pollers close their own)."""
+        for conn in self._conns:
+            conn.close()
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
+
+    def _ask(self, conn: http.client.HTTPConnection) -> tuple[float, int, int | None]:
+        """One ``GET /cache``: (round trip ms, pid, newest event ns or None)."""
+        start = time.monotonic()
+        conn.request("GET", "/cache")
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        took = (time.monotonic() - start) * 1000
+        if not isinstance(body, dict):
+            return took, 0, None
+        pid = int(body.get("pid", 0))
+        if response.status != 200 or not body.get("time_max"):
+            return took, pid, None
+        return took, pid, int(np.datetime64(body["time_max"].rstrip("Z"), "ns").astype(np.int64))
 
     def _watch(self, shm_dir: Path) -> None:
         reader = Reader(shm_dir)
@@ -85,47 +166,65 @@ class _Probe:
                 self.published.append((time.monotonic(), 0, newest))
             time.sleep(0.001)
 
-    def _poll(self) -> None:
+    def _poll(self, conn: http.client.HTTPConnection) -> None:
         # A pause between polls keeps the probe from loading the machine it measures.
-        while not self._stop.wait(_POLL_PAUSE_S):
-            try:
-                status, body = get_json(self._port, "/cache", timeout=30)
-            except OSError:
-                continue
-            now = time.monotonic()
-            if status == 200 and isinstance(body, dict) and body.get("time_max"):
-                newest = int(np.datetime64(body["time_max"].rstrip("Z"), "ns").astype(np.int64))
-                self.samples.append((now, int(body["pid"]), newest))
+        try:
+            while not self._stop.wait(_POLL_PAUSE_S):
+                try:
+                    took, pid, newest = self._ask(conn)
+                except (OSError, http.client.HTTPException, ValueError):
+                    conn.close()
+                    conn = self._new_connection()
+                    continue
+                self.round_trips.append((pid, took))
+                if newest is not None:
+                    self.samples.append((time.monotonic(), pid, newest))
+        finally:
+            conn.close()
+
+
+def _first_answers(
+    sends: list[tuple[float, int]], samples: list[tuple[float, int, int]]
+) -> dict[int, list[float | None]]:
+    """Per pid in ``samples``, per event: the arrival of that worker's first answer sent
+    after the event and showing it (None if it never answered so)."""
+    seen: dict[int, list[float | None]] = {}
+    for pid in sorted({s[1] for s in samples}):
+        mine = sorted((t, newest) for t, p, newest in samples if p == pid)
+        arrival = np.array([t for t, _ in mine])
+        newest = np.maximum.accumulate(np.array([n for _, n in mine]))
+        firsts: list[float | None] = []
+        for sent, event_ns in sends:
+            i = max(int(np.searchsorted(newest, event_ns)), int(np.searchsorted(arrival, sent)))
+            firsts.append(float(arrival[i]) if i < len(arrival) else None)
+        seen[pid] = firsts
+    return seen
 
 
 def _latencies(
     sends: list[tuple[float, int]], samples: list[tuple[float, int, int]], expected: int
 ) -> dict[str, Any]:
     """Per event: when every worker seen in ``samples`` first answered with it."""
-    by_pid: dict[int, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
-    for pid in {s[1] for s in samples}:
-        mine = sorted((t, newest) for t, p, newest in samples if p == pid)
-        arrival = np.array([t for t, _ in mine])
-        by_pid[pid] = (arrival, np.maximum.accumulate(np.array([n for _, n in mine])))
+    seen = _first_answers(sends, samples)
     everywhere, spread, missing = [], [], 0
-    for sent, event_ns in sends:
-        seen = []
-        for arrival, newest in by_pid.values():
-            i = max(int(np.searchsorted(newest, event_ns)), int(np.searchsorted(arrival, sent)))
-            if i >= len(arrival):
-                break
-            seen.append(float(arrival[i]))
-        else:
-            everywhere.append((max(seen) - sent) * 1000)
-            spread.append((max(seen) - min(seen)) * 1000)
+    for i, (sent, _) in enumerate(sends):
+        arrivals = [firsts[i] for firsts in seen.values()]
+        if not arrivals or None in arrivals:
+            missing += 1
             continue
-        missing += 1
-    gaps = [float(np.median(np.diff(a))) * 1000 for a, _ in by_pid.values() if len(a) > 1]
+        known = [a for a in arrivals if a is not None]
+        everywhere.append((max(known) - sent) * 1000)
+        spread.append((max(known) - min(known)) * 1000)
+    gaps = []
+    for pid in seen:
+        arrival = np.sort(np.array([t for t, p, _ in samples if p == pid]))
+        if len(arrival) > 1:
+            gaps.append(float(np.median(np.diff(arrival))) * 1000)
     result: dict[str, Any] = {
         "events": len(sends),
         "missing": missing,
         "workers_expected": expected,
-        "workers_seen": len(by_pid),
+        "workers_seen": len(seen),
         "probe_gap_ms": round(max(gaps), 2) if gaps else None,
     }
     if everywhere:
@@ -139,6 +238,43 @@ def _latencies(
             latencies_ms=[round(v, 1) for v in everywhere],
         )
     return result
+
+
+def _per_worker(
+    sends: list[tuple[float, int]], probe: _Probe, counts: list[dict[int, int]]
+) -> dict[str, dict[str, Any]]:
+    """Per worker: its connections on the server's port (median of the per-second counts,
+    the probe's one included), the probe's answers from it and their round trips (ms), and
+    event -> its first answer showing the event (ms)."""
+    result: dict[str, dict[str, Any]] = {}
+    for pid, firsts in _first_answers(sends, probe.samples).items():
+        delays = [(f - sent) * 1000 for f, (sent, _) in zip(firsts, sends, strict=True) if f]
+        trips = [ms for p, ms in probe.round_trips if p == pid]
+        result[str(pid)] = {
+            "connections": float(np.median([c.get(pid, 0) for c in counts])) if counts else None,
+            "answers": len(trips),
+            "round_trip_p50_ms": pct(trips, 50),
+            "round_trip_p99_ms": pct(trips, 99),
+            "visible_p50_ms": pct(delays, 50),
+            "visible_p99_ms": pct(delays, 99),
+        }
+    return result
+
+
+def _connections(server: Server) -> dict[int, int]:
+    """Established TCP connections on the server's port, per process holding them."""
+    counts: dict[int, int] = {}
+    for pid in server.pids():
+        try:
+            conns = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        mine = sum(
+            1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == server.port
+        )
+        if mine:
+            counts[pid] = mine
+    return counts
 
 
 class _Feed:
@@ -238,25 +374,35 @@ def _phase(
 ) -> dict[str, Any]:
     first = feed.next
     load = None
+    counts: list[dict[int, int]] = []
     with feed.paced(rate, seconds) as run:
+        probe = _Probe(server.port, workers, shm_dir)
         try:
+            # The probe's connections first, one per worker, before Locust's.
+            probe.connect()
             if phase == "load":
                 # Ramp-up (2 s), probe start (0.5 s), the events, the drain (1.5 s), 1 s spare.
                 load = Locust(server.port, users, seconds + 5, logdir, f"fresh-{server.name}")
                 time.sleep(2.0)
-            with _Probe(server.port, shm_dir) as probe:
+            with probe:
                 time.sleep(0.5)
                 run.go()
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    counts.append(_connections(server))
+                    time.sleep(1.0)
                 sent = run.sent()
                 time.sleep(1.5)
             control = (run.received() - sent) * 1000
         except BaseException:
+            probe.close()
             if load is not None:
                 load.stop()
             raise
     sends = [(float(t), END_NS + (first + i) * STEP_NS) for i, t in enumerate(sent) if t == t]
     control = control[~np.isnan(control)]
     result = _latencies(sends, probe.samples, workers)
+    result["per_worker"] = _per_worker(sends, probe, counts)
     result["kafka_alone"] = {
         "received": int(control.size),
         **{key: pct(control, q) for key, q in (("p50_ms", 50), ("p99_ms", 99), ("max_ms", 100))},
@@ -281,6 +427,11 @@ def _line(r: Mapping[str, Any]) -> str:
         f"{r['workers_expected']}  probe gap {r['probe_gap_ms']} ms"
         + (f"  in shm: p50 {pub['p50_ms']} p99 {pub['p99_ms']} ms" if pub else "")
         + f"  kafka alone: p50 {r['kafka_alone']['p50_ms']} p99 {r['kafka_alone']['p99_ms']} ms"
+        + "\n           per worker (connections: visible p50/p99 ms): "
+        + ", ".join(
+            f"{w['connections']}: {w['visible_p50_ms']}/{w['visible_p99_ms']}"
+            for w in r.get("per_worker", {}).values()
+        )
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import time
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import _servers as servers
 from bench._series import STEP_NS, event_record, series_table, train_model, write_ipc
 from bench.baselines import BaselineConfig, BaselineConfigError, BaselineUnavailableError
 from bench.baselines._frame import PredictError, load_window, parse_predict_body
@@ -112,6 +114,31 @@ def test_seed_consumer_applies_kafka_events(
     times = frame["time"].astype("int64").tolist()
     assert times == [first + i * STEP_NS for i in range(1, 5)]
     assert frame["demand_mw"].iloc[0] == 7.5
+
+
+def test_seed_server_answers_keep_alive_requests_without_delayed_acks(
+    model_path: Path, tmp_path: Path
+) -> None:
+    """The seed design's server sets TCP_NODELAY as uvicorn does on a port it binds: behind
+    ``uvicorn --fd`` each answer on a kept-alive connection waited for the client's delayed
+    acknowledgement (>= 40 ms each, >= 4 s for these 100), see bench.baselines.uvicorn_fd."""
+    window = tmp_path / "window.arrow"
+    write_ipc(series_table(500), window)
+    env = {"MODEL_PATH": str(model_path), "BASELINE_WINDOW_FILE": str(window)}
+    server = servers.seed(env, tmp_path)
+    try:
+        server.wait_http("/healthz", timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        start = time.monotonic()
+        for _ in range(100):
+            conn.request("GET", "/cache")
+            response = conn.getresponse()
+            assert response.status == 200 and b'"rows":500' in response.read()
+        elapsed = time.monotonic() - start
+        conn.close()
+    finally:
+        server.stop()
+    assert elapsed < 2.0, f"100 keep-alive requests took {elapsed:.2f} s"
 
 
 @pytest.fixture(scope="module")

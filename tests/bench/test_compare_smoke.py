@@ -131,4 +131,8 @@ def test_freshness_of_ours_against_a_real_broker(stack: StackHandle) -> None:
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"] < 10_000, where
         assert figures["kafka_alone"]["received"] == 40, where
         assert figures["published"]["missing"] == 0, where
+        # One kept-alive probe connection per worker: each worker answered it all along.
+        per_worker = figures["per_worker"]
+        assert len(per_worker) == ours["workers"], where
+        assert all(w["answers"] > 10 and w["connections"] >= 1 for w in per_worker.values())
     assert ours["load"]["load"]["requests"] > 0

@@ -24,6 +24,7 @@ def test_defaults_suit_one_container() -> None:
     assert (s.threads_per_worker, s.keepalive, s.preload, s.access_log) == (1, 5, True, "-")
     assert s.workers >= 2
     assert s.blas_environment() == dict.fromkeys(BLAS_VARIABLES, "1")
+    assert s.accept_defer_ms == 20.0
 
 
 def test_values_are_read() -> None:
@@ -62,6 +63,7 @@ def test_every_variable_has_a_description() -> None:
         ({"WEB_PRELOAD": "maybe"}, "WEB_PRELOAD"),
         ({"WEB_KEEPALIVE": "0"}, "WEB_KEEPALIVE"),  # gevent needs it to bound a request's head
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+        ({"WEB_ACCEPT_DEFER_MS": "-1"}, "WEB_ACCEPT_DEFER_MS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
