@@ -14,6 +14,8 @@ import sys
 BENCHMARKS = [
     "readpath",
     "series_scale",
+    "daemon_series",
+    "layout_single",
     "validation",
     "decode",
     "latency",

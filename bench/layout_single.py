@@ -1,6 +1,7 @@
 """One series, inline or segmented: what a keyless topic's window would cost in each layout.
 
-``python -m bench.layout_single [--rows N,N,...] [--publications P] [--results-dir DIR]``
+``python -m bench.layout_single [--quick] [--rows N,N,...] [--publications P]
+[--results-dir DIR]``
 prints a table and writes ``bench/results/layout_single.json``.
 
 For each window size (default 4,032 rows, the bundled sample's length and the default
@@ -101,15 +102,17 @@ def measure(sizes: list[int], publications: int, workdir: Path) -> list[dict[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one small size, few publications")
     parser.add_argument(
         "--rows",
         type=lambda text: [int(n) for n in text.split(",")],
-        default=SIZES,
         help=f"window sizes, comma-separated (default {SIZES})",
     )
-    parser.add_argument("--publications", type=int, default=PUBLICATIONS)
+    parser.add_argument("--publications", type=int)
     add_results_dir_option(parser)
     args = parser.parse_args(argv)
+    args.rows = args.rows or ([500] if args.quick else SIZES)
+    args.publications = args.publications or (5 if args.quick else PUBLICATIONS)
     workdir = Path(tempfile.mkdtemp(prefix="bench-layout-", dir="/dev/shm"))
     try:
         results = measure(args.rows, args.publications, workdir)

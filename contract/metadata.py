@@ -16,7 +16,9 @@ key                    value
 ``model_version``      the installed model's version; empty without a model
 ``model_sha256``       its SHA-256; empty without a model
 ``model_file``         its file name in the shm directory (:mod:`contract.model_files`)
-``window_checksum``    :func:`shm.table_checksum` of the table
+``window_checksum``    :func:`shm.table_checksum` of the table (inline generation); of a
+                       segmented one, the :class:`shm.SegmentsChecksum` of its segments
+                       (``Snapshot.data_checksum`` recomputes either from the files)
 ``counters``           JSON of :class:`Counters`, carried across restarts
 =====================  ===================================================================
 

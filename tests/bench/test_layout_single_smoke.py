@@ -10,7 +10,7 @@ from bench import layout_single
 
 
 def test_tiny_layout_single_writes_both_layouts(tmp_path: Path) -> None:
-    argv = ["--rows", "500", "--publications", "3", "--results-dir", str(tmp_path)]
+    argv = ["--quick", "--results-dir", str(tmp_path)]
     assert layout_single.main(argv) == 0
     sizes = json.loads((tmp_path / "layout_single.json").read_text())["sizes"]
     assert [(s["rows"], s["layout"]) for s in sizes] == [(500, "inline"), (500, "segmented")]
