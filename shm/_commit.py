@@ -62,12 +62,15 @@ class Commit:
         os.replace(self._temp, self._directory / generation_name(self._generation))
 
     def undo(self) -> None:
-        """Announce the live generation again and remove every file this commit wrote."""
-        self._hint.write(self._live)
+        """Remove every file this commit wrote, then announce the live generation again.
+
+        Files first: restoring the hint writes a file too, and on a full device that may fail
+        as well; the commit's files must not be left behind by it."""
         temps = [tmp for tmp, _ in self._segments]
         for path in [*temps, *self._placed, *([self._temp] if self._temp else [])]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        self._hint.write(self._live)
 
 
 def write_file(path: Path, schema: pa.Schema, batch: pa.RecordBatch) -> None:
