@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 
 from shm import Publisher, Reader
+from shm._hint import Hint
 from tests.shm._files import referenced_segment_files, segment_files, temp_files
+from tests.shm._kill import run_until_killed
+from tests.shm._publish import publish, value_of
 from tests.shm._tables import make_table
 from tests.shm._writer import SERIES, verify
 
@@ -151,10 +154,25 @@ def test_no_torn_reads_with_readers_in_other_processes(
     assert all(r[1] >= FOLLOWED for r in results), results  # type: ignore[index]
 
 
+def announced(directory: Path) -> int:
+    """The generation the hint announces (its first 8 bytes, little-endian)."""
+    return int.from_bytes((directory / "generation.hint").read_bytes()[:8], "little")
+
+
+def state_after_kill(directory: Path, served: int | None) -> str:
+    """What a killed writer left, for a failure message."""
+    names = sorted(p.name for p in directory.iterdir() if p.name.startswith(("gen-", ".tmp-")))
+    return f"served {served}, hint announces {announced(directory)}, files {names}"
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_writer_killed_at_random_instants_leaves_a_valid_generation(
     shm_dir: Path, layout: str
 ) -> None:
+    """Wherever the kill lands, readers serve a complete generation newer than the last
+    run's, and the next run numbers on from the announced one. The hint announces a
+    generation just before its rename, so a kill between the two leaves the announced number
+    one above the served one, without its file: the next run skips that number."""
     rng = random.Random(20261127)
     last_generation = 0
     for _ in range(8):
@@ -167,13 +185,60 @@ def test_writer_killed_at_random_instants_leaves_a_valid_generation(
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=30)
         snapshot = Reader(shm_dir).current()
-        assert snapshot is not None
-        assert verify(snapshot, full=True) is None
-        assert snapshot.generation > last_generation
+        served = snapshot.generation if snapshot is not None else None
+        state = state_after_kill(shm_dir, served)
+        assert snapshot is not None, state
+        assert verify(snapshot, full=True) is None, (verify(snapshot, full=True), state)
+        assert snapshot.generation > last_generation, (last_generation, state)
+        name = shm_dir / f"gen-{announced(shm_dir):020d}.arrow"
+        assert announced(shm_dir) == snapshot.generation or (
+            announced(shm_dir) == snapshot.generation + 1 and not name.exists()
+        ), state
         last_generation = snapshot.generation
+    state = state_after_kill(shm_dir, last_generation)
+    next_generation = announced(shm_dir) + 1
     with Publisher(shm_dir) as publisher:
-        assert temp_files(shm_dir) == []
+        assert temp_files(shm_dir) == [], state
         # Segment files of a generation killed before its manifest's rename are gone too.
+        assert segment_files(shm_dir) == referenced_segment_files(shm_dir), state
+        assert publisher.strays() == [], state
+        assert publisher.publish(make_table(1)) == next_generation, state
+
+
+def _die_between_announcement_and_rename(directory: Path, layout: str) -> None:
+    """In a child: publish twice, then be killed at the instant the third generation is
+    announced and its file not yet renamed into place."""
+    publisher = Publisher(directory)
+    for value in (1.0, 2.0):
+        publish(publisher, layout, 100, value)
+    write = Hint.write
+
+    def announce_and_die(self: Hint, generation: int) -> None:
+        write(self, generation)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Hint.write = announce_and_die  # type: ignore[method-assign]
+    publish(publisher, layout, 100, 3.0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_writer_killed_between_announcement_and_rename(shm_dir: Path, layout: str) -> None:
+    """The hint announces 3, whose file never appears: readers serve 2, and the next run
+    removes the temp files and numbers on from 4 (numbers are not reused after a kill)."""
+    run_until_killed(lambda: _die_between_announcement_and_rename(shm_dir, layout))
+    assert announced(shm_dir) == 3
+    assert not (shm_dir / f"gen-{3:020d}.arrow").exists()
+    assert temp_files(shm_dir)  # the generation file's
+    reader = Reader(shm_dir)
+    snapshot = reader.current()
+    assert snapshot is not None and snapshot.generation == 2
+    assert value_of(snapshot, layout) == 2.0
+    with Publisher(shm_dir) as publisher:
+        assert publisher.generation == 3
+        assert temp_files(shm_dir) == []
         assert segment_files(shm_dir) == referenced_segment_files(shm_dir)
         assert publisher.strays() == []
-        assert publisher.publish(make_table(1)) == last_generation + 1
+        assert publish(publisher, layout, 100, 4.0) == 4
+    snapshot = reader.current()
+    assert snapshot is not None and snapshot.generation == 4
+    assert value_of(snapshot, layout) == 4.0

@@ -27,6 +27,7 @@ from shm import (
 )
 from shm._hint import Hint
 from tests.shm._files import referenced_segment_files, segment_files, temp_files
+from tests.shm._kill import run_until_killed
 from tests.shm._tables import make_table, series_table, split_by_segment
 
 SEGMENTS = 8
@@ -352,14 +353,7 @@ def _die_before_the_announcement(directory: Path, table: pa.Table) -> None:
 
 def test_a_new_run_adopts_earlier_files_and_removes_orphans(shm_dir: Path) -> None:
     table = series_table(dict.fromkeys(IDS, 2), 1.0)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            _die_before_the_announcement(shm_dir, table)
-        finally:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    run_until_killed(lambda: _die_before_the_announcement(shm_dir, table))
     orphans = {name for name in segment_files(shm_dir) if name.startswith(f"seg-{2:020d}")}
     assert len(orphans) == len(segments_of(IDS))
     assert temp_files(shm_dir)  # the manifest's temp file
