@@ -7,11 +7,6 @@ accuracy report (statsmodels, a dev dependency)."""
 from __future__ import annotations
 
 import contextlib
-import http.client
-import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,25 +19,9 @@ from forecasting import Forecaster, load_file
 from forecasting.report import DATASETS
 from forecasting.train import load_frame
 from forecasting.train import main as train_main
-from tests.webapp._support import ROOT, new_shm_window, remove_tree
-from tests.webapp.test_webapp_run_local import _free_port, _get, clean_environment
+from tests.webapp._run_local import get, post, run_local
 
 pytestmark = pytest.mark.server
-
-
-def _post(port: int, body: dict) -> tuple[int, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request(
-            "POST",
-            "/predict",
-            body=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read())
-    finally:
-        conn.close()
 
 
 def _train(tmp_path: Path, frame: pd.DataFrame, *columns: str) -> tuple[Path, Path, Forecaster]:
@@ -59,44 +38,11 @@ def _train(tmp_path: Path, frame: pd.DataFrame, *columns: str) -> tuple[Path, Pa
 
 
 @contextlib.contextmanager
-def make_run(tmp_path: Path, data: Path, model: Path) -> Iterator[tuple[int, Path]]:
-    """``make run DATA=data MODEL=model`` until ready: its port and its log."""
-    window, parent = new_shm_window(model.read_bytes())  # only for a private shm directory
-    window.close()
-    port = _free_port()
-    env = {
-        **clean_environment(),
-        "RUN_DIR": str(tmp_path),
-        "RUN_DATA": str(data),
-        "MODEL_PATH": str(model),
-        "SHM_DIR": str(parent / "run"),
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "WEB_ACCESS_LOG": "",
-        "LOG_LEVEL": "WARNING",
-        "REPLAY_RATE": "50",
-    }
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "scripts.run_local"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    try:
-        deadline, ready = time.monotonic() + 60, False
-        while time.monotonic() < deadline and not ready:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            with contextlib.suppress(OSError):
-                ready = _get(port, "/readyz")[0] == 200
-            time.sleep(0.2)
-        assert ready, log.read_text()[-3000:]
-        yield port, log
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=40) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        remove_tree(parent)
+def make_run(tmp_path: Path, data: Path, model: Path) -> Iterator[int]:
+    """``make run DATA=data MODEL=model`` until ready: its port."""
+    settings = {"RUN_DATA": str(data), "MODEL_PATH": str(model), "REPLAY_RATE": "50"}
+    with run_local(tmp_path, WEB_CONCURRENCY="1", **settings) as run:
+        yield run.port
 
 
 def _history(model: Forecaster, frame: pd.DataFrame, rows: int) -> dict[str, list]:
@@ -133,18 +79,20 @@ def test_make_run_replays_a_monthly_file_with_its_model(tmp_path):
         for name, level in (("A", 50.0), ("B", 900.0))
     )
     data, path, model = _train(tmp_path, frame, "month", "price", "symbol")
-    with make_run(tmp_path, data, path) as (port, _log):
+    with make_run(tmp_path, data, path) as port:
         # At 50 events/s the 120 streamed months of each series run out in about 5 s: the
         # replay goes on along the calendar, and the window stays forecastable.
         time.sleep(6)
-        status, series = _get(port, "/series")
+        status, series = get(port, "/series")
         assert status == 200 and [s["series_id"] for s in series["items"]] == ["A", "B"]
-        status, body = _post(port, {"inference_length": 3})
+        status, body = post(port, "/predict", {"inference_length": 3})
         assert status == 422 and body["errors"][0]["code"] == "requires_series_id"
         answers = {}
         for name in ("A", "B"):
-            status, body = _post(
-                port, {"series_id": name, "inference_length": 3, "quantiles": [0.1, 0.9]}
+            status, body = post(
+                port,
+                "/predict",
+                {"series_id": name, "inference_length": 3, "quantiles": [0.1, 0.9]},
             )
             assert status == 200, body
             assert body["method"] == "ridge-l36" and body["series_id"] == name
@@ -154,8 +102,9 @@ def test_make_run_replays_a_monthly_file_with_its_model(tmp_path):
             answers[name] = body["predictions"][0]["value"]
         assert answers["B"] > 5 * answers["A"]  # each series forecast at its own level
         history = frame[frame.symbol == "B"].tail(30)
-        status, body = _post(
+        status, body = post(
             port,
+            "/predict",
             {
                 "data": {
                     "month": history.month.dt.strftime("%Y-%m-%d").tolist(),
@@ -179,12 +128,12 @@ def test_each_public_dataset_trains_and_is_served(tmp_path, name):
     frame = dataset.load()
     columns = [dataset.time_col, dataset.target, *([dataset.series_col] * bool(dataset.series_col))]
     data, path, model = _train(tmp_path, frame, *columns)
-    with make_run(tmp_path, data, path) as (port, _log):
-        status, listed = _get(port, "/series")
+    with make_run(tmp_path, data, path) as port:
+        status, listed = get(port, "/series")
         assert status == 200 and listed["total"] == len(set(frame.get(dataset.series_col, [0])))
         first = {"series_id": listed["items"][0]["series_id"]} if dataset.series_col else {}
         ask = {**first, "inference_length": model.horizon, "quantiles": [0.1, 0.9]}
-        status, body = _post(port, ask)
+        status, body = post(port, "/predict", ask)
         assert status == 200, body
         assert len(body["predictions"]) == model.horizon and _on_calendar(
             model, body["predictions"]
@@ -193,10 +142,10 @@ def test_each_public_dataset_trains_and_is_served(tmp_path, name):
             p["quantiles"]["0.1"] <= p["value"] <= p["quantiles"]["0.9"]
             for p in body["predictions"]
         )
-        status, body = _post(
-            port, {"data": _history(model, frame, model.min_rows), "quantiles": [0.5]}
+        status, body = post(
+            port, "/predict", {"data": _history(model, frame, model.min_rows), "quantiles": [0.5]}
         )
         assert status == 200, body
         assert body["method"] == model.tiers[-1].method
-        status, body = _post(port, {"data": _history(model, frame, model.min_rows - 1)})
+        status, body = post(port, "/predict", {"data": _history(model, frame, model.min_rows - 1)})
         assert status == 422 and f"at least {model.min_rows} rows" in body["detail"], body
