@@ -1,10 +1,12 @@
-"""Helpers shared by the daemon tests: run the service, wait for generations and status,
-read offsets, values and dead letters."""
+"""Helpers shared by the daemon tests: run the service, kill it and start another, wait for
+generations and status, put a snapshot in S3, read offsets, values and dead letters."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pyarrow as pa
 from kafka import KafkaConsumer, TopicPartition
 
+from cache_daemon.bootstrap import snapshot_parquet
 from cache_daemon.config import DaemonConfig
 from cache_daemon.service import run_service
 from cache_daemon.status import read_status
@@ -107,12 +110,60 @@ def spawn(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def kill_mid_catch_up_and_restart(
+    env: Mapping[str, str],
+    reader: Reader,
+    logs: Path,
+    *,
+    total: int,
+    after_kill: Callable[[], dict[int, int]],
+    timeout: float = 30,
+) -> Snapshot:
+    """Start the daemon (``env``), SIGKILL it once it published some but not all of the
+    ``total`` records, call ``after_kill`` (which may produce more and returns the offsets to
+    reach), then start another and return its first generation reaching them; it must stop
+    cleanly on SIGTERM. Their logs go to ``logs``/victim.log and survivor.log."""
+    victim = spawn(env, logs / "victim.log")
+    try:
+        # Kill it in the middle of catching up: after some generations, before the end.
+        wait_for(reader, lambda s: 0 < sum(offsets(s).values()) < total, timeout=30)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        assert victim.returncode == -signal.SIGKILL
+        killed_at = reader.current()
+        assert killed_at is not None and sum(offsets(killed_at).values()) < total
+        target = after_kill()
+        survivor = spawn(env, logs / "survivor.log")
+        try:
+            final = wait_for(reader, covers(target), timeout=timeout)
+        finally:
+            survivor.send_signal(signal.SIGTERM)
+            survivor.wait(15)
+        assert survivor.returncode == 0
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    return final
+
+
 def config(stack: StackHandle, shm_dir: Path, topic: str, **extra: str) -> DaemonConfig:
     """The daemon's settings for ``topic`` of the test stack, publishing into ``shm_dir``."""
     return DaemonConfig.from_env(
         stack.env(
             **{"SHM_DIR": str(shm_dir), "KAFKA_TOPIC": topic, "PUBLISH_INTERVAL_MS": "20", **extra}
         )
+    )
+
+
+def put_snapshot(
+    stack: StackHandle, bucket: str, table: pa.Table, recorded: Mapping[int, int], topic: str
+) -> None:
+    """``table`` as the daemon's S3 snapshot ``window.parquet`` in ``bucket``, recording the
+    offsets ``recorded`` of ``topic``."""
+    data = snapshot_parquet(table, offsets=recorded, topic=topic)
+    stack.minio().put_object(
+        bucket_name=bucket, object_name="window.parquet", data=io.BytesIO(data), length=len(data)
     )
 
 

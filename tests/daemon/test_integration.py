@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewPartitions, NewTopic
 
-from cache_daemon.bootstrap import snapshot_parquet
 from cache_daemon.config import DaemonConfig
 from cache_daemon.window import TIME_TYPE
 from contract.metadata import Counters
@@ -29,9 +27,10 @@ from tests.daemon._helpers import (
     covers,
     ends,
     event,
+    kill_mid_catch_up_and_restart,
     offsets,
+    put_snapshot,
     running,
-    spawn,
     values_by_index,
     wait_for,
     wait_status,
@@ -125,27 +124,12 @@ def test_kill_9_and_restart_lose_and_duplicate_nothing(
     )
     produced = stack.produce_json(topic, [event(i, float(i)) for i in range(n)])
     reader = Reader(shm_dir)
-    victim = spawn(env, tmp_path / "victim.log")
-    try:
-        # Kill it in the middle of catching up: after some generations, before the end.
-        wait_for(reader, lambda s: 0 < sum(offsets(s).values()) < n, timeout=30)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
-        assert victim.returncode == -signal.SIGKILL
-        produced += stack.produce_json(topic, [event(i, float(i)) for i in range(n, n + 500)])
-        killed_at = offsets(reader.current())  # type: ignore[arg-type]
-        assert sum(killed_at.values()) < n
-        survivor = spawn(env, tmp_path / "survivor.log")
-        try:
-            wait_for(reader, covers(ends(produced)), timeout=30)
-        finally:
-            survivor.send_signal(signal.SIGTERM)
-            survivor.wait(15)
-        assert survivor.returncode == 0
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
+
+    def more() -> dict[int, int]:
+        produced.extend(stack.produce_json(topic, [event(i, float(i)) for i in range(n, n + 500)]))
+        return ends(produced)
+
+    kill_mid_catch_up_and_restart(env, reader, tmp_path, total=n, after_kill=more)
     final = reader.current()
     assert final is not None
     assert offsets(final) == ends(produced)
@@ -185,10 +169,7 @@ def test_bootstrap_from_s3_snapshot_then_catch_up(stack: StackHandle, shm_dir: P
     # re-read them instead of seeking to the recorded offset, the values would change.
     times = pa.array([(T0_S + i * 1800) * 10**9 for i in range(50)], pa.int64()).cast(TIME_TYPE)
     table = pa.table({"time": times, "demand_mw": [-float(i) for i in range(50)]})
-    data = snapshot_parquet(table, offsets={0: 50}, topic=topic)
-    stack.minio().put_object(
-        bucket_name=bucket, object_name="window.parquet", data=io.BytesIO(data), length=len(data)
-    )
+    put_snapshot(stack, bucket, table, {0: 50}, topic)
     # A slow interval keeps each generation in the directory long enough to be recorded.
     cfg = config(
         stack,
@@ -319,13 +300,8 @@ def test_recorded_offset_out_of_range_reads_from_the_start(
     bucket = stack.new_bucket()
     produced = stack.produce_json(topic, [event(i, float(i)) for i in range(10)])
     times = pa.array([(T0_S - 1800) * 10**9], pa.int64()).cast(TIME_TYPE)
-    data = snapshot_parquet(
-        pa.table({"time": times, "demand_mw": [0.5]}), offsets={0: 999}, topic=topic
-    )
-    stack.minio().put_object(
-        bucket_name=bucket, object_name="w.parquet", data=io.BytesIO(data), length=len(data)
-    )
-    cfg = config(stack, shm_dir, topic, SNAPSHOT_BUCKET=bucket, SNAPSHOT_KEY="w.parquet")
+    put_snapshot(stack, bucket, pa.table({"time": times, "demand_mw": [0.5]}), {0: 999}, topic)
+    cfg = config(stack, shm_dir, topic, SNAPSHOT_BUCKET=bucket, SNAPSHOT_KEY="window.parquet")
     with running(cfg):
         snap = wait_for(
             Reader(shm_dir),

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
-import signal
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from cache_daemon.bootstrap import snapshot_parquet
 from cache_daemon.window import TIME_TYPE
 from contract.metadata import Counters, GenerationMeta
 from shm import Reader
@@ -22,10 +19,11 @@ from tests.daemon._helpers import (
     covers,
     ends,
     event,
+    kill_mid_catch_up_and_restart,
     offsets,
+    put_snapshot,
     running,
     series_values,
-    spawn,
     wait_for,
 )
 
@@ -111,10 +109,7 @@ def test_keyed_snapshot_then_catch_up(stack: StackHandle, shm_dir: Path) -> None
     table = pa.table(
         {"series_id": ids, "time": times, "demand_mw": [-1.0 - i for i in range(len(ids))]}
     )
-    data = snapshot_parquet(table, offsets={0: 20}, topic=topic)
-    stack.minio().put_object(
-        bucket_name=bucket, object_name="window.parquet", data=io.BytesIO(data), length=len(data)
-    )
+    put_snapshot(stack, bucket, table, {0: 20}, topic)
     cfg = config(stack, shm_dir, topic, SNAPSHOT_BUCKET=bucket, SNAPSHOT_KEY="window.parquet")
     with running(cfg):
         final = wait_for(Reader(shm_dir), covers(ends(produced)), what="caught up")
@@ -176,29 +171,16 @@ def test_kill_9_with_many_keys_loses_and_duplicates_nothing(
     events, keys = batch(0, steps)
     produced = stack.produce_json(topic, events, keys=keys)
     total = len(events)
-    reader = Reader(shm_dir)
-    victim = spawn(env, tmp_path / "victim.log")
-    try:
-        wait_for(reader, lambda s: 0 < sum(offsets(s).values()) < total, timeout=30)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
-        assert victim.returncode == -signal.SIGKILL
-        killed_at = reader.current()
-        assert killed_at is not None and sum(offsets(killed_at).values()) < total
-        more, more_keys = batch(steps, steps + 5)
-        produced += stack.produce_json(topic, more, keys=more_keys)
-        total += len(more)
-        survivor = spawn(env, tmp_path / "survivor.log")
-        try:
-            final = wait_for(reader, covers(ends(produced)), timeout=60)
-        finally:
-            survivor.send_signal(signal.SIGTERM)
-            survivor.wait(15)
-        assert survivor.returncode == 0
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
+    more, more_keys = batch(steps, steps + 5)
+
+    def produce_more() -> dict[int, int]:
+        produced.extend(stack.produce_json(topic, more, keys=more_keys))
+        return ends(produced)
+
+    final = kill_mid_catch_up_and_restart(
+        env, Reader(shm_dir), tmp_path, total=total, after_kill=produce_more, timeout=60
+    )
+    total += len(more)
     expected = {
         (f"series-{n:04d}" if n else "default"): {i: float(n * 1000 + i) for i in range(steps + 5)}
         for n in range(series)
