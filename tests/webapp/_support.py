@@ -8,6 +8,7 @@ daemon would write for that layout.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -171,6 +172,19 @@ def new_shm_window(
 
 def remove_tree(parent: Path) -> None:
     shutil.rmtree(parent, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def shm_window(
+    artifact: bytes, layout: Literal["inline", "segmented"] = "inline"
+) -> Iterator[ShmWindow]:
+    """A window from :func:`new_shm_window`, closed and removed on the way out."""
+    win, parent = new_shm_window(artifact, layout)
+    try:
+        yield win
+    finally:
+        win.close()
+        remove_tree(parent)
 
 
 @dataclass

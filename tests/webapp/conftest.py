@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from tests.webapp._support import ShmWindow, new_shm_window, remove_tree, train_artifact
+from tests.webapp._support import ShmWindow, shm_window, train_artifact
 from webapp import Settings, create_app
 
 
@@ -19,12 +19,8 @@ def artifact() -> bytes:
 @pytest.fixture
 def window(artifact: bytes) -> Iterator[ShmWindow]:
     """An shm directory with the model installed and nothing published yet."""
-    win, parent = new_shm_window(artifact)
-    try:
+    with shm_window(artifact) as win:
         yield win
-    finally:
-        win.close()
-        remove_tree(parent)
 
 
 def make_app(window: ShmWindow, **env: str) -> Flask:

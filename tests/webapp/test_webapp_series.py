@@ -20,25 +20,28 @@ from contract.series import DEFAULT_SERIES_ID, segment_of
 from scripts.sample_window import sample_table
 from shm import Reader
 from tests.webapp._bodies import series_ids
-from tests.webapp._support import GunicornServer, ShmWindow, new_shm_window, remove_tree
+from tests.webapp._support import (
+    GunicornServer,
+    ShmWindow,
+    new_shm_window,
+    remove_tree,
+    shm_window,
+)
 from tests.webapp.conftest import make_app
 from webapp.forecasts import Predictions
 
 PROBLEM = "application/problem+json"
+LAYOUTS = ["inline", "segmented"]
 HORIZON = 48
 # Three series long enough for the model (336 rows), ending at different times.
 PARTS = {"meter:1": (400, 1000), "météo/2": (500, 2500), "z": (1000, None)}
 
 
-@pytest.fixture(params=["inline", "segmented"])
+@pytest.fixture(params=LAYOUTS)
 def window(artifact: bytes, request: pytest.FixtureRequest) -> Iterator[ShmWindow]:
     """An shm directory with the model installed, publishing many series in one layout."""
-    win, parent = new_shm_window(artifact, request.param)
-    try:
+    with shm_window(artifact, request.param) as win:
         yield win
-    finally:
-        win.close()
-        remove_tree(parent)
 
 
 def parts() -> dict:
@@ -225,14 +228,11 @@ def test_a_series_whose_segment_is_carried_over_keeps_its_forecast(artifact, mon
 # -- GET /series ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["inline", "segmented"])
+@pytest.fixture(scope="module", params=LAYOUTS)
 def shared_window(artifact: bytes, request: pytest.FixtureRequest) -> Iterator[ShmWindow]:
-    win, parent = new_shm_window(artifact, request.param)
-    try:
+    """As ``window``, one per layout for the whole module."""
+    with shm_window(artifact, request.param) as win:
         yield win
-    finally:
-        win.close()
-        remove_tree(parent)
 
 
 PROPERTY = settings(
