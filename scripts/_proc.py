@@ -17,6 +17,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from contract._process import pid_exists
+
 __all__ = ["is_running", "spawn", "stop"]
 
 # Run as `python -c _TIE <parent pid> <argv...>`: asks Linux to send SIGTERM to the server when
@@ -83,13 +85,7 @@ def is_running(pid: int, marker: str) -> bool:
         return False
     if Path("/proc/self/cmdline").exists():
         return _proc_matches(pid, marker)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_exists(pid)
 
 
 def _proc_matches(pid: int, marker: str) -> bool:

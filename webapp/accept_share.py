@@ -18,7 +18,8 @@ decides who accepts first, never whether a connection is accepted.
 from __future__ import annotations
 
 import mmap
-import os
+
+from contract._process import pid_exists
 
 __all__ = ["EMPTY", "ConnectionTable"]
 
@@ -47,7 +48,7 @@ class ConnectionTable:
         sets after the fork), emptied; None when every slot's worker is alive."""
         for slot in range(len(self._counts)):
             previous = self._holders.get(slot)
-            if previous is None or not _alive(getattr(previous, "pid", None)):
+            if previous is None or not pid_exists(getattr(previous, "pid", None)):
                 self._holders[slot] = holder
                 self._counts[slot] = EMPTY
                 return slot
@@ -77,16 +78,3 @@ class ConnectionTable:
     def counts(self) -> list[int]:
         """Every slot's count (:data:`EMPTY` for a slot that takes no part)."""
         return list(self._counts)
-
-
-def _alive(pid: object) -> bool:
-    """Whether ``pid`` names a process that exists (an unreaped child still does)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
