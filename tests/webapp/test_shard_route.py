@@ -3,6 +3,9 @@ shm directory: 307 to the owner, 421 after one hop, everything else served as be
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from contract.errors import ConfigError
 from contract.partitioner import partition_of
 from contract.series import MAX_SERIES_ID_BYTES
+from tests.webapp._support import ROOT, ShmWindow
 from tests.webapp.conftest import make_app
 from tests.webapp.test_webapp_app import problem
 from webapp import Settings
@@ -140,3 +144,26 @@ def test_settings_that_cannot_route_name_the_variable(change: dict[str, str], sa
 def test_any_body_gives_an_id_or_none(body: bytes) -> None:
     found = series_id_in(body)
     assert found is None or (found and len(found.encode()) <= MAX_SERIES_ID_BYTES)
+
+
+def _wsgi_imports_kafka(window: ShmWindow, **env: str) -> bool:
+    """Whether ``webapp.wsgi`` (what the Gunicorn master loads), built in a fresh interpreter
+    with ``env``, has imported kafka-python."""
+    code = "import sys, webapp.wsgi; print('kafka' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "SHM_DIR": str(window.directory), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"True": True, "False": False}[done.stdout.split()[-1]]
+
+
+def test_only_a_sharded_app_imports_kafka(window) -> None:
+    """kafka-python (its partitioner) costs the unsharded master nothing."""
+    assert not _wsgi_imports_kafka(window)
+    assert _wsgi_imports_kafka(window, **SHARDED)
