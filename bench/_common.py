@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: timing, percentiles, the shm read path, results on disk."""
+"""Helpers shared by the benchmarks: timing, percentiles, the shm read path, runs that take
+turns, sizes on the command line, results on disk."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -86,6 +87,26 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "pyarrow": pa.__version__,
     }
+
+
+class Publishing(Protocol):
+    """One measured configuration: each call publishes once and records its samples."""
+
+    def publication(self) -> None: ...
+
+
+def take_turns(runs: Sequence[Publishing], publications: int) -> None:
+    """``publications`` rounds in which every run publishes once, in turn: a machine busy
+    with something else for a while slows every run alike, so that their ratios stay
+    meaningful."""
+    for _ in range(publications):
+        for run in runs:
+            run.publication()
+
+
+def comma_ints(text: str) -> list[int]:
+    """``"1000,100000"`` -> ``[1000, 100000]``: the argparse type of a list of sizes."""
+    return [int(n) for n in text.split(",")]
 
 
 def add_results_dir_option(parser: argparse.ArgumentParser) -> None:

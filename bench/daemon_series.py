@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from bench._common import add_results_dir_option, write_results
+from bench._common import add_results_dir_option, comma_ints, write_results
 from cache_daemon.publication import WindowFacts
 from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.writer import WindowWriter
@@ -144,12 +144,11 @@ def measure_one(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    numbers = lambda text: [int(n) for n in text.split(",")]  # noqa: E731
     parser.add_argument("--quick", action="store_true", help="one tiny size (the smoke test's)")
-    parser.add_argument("--sizes", type=numbers)
+    parser.add_argument("--sizes", type=comma_ints)
     parser.add_argument("--rows", type=int)
     parser.add_argument("--publications", type=int)
-    parser.add_argument("--changed", type=numbers, default=CHANGED)
+    parser.add_argument("--changed", type=comma_ints, default=CHANGED)
     parser.add_argument("--series-per-segment", type=int, default=SERIES_PER_SEGMENT)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child's size
     add_results_dir_option(parser)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import add_results_dir_option, write_results
+from bench._common import add_results_dir_option, comma_ints, take_turns, write_results
 from cache_daemon.publication import WindowFacts
 from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.writer import PublishLayout, WindowWriter
@@ -92,9 +92,7 @@ def measure(sizes: list[int], publications: int, workdir: Path) -> list[dict[str
     results = []
     for rows in sizes:
         runs = {layout: Run(workdir / f"{layout}-{rows}", rows, layout) for layout in LAYOUTS}
-        for _ in range(publications):
-            for run in runs.values():
-                run.publication()
+        take_turns(list(runs.values()), publications)
         for layout, run in runs.items():
             results.append({"rows": rows, "layout": layout, **run.close()})
     return results
@@ -105,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one small size, few publications")
     parser.add_argument(
         "--rows",
-        type=lambda text: [int(n) for n in text.split(",")],
+        type=comma_ints,
         help=f"window sizes, comma-separated (default {SIZES})",
     )
     parser.add_argument("--publications", type=int)

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from bench._common import add_results_dir_option, write_results
+from bench._common import add_results_dir_option, comma_ints, take_turns, write_results
 from bench._series_reader import series_id
 from contract.series import segment_of
 from shm import SERIES_PER_SEGMENT, Publisher, segments_for, table_checksum
@@ -259,9 +259,7 @@ def measure(
             directory = workdir / f"series-{size}"
             scales.append(Scale(size, rows, directory, series_per_segment=series_per_segment))
             print(f"  {size:,} series published", flush=True)
-        for _ in range(publications):
-            for scale in scales:
-                scale.publication()
+        take_turns(scales, publications)
     finally:
         results = [scale.finish() for scale in scales]
     return results
@@ -311,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few publications")
     parser.add_argument(
         "--sizes",
-        type=lambda text: [int(n) for n in text.split(",")],
+        type=comma_ints,
         help=f"series counts, comma-separated (default {FULL_SIZES})",
     )
     parser.add_argument("--rows", type=int, help=f"rows per series (default {ROWS})")
