@@ -77,6 +77,7 @@ def test_sigterm_publishes_and_exits_zero_second_daemon_refused(
 ) -> None:
     env = {"SHM_DIR": str(shm_dir), "REPLAY_RATE": "50"}
     proc = spawn(env, tmp_path / "first.log")
+    started = [proc]
     try:
         reader = Reader(shm_dir)
         deadline = time.monotonic() + 15
@@ -84,6 +85,7 @@ def test_sigterm_publishes_and_exits_zero_second_daemon_refused(
             time.sleep(0.05)
         assert reader.current() is not None
         other = spawn(env, tmp_path / "second.log")
+        started.append(other)
         assert other.wait(15) == 2
         assert b"another publisher holds" in (tmp_path / "second.log").read_bytes()
         proc.send_signal(signal.SIGTERM)
@@ -91,9 +93,10 @@ def test_sigterm_publishes_and_exits_zero_second_daemon_refused(
         status = read_status(shm_dir)
         assert status is not None and status["state"] == "stopping"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for started_proc in started:  # a timed-out wait leaves no daemon behind
+            if started_proc.poll() is None:
+                started_proc.kill()
+                started_proc.wait()
 
 
 def test_bad_configuration_exits_2_naming_the_variable(shm_dir: Path, tmp_path: Path) -> None:
