@@ -5,7 +5,7 @@ The sample (regular steps) is turned into an endless sequence: event ``k`` is sa
 length plus one step. So when the sample runs out the stream goes on seamlessly with the same
 values on later dates (logged once per cycle); timestamps stay unique and regular. A series
 on a calendar whose steps differ in length (business days, months, quarters, years, as
-``pandas.infer_freq`` names it) goes on along that calendar instead: event ``k`` is ``k``
+pandas infers it) goes on along that calendar instead: event ``k`` is ``k``
 steps after the first time.
 
 The first half of the sample is :meth:`ReplaySource.history`, published at once as the
@@ -32,7 +32,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pandas._libs.tslibs.offsets import BaseOffset
-from pandas.tseries.frequencies import to_offset
 
 from cache_daemon.errors import SnapshotError
 from cache_daemon.sources import Health, Record
@@ -220,5 +219,7 @@ def _calendar(times: npt.NDArray[np.int64]) -> BaseOffset | None:
     steps = np.diff(times)
     if len(steps) < 2 or (steps == steps[0]).all():
         return None
-    alias = pd.infer_freq(pd.DatetimeIndex(times.astype("datetime64[ns]")))
-    return None if alias is None else to_offset(alias)
+    # freq="infer" gives the offset itself (pandas 3 warns that infer_freq's string becomes
+    # an offset) or None when the times follow no calendar.
+    offset: BaseOffset | None = pd.DatetimeIndex(times.astype("datetime64[ns]"), freq="infer").freq
+    return offset

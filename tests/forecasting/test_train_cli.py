@@ -59,7 +59,8 @@ def test_several_monthly_series_train_one_global_model(tmp_path, capsys):
     assert parsed["holdout"]["model"]["mase"] < parsed["holdout"]["seasonal_naive"]["mase"]
     model = load_bytes(data, sha256=parsed["sha256"])
     assert (model.time_col, model.target, model.series_col) == ("month", "price", "symbol")
-    origin = model.prepare(months.asi8[-30:], frame[frame.symbol == "C"].price.to_numpy()[-30:])
+    prices = frame[frame.symbol == "C"].price.to_numpy()
+    origin = model.prepare(months.as_unit("ns").asi8[-30:], prices[-30:])
     times, _ = model.predict(origin, 3)
     assert pd.DatetimeIndex(times).strftime("%Y-%m-%d").tolist() == [
         "2012-07-01",
