@@ -260,9 +260,9 @@ def _monthly(stamps: pd.DatetimeIndex) -> Frequency | None:
 _CALENDAR_DEFAULTS: dict[Kind, FrequencyDefaults] = {
     "business": FrequencyDefaults(5, (20, 10), 10, 40, 2),
     "week": FrequencyDefaults(52, (104, 52), 13, 52, 2),
-    "month": FrequencyDefaults(12, (36, 24), 12, 48, 1),
-    "quarter": FrequencyDefaults(4, (16, 8), 8, 24, 1),
-    "year": FrequencyDefaults(1, (20, 10), 6, 24, 1),
+    "month": FrequencyDefaults(12, (60, 24), 12, 48, 1),
+    "quarter": FrequencyDefaults(4, (32, 8), 8, 24, 1),
+    "year": FrequencyDefaults(1, (30, 10), 6, 24, 1),
 }
 _DAILY = FrequencyDefaults(7, (28, 14), 14, 56, 2)
 _MULTI_DAY = FrequencyDefaults(1, (20, 10), 10, 40, 2)

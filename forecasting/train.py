@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -180,6 +180,16 @@ class Trained:
     holdout: HoldoutForecasts
 
 
+def _fit_deepest(setup: Setup, longest: int) -> Setup:
+    """The default tiers, with the deepest cut to the lags that one calibration fold and the
+    holdout leave room for in the longest run (at least a horizon of training origins) when
+    that run is too short for it; shallower tiers are kept."""
+    room = longest - rows_needed(replace(setup, tiers=(0,)), 1)
+    if room >= setup.tiers[0] or room < setup.tiers[-1]:
+        return setup
+    return replace(setup, tiers=(room, *(t for t in setup.tiers[1:] if t < room)))
+
+
 def train_model(
     frame: pd.DataFrame,
     *,
@@ -251,6 +261,8 @@ def _train_model(
         if usable:
             data.append(SeriesData(sid, usable))
     longest = max((len(d.last) for d in data), default=0)
+    if options.tiers is None:
+        setup = _fit_deepest(setup, longest)
     folds = folds_for(longest, setup)
     if folds == 0:
         raise ForecastingError(

@@ -95,7 +95,7 @@ def test_make_run_replays_a_monthly_file_with_its_model(tmp_path):
                 {"series_id": name, "inference_length": 3, "quantiles": [0.1, 0.9]},
             )
             assert status == 200, body
-            assert body["method"] == "ridge-l36" and body["series_id"] == name
+            assert body["method"] == "ridge-l60" and body["series_id"] == name
             times = [p["time"] for p in body["predictions"]]
             assert all(t[8:] == "01T00:00:00Z" for t in times), times
             assert all(p["quantiles"]["0.1"] < p["quantiles"]["0.9"] for p in body["predictions"])
