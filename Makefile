@@ -8,9 +8,14 @@ STAMP  := $(VENV)/.installed
 # downgrade the dev set, so it lives in a venv of its own (deploy/tools-requirements.txt).
 TOOLS       := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
+# The accuracy peer (statsforecast) requires pandas<3 while the project runs pandas 3: it lives
+# in a venv of its own (scripts/peer-requirements.txt) and runs as a subprocess of
+# scripts.accuracy (scripts/accuracy_peer.py).
+PEER       := .venv-peer
+PEER_STAMP := $(PEER)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools run test test-fast lint bench soak concurrency clean stack-up stack-down image-tools image-test
+.PHONY: help venv tools peer accuracy run test test-fast lint bench soak concurrency clean stack-up stack-down image-tools image-test
 
 help:
 	@echo "make run    start the service on its embedded defaults"
@@ -18,6 +23,7 @@ help:
 	@echo "make test   lint + the whole test suite (unit, integration, concurrency)"
 	@echo "make image-test  build the image and run the pod with Podman (root: apt, Podman)"
 	@echo "make lint   ruff + mypy --strict"
+	@echo "make accuracy  the accuracy table of docs/forecasting.md against baselines and peers"
 	@echo "make system-tools  promtool for the alert checks, chromium for the /docs browser test"
 	@echo "            (Debian's prometheus and chromium packages, as root)"
 	@echo "make docs-screenshot  docs/img/docs-page.png from the /docs browser test"
@@ -46,6 +52,18 @@ $(TOOLS_STAMP): deploy/tools-requirements.txt
 
 tools: $(TOOLS_STAMP)
 
+$(PEER_STAMP): scripts/peer-requirements.txt
+	@test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet --upgrade pip
+	$(PEER)/bin/python -m pip install --quiet -r scripts/peer-requirements.txt
+	@touch $(PEER_STAMP)
+
+peer: $(PEER_STAMP)
+
+# The accuracy table of docs/forecasting.md, docs/accuracy.json and docs/img/forecast-*.png.
+accuracy: $(STAMP) $(PEER_STAMP)
+	$(PY) -m scripts.accuracy
+
 # make run DATA=<parquet> MODEL=<artifact>: replay that file, served by that model.
 run: $(STAMP)
 	$(if $(DATA),RUN_DATA='$(DATA)') $(if $(MODEL),MODEL_PATH='$(MODEL)') $(PY) -m scripts.run_local
@@ -55,7 +73,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint $(TOOLS_STAMP) system-tools
+test: lint $(TOOLS_STAMP) $(PEER_STAMP) system-tools
 	$(VENV)/bin/pytest
 
 # Debian packages some tests need, installed here when missing and we are root; otherwise
@@ -171,4 +189,4 @@ concurrency: $(STAMP)
 	  $(VENV)/bin/pytest -m "concurrency and not soak" tests/concurrency
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(PEER) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,7 +5,7 @@ The sample (regular steps) is turned into an endless sequence: event ``k`` is sa
 length plus one step. So when the sample runs out the stream goes on seamlessly with the same
 values on later dates (logged once per cycle); timestamps stay unique and regular. A series
 on a calendar whose steps differ in length (business days, months, quarters, years, as
-``pandas.infer_freq`` names it) goes on along that calendar instead: event ``k`` is ``k``
+pandas infers it) goes on along that calendar instead: event ``k`` is ``k``
 steps after the first time.
 
 The first half of the sample is :meth:`ReplaySource.history`, published at once as the
@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pandas._libs.tslibs.offsets import BaseOffset
-from pandas.tseries.frequencies import to_offset
+from pandas.errors import OutOfBoundsDatetime
 
 from cache_daemon.errors import SnapshotError
 from cache_daemon.sources import Health, Record
@@ -44,6 +44,7 @@ __all__ = ["ReplaySource"]
 log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_BATCH = 2000
+_MAX_NS = int(pd.Timestamp.max.value)  # the last time a nanosecond timestamp holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +67,19 @@ class _Cycle:
             raise SnapshotError(f"the replay series needs at least two rows{which}")
         times = window.times()
         step = int(np.median(np.diff(times)))
-        span = int(times[-1] - times[0]) + step
+        span = int(times[-1]) - int(times[0]) + step  # Python ints: 300 years overflow int64
         return cls(series_id, times, window.values(), span, _calendar(times))
 
-    def time_of(self, k: int) -> int:
+    def time_of(self, k: int) -> int | None:
+        """The time of step ``k``, or None past the last nanosecond time (2262-04-11)."""
         if self.calendar is None:
             cycle, row = divmod(k, len(self.times))
-            return int(self.times[row]) + cycle * self.span
-        return int((pd.Timestamp(int(self.times[0])) + k * self.calendar).value)
+            time_ns = int(self.times[row]) + cycle * self.span
+            return time_ns if time_ns <= _MAX_NS else None
+        try:
+            return int((pd.Timestamp(int(self.times[0])) + k * self.calendar).value)
+        except (OutOfBoundsDatetime, OverflowError):
+            return None
 
     def index_after(self, time_ns: int) -> int:
         """The first step after ``time_ns``."""
@@ -121,6 +127,7 @@ class ReplaySource:
         self._next = 0
         self._started_at = 0.0
         self._emitted = 0
+        self._ended = False
 
     def history(self) -> pa.Table:
         """The first half of each series: the window to publish before streaming starts."""
@@ -148,8 +155,9 @@ class ReplaySource:
         self._started_at = self._clock()
         self._emitted = 0
 
-    def _event(self, k: int) -> tuple[int, bytes, bytes | None]:
-        """Event ``k`` since :meth:`start`: series ``k % S`` in turn, each at its next step."""
+    def _event(self, k: int) -> tuple[int, bytes, bytes | None] | None:
+        """Event ``k`` since :meth:`start`: series ``k % S`` in turn, each at its next step
+        (None past the last nanosecond time)."""
         step, which = divmod(k, len(self._cycles))
         cycle = self._cycles[which]
         index = self._first[which] + step
@@ -160,6 +168,8 @@ class ReplaySource:
                 extra={"cycle": round_},
             )
         time_ns = cycle.time_of(index)
+        if time_ns is None:
+            return None
         stamp = (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat()
         body: dict[str, object] = {"time": stamp}
         body.update(zip(self.columns, cycle.values[row].tolist(), strict=True))
@@ -175,7 +185,13 @@ class ReplaySource:
             due = int((self._clock() - self._started_at) * self.rate) - self._emitted
         records = []
         for _ in range(min(max(due, 0), _MAX_BATCH)):
-            _, value, key = self._event(self._emitted)
+            event = self._event(self._emitted)
+            if event is None:
+                if not self._ended:
+                    log.warning("replay reached the last nanosecond time (2262): no more events")
+                    self._ended = True
+                break
+            _, value, key = event
             records.append(Record(partition=0, offset=self._next, value=value, key=key))
             self._next += 1
             self._emitted += 1
@@ -220,5 +236,7 @@ def _calendar(times: npt.NDArray[np.int64]) -> BaseOffset | None:
     steps = np.diff(times)
     if len(steps) < 2 or (steps == steps[0]).all():
         return None
-    alias = pd.infer_freq(pd.DatetimeIndex(times.astype("datetime64[ns]")))
-    return None if alias is None else to_offset(alias)
+    # freq="infer" gives the offset itself (pandas 3 warns that infer_freq's string becomes
+    # an offset) or None when the times follow no calendar.
+    offset: BaseOffset | None = pd.DatetimeIndex(times.astype("datetime64[ns]"), freq="infer").freq
+    return offset

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecasting import metrics
 from forecasting.errors import ForecastingError
 from forecasting.features import FloatArray, IntArray
 from forecasting.frequency import Frequency
 from forecasting.gaps import Segment
+from forecasting.metrics import mase_scale, naive_forecasts
 from forecasting.model import (
     Design,
     Estimator,
@@ -40,6 +42,7 @@ from forecasting.model import (
 
 __all__ = [
     "Backtest",
+    "HoldoutForecasts",
     "SeriesData",
     "Setup",
     "Window",
@@ -47,6 +50,7 @@ __all__ = [
     "coverage",
     "folds_for",
     "mase_scale",
+    "rows_needed",
     "run_backtest",
     "train_designs",
 ]
@@ -123,31 +127,20 @@ def _design(part: Segment, origins: IntArray, setup: Setup, lags: int, kind: Mod
 @dataclass(frozen=True, slots=True)
 class Scored:
     """Forecasts of one window over the evaluated series: per series, normalized residuals
-    ``(origins, horizon)``, absolute errors, and the MASE scale."""
+    ``(origins, horizon)``, actual values and forecasts, each origin's scale and the MASE
+    scale."""
 
     residuals: list[FloatArray]
-    abs_errors: list[FloatArray]
+    actual: list[FloatArray]
+    forecast: list[FloatArray]
     scales: list[FloatArray]
     mase_scales: list[float]
 
     def mae(self) -> float:
-        return float(np.mean(np.concatenate([e.reshape(-1) for e in self.abs_errors])))
+        return metrics.mae(self.actual, self.forecast)
 
     def mase(self) -> float:
-        return float(
-            np.mean(
-                [np.mean(e) / s for e, s in zip(self.abs_errors, self.mase_scales, strict=True)]
-            )
-        )
-
-
-def mase_scale(values: FloatArray, season: int) -> float:
-    """In-sample MAE of the seasonal naive forecast (falls back to lag one, then to 1)."""
-    m = season if len(values) > season else 1
-    if len(values) <= m:
-        return 1.0
-    scale = float(np.mean(np.abs(values[m:] - values[:-m])))
-    return scale if scale > 0 else 1.0
+        return metrics.mase(self.actual, self.forecast, self.mase_scales)
 
 
 def _score(
@@ -163,7 +156,7 @@ def _score(
 
     ``window`` 2 is the calibration window, 1 the holdout."""
     tier = Tier(lags, kind, estimator, np.zeros((1, setup.horizon)))
-    scored = Scored([], [], [], [])
+    scored = Scored([], [], [], [], [])
     for item in data:
         part = item.last
         start = len(part) - window * setup.holdout
@@ -171,8 +164,8 @@ def _score(
         d = _design(part, _origins(start, stop - setup.horizon), setup, lags, kind)
         pred = tier.predict_normalized(d.x, setup.horizon)
         scored.residuals.append(d.y - pred)
-        raw = d.level[:, None] + d.scale[:, None] * pred
-        scored.abs_errors.append(np.abs(d.actual - raw))
+        scored.actual.append(d.actual)
+        scored.forecast.append(d.level[:, None] + d.scale[:, None] * pred)
         scored.scales.append(d.scale)
         scored.mase_scales.append(mase_scale(part.values[:start], setup.season))
     return scored
@@ -190,20 +183,53 @@ def baseline_scores(data: Sequence[SeriesData], setup: Setup) -> dict[str, dict[
     """Naive and seasonal naive on the holdout origins, as MAE and MASE."""
     out = {}
     for name, period in (("naive", 1), ("seasonal_naive", setup.season)):
-        errors, scales = [], []
+        actual, forecast, scales = [], [], []
         for item in data:
             v = item.last.values
             start = len(v) - setup.holdout
             origins = _origins(start, len(v) - setup.horizon)
-            h = np.arange(setup.horizon, dtype=np.int64)
-            idx = origins[:, None] - period + (h[None, :] % period)
-            steps = origins[:, None] + h[None, :]
-            errors.append(np.abs(v[steps] - v[idx]))
+            steps = origins[:, None] + np.arange(setup.horizon, dtype=np.int64)[None, :]
+            actual.append(v[steps])
+            forecast.append(naive_forecasts(v, origins, setup.horizon, period))
             scales.append(mase_scale(v[:start], setup.season))
-        mae = float(np.mean(np.concatenate([e.reshape(-1) for e in errors])))
-        mase = float(np.mean([np.mean(e) / s for e, s in zip(errors, scales, strict=True)]))
-        out[name] = {"mae": mae, "mase": mase}
+        out[name] = {
+            "mae": metrics.mae(actual, forecast),
+            "mase": metrics.mase(actual, forecast, scales),
+        }
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutForecasts:
+    """The deepest tier's forecasts of the holdout, per evaluated series: its last segment's
+    values, the row of the first origin in them, actual values, forecasts and the bounds of
+    the 80 % interval ``(origins, horizon)``, and the MASE scale."""
+
+    series: list[str]
+    values: list[FloatArray]
+    first_origin: list[int]
+    actual: list[FloatArray]
+    forecast: list[FloatArray]
+    low: list[FloatArray]
+    high: list[FloatArray]
+    mase_scales: list[float]
+
+
+def _holdout_forecasts(
+    data: Sequence[SeriesData], setup: Setup, scored: Scored, residuals: FloatArray
+) -> HoldoutForecasts:
+    q = conformal_quantiles(residuals, np.array([0.1, 0.9]))
+    pairs = list(zip(scored.forecast, scored.scales, strict=True))
+    return HoldoutForecasts(
+        series=[item.series for item in data],
+        values=[item.last.values for item in data],
+        first_origin=[len(item.last) - setup.holdout for item in data],
+        actual=scored.actual,
+        forecast=scored.forecast,
+        low=[f + s[:, None] * q[0] for f, s in pairs],
+        high=[f + s[:, None] * q[1] for f, s in pairs],
+        mase_scales=scored.mase_scales,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +241,7 @@ class Backtest:
     selection: dict[str, dict[str, float]]
     holdout: dict[str, dict[str, float]]
     residuals: dict[int, FloatArray]
+    forecasts: HoldoutForecasts
 
 
 MAX_FOLDS = 3
@@ -222,8 +249,15 @@ MAX_FOLDS = 3
 
 def folds_for(longest: int, setup: Setup) -> int:
     """Calibration folds a last segment of ``longest`` rows allows (at most
-    :data:`MAX_FOLDS`; 0: not even one fold and the holdout after the deepest lags)."""
-    return max(0, min(MAX_FOLDS, (longest - setup.tiers[0]) // setup.holdout - 1))
+    :data:`MAX_FOLDS`; 0: not even one fold and the holdout): the oldest fold's model needs
+    one training origin, the deepest lags and a horizon before it (:func:`rows_needed`)."""
+    spare = longest - setup.tiers[0] - setup.horizon
+    return max(0, min(MAX_FOLDS, spare // setup.holdout - 1))
+
+
+def rows_needed(setup: Setup, folds: int) -> int:
+    """The rows of a last segment that ``folds`` calibration folds and the holdout need."""
+    return (folds + 1) * setup.holdout + setup.tiers[0] + setup.horizon
 
 
 def _fold_scores(
@@ -273,7 +307,9 @@ def run_backtest(
             "coverage_80": coverage(scored, cal_res, 0.1, 0.9),
         }
         residuals[lags] = np.sort(np.vstack([cal_res, *scored.residuals]), axis=0)
-    return Backtest(kind, selection, holdout, residuals)
+        if lags == deepest:
+            forecasts = _holdout_forecasts(data, setup, scored, cal_res)
+    return Backtest(kind, selection, holdout, residuals, forecasts)
 
 
 def final_tiers(data: Sequence[SeriesData], setup: Setup, backtest: Backtest) -> tuple[Tier, ...]:

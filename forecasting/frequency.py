@@ -100,7 +100,7 @@ class Frequency:
         if self.step_ns is not None:
             return last_ns + self.step_ns * np.arange(1, count + 1, dtype=np.int64)
         stamps = pd.date_range(start=pd.Timestamp(last_ns), periods=count + 1, freq=self.offset)
-        return np.asarray(stamps.asi8[1:], dtype=np.int64)
+        return np.asarray(stamps.as_unit("ns").asi8[1:], dtype=np.int64)
 
     def positions(self, times_ns: IntArray) -> IntArray:
         """Each time's step count from the first (``times_ns`` sorted and unique).
@@ -141,7 +141,7 @@ class Frequency:
         stamps = pd.date_range(
             start=pd.Timestamp(first_ns), end=pd.Timestamp(last_ns), freq=self.offset
         )
-        return np.asarray(stamps.asi8, dtype=np.int64)
+        return np.asarray(stamps.as_unit("ns").asi8, dtype=np.int64)
 
     def on_calendar(self, time_ns: int) -> bool:
         """Whether ``time_ns`` is a time this calendar can hold (ticks: always)."""
@@ -225,11 +225,10 @@ def infer_frequency(times_ns: IntArray) -> Frequency:
     if calendar is not None:
         return calendar
     days = step // NS_PER_DAY
+    weekday = (t // NS_PER_DAY + 3) % 7  # Monday 0: 1970-01-01 was a Thursday
     if days % 7 == 0:
-        return Frequency(
-            ("" if days == 7 else f"{days // 7}") + "W-" + _DAY_NAMES[stamps[0].dayofweek]
-        )
-    if days == 1 and not np.any(stamps.dayofweek >= 5):
+        return Frequency(("" if days == 7 else f"{days // 7}") + "W-" + _DAY_NAMES[weekday[0]])
+    if days == 1 and not np.any(weekday >= 5):
         return Frequency("B")
     return Frequency.fixed(step)
 
@@ -261,9 +260,9 @@ def _monthly(stamps: pd.DatetimeIndex) -> Frequency | None:
 _CALENDAR_DEFAULTS: dict[Kind, FrequencyDefaults] = {
     "business": FrequencyDefaults(5, (20, 10), 10, 40, 2),
     "week": FrequencyDefaults(52, (104, 52), 13, 52, 2),
-    "month": FrequencyDefaults(12, (36, 24), 12, 48, 1),
-    "quarter": FrequencyDefaults(4, (16, 8), 8, 24, 1),
-    "year": FrequencyDefaults(1, (20, 10), 6, 24, 1),
+    "month": FrequencyDefaults(12, (60, 24), 12, 48, 1),
+    "quarter": FrequencyDefaults(4, (32, 8), 8, 24, 1),
+    "year": FrequencyDefaults(1, (30, 10), 6, 24, 1),
 }
 _DAILY = FrequencyDefaults(7, (28, 14), 14, 56, 2)
 _MULTI_DAY = FrequencyDefaults(1, (20, 10), 10, 40, 2)

@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,11 +36,13 @@ from contract._atomic import write_atomic
 from contract.errors import ConfigError
 from forecasting.artifact import dumps, sha256_hex
 from forecasting.backtest import (
+    HoldoutForecasts,
     SeriesData,
     Setup,
     baseline_scores,
     final_tiers,
     folds_for,
+    rows_needed,
     run_backtest,
 )
 from forecasting.errors import ForecastingError, IrregularSeriesError
@@ -53,10 +55,12 @@ from objectstore import ObjectStore, S3Config, split_url
 __all__ = [
     "Options",
     "TrainReport",
+    "Trained",
     "load_frame",
     "load_series",
     "main",
     "train",
+    "train_evaluated",
     "train_model",
     "write_artifact",
 ]
@@ -167,6 +171,25 @@ def _setup(freq: Frequency, options: Options) -> tuple[Setup, int]:
     return Setup(freq, season, horizon, tiers, holdout), gap
 
 
+@dataclass(frozen=True, slots=True)
+class Trained:
+    """A trained forecaster, its report and its backtest's forecasts of the holdout."""
+
+    model: Forecaster
+    report: TrainReport
+    holdout: HoldoutForecasts
+
+
+def _fit_deepest(setup: Setup, longest: int) -> Setup:
+    """The default tiers, with the deepest cut to the lags that one calibration fold and the
+    holdout leave room for in the longest run (at least a horizon of training origins) when
+    that run is too short for it; shallower tiers are kept."""
+    room = longest - rows_needed(replace(setup, tiers=(0,)), 1)
+    if room >= setup.tiers[0] or room < setup.tiers[-1]:
+        return setup
+    return replace(setup, tiers=(room, *(t for t in setup.tiers[1:] if t < room)))
+
+
 def train_model(
     frame: pd.DataFrame,
     *,
@@ -176,7 +199,28 @@ def train_model(
     options: Options | None = None,
     trained_at: datetime | None = None,
 ) -> tuple[Forecaster, TrainReport]:
-    """Backtest, then refit on everything: the forecaster and its report.
+    """Backtest, then refit on everything: the forecaster and its report."""
+    trained = train_evaluated(
+        frame,
+        time_col=time_col,
+        target=target,
+        series_col=series_col,
+        options=options,
+        trained_at=trained_at,
+    )
+    return trained.model, trained.report
+
+
+def train_evaluated(
+    frame: pd.DataFrame,
+    *,
+    time_col: str = "time",
+    target: str = defaults.SERIES_COLUMN,
+    series_col: str | None = None,
+    options: Options | None = None,
+    trained_at: datetime | None = None,
+) -> Trained:
+    """:func:`train_model` with the backtest's forecasts of the holdout.
 
     Runs with one BLAS/OpenMP thread: gradient boosting's OpenMP threads slowed its fits on
     small data tenfold on a shared two-core machine, and the fits are small."""
@@ -199,7 +243,7 @@ def _train_model(
     series_col: str | None,
     options: Options,
     trained_at: datetime | None,
-) -> tuple[Forecaster, TrainReport]:
+) -> Trained:
     series = load_frame(frame, time_col=time_col, target=target, series_col=series_col)
     freq = _frequency(series, options.frequency)
     setup, gap = _setup(freq, options)
@@ -217,15 +261,17 @@ def _train_model(
         if usable:
             data.append(SeriesData(sid, usable))
     longest = max((len(d.last) for d in data), default=0)
+    if options.tiers is None:
+        setup = _fit_deepest(setup, longest)
     folds = folds_for(longest, setup)
     if folds == 0:
         raise ForecastingError(
-            f"no series has a run of {2 * setup.holdout + setup.tiers[0]} regular rows "
-            f"({freq.alias}: two {setup.holdout}-row windows after {setup.tiers[0]} lags) for "
-            f"the backtest; the longest run is {longest} rows (a smaller --holdout or --lags "
-            "may fit)"
+            f"no series has a run of {rows_needed(setup, 1)} regular rows ({freq.alias}: "
+            f"{setup.tiers[0]} lags and a {setup.horizon}-step horizon to train on, then two "
+            f"{setup.holdout}-row windows) for the backtest; the longest run is {longest} rows "
+            "(a smaller --holdout, --horizon or --lags may fit)"
         )
-    needed = (folds + 1) * setup.holdout + setup.tiers[0]
+    needed = rows_needed(setup, folds)
     evaluated = [d for d in data if len(d.last) >= needed]
     backtest = run_backtest(evaluated, setup, options.candidates, folds)
     baselines = baseline_scores(evaluated, setup)
@@ -267,7 +313,7 @@ def _train_model(
         "holdout": {"model": backtest.holdout[deepest], **backtest.holdout, **baselines},
         "coverage_80": backtest.holdout[deepest]["coverage_80"],
     }
-    return model, report
+    return Trained(model, report, backtest.forecasts)
 
 
 def train(

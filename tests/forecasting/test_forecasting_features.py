@@ -25,21 +25,21 @@ from forecasting.features import calendar_terms, lag_windows, n_calendar, normal
 )
 def test_each_frequency_has_its_calendar_columns(alias, columns):
     freq = Frequency(alias)
-    times = pd.date_range("2021-01-01", periods=30, freq=alias).asi8
+    times = pd.date_range("2021-01-01", periods=30, freq=alias).as_unit("ns").asi8
     terms = calendar_terms(times, freq)
     assert terms.shape == (30, columns) == (30, n_calendar(freq))
     assert np.all(np.abs(terms) <= 1.0)
 
 
 def test_monthly_terms_repeat_every_twelve_months_and_differ_within_a_year():
-    times = pd.date_range("2000-01-01", periods=25, freq="MS").asi8
+    times = pd.date_range("2000-01-01", periods=25, freq="MS").as_unit("ns").asi8
     terms = calendar_terms(times, Frequency("MS"))
     np.testing.assert_allclose(terms[:12], terms[12:24], atol=1e-12)
     assert len({tuple(np.round(row, 9)) for row in terms[:12]}) == 12
 
 
 def test_business_day_terms_repeat_every_week():
-    times = pd.bdate_range("2024-01-01", periods=10).asi8
+    times = pd.bdate_range("2024-01-01", periods=10).as_unit("ns").asi8
     terms = calendar_terms(times, Frequency("B"))
     np.testing.assert_allclose(terms[:5], terms[5:], atol=1e-12)
 

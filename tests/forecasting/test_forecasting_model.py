@@ -144,7 +144,7 @@ def test_ridge_predictions_are_bit_for_bit_the_pipelines(model, series):
 
 
 def test_a_constant_series_is_forecast_as_itself(model):
-    t = pd.date_range("2020-01-06", periods=400, freq="30min").asi8
+    t = pd.date_range("2020-01-06", periods=400, freq="30min").as_unit("ns").asi8
     origin = model.prepare(t, np.full(400, 123.0))
     _, values = model.predict(origin, 48)
     np.testing.assert_allclose(values, 123.0, rtol=0.05)

@@ -39,7 +39,7 @@ def gappy_series(draw: st.DrawFn) -> tuple[str, np.ndarray, np.ndarray]:
     dropped (the first three and the last kept, so the spacing and the span show)."""
     alias = draw(st.sampled_from(ALIASES))
     start = pd.Timestamp("1990-01-01") + pd.Timedelta(days=draw(st.integers(0, 10_000)))
-    grid = pd.date_range(start, periods=draw(st.integers(8, 80)), freq=alias).asi8
+    grid = pd.date_range(start, periods=draw(st.integers(8, 80)), freq=alias).as_unit("ns").asi8
     keep = np.ones(len(grid), dtype=bool)
     drop = draw(st.lists(st.integers(3, len(grid) - 2), max_size=len(grid) // 3))
     keep[drop] = False
@@ -51,12 +51,12 @@ def gappy_series(draw: st.DrawFn) -> tuple[str, np.ndarray, np.ndarray]:
 def test_the_inferred_frequency_rebuilds_the_grid_and_continues_it(case):
     alias, grid, kept = case
     freq = infer_frequency(kept)
-    if alias == "D" and not (pd.DatetimeIndex(kept).dayofweek >= 5).any():
+    if alias == "D" and not (pd.DatetimeIndex(kept).day_of_week >= 5).any():
         assert freq.alias == "B"  # a daily series whose weekends all fell in gaps
         return
     assert freq.grid(int(kept[0]), int(kept[-1])).tolist() == grid.tolist()
     expected = pd.date_range(pd.Timestamp(int(grid[-1])), periods=4, freq=alias)[1:]
-    assert freq.after(int(grid[-1]), 3).tolist() == expected.asi8.tolist()
+    assert freq.after(int(grid[-1]), 3).tolist() == expected.as_unit("ns").asi8.tolist()
     positions = freq.positions(kept)
     assert positions.tolist() == np.searchsorted(grid, kept).tolist()
 
@@ -76,7 +76,7 @@ def test_the_inferred_frequency_rebuilds_the_grid_and_continues_it(case):
     ],
 )
 def test_each_family_is_named_by_its_alias(times, alias):
-    assert infer_frequency(pd.DatetimeIndex(times).asi8).alias == alias
+    assert infer_frequency(pd.DatetimeIndex(times).as_unit("ns").asi8).alias == alias
 
 
 @PROPERTY
@@ -85,8 +85,8 @@ def test_business_days_skip_weekends_and_month_steps_keep_the_calendar(day, coun
     start = pd.Timestamp("1980-01-01") + pd.Timedelta(days=day)
     friday = start + pd.offsets.Week(weekday=4)
     after = pd.DatetimeIndex(Frequency("B").after(friday.value, count))
-    assert after[0].dayofweek == 0 and after[0] - friday == pd.Timedelta(days=3)
-    assert not (after.dayofweek >= 5).any() and len(set(after)) == count
+    assert after[0].day_of_week == 0 and after[0] - friday == pd.Timedelta(days=3)
+    assert not (after.day_of_week >= 5).any() and len(set(after)) == count
     first = start.normalize().replace(day=1)
     starts = pd.DatetimeIndex(Frequency("MS").after(first.value, count))
     assert (starts.day == 1).all()
@@ -101,7 +101,7 @@ def test_business_days_skip_weekends_and_month_steps_keep_the_calendar(day, coun
 
 def test_times_off_the_calendar_are_named():
     freq = Frequency("MS")
-    times = pd.DatetimeIndex(["2024-01-01", "2024-02-01", "2024-03-15"]).asi8
+    times = pd.DatetimeIndex(["2024-01-01", "2024-02-01", "2024-03-15"]).as_unit("ns").asi8
     with pytest.raises(IrregularSeriesError, match=r"2024-03-15T00:00:00Z \(row 2\)"):
         freq.positions(times)
 

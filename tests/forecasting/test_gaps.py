@@ -15,7 +15,7 @@ HOUR = Frequency("h")
 
 
 def hours(n: int) -> np.ndarray:
-    return pd.date_range("2024-01-01", periods=n, freq="h").asi8
+    return pd.date_range("2024-01-01", periods=n, freq="h").as_unit("ns").asi8
 
 
 def test_one_missing_hour_is_interpolated():
@@ -26,7 +26,7 @@ def test_one_missing_hour_is_interpolated():
 
 
 def test_business_days_have_no_gap_over_a_weekend():
-    t = pd.bdate_range("2024-01-01", periods=15).asi8
+    t = pd.bdate_range("2024-01-01", periods=15).as_unit("ns").asi8
     v = np.arange(15, dtype=np.float64)
     grid, values = regularize(t, v, Frequency("B"), max_gap_steps=0)
     assert grid is t and values is v
@@ -59,9 +59,11 @@ def test_nan_values_are_missing_steps_and_leading_ones_are_dropped():
     alias=st.sampled_from(["30min", "B", "MS", "QE-DEC"]),
 )
 def test_segments_are_regular_and_keep_every_known_value(n, drops, bound, alias):
-    grid = pd.date_range(
-        "2001-01-31" if alias == "QE-DEC" else "2001-01-01", periods=n, freq=alias
-    ).asi8
+    grid = (
+        pd.date_range("2001-01-31" if alias == "QE-DEC" else "2001-01-01", periods=n, freq=alias)
+        .as_unit("ns")
+        .asi8
+    )
     keep = np.ones(n, dtype=bool)
     keep[[d for d in drops if d < n - 1]] = False
     t, v = grid[keep], np.sin(np.arange(n, dtype=np.float64))[keep]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from forecasting import load_bytes, sha256_hex
-from forecasting.train import main
+from forecasting.train import Options, main, train_model
 
 
 def _seasonal(times: pd.DatetimeIndex, period: int, level: float, seed: int) -> np.ndarray:
@@ -59,7 +59,8 @@ def test_several_monthly_series_train_one_global_model(tmp_path, capsys):
     assert parsed["holdout"]["model"]["mase"] < parsed["holdout"]["seasonal_naive"]["mase"]
     model = load_bytes(data, sha256=parsed["sha256"])
     assert (model.time_col, model.target, model.series_col) == ("month", "price", "symbol")
-    origin = model.prepare(months.asi8[-30:], frame[frame.symbol == "C"].price.to_numpy()[-30:])
+    prices = frame[frame.symbol == "C"].price.to_numpy()
+    origin = model.prepare(months.as_unit("ns").asi8[-30:], prices[-30:])
     times, _ = model.predict(origin, 3)
     assert pd.DatetimeIndex(times).strftime("%Y-%m-%d").tolist() == [
         "2012-07-01",
@@ -148,3 +149,26 @@ def test_a_missing_column_is_named(tmp_path, capsys, column):
     argv = ["--input", _write(tmp_path, frame), "--output", str(tmp_path / "m"), column, "nope"]
     assert main(argv) == 2
     assert "column 'nope'" in capsys.readouterr().err
+
+
+def test_a_run_short_for_the_default_lags_trains_with_a_shallower_deepest_tier():
+    # Monthly defaults: tiers 60 and 24, holdout 48, horizon 12. 150 rows leave room for 42
+    # lags before one calibration fold, the holdout and a horizon of training origins.
+    months = pd.date_range("2000-01-01", periods=150, freq="MS")
+    frame = pd.DataFrame({"time": months, "y": _seasonal(months, 12, 50.0, 5)})
+    model, report = train_model(frame, target="y", options=Options(candidates=("ridge",)))
+    assert report["tiers"] == [42, 24] and model.min_rows == 24
+    assert report["selection"]["window"].startswith("1 calibration fold")
+    # the oldest fold's model trains on exactly one horizon of origins: no crash at the edge
+    model, report = train_model(frame.iloc[:132], target="y", options=Options(tiers=(24,)))
+    assert report["tiers"] == [24]
+
+
+def test_a_run_too_short_for_any_fold_names_the_rows_it_needs(tmp_path, capsys):
+    months = pd.date_range("2000-01-01", periods=131, freq="MS")
+    frame = pd.DataFrame({"time": months, "y": _seasonal(months, 12, 50.0, 5)})
+    argv = ["--input", _write(tmp_path, frame), "--target", "y", "--output", str(tmp_path / "m")]
+    argv += ["--lags", "24"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "a run of 132 regular rows" in err and "the longest run is 131 rows" in err

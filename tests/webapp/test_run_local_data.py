@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from forecasting import Forecaster, load_file
-from forecasting.report import DATASETS
 from forecasting.train import load_frame
 from forecasting.train import main as train_main
+from scripts.accuracy import DATASETS
 from tests.webapp._run_local import get, post, run_local
 
 pytestmark = pytest.mark.server
@@ -58,7 +58,7 @@ def _history(model: Forecaster, frame: pd.DataFrame, rows: int) -> dict[str, lis
 
 
 def _on_calendar(model: Forecaster, predictions: list[dict]) -> bool:
-    times = pd.DatetimeIndex([p["time"] for p in predictions]).tz_localize(None).asi8
+    times = pd.DatetimeIndex([p["time"] for p in predictions]).tz_localize(None).as_unit("ns").asi8
     return all(model.frequency.on_calendar(int(t)) for t in times) and bool(
         (model.frequency.positions(times) == np.arange(len(times))).all()
     )
@@ -95,7 +95,7 @@ def test_make_run_replays_a_monthly_file_with_its_model(tmp_path):
                 {"series_id": name, "inference_length": 3, "quantiles": [0.1, 0.9]},
             )
             assert status == 200, body
-            assert body["method"] == "ridge-l36" and body["series_id"] == name
+            assert body["method"] == "ridge-l60" and body["series_id"] == name
             times = [p["time"] for p in body["predictions"]]
             assert all(t[8:] == "01T00:00:00Z" for t in times), times
             assert all(p["quantiles"]["0.1"] < p["quantiles"]["0.9"] for p in body["predictions"])
