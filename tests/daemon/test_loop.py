@@ -50,6 +50,17 @@ def make(
     return daemon, source, publisher
 
 
+def step_until(daemon: Daemon, publisher: Publisher, generation: int) -> None:
+    """Step until ``publisher`` has published ``generation`` (at most 5 s). An interval of 1 ms
+    is shorter than a write on a loaded machine, and a write longer than the interval holds the
+    next publication back by as long again (``Coalescer``), so one step 2 ms later may be early.
+    """
+    deadline = time.monotonic() + 5
+    while publisher.generation < generation and time.monotonic() < deadline:
+        time.sleep(0.002)
+        daemon.step()
+
+
 def test_events_are_published_with_offsets_and_checksum(shm_dir: Path) -> None:
     daemon, source, publisher = make(shm_dir)
     source.feed(event(2, 20.0), event(0, 0.0), event(1, 10.0), event(1, 11.0))
@@ -111,10 +122,12 @@ def test_publications_are_coalesced_and_skipped_when_unchanged(shm_dir: Path) ->
 
 
 def test_an_event_after_a_quiet_interval_is_published_in_the_same_step(shm_dir: Path) -> None:
-    daemon, source, publisher = make(shm_dir, interval_ms=50)
+    # 200 ms: longer than a first write on a loaded machine, which would otherwise hold the
+    # next publication back (Coalescer) and make this test about the machine's speed.
+    daemon, source, publisher = make(shm_dir, interval_ms=200)
     source.feed(event(0, 1.0))
     daemon.step()
-    time.sleep(0.06)
+    time.sleep(0.21)
     source.feed(event(1, 2.0))
     daemon.step()
     assert publisher.generation == 2
@@ -125,20 +138,24 @@ def test_an_event_after_a_quiet_interval_is_published_in_the_same_step(shm_dir: 
 def test_the_interval_counts_from_the_capture_not_the_end_of_the_write(
     shm_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A write that takes 30 ms must not push the next slot 30 ms later: an event 25 ms after
-    # the write ended is 55 ms after the capture, past the 50 ms interval.
-    daemon, source, publisher = make(shm_dir, interval_ms=50)
+    # A write that takes 100 ms must not push the next slot 100 ms later: an event just past
+    # the 300 ms interval after the capture is published at once, although it is only about
+    # 200 ms after the write ended. The margins leave room for a loaded machine's scheduling:
+    # the write would have to take over 300 ms (a backlog, which may push the slot) to fail.
+    daemon, source, publisher = make(shm_dir, interval_ms=300)
     write = publisher.publish
+    write_started: list[float] = []
 
     def slow(table: pa.Table, *, metadata: dict[str, str]) -> int:
-        time.sleep(0.03)
+        write_started.append(time.monotonic())  # the capture was at or before this instant
+        time.sleep(0.1)
         return write(table, metadata=metadata)
 
     monkeypatch.setattr(publisher, "publish", slow)
     source.feed(event(0, 1.0))
     daemon.step()
     assert publisher.generation == 1
-    time.sleep(0.025)
+    time.sleep(max(0.0, write_started[0] + 0.305 - time.monotonic()))
     source.feed(event(1, 2.0))
     daemon.step()
     assert publisher.generation == 2
@@ -154,8 +171,7 @@ def test_restoring_then_live_each_published(shm_dir: Path) -> None:
     assert reader.current().metadata["state"] == "restoring"  # type: ignore[union-attr]
     assert read_status(shm_dir)["state"] == "restoring"  # type: ignore[index]
     source.caught_up = True
-    time.sleep(0.002)
-    daemon.step()
+    step_until(daemon, publisher, 2)
     assert reader.current().metadata["state"] == "live"  # type: ignore[union-attr]
     assert publisher.generation == 2
     publisher.close()
@@ -348,8 +364,7 @@ def test_series_dropped_by_the_ttl_are_counted_and_published(shm_dir: Path) -> N
     snap = Reader(shm_dir).current()
     assert snap is not None and set(series_rows(snap)) == {"quiet", "busy"}
     source.feed(event(11, 3.0), key=b"busy")
-    time.sleep(0.002)
-    daemon.step()
+    step_until(daemon, publisher, 2)
     snap = Reader(shm_dir).current()
     assert snap is not None and series_rows(snap) == {"busy": [1.0, 2.0, 3.0]}
     counters = Counters.from_json(snap.metadata["counters"])
