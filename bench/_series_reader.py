@@ -20,6 +20,12 @@ last value): the model's own time, the same for one series whatever the window, 
     N lookups of random series, twice: the first pass (a segment not touched yet decodes its
     index) and again (every segment indexed), each timed on its own; then N lookups of one
     series (everything it touches in the CPU caches: the work itself);
+``requests N SEED``
+    (``webapp`` mode) ``POST /predict`` with a ``series_id`` through the web application
+    itself, its WSGI callable called in this process (``webapp.create_app``; no socket, no
+    server): the whole request's path, body parsing, view, catalog, memo, forecast, JSON
+    encoding and the metrics included. Timed apart, each over N requests (see
+    :class:`_Requests`): memo hits, memo misses, and random series as they come;
 ``pss``
     this process's memory (``/proc/self/smaps_rollup``, see :func:`pss_kib`) and the same
     before it opened anything;
@@ -30,15 +36,21 @@ Series are named ``series_id(n)`` for ``n < SERIES``.
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import random
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
+
 from shm import Reader, Snapshot
+from webapp import Settings, create_app
 from webapp.forecast_memo import ForecastMemo
 from webapp.snapshot_view import SeriesForecast, SnapshotView
 
@@ -96,6 +108,102 @@ class _Lookups:
         return elapsed
 
 
+class _Requests:
+    """``POST /predict {"series_id": ...}`` through the application's WSGI callable.
+
+    Two applications over the same directory, as two workers: ``hits`` with the default
+    forecast memo (``FORECAST_MEMO_SERIES``), ``misses`` with a memo of one entry, so that a
+    request for a series other than the one before always forecasts. Three rows, each the
+    median (and p99) of N requests for series whose segments the lookups before indexed:
+
+    * ``request_hit_us``: random series among ``HOT`` requested once before (memo hits, at
+      every window size);
+    * ``request_miss_us``: series each unlike the one before (memo misses: the series' rows
+      sliced and fed to the model, at every window size);
+    * ``request_random_us``: random series on the default memo as they come, hits or
+      misses by chance (``request_random_hit_share``): all hits once a small window's
+      series are all in the memo, nearly all misses when the window holds many more series
+      than the memo.
+    """
+
+    HOT = 256
+
+    def __init__(self, directory: str) -> None:
+        env = {"SHM_DIR": directory, "LOG_LEVEL": "WARNING"}
+        self._hits = create_app(Settings.from_env(env))
+        self._misses = create_app(Settings.from_env({**env, "FORECAST_MEMO_SERIES": "1"}))
+
+    @staticmethod
+    def post(app: Flask, series: str) -> int:
+        """One request; its time in ns. RuntimeError unless the answer is a 200."""
+        body = json.dumps({"series_id": series}).encode()
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "SCRIPT_NAME": "",
+            "PATH_INFO": "/predict",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        status: list[str] = []
+
+        def start_response(
+            line: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            status.append(line)
+            return len
+
+        start = time.perf_counter_ns()
+        answer: Iterable[bytes] = app(environ, start_response)
+        try:
+            payload = b"".join(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        elapsed = time.perf_counter_ns() - start
+        if not status or not status[0].startswith("200"):
+            raise RuntimeError(f"POST /predict {series}: {status} {payload[:300]!r}")
+        return elapsed
+
+    def measure(self, names: list[str], rng: random.Random) -> dict[str, float]:
+        hot = names[: self.HOT]
+        for name in hot:  # into the memo; the first requests also load the model
+            self.post(self._hits, name)
+        out: dict[str, float] = {}
+        memo = self._hits.extensions["webapp"].forecasts
+        before = memo.hits
+        hits = [self.post(self._hits, rng.choice(hot)) for _ in names]
+        if memo.hits - before != len(names):
+            raise RuntimeError("a request meant to hit the forecast memo missed it")
+        misses_memo = self._misses.extensions["webapp"].forecasts
+        self.post(self._misses, names[0])
+        before = misses_memo.misses
+        unlike = [b for a, b in itertools.pairwise(names) if a != b]
+        misses = [self.post(self._misses, name) for name in unlike]
+        if misses_memo.misses - before != len(unlike):
+            raise RuntimeError("a request meant to miss the forecast memo hit it")
+        before = memo.hits
+        fresh = [names[rng.randrange(len(names))] for _ in names]
+        randoms = [self.post(self._hits, name) for name in fresh]
+        out["request_random_hit_share"] = round((memo.hits - before) / len(fresh), 3)
+        for key, times in (("hit", hits), ("miss", misses), ("random", randoms)):
+            out[f"request_{key}_us"] = statistics.median(times) / 1e3
+            out[f"request_{key}_p99_us"] = sorted(times)[int(len(times) * 0.99)] / 1e3
+        return out
+
+
 def _current(reader: Reader) -> Snapshot:
     snapshot = reader.current()
     if snapshot is None:
@@ -107,6 +215,7 @@ def main(directory: str, series: int, mode: str = "shm") -> int:
     baseline = pss_kib()
     reader = Reader(directory)
     _lookup = _Lookups(mode)
+    requests: _Requests | None = None
     for line in sys.stdin:
         command, *args = line.split()
         out: dict[str, Any]
@@ -140,6 +249,11 @@ def main(directory: str, series: int, mode: str = "shm") -> int:
                 "lookup_p99_us": sorted(warm)[int(len(warm) * 0.99)] / 1e3,
                 "lookup_same_us": statistics.median(same) / 1e3,
             }
+        elif command == "requests":
+            rng = random.Random(int(args[1]))
+            names = [series_id(rng.randrange(series)) for _ in range(int(args[0]))]
+            requests = requests or _Requests(directory)
+            out = {**requests.measure(names, rng), "request_pss_kib": pss_kib()["pss_kib"]}
         elif command == "pss":
             out = {
                 **pss_kib(),

@@ -2,8 +2,10 @@
 number of series grows.
 
 ``python -m bench.series_scale [--quick] [--sizes N,N,...] [--rows R]
-[--series-per-segment K] [--publications P] [--results-dir DIR]`` prints a table and writes
-``bench/results/series_scale.json`` (or into DIR).
+[--series-per-segment K] [--publications P] [--requests N] [--results-dir DIR] [--plot PNG]``
+prints two tables and writes ``bench/results/series_scale.json`` (or into DIR); ``--plot``
+also draws the figures into PNG (``bench.series_plots``; ``python -m bench.series_plots``
+draws them from a JSON written before).
 
 For each series count (default 1,000, 100,000 and 1,000,000 series of 336 rows; ``--quick``:
 100 and 1,000 of 48) it publishes the whole window once (``Publisher.publish_segments``
@@ -31,10 +33,17 @@ random series and publishes only its segment. Measured in the same run, medians:
 * ``webapp_*``: the same figures from a second worker process that looks series up the way
   the web service answers ``POST /predict`` with a ``series_id`` (``bench._series_reader``
   in ``webapp`` mode: the generation's view and summary, the series catalog, the forecast
-  memo keyed by the series' version; the model itself left out).
+  memo keyed by the series' version; the model itself left out);
+* ``request_*_us``: whole ``POST /predict`` requests with a ``series_id``, from the same
+  process through the web application's WSGI callable (``bench._series_reader``'s
+  ``requests``): ``request_hit_us`` memo hits, ``request_miss_us`` memo misses (the model
+  runs), ``request_random_us`` random series on the default memo (at 1 k series every one
+  is in the 4,096-entry memo, at 1 M nearly none: ``request_random_hit_share``; so compare
+  the hit and miss rows across sizes, like with like); ``request_pss_kib`` that process's
+  PSS after them.
 
 The goals compare the largest size with the smallest in the same run: publish and first
-request within 3x, per-lookup within 1.5x.
+request within 3x, per-request and per-lookup within 1.5x.
 """
 
 from __future__ import annotations
@@ -53,11 +62,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from bench._common import add_results_dir_option, write_results
 from bench._series_reader import series_id
+from bench.series_plots import plot_series_scale
+from contract import defaults
+from contract.metadata import GenerationMeta, iso_utc, schema_fingerprint
 from contract.series import segment_of
+from forecasting.train import Options, train
+from scripts.sample_window import SAMPLE, install_model
 from shm import SERIES_PER_SEGMENT, Publisher, segments_for, table_checksum
 
 FULL_SIZES = [1_000, 100_000, 1_000_000]
@@ -67,12 +82,15 @@ QUICK_ROWS = 48
 PUBLICATIONS = 30
 QUICK_PUBLICATIONS = 5
 LOOKUPS = 2_000
+REQUESTS = 1_000
+QUICK_REQUESTS = 100
 WARM_SEED = 1
 LOOKUP_SEED = 2
 
 GOAL_PUBLISH = 3.0
 GOAL_FIRST_REQUEST = 3.0
 GOAL_LOOKUP = 1.5
+GOAL_REQUEST = 1.5
 
 _STEP_NS = 30 * 60 * 1_000_000_000
 _START_NS = int(np.datetime64("2024-01-01T00:00:00", "ns").astype(np.int64))
@@ -92,6 +110,24 @@ class Window:
         self._members = [pa.array(sorted(ids), pa.string()) for ids in members]
         self._versions: dict[str, int] = {}
         self._times = _START_NS + np.arange(rows, dtype=np.int64) * _STEP_NS
+
+    def metadata(self, model: Mapping[str, str]) -> dict[str, str]:
+        """The generation's metadata as the daemon writes it (``model``: the installed
+        model's entries), without the window checksum, which nothing on a request's path
+        of a segmented generation recomputes."""
+        series = sum(len(ids) for ids in self._members)
+        meta = GenerationMeta(
+            offsets={},
+            topic=defaults.TOPIC,
+            source="replay",
+            state="live",
+            rows=series * self._rows,
+            series=series,
+            time_min=iso_utc(int(self._times[0])),
+            time_max=iso_utc(int(self._times[-1])),
+            schema_fingerprint=schema_fingerprint(self.segment_table(0).schema),
+        )
+        return {**meta.to_metadata(), **model}
 
     def change(self, name: str) -> int:
         """Give ``name`` new values; returns its segment."""
@@ -130,6 +166,15 @@ class EverySegment(Mapping[int, pa.Table]):
         return self._window.segments
 
 
+def model_artifact(rows: int) -> bytes:
+    """The service's forecaster (one Ridge tier, horizon 48) fitted on the sample series,
+    whose 30-minute step the benchmark's series share; its lags fit in ``rows``."""
+    options = Options(tiers=(min(48, rows // 4),), horizon=48, candidates=("ridge",))
+    frame = pd.read_parquet(SAMPLE)
+    data, _ = train(frame, time_col="time", target="demand_mw", options=options)
+    return data
+
+
 class Worker:
     """The reader process (``mode``: see ``bench._series_reader``)."""
 
@@ -161,8 +206,18 @@ class Worker:
 class Scale:
     """One series count: its window, publisher and worker, and the figures gathered."""
 
-    def __init__(self, series: int, rows: int, directory: Path, *, series_per_segment: int) -> None:
+    def __init__(
+        self,
+        series: int,
+        rows: int,
+        directory: Path,
+        *,
+        series_per_segment: int,
+        artifact: bytes,
+        requests: int,
+    ) -> None:
         self.series = series
+        self._requests = requests
         self.segments = segments_for(series, series_per_segment)
         self._directory = directory
         self._rng = random.Random(series)
@@ -171,7 +226,10 @@ class Scale:
         started = time.perf_counter()
         self._window = Window(series, rows, self.segments)
         self._publisher = Publisher(directory)
-        self._publisher.publish_segments(EverySegment(self._window), segments=self.segments)
+        self._metadata = self._window.metadata(install_model(directory, artifact))
+        self._publisher.publish_segments(
+            EverySegment(self._window), segments=self.segments, metadata=self._metadata
+        )
         shm_bytes = _bytes_under(directory)
         self._worker = Worker(directory, series)
         self._opened = self._worker.ask("open")
@@ -206,7 +264,9 @@ class Scale:
         table_checksum(table)
         self._samples["segment_checksum_ms"].append((time.perf_counter_ns() - start) / 1e6)
         start = time.perf_counter_ns()
-        self._publisher.publish_segments({segment: table}, segments=self.segments)
+        self._publisher.publish_segments(
+            {segment: table}, segments=self.segments, metadata=self._metadata
+        )
         self._samples["publish_ms"].append((time.perf_counter_ns() - start) / 1e6)
         other = self._rng.choice(self._warmed)
         for prefix, worker in (("", self._worker), ("webapp_", self._webapp)):
@@ -223,6 +283,7 @@ class Scale:
                 **self._webapp.ask(f"lookups {LOOKUPS} {LOOKUP_SEED}"),
                 **self._webapp.ask("pss"),
             }
+            requests = self._webapp.ask(f"requests {self._requests} {LOOKUP_SEED}")
         finally:
             self._worker.close()
             self._webapp.close()
@@ -238,6 +299,7 @@ class Scale:
             **lookups,
             **memory,
             **{f"webapp_{key}": value for key, value in webapp.items()},
+            **requests,
         }
 
 
@@ -248,16 +310,32 @@ def _bytes_under(directory: Path) -> int:
 
 
 def measure(
-    sizes: list[int], rows: int, workdir: Path, *, series_per_segment: int, publications: int
+    sizes: list[int],
+    rows: int,
+    workdir: Path,
+    *,
+    series_per_segment: int,
+    publications: int,
+    requests: int,
 ) -> list[dict[str, Any]]:
     """Every figure for every series count. The windows are set up one after the other, then
     the publications take turns between them, so that a machine busy with something else
     for a while slows every size alike and the ratios stay meaningful."""
     scales = []
+    artifact = model_artifact(rows)
     try:
         for size in sizes:
             directory = workdir / f"series-{size}"
-            scales.append(Scale(size, rows, directory, series_per_segment=series_per_segment))
+            scales.append(
+                Scale(
+                    size,
+                    rows,
+                    directory,
+                    series_per_segment=series_per_segment,
+                    artifact=artifact,
+                    requests=requests,
+                )
+            )
             print(f"  {size:,} series published", flush=True)
         for _ in range(publications):
             for scale in scales:
@@ -278,6 +356,9 @@ def verdicts(sizes: list[dict[str, Any]]) -> dict[str, Any]:
         ("lookup_same_us", GOAL_LOOKUP),
         ("webapp_first_request_us", GOAL_FIRST_REQUEST),
         ("webapp_lookup_us", GOAL_LOOKUP),
+        ("request_hit_us", GOAL_REQUEST),
+        ("request_miss_us", GOAL_REQUEST),
+        ("request_random_us", GOAL_REQUEST),
     ):
         ratio = large[key] / small[key]
         out[f"{key}_ratio"] = round(ratio, 2)
@@ -306,6 +387,24 @@ def print_table(sizes: list[dict[str, Any]]) -> None:
         )
 
 
+def print_requests(sizes: list[dict[str, Any]]) -> None:
+    """The per-request table: ``POST /predict`` through the application, memo hit and miss
+    apart, and the bare lookups."""
+    print(
+        f"{'series':>10} {'request hit µs':>14} {'p99':>8} {'request miss µs':>15} {'p99':>8}"
+        f" {'random µs':>9} {'hits':>5} {'lookup µs':>9} {'web lookup µs':>13}"
+        f" {'PSS MiB':>8}"
+    )
+    for r in sizes:
+        print(
+            f"{r['series']:>10,} {r['request_hit_us']:>14.1f} {r['request_hit_p99_us']:>8.0f}"
+            f" {r['request_miss_us']:>15.1f} {r['request_miss_p99_us']:>8.0f}"
+            f" {r['request_random_us']:>9.1f} {r['request_random_hit_share']:>5.2f}"
+            f" {r['lookup_us']:>9.2f} {r['webapp_lookup_us']:>13.2f}"
+            f" {r['request_pss_kib'] / 1024:>8.1f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few publications")
@@ -322,6 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"series per segment the segment count aims at (default {SERIES_PER_SEGMENT})",
     )
     parser.add_argument("--publications", type=int, help=f"default {PUBLICATIONS}")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help=f"timed POST /predict per row of the request table (default {REQUESTS})",
+    )
+    parser.add_argument("--plot", type=Path, help="also draw the figures into this PNG")
     add_results_dir_option(parser)
     args = parser.parse_args(argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -335,10 +440,12 @@ def main(argv: list[str] | None = None) -> int:
             workdir,
             series_per_segment=args.series_per_segment,
             publications=publications,
+            requests=args.requests or (QUICK_REQUESTS if args.quick else REQUESTS),
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(results)
+    print_requests(results)
     summary = verdicts(results)
     for key, value in summary.items():
         print(f"  {key}: {value}")
@@ -350,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = write_results("series_scale", payload, args.results_dir)
     print(f"wrote {path}")
+    if args.plot is not None:
+        print(f"wrote {plot_series_scale(payload, args.plot)}")
     return 0
 
 
