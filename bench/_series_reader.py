@@ -1,7 +1,8 @@
 """The worker side of ``bench.series_scale``: ``python -m bench._series_reader DIR SERIES
 [shm|webapp]``.
 
-A process that reads the published window as a web worker does (one ``shm.Reader``), driven
+A process that reads the published window as a web worker does (one ``shm.Reader``, or in
+``wsgi`` mode the web application's own), driven
 by one command per line on stdin, answering one JSON line per command on stdout. ``shm``
 (the default) looks series up with ``Snapshot.series_table``; ``webapp`` goes the way of a
 ``POST /predict`` with a ``series_id`` in the web service: the generation's
@@ -21,11 +22,12 @@ last value): the model's own time, the same for one series whatever the window, 
     index) and again (every segment indexed), each timed on its own; then N lookups of one
     series (everything it touches in the CPU caches: the work itself);
 ``requests N SEED``
-    (``webapp`` mode) ``POST /predict`` with a ``series_id`` through the web application
-    itself, its WSGI callable called in this process (``webapp.create_app``; no socket, no
-    server): the whole request's path, body parsing, view, catalog, memo, forecast, JSON
-    encoding and the metrics included. Timed apart, each over N requests (see
-    :class:`_Requests`): memo hits, memo misses, and random series as they come;
+    (``wsgi`` mode, a process that makes no lookup of its own) ``POST /predict`` with a
+    ``series_id`` through the web application itself, its WSGI callable called in this
+    process (``webapp.create_app``; no socket, no server): the whole request's path, body
+    parsing, view, catalog, memo, forecast, JSON encoding and the metrics included. Memo
+    hits and misses timed apart, N requests each (see :class:`_Requests`), then this
+    process's memory (``request_pss_kib`` ...);
 ``pss``
     this process's memory (``/proc/self/smaps_rollup``, see :func:`pss_kib`) and the same
     before it opened anything;
@@ -37,7 +39,6 @@ Series are named ``series_id(n)`` for ``n < SERIES``.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import random
 import statistics
@@ -46,8 +47,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-
-from flask import Flask
 
 from shm import Reader, Snapshot
 from webapp import Settings, create_app
@@ -85,8 +84,8 @@ class _Lookups:
     """One series lookup as a worker of ``mode`` makes it (see the module docstring)."""
 
     def __init__(self, mode: str) -> None:
-        if mode not in ("shm", "webapp"):
-            raise ValueError(f"mode must be shm or webapp, not {mode!r}")
+        if mode not in ("shm", "webapp", "wsgi"):
+            raise ValueError(f"mode must be shm, webapp or wsgi, not {mode!r}")
         self._webapp = mode == "webapp"
         self._memo: ForecastMemo[SeriesForecast] = ForecastMemo(_MEMO)
 
@@ -109,32 +108,37 @@ class _Lookups:
 
 
 class _Requests:
-    """``POST /predict {"series_id": ...}`` through the application's WSGI callable.
+    """``POST /predict {"series_id": ...}`` through the application's WSGI callable, in a
+    process of its own (a worker holds one reader: one mapping, and with Python's ``mmap``
+    one descriptor, per segment file).
 
-    Two applications over the same directory, as two workers: ``hits`` with the default
-    forecast memo (``FORECAST_MEMO_SERIES``), ``misses`` with a memo of one entry, so that a
-    request for a series other than the one before always forecasts. Three rows, each the
-    median (and p99) of N requests for series whose segments the lookups before indexed:
+    The forecast memo (``FORECAST_MEMO_SERIES``) holds ``hot`` entries (a quarter of the
+    series asked for, at most 256), so that, at every window size alike, the requests for
+    the ``hot`` series last forecast are memo hits and those cycling over the others memo
+    misses (no series returns before ``hot`` others). Two rows, each the median (and p99) of
+    N requests, for series whose segments are indexed already (each was requested once
+    before):
 
-    * ``request_hit_us``: random series among ``HOT`` requested once before (memo hits, at
-      every window size);
-    * ``request_miss_us``: series each unlike the one before (memo misses: the series' rows
-      sliced and fed to the model, at every window size);
-    * ``request_random_us``: random series on the default memo as they come, hits or
-      misses by chance (``request_random_hit_share``): all hits once a small window's
-      series are all in the memo, nearly all misses when the window holds many more series
-      than the memo.
+    * ``request_hit_us``: random series among the ``hot`` ones (memo hits: no model);
+    * ``request_miss_us``: the other series in turn (memo misses: the series' rows sliced
+      and fed to the model).
+
+    A worker with the default memo (4,096 series) serves a random series of a window of
+    1,000 series as a hit (all fit), of 1,000,000 series nearly always as a miss.
     """
 
     HOT = 256
 
-    def __init__(self, directory: str) -> None:
-        env = {"SHM_DIR": directory, "LOG_LEVEL": "WARNING"}
-        self._hits = create_app(Settings.from_env(env))
-        self._misses = create_app(Settings.from_env({**env, "FORECAST_MEMO_SERIES": "1"}))
+    def __init__(self, directory: str, series: int, requests: int, seed: int) -> None:
+        rng = random.Random(seed)
+        self.names = [series_id(n) for n in rng.sample(range(series), min(requests, series))]
+        self.hot = max(1, min(self.HOT, len(self.names) // 4))
+        self._requests = requests
+        self._rng = rng
+        env = {"SHM_DIR": directory, "FORECAST_MEMO_SERIES": str(self.hot)}
+        self._app = create_app(Settings.from_env(env))
 
-    @staticmethod
-    def post(app: Flask, series: str) -> int:
+    def post(self, series: str) -> int:
         """One request; its time in ns. RuntimeError unless the answer is a 200."""
         body = json.dumps({"series_id": series}).encode()
         environ = {
@@ -165,7 +169,7 @@ class _Requests:
             return len
 
         start = time.perf_counter_ns()
-        answer: Iterable[bytes] = app(environ, start_response)
+        answer: Iterable[bytes] = self._app(environ, start_response)
         try:
             payload = b"".join(answer)
         finally:
@@ -177,28 +181,22 @@ class _Requests:
             raise RuntimeError(f"POST /predict {series}: {status} {payload[:300]!r}")
         return elapsed
 
-    def measure(self, names: list[str], rng: random.Random) -> dict[str, float]:
-        hot = names[: self.HOT]
-        for name in hot:  # into the memo; the first requests also load the model
-            self.post(self._hits, name)
-        out: dict[str, float] = {}
-        memo = self._hits.extensions["webapp"].forecasts
-        before = memo.hits
-        hits = [self.post(self._hits, rng.choice(hot)) for _ in names]
-        if memo.hits - before != len(names):
-            raise RuntimeError("a request meant to hit the forecast memo missed it")
-        misses_memo = self._misses.extensions["webapp"].forecasts
-        self.post(self._misses, names[0])
-        before = misses_memo.misses
-        unlike = [b for a, b in itertools.pairwise(names) if a != b]
-        misses = [self.post(self._misses, name) for name in unlike]
-        if misses_memo.misses - before != len(unlike):
-            raise RuntimeError("a request meant to miss the forecast memo hit it")
-        before = memo.hits
-        fresh = [names[rng.randrange(len(names))] for _ in names]
-        randoms = [self.post(self._hits, name) for name in fresh]
-        out["request_random_hit_share"] = round((memo.hits - before) / len(fresh), 3)
-        for key, times in (("hit", hits), ("miss", misses), ("random", randoms)):
+    def measure(self) -> dict[str, float]:
+        names, hot = self.names, self.names[-self.hot :]
+        for name in names:  # indexes their segments, loads the model; the last ones stay
+            self.post(name)
+        memo = self._app.extensions["webapp"].forecasts
+        hits_before, misses_before = memo.hits, memo.misses
+        hits = [self.post(self._rng.choice(hot)) for _ in range(self._requests)]
+        others = names[: -self.hot]
+        misses = [self.post(others[i % len(others)]) for i in range(self._requests)]
+        if (memo.hits - hits_before, memo.misses - misses_before) != (len(hits), len(misses)):
+            raise RuntimeError(
+                f"{memo.hits - hits_before} memo hits and {memo.misses - misses_before} "
+                f"misses, expected {len(hits)} and {len(misses)}"
+            )
+        out: dict[str, float] = {"request_memo_series": self.hot}
+        for key, times in (("hit", hits), ("miss", misses)):
             out[f"request_{key}_us"] = statistics.median(times) / 1e3
             out[f"request_{key}_p99_us"] = sorted(times)[int(len(times) * 0.99)] / 1e3
         return out
@@ -215,7 +213,6 @@ def main(directory: str, series: int, mode: str = "shm") -> int:
     baseline = pss_kib()
     reader = Reader(directory)
     _lookup = _Lookups(mode)
-    requests: _Requests | None = None
     for line in sys.stdin:
         command, *args = line.split()
         out: dict[str, Any]
@@ -250,10 +247,8 @@ def main(directory: str, series: int, mode: str = "shm") -> int:
                 "lookup_same_us": statistics.median(same) / 1e3,
             }
         elif command == "requests":
-            rng = random.Random(int(args[1]))
-            names = [series_id(rng.randrange(series)) for _ in range(int(args[0]))]
-            requests = requests or _Requests(directory)
-            out = {**requests.measure(names, rng), "request_pss_kib": pss_kib()["pss_kib"]}
+            requests = _Requests(directory, series, int(args[0]), int(args[1]))
+            out = {**requests.measure(), **{f"request_{k}": v for k, v in pss_kib().items()}}
         elif command == "pss":
             out = {
                 **pss_kib(),

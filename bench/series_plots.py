@@ -120,7 +120,6 @@ def plot_series_scale(results: dict[str, Any], path: Path, results_dir: Path | N
     if "request_hit_us" in sizes[0]:
         _line(request, xs, col("request_hit_us"), "forecast memo hit", _GREEN)
         _line(request, xs, col("request_miss_us"), "memo miss (the model runs)", _ORANGE)
-        _line(request, xs, col("request_random_us"), "random series, default memo", _BLUE, ":")
         _goal(request, sizes[0]["request_hit_us"], 1.5, _GREEN, "hit, largest / smallest")
         _goal(request, sizes[0]["request_miss_us"], 1.5, _ORANGE, "miss, largest / smallest")
     _panel(request, "POST /predict {series_id} through the app (WSGI)", "µs per request (median)")

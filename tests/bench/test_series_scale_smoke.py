@@ -36,10 +36,10 @@ def test_tiny_series_scale_writes_sane_figures(tmp_path: Path) -> None:
         assert 0 < size["webapp_lookup_us"] < 10_000
         assert 0 < size["webapp_first_request_us"] < 100_000
         # Whole POST /predict requests through the application: a memo hit skips the
-        # model, a miss runs it; at these sizes every random series is in the memo.
+        # model, a miss runs it (the benchmark checks the memo's counters).
         assert 0 < size["request_hit_us"] < size["request_miss_us"] < 1_000_000
-        assert size["request_random_hit_share"] == 1.0
-        assert size["request_pss_kib"] >= size["pss_kib"] // 2
+        assert size["request_memo_series"] == 10  # a quarter of the 40 series asked for
+        assert size["request_pss_kib"] > 0
     assert set(results["verdicts"]) >= {
         "publish_ms_ratio",
         "first_request_us_ratio",
