@@ -20,7 +20,9 @@ last value): the model's own time, the same for one series whatever the window, 
 ``lookups N SEED``
     N lookups of random series, twice: the first pass (a segment not touched yet decodes its
     index) and again (every segment indexed), each timed on its own; then N lookups of one
-    series (everything it touches in the CPU caches: the work itself);
+    series (everything it touches in the CPU caches: the work itself); then the N random
+    series' ``Snapshot.series_key`` alone (``lookup_probe_us``: hashing the id to its
+    segment and probing that segment's index, without slicing its Arrow table);
 ``requests N SEED``
     (``wsgi`` mode, a process that makes no lookup of its own) ``POST /predict`` with a
     ``series_id`` through the web application itself, its WSGI callable called in this
@@ -240,7 +242,13 @@ def main(directory: str, series: int, mode: str = "shm") -> int:
             cold = [_lookup(snapshot, name) for name in names]
             warm = [_lookup(snapshot, name) for name in names]
             same = [_lookup(snapshot, names[0]) for _ in names]
+            probes = []
+            for name in names:
+                start = time.perf_counter_ns()
+                snapshot.series_key(name)
+                probes.append(time.perf_counter_ns() - start)
             out = {
+                "lookup_probe_us": statistics.median(probes) / 1e3,
                 "lookup_first_pass_us": statistics.median(cold) / 1e3,
                 "lookup_us": statistics.median(warm) / 1e3,
                 "lookup_p99_us": sorted(warm)[int(len(warm) * 0.99)] / 1e3,

@@ -126,6 +126,8 @@ def plot_series_scale(results: dict[str, Any], path: Path, results_dir: Path | N
 
     _line(lookup, xs, col("lookup_us"), "Snapshot.series_table, random series", _GREEN)
     _line(lookup, xs, col("lookup_same_us"), "the same series again", _LIGHT, "--")
+    if "lookup_probe_us" in sizes[0]:
+        _line(lookup, xs, col("lookup_probe_us"), "series_key: the index probe alone", _ORANGE)
     _line(lookup, xs, col("webapp_lookup_us"), "view + catalog + memo, random", _BLUE)
     _goal(lookup, sizes[0]["lookup_us"], 1.5, _GREY, "series_table, largest / smallest")
     _panel(lookup, "Bare lookup of one series", "µs (median)")

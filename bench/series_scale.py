@@ -3,9 +3,9 @@ number of series grows.
 
 ``python -m bench.series_scale [--quick] [--sizes N,N,...] [--rows R]
 [--series-per-segment K] [--publications P] [--requests N] [--results-dir DIR] [--plot PNG]``
-prints two tables and writes ``bench/results/series_scale.json`` (or into DIR); ``--plot``
-also draws the figures into PNG (``bench.series_plots``; ``python -m bench.series_plots``
-draws them from a JSON written before).
+prints two tables and writes ``bench/results/series_scale.json`` and its figures,
+``series-scale.png`` (or into DIR; ``--plot`` names another PNG: ``bench.series_plots``,
+whose ``python -m bench.series_plots`` draws them again from a JSON written before).
 
 For each series count (default 1,000, 100,000 and 1,000,000 series of 336 rows; ``--quick``:
 100 and 1,000 of 48) it publishes the whole window once (``Publisher.publish_segments``
@@ -23,7 +23,10 @@ random series and publishes only its segment. Measured in the same run, medians:
 * ``lookup_us``: ``Snapshot.series_table`` of a random series once every segment it needs is
   indexed (``lookup_first_pass_us``: the same series the first time, segments untouched;
   ``lookup_same_us``: one series again and again, the work without the memory latency of
-  reaching a random segment's objects, which a large window no longer keeps in CPU caches);
+  reaching a random segment's objects, which a large window no longer keeps in CPU caches;
+  ``lookup_probe_us``: ``Snapshot.series_key`` of a random series, the index probe alone,
+  which is what a forecast memo hit needs: the rest of ``lookup_us`` is the zero-copy slice
+  of a segment's Arrow table);
 * ``open_ms``: a new worker's first ``current()`` (maps every segment file);
 * ``shm_bytes_per_series``: the files of the first generation (manifest, segment files,
   hint) divided by the series: what a series takes in ``/dev/shm``;
@@ -357,6 +360,7 @@ def verdicts(sizes: list[dict[str, Any]]) -> dict[str, Any]:
         ("first_request_us", GOAL_FIRST_REQUEST),
         ("lookup_us", GOAL_LOOKUP),
         ("lookup_same_us", GOAL_LOOKUP),
+        ("lookup_probe_us", GOAL_LOOKUP),
         ("webapp_first_request_us", GOAL_FIRST_REQUEST),
         ("webapp_lookup_us", GOAL_LOOKUP),
         ("request_hit_us", GOAL_REQUEST),
@@ -394,13 +398,13 @@ def print_requests(sizes: list[dict[str, Any]]) -> None:
     apart, and the bare lookups."""
     print(
         f"{'series':>10} {'request hit µs':>14} {'p99':>8} {'request miss µs':>15} {'p99':>8}"
-        f" {'lookup µs':>9} {'web lookup µs':>13} {'PSS MiB':>8}"
+        f" {'lookup µs':>9} {'probe µs':>8} {'web lookup µs':>13} {'PSS MiB':>8}"
     )
     for r in sizes:
         print(
             f"{r['series']:>10,} {r['request_hit_us']:>14.1f} {r['request_hit_p99_us']:>8.0f}"
             f" {r['request_miss_us']:>15.1f} {r['request_miss_p99_us']:>8.0f}"
-            f" {r['lookup_us']:>9.2f} {r['webapp_lookup_us']:>13.2f}"
+            f" {r['lookup_us']:>9.2f} {r['lookup_probe_us']:>8.2f} {r['webapp_lookup_us']:>13.2f}"
             f" {r['request_pss_kib'] / 1024:>8.1f}"
         )
 
@@ -426,7 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help=f"timed POST /predict per row of the request table (default {REQUESTS})",
     )
-    parser.add_argument("--plot", type=Path, help="also draw the figures into this PNG")
+    parser.add_argument(
+        "--plot", type=Path, help="draw the figures into this PNG (default: next to the JSON)"
+    )
     add_results_dir_option(parser)
     args = parser.parse_args(argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -457,8 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = write_results("series_scale", payload, args.results_dir)
     print(f"wrote {path}")
-    if args.plot is not None:
-        print(f"wrote {plot_series_scale(payload, args.plot)}")
+    plot = args.plot or path.with_name("series-scale.png")
+    print(f"wrote {plot_series_scale(payload, plot, path.parent)}")
     return 0
 
 
