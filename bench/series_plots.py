@@ -132,11 +132,11 @@ def plot_series_scale(results: dict[str, Any], path: Path, results_dir: Path | N
     _goal(lookup, sizes[0]["lookup_us"], 1.5, _GREY, "series_table, largest / smallest")
     _panel(lookup, "Bare lookup of one series", "µs (median)")
 
-    _line(memory, xs, col("pss_kib", 1 / 1024), "PSS, lookups only", _GREEN)
+    _line(memory, xs, col("pss_kib", 1 / 1024), "PSS, snapshot reader after 4,000 lookups", _GREEN)
     heap = [(s["pss_anon_kib"] - s["baseline_pss_anon_kib"]) / 1024 for s in sizes]
     _line(memory, xs, heap, "of which its own heap", _LIGHT, "--")
     if "request_pss_kib" in sizes[0]:
-        _line(memory, xs, col("request_pss_kib", 1 / 1024), "PSS, after the requests", _BLUE)
+        _line(memory, xs, col("request_pss_kib", 1 / 1024), "PSS, the app, its requests", _BLUE)
     _panel(memory, "A worker's memory", "MiB")
 
     _ingest_panel(ingest, _extras(results_dir or RESULTS_DIR))
