@@ -98,9 +98,9 @@ class _Lookups:
             view.summary()
             rows = view.series(series)
             key = (_MODEL_FILE, rows.version, rows.series_id)
-            # A hit, as in the web service, never slices the series' rows (found: the view
-            # raises for an id the generation does not hold).
-            found = len(self._memo.get(key, lambda: f"{rows.values('demand_mw')[-1]}"))
+            # A hit, as in the web service, never slices the series' rows; the view raised
+            # for an id the generation does not hold.
+            found = int(bool(self._memo.get(key, lambda: f"{rows.values('demand_mw')[-1]}")))
         else:
             table = snapshot.series_table(series)
             found = 0 if table is None else table.num_rows
