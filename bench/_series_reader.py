@@ -23,13 +23,13 @@ last value): the model's own time, the same for one series whatever the window, 
     series (everything it touches in the CPU caches: the work itself); then the N random
     series' ``Snapshot.series_key`` alone (``lookup_probe_us``: hashing the id to its
     segment and probing that segment's index, without slicing its Arrow table);
-``requests N SEED``
+``serve N SEED``, then ``hit K`` and ``miss K``
     (``wsgi`` mode, a process that makes no lookup of its own) ``POST /predict`` with a
     ``series_id`` through the web application itself, its WSGI callable called in this
     process (``webapp.create_app``; no socket, no server): the whole request's path, body
-    parsing, view, catalog, memo, forecast, JSON encoding and the metrics included. Memo
-    hits and misses timed apart, N requests each (see :class:`_Requests`), then this
-    process's memory (``request_pss_kib`` ...);
+    parsing, view, catalog, memo, forecast, JSON encoding and the metrics included.
+    ``serve`` picks N series and requests each once, ``hit`` and ``miss`` answer the times
+    (ns) of K memo hits or misses (see :class:`_Requests`);
 ``pss``
     this process's memory (``/proc/self/smaps_rollup``, see :func:`pss_kib`) and the same
     before it opened anything;
@@ -120,7 +120,7 @@ class _Requests:
     the ``hot`` series last forecast are memo hits and those cycling over the others memo
     misses (no series returns before ``hot`` others). Two rows, each the median (and p99) of
     N requests, for series whose segments are indexed already (each was requested once
-    before):
+    before, by :meth:`warm`):
 
     * ``request_hit_us``: random series among the ``hot`` ones (memo hits: no model);
     * ``request_miss_us``: the other series in turn (memo misses: the series' rows sliced
@@ -136,7 +136,7 @@ class _Requests:
         rng = random.Random(seed)
         self.names = [series_id(n) for n in rng.sample(range(series), min(requests, series))]
         self.hot = max(1, min(self.HOT, len(self.names) // 4))
-        self._requests = requests
+        self._missed = 0
         self._rng = rng
         env = {"SHM_DIR": directory, "FORECAST_MEMO_SERIES": str(self.hot)}
         self._app = create_app(Settings.from_env(env))
@@ -184,25 +184,30 @@ class _Requests:
             raise RuntimeError(f"POST /predict {series}: {status} {payload[:300]!r}")
         return elapsed
 
-    def measure(self) -> dict[str, float]:
-        names, hot = self.names, self.names[-self.hot :]
-        for name in names:  # indexes their segments, loads the model; the last ones stay
+    def warm(self) -> None:
+        """Request every series once: indexes their segments, loads the model; the last
+        ``hot`` stay in the memo."""
+        for name in self.names:
             self.post(name)
+
+    def timed(self, kind: str, count: int) -> list[int]:
+        """``count`` requests of ``kind`` (``hit`` or ``miss``), their times in ns;
+        RuntimeError when the memo's counters say one went the other way."""
         memo = self._app.extensions["webapp"].forecasts
-        hits_before, misses_before = memo.hits, memo.misses
-        hits = [self.post(self._rng.choice(hot)) for _ in range(self._requests)]
-        others = names[: -self.hot]
-        misses = [self.post(others[i % len(others)]) for i in range(self._requests)]
-        if (memo.hits - hits_before, memo.misses - misses_before) != (len(hits), len(misses)):
-            raise RuntimeError(
-                f"{memo.hits - hits_before} memo hits and {memo.misses - misses_before} "
-                f"misses, expected {len(hits)} and {len(misses)}"
-            )
-        out: dict[str, float] = {"request_memo_series": self.hot}
-        for key, times in (("hit", hits), ("miss", misses)):
-            out[f"request_{key}_us"] = statistics.median(times) / 1e3
-            out[f"request_{key}_p99_us"] = sorted(times)[int(len(times) * 0.99)] / 1e3
-        return out
+        before = memo.hits if kind == "hit" else memo.misses
+        if kind == "hit":
+            hot = self.names[-self.hot :]
+            times = [self.post(self._rng.choice(hot)) for _ in range(count)]
+        else:
+            others = self.names[: -self.hot]
+            times = []
+            for _ in range(count):
+                times.append(self.post(others[self._missed % len(others)]))
+                self._missed += 1
+        done = (memo.hits if kind == "hit" else memo.misses) - before
+        if done != count:
+            raise RuntimeError(f"{done} memo {kind}s of {count} requests meant to {kind}")
+        return times
 
 
 def _current(reader: Reader) -> Snapshot:
@@ -216,6 +221,7 @@ def main(directory: str, series: int, mode: str = "shm") -> int:
     baseline = pss_kib()
     reader = Reader(directory)
     _lookup = _Lookups(mode)
+    requests: _Requests | None = None
     for line in sys.stdin:
         command, *args = line.split()
         out: dict[str, Any]
@@ -255,9 +261,13 @@ def main(directory: str, series: int, mode: str = "shm") -> int:
                 "lookup_p99_us": sorted(warm)[int(len(warm) * 0.99)] / 1e3,
                 "lookup_same_us": statistics.median(same) / 1e3,
             }
-        elif command == "requests":
+        elif command == "serve":
             requests = _Requests(directory, series, int(args[0]), int(args[1]))
-            out = {**requests.measure(), **{f"request_{k}": v for k, v in pss_kib().items()}}
+            requests.warm()
+            out = {"request_memo_series": requests.hot}
+        elif command in ("hit", "miss"):
+            assert requests is not None, "serve first"
+            out = {"ns": requests.timed(command, int(args[0]))}
         elif command == "pss":
             out = {
                 **pss_kib(),

@@ -86,6 +86,7 @@ QUICK_PUBLICATIONS = 5
 LOOKUPS = 2_000
 REQUESTS = 1_000
 QUICK_REQUESTS = 100
+REQUEST_ROUND = 50
 WARM_SEED = 1
 LOOKUP_SEED = 2
 
@@ -220,6 +221,9 @@ class Scale:
     ) -> None:
         self.series = series
         self._requests = requests
+        self._server: Worker | None = None
+        self._memo: dict[str, Any] = {}
+        self._times: dict[str, list[int]] = {"hit": [], "miss": []}
         self.segments = segments_for(series, series_per_segment)
         self._directory = directory
         self._rng = random.Random(series)
@@ -276,6 +280,27 @@ class Scale:
             self._samples[f"{prefix}first_request_us"].append(answer["first_request_us"])
             self._samples[f"{prefix}changed_lookup_us"].append(answer["changed_lookup_us"])
 
+    def serve(self) -> None:
+        """Start the process that serves requests (``bench._series_reader``, ``wsgi``)."""
+        self._server = Worker(self._directory, self.series, "wsgi")
+        self._memo = self._server.ask(f"serve {self._requests} {LOOKUP_SEED}")
+
+    def request_round(self, count: int) -> None:
+        """``count`` memo hits, then ``count`` misses."""
+        assert self._server is not None
+        for kind in ("hit", "miss"):
+            self._times[kind] += self._server.ask(f"{kind} {count}")["ns"]
+
+    def _request_figures(self) -> dict[str, Any]:
+        assert self._server is not None
+        out: dict[str, Any] = {**self._memo}
+        for kind, times in self._times.items():
+            out[f"request_{kind}_us"] = statistics.median(times) / 1e3
+            out[f"request_{kind}_p99_us"] = sorted(times)[int(len(times) * 0.99)] / 1e3
+        memory = self._server.ask("pss")
+        out.update({f"request_{key}": memory[key] for key in ("pss_kib", "pss_anon_kib")})
+        return out
+
     def finish(self) -> dict[str, Any]:
         """Last lookups and memory; stops the worker, removes the window."""
         try:
@@ -285,12 +310,10 @@ class Scale:
                 **self._webapp.ask(f"lookups {LOOKUPS} {LOOKUP_SEED}"),
                 **self._webapp.ask("pss"),
             }
-            server = Worker(self._directory, self.series, "wsgi")
-            try:
-                requests = server.ask(f"requests {self._requests} {LOOKUP_SEED}")
-            finally:
-                server.close()
+            requests = self._request_figures() if self._server is not None else {}
         finally:
+            if self._server is not None:
+                self._server.close()
             self._worker.close()
             self._webapp.close()
             self._publisher.close()
@@ -346,6 +369,12 @@ def measure(
         for _ in range(publications):
             for scale in scales:
                 scale.publication()
+        # The requests too take turns, in rounds, after the publications.
+        for scale in scales:
+            scale.serve()
+        for done in range(0, requests, REQUEST_ROUND):
+            for scale in scales:
+                scale.request_round(min(REQUEST_ROUND, requests - done))
     finally:
         results = [scale.finish() for scale in scales]
     return results
