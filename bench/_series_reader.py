@@ -137,6 +137,7 @@ class _Requests:
         self.names = [series_id(n) for n in rng.sample(range(series), min(requests, series))]
         self.hot = max(1, min(self.HOT, len(self.names) // 4))
         self._missed = 0
+        self._recent = self.names[-self.hot :]
         self._rng = rng
         env = {"SHM_DIR": directory, "FORECAST_MEMO_SERIES": str(self.hot)}
         self._app = create_app(Settings.from_env(env))
@@ -196,14 +197,18 @@ class _Requests:
         memo = self._app.extensions["webapp"].forecasts
         before = memo.hits if kind == "hit" else memo.misses
         if kind == "hit":
-            hot = self.names[-self.hot :]
+            # The last ``hot`` series requested are the memo's entries.
+            hot = self._recent[-self.hot :]
             times = [self.post(self._rng.choice(hot)) for _ in range(count)]
         else:
             others = self.names[: -self.hot]
             times = []
             for _ in range(count):
-                times.append(self.post(others[self._missed % len(others)]))
+                name = others[self._missed % len(others)]
+                times.append(self.post(name))
+                self._recent.append(name)
                 self._missed += 1
+            self._recent = self._recent[-self.hot :]
         done = (memo.hits if kind == "hit" else memo.misses) - before
         if done != count:
             raise RuntimeError(f"{done} memo {kind}s of {count} requests meant to {kind}")
