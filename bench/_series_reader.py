@@ -197,18 +197,18 @@ class _Requests:
         memo = self._app.extensions["webapp"].forecasts
         before = memo.hits if kind == "hit" else memo.misses
         if kind == "hit":
-            # The last ``hot`` series requested are the memo's entries.
-            hot = self._recent[-self.hot :]
+            # Series the memo inserted last (a hit moves an entry, never drops one).
+            hot = self._recent
             times = [self.post(self._rng.choice(hot)) for _ in range(count)]
         else:
             others = self.names[: -self.hot]
-            times = []
+            times, missed = [], []
             for _ in range(count):
-                name = others[self._missed % len(others)]
-                times.append(self.post(name))
-                self._recent.append(name)
+                missed.append(others[self._missed % len(others)])
+                times.append(self.post(missed[-1]))
                 self._missed += 1
-            self._recent = self._recent[-self.hot :]
+            # The newest entries, whatever the hits before reordered.
+            self._recent = missed[-self.hot :]
         done = (memo.hits if kind == "hit" else memo.misses) - before
         if done != count:
             raise RuntimeError(f"{done} memo {kind}s of {count} requests meant to {kind}")
