@@ -2,8 +2,10 @@
 number of series grows.
 
 ``python -m bench.series_scale [--quick] [--sizes N,N,...] [--rows R]
-[--series-per-segment K] [--publications P] [--results-dir DIR]`` prints a table and writes
-``bench/results/series_scale.json`` (or into DIR).
+[--series-per-segment K] [--publications P] [--requests N] [--results-dir DIR] [--plot PNG]``
+prints two tables and writes ``bench/results/series_scale.json`` and its figures,
+``series-scale.png`` (or into DIR; ``--plot`` names another PNG: ``bench.series_plots``,
+whose ``python -m bench.series_plots`` draws them again from a JSON written before).
 
 For each series count (default 1,000, 100,000 and 1,000,000 series of 336 rows; ``--quick``:
 100 and 1,000 of 48) it publishes the whole window once (``Publisher.publish_segments``
@@ -21,7 +23,10 @@ random series and publishes only its segment. Measured in the same run, medians:
 * ``lookup_us``: ``Snapshot.series_table`` of a random series once every segment it needs is
   indexed (``lookup_first_pass_us``: the same series the first time, segments untouched;
   ``lookup_same_us``: one series again and again, the work without the memory latency of
-  reaching a random segment's objects, which a large window no longer keeps in CPU caches);
+  reaching a random segment's objects, which a large window no longer keeps in CPU caches;
+  ``lookup_probe_us``: ``Snapshot.series_key`` of a random series, the index probe alone,
+  which is what a forecast memo hit needs: the rest of ``lookup_us`` is the zero-copy slice
+  of a segment's Arrow table);
 * ``open_ms``: a new worker's first ``current()`` (maps every segment file);
 * ``shm_bytes_per_series``: the files of the first generation (manifest, segment files,
   hint) divided by the series: what a series takes in ``/dev/shm``;
@@ -31,10 +36,16 @@ random series and publishes only its segment. Measured in the same run, medians:
 * ``webapp_*``: the same figures from a second worker process that looks series up the way
   the web service answers ``POST /predict`` with a ``series_id`` (``bench._series_reader``
   in ``webapp`` mode: the generation's view and summary, the series catalog, the forecast
-  memo keyed by the series' version; the model itself left out).
+  memo keyed by the series' version; the model itself left out);
+* ``request_*_us``: whole ``POST /predict`` requests with a ``series_id``, in a third
+  process through the web application's WSGI callable (``bench._series_reader``'s
+  ``requests``): ``request_hit_us`` forecast memo hits, ``request_miss_us`` memo misses (the
+  model runs). A random series with the default memo (4,096 series) is a hit at 1 k series
+  and nearly always a miss at 1 M, so the hit and miss rows compare like with like across
+  sizes; ``request_pss_kib`` is that process's PSS after them (a web worker's).
 
 The goals compare the largest size with the smallest in the same run: publish and first
-request within 3x, per-lookup within 1.5x.
+request within 3x, per-request and per-lookup within 1.5x.
 """
 
 from __future__ import annotations
@@ -53,11 +64,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from bench._common import add_results_dir_option, comma_ints, take_turns, write_results
 from bench._series_reader import series_id
+from bench.series_plots import plot_series_scale
+from contract import defaults
+from contract.metadata import GenerationMeta, iso_utc, schema_fingerprint
 from contract.series import segment_of
+from forecasting.train import Options, train
+from scripts.sample_window import SAMPLE, install_model
 from shm import SERIES_PER_SEGMENT, Publisher, segments_for, table_checksum
 
 FULL_SIZES = [1_000, 100_000, 1_000_000]
@@ -67,12 +84,16 @@ QUICK_ROWS = 48
 PUBLICATIONS = 30
 QUICK_PUBLICATIONS = 5
 LOOKUPS = 2_000
+REQUESTS = 1_000
+QUICK_REQUESTS = 100
+REQUEST_ROUND = 50
 WARM_SEED = 1
 LOOKUP_SEED = 2
 
 GOAL_PUBLISH = 3.0
 GOAL_FIRST_REQUEST = 3.0
 GOAL_LOOKUP = 1.5
+GOAL_REQUEST = 1.5
 
 _STEP_NS = 30 * 60 * 1_000_000_000
 _START_NS = int(np.datetime64("2024-01-01T00:00:00", "ns").astype(np.int64))
@@ -92,6 +113,24 @@ class Window:
         self._members = [pa.array(sorted(ids), pa.string()) for ids in members]
         self._versions: dict[str, int] = {}
         self._times = _START_NS + np.arange(rows, dtype=np.int64) * _STEP_NS
+
+    def metadata(self, model: Mapping[str, str]) -> dict[str, str]:
+        """The generation's metadata as the daemon writes it (``model``: the installed
+        model's entries), without the window checksum, which nothing on a request's path
+        of a segmented generation recomputes."""
+        series = sum(len(ids) for ids in self._members)
+        meta = GenerationMeta(
+            offsets={},
+            topic=defaults.TOPIC,
+            source="replay",
+            state="live",
+            rows=series * self._rows,
+            series=series,
+            time_min=iso_utc(int(self._times[0])),
+            time_max=iso_utc(int(self._times[-1])),
+            schema_fingerprint=schema_fingerprint(self.segment_table(0).schema),
+        )
+        return {**meta.to_metadata(), **model}
 
     def change(self, name: str) -> int:
         """Give ``name`` new values; returns its segment."""
@@ -130,6 +169,15 @@ class EverySegment(Mapping[int, pa.Table]):
         return self._window.segments
 
 
+def model_artifact(rows: int) -> bytes:
+    """The service's forecaster (one Ridge tier, horizon 48) fitted on the sample series,
+    whose 30-minute step the benchmark's series share; its lags fit in ``rows``."""
+    options = Options(tiers=(min(48, rows // 4),), horizon=48, candidates=("ridge",))
+    frame = pd.read_parquet(SAMPLE)
+    data, _ = train(frame, time_col="time", target="demand_mw", options=options)
+    return data
+
+
 class Worker:
     """The reader process (``mode``: see ``bench._series_reader``)."""
 
@@ -161,8 +209,21 @@ class Worker:
 class Scale:
     """One series count: its window, publisher and worker, and the figures gathered."""
 
-    def __init__(self, series: int, rows: int, directory: Path, *, series_per_segment: int) -> None:
+    def __init__(
+        self,
+        series: int,
+        rows: int,
+        directory: Path,
+        *,
+        series_per_segment: int,
+        artifact: bytes,
+        requests: int,
+    ) -> None:
         self.series = series
+        self._requests = requests
+        self._server: Worker | None = None
+        self._memo: dict[str, Any] = {}
+        self._times: dict[str, list[int]] = {"hit": [], "miss": []}
         self.segments = segments_for(series, series_per_segment)
         self._directory = directory
         self._rng = random.Random(series)
@@ -171,7 +232,10 @@ class Scale:
         started = time.perf_counter()
         self._window = Window(series, rows, self.segments)
         self._publisher = Publisher(directory)
-        self._publisher.publish_segments(EverySegment(self._window), segments=self.segments)
+        self._metadata = self._window.metadata(install_model(directory, artifact))
+        self._publisher.publish_segments(
+            EverySegment(self._window), segments=self.segments, metadata=self._metadata
+        )
         shm_bytes = _bytes_under(directory)
         self._worker = Worker(directory, series)
         self._opened = self._worker.ask("open")
@@ -206,13 +270,36 @@ class Scale:
         table_checksum(table)
         self._samples["segment_checksum_ms"].append((time.perf_counter_ns() - start) / 1e6)
         start = time.perf_counter_ns()
-        self._publisher.publish_segments({segment: table}, segments=self.segments)
+        self._publisher.publish_segments(
+            {segment: table}, segments=self.segments, metadata=self._metadata
+        )
         self._samples["publish_ms"].append((time.perf_counter_ns() - start) / 1e6)
         other = self._rng.choice(self._warmed)
         for prefix, worker in (("", self._worker), ("webapp_", self._webapp)):
             answer = worker.ask(f"first {name} {other}")
             self._samples[f"{prefix}first_request_us"].append(answer["first_request_us"])
             self._samples[f"{prefix}changed_lookup_us"].append(answer["changed_lookup_us"])
+
+    def serve(self) -> None:
+        """Start the process that serves requests (``bench._series_reader``, ``wsgi``)."""
+        self._server = Worker(self._directory, self.series, "wsgi")
+        self._memo = self._server.ask(f"serve {self._requests} {LOOKUP_SEED}")
+
+    def request_round(self, count: int) -> None:
+        """``count`` memo hits, then ``count`` misses."""
+        assert self._server is not None
+        for kind in ("hit", "miss"):
+            self._times[kind] += self._server.ask(f"{kind} {count}")["ns"]
+
+    def _request_figures(self) -> dict[str, Any]:
+        assert self._server is not None
+        out: dict[str, Any] = {**self._memo}
+        for kind, times in self._times.items():
+            out[f"request_{kind}_us"] = statistics.median(times) / 1e3
+            out[f"request_{kind}_p99_us"] = sorted(times)[int(len(times) * 0.99)] / 1e3
+        memory = self._server.ask("pss")
+        out.update({f"request_{key}": memory[key] for key in ("pss_kib", "pss_anon_kib")})
+        return out
 
     def finish(self) -> dict[str, Any]:
         """Last lookups and memory; stops the worker, removes the window."""
@@ -223,7 +310,10 @@ class Scale:
                 **self._webapp.ask(f"lookups {LOOKUPS} {LOOKUP_SEED}"),
                 **self._webapp.ask("pss"),
             }
+            requests = self._request_figures() if self._server is not None else {}
         finally:
+            if self._server is not None:
+                self._server.close()
             self._worker.close()
             self._webapp.close()
             self._publisher.close()
@@ -238,6 +328,7 @@ class Scale:
             **lookups,
             **memory,
             **{f"webapp_{key}": value for key, value in webapp.items()},
+            **requests,
         }
 
 
@@ -248,18 +339,40 @@ def _bytes_under(directory: Path) -> int:
 
 
 def measure(
-    sizes: list[int], rows: int, workdir: Path, *, series_per_segment: int, publications: int
+    sizes: list[int],
+    rows: int,
+    workdir: Path,
+    *,
+    series_per_segment: int,
+    publications: int,
+    requests: int,
 ) -> list[dict[str, Any]]:
     """Every figure for every series count. The windows are set up one after the other, then
     the publications take turns between them, so that a machine busy with something else
     for a while slows every size alike and the ratios stay meaningful."""
     scales = []
+    artifact = model_artifact(rows)
     try:
         for size in sizes:
             directory = workdir / f"series-{size}"
-            scales.append(Scale(size, rows, directory, series_per_segment=series_per_segment))
+            scales.append(
+                Scale(
+                    size,
+                    rows,
+                    directory,
+                    series_per_segment=series_per_segment,
+                    artifact=artifact,
+                    requests=requests,
+                )
+            )
             print(f"  {size:,} series published", flush=True)
         take_turns(scales, publications)
+        # The requests too take turns, in rounds, after the publications.
+        for scale in scales:
+            scale.serve()
+        for done in range(0, requests, REQUEST_ROUND):
+            for scale in scales:
+                scale.request_round(min(REQUEST_ROUND, requests - done))
     finally:
         results = [scale.finish() for scale in scales]
     return results
@@ -274,8 +387,11 @@ def verdicts(sizes: list[dict[str, Any]]) -> dict[str, Any]:
         ("first_request_us", GOAL_FIRST_REQUEST),
         ("lookup_us", GOAL_LOOKUP),
         ("lookup_same_us", GOAL_LOOKUP),
+        ("lookup_probe_us", GOAL_LOOKUP),
         ("webapp_first_request_us", GOAL_FIRST_REQUEST),
         ("webapp_lookup_us", GOAL_LOOKUP),
+        ("request_hit_us", GOAL_REQUEST),
+        ("request_miss_us", GOAL_REQUEST),
     ):
         ratio = large[key] / small[key]
         out[f"{key}_ratio"] = round(ratio, 2)
@@ -304,6 +420,22 @@ def print_table(sizes: list[dict[str, Any]]) -> None:
         )
 
 
+def print_requests(sizes: list[dict[str, Any]]) -> None:
+    """The per-request table: ``POST /predict`` through the application, memo hit and miss
+    apart, and the bare lookups."""
+    print(
+        f"{'series':>10} {'request hit µs':>14} {'p99':>8} {'request miss µs':>15} {'p99':>8}"
+        f" {'lookup µs':>9} {'probe µs':>8} {'web lookup µs':>13} {'PSS MiB':>8}"
+    )
+    for r in sizes:
+        print(
+            f"{r['series']:>10,} {r['request_hit_us']:>14.1f} {r['request_hit_p99_us']:>8.0f}"
+            f" {r['request_miss_us']:>15.1f} {r['request_miss_p99_us']:>8.0f}"
+            f" {r['lookup_us']:>9.2f} {r['lookup_probe_us']:>8.2f} {r['webapp_lookup_us']:>13.2f}"
+            f" {r['request_pss_kib'] / 1024:>8.1f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few publications")
@@ -320,6 +452,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"series per segment the segment count aims at (default {SERIES_PER_SEGMENT})",
     )
     parser.add_argument("--publications", type=int, help=f"default {PUBLICATIONS}")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help=f"timed POST /predict per row of the request table (default {REQUESTS})",
+    )
+    parser.add_argument(
+        "--plot", type=Path, help="draw the figures into this PNG (default: next to the JSON)"
+    )
     add_results_dir_option(parser)
     args = parser.parse_args(argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -333,10 +473,12 @@ def main(argv: list[str] | None = None) -> int:
             workdir,
             series_per_segment=args.series_per_segment,
             publications=publications,
+            requests=args.requests or (QUICK_REQUESTS if args.quick else REQUESTS),
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(results)
+    print_requests(results)
     summary = verdicts(results)
     for key, value in summary.items():
         print(f"  {key}: {value}")
@@ -348,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = write_results("series_scale", payload, args.results_dir)
     print(f"wrote {path}")
+    plot = args.plot or path.with_name("series-scale.png")
+    print(f"wrote {plot_series_scale(payload, plot, path.parent)}")
     return 0
 
 

@@ -148,7 +148,7 @@ class InlineLayout(Layout):
 class SegmentedLayout(Layout):
     """A manifest and one entry per segment (None for an empty one)."""
 
-    __slots__ = ("_empty", "_listing", "entries", "epoch", "manifest")
+    __slots__ = ("_count", "_empty", "_listing", "entries", "epoch", "manifest")
 
     def __init__(
         self,
@@ -162,6 +162,7 @@ class SegmentedLayout(Layout):
         self.entries = entries
         self._listing = listing
         self._empty: pa.Table | None = None
+        self._count = manifest.segments
 
     @property
     def listing(self) -> Listing:
@@ -181,7 +182,7 @@ class SegmentedLayout(Layout):
         return int(self.manifest.series.sum())
 
     def segment(self, series_id: str) -> Segment:
-        number = segment_of(series_id, self.manifest.segments)
+        number = segment_of(series_id, self._count)
         entry = self.entries[number]
         if entry is not None:
             return entry

@@ -56,13 +56,22 @@ class Segment:
         """The rows of every series, without the ``series_id`` column, zero-copy."""
         raise NotImplementedError
 
+    def parts(self) -> tuple[SeriesIndex, pa.Table]:
+        """:meth:`index` and :meth:`data` together (one call on a lookup's path)."""
+        return self.index(), self.data()
+
     def series_table(self, series_id: str) -> pa.Table | None:
         """The rows of ``series_id`` without ``series_id``, a zero-copy slice; None when the
         segment does not hold it."""
-        span = self.index().locate(series_id)
+        index, data = self.parts()
+        span = index.locate(series_id)
         if span is None:
             return None
-        return self.data().slice(*span)
+        return data.slice(span[0], span[1])
+
+    def holds(self, series_id: str) -> bool:
+        """Whether the segment holds ``series_id`` (an index probe, no data touched)."""
+        return series_id in self.parts()[0]
 
     def summary(self, series_id: str) -> SeriesSummary | None:
         """The listing entry of ``series_id``, from the index alone."""
@@ -173,6 +182,9 @@ class MappedSegment(Segment):
 
     def data(self) -> pa.Table:
         return self._load()[1]
+
+    def parts(self) -> tuple[SeriesIndex, pa.Table]:
+        return self._parsed or self._load()
 
     def _load(self) -> tuple[SeriesIndex, pa.Table]:
         parsed = self._parsed

@@ -39,9 +39,10 @@ class Snapshot:
     is one series, named by the reader's ``default_series_id``.
 
     Costs of the series API on a segmented generation: :meth:`series_table`,
-    :meth:`series_summary`, :meth:`segment_key` and :meth:`derive_series` hash the id to its
-    segment and probe that segment's index: O(1), plus, the first time a process touches a
-    segment file, reading its footer and index (O(series of the segment), never its data).
+    :meth:`series_summary`, :meth:`segment_key`, :meth:`series_key` and
+    :meth:`derive_series` hash the id to its segment and probe that segment's index: O(1),
+    plus, the first time a process touches a segment file, reading its footer and index
+    (O(series of the segment), never its data).
     A segment carried over unchanged into later generations keeps its index and memo.
     :meth:`series_ids` and :meth:`series_after` need every segment's index once per set of
     series (O(series), shared by later snapshots of the same reader while no series comes or
@@ -166,6 +167,14 @@ class Snapshot:
         generation rewrites that segment (or for another publisher run). A key for
         memoizing per-series values outside the snapshot."""
         return self._layout.segment(series_id).key
+
+    def series_key(self, series_id: str) -> SegmentKey | None:
+        """:meth:`segment_key` of ``series_id`` when the generation holds it, else None: an
+        index probe, no data touched (cheaper than :meth:`series_table` when the caller may
+        not need the rows, e.g. when a value memoized under the key answers). Raises as
+        :meth:`series_table`."""
+        segment = self._layout.segment(series_id)
+        return segment.key if segment.holds(series_id) else None
 
     def derive_series(self, series_id: str, key: str, fn: Callable[[pa.Table], T]) -> T | None:
         """``fn(self.series_table(series_id))``, computed at most once per segment file and

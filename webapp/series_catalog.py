@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import bisect
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -72,16 +73,52 @@ def series_column_problem(schema: pa.Schema) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
 class SeriesRows:
     """One series of one generation: ``table`` is a zero-copy slice of the published data
     holding its rows in time order (its ``time`` and value columns; the ``series_id`` column
     too when an inline table has one). ``version`` is equal for two lookups only when their rows
-    are the same (see the module docstring). Read-only."""
+    are the same (see the module docstring). Read-only.
 
-    series_id: str
-    version: Hashable
-    table: pa.Table
+    ``table`` may be given as a function that slices it: it is then called on first use, so
+    that an answer memoized by ``version`` (a forecast) never pays for the slice (on a large
+    window, reaching a random segment's Arrow objects is most of a lookup's time)."""
+
+    __slots__ = ("_slice", "_table", "series_id", "version")
+
+    def __init__(
+        self, series_id: str, version: Hashable, table: pa.Table | Callable[[], pa.Table]
+    ) -> None:
+        self.series_id = series_id
+        self.version = version
+        self._table: pa.Table | None
+        self._slice: Callable[[], pa.Table] | None
+        if isinstance(table, pa.Table):
+            self._table, self._slice = table, None
+        else:
+            self._table, self._slice = None, table
+
+    @property
+    def table(self) -> pa.Table:
+        table = self._table
+        if table is None:
+            assert self._slice is not None
+            # Two threads may both slice: the same rows, the second result kept.
+            table = self._table = self._slice()
+        return table
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SeriesRows):
+            return NotImplemented
+        return (
+            self.series_id == other.series_id
+            and self.version == other.version
+            and bool(self.table.equals(other.table))
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SeriesRows({self.series_id!r}, version={self.version!r})"
 
     @property
     def rows(self) -> int:
@@ -247,10 +284,10 @@ class _SegmentedCatalog(SeriesCatalog):
 
     def lookup(self, series_id: str) -> SeriesRows | None:
         snapshot = self._snapshot
-        table = snapshot.series_table(series_id)
-        if table is None:
+        version = snapshot.series_key(series_id)
+        if version is None:
             return None
-        return SeriesRows(series_id, snapshot.segment_key(series_id), table)
+        return SeriesRows(series_id, version, partial(_held_rows, snapshot, series_id))
 
     def page(self, after: str | None, limit: int) -> SeriesPage:
         if limit < 1:
@@ -270,6 +307,13 @@ class _SegmentedCatalog(SeriesCatalog):
         if first is None or last is None or not self._count:
             return None
         return first, last
+
+
+def _held_rows(snapshot: Snapshot, series_id: str) -> pa.Table:
+    table = snapshot.series_table(series_id)
+    if table is None:  # a snapshot is immutable: the series found by its key is there
+        raise RuntimeError(f"series {series_id!r} vanished from generation {snapshot.generation}")
+    return table
 
 
 def _build(snapshot: Snapshot) -> SeriesCatalog:

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from bench.compare.goals import TARGETS
 
-__all__ = ["plot_all"]
+__all__ = ["plot_all", "plt", "save_figure"]
 
 _COLORS = {
     "ours": "#1b7837",
@@ -30,7 +30,8 @@ _LABELS = {
 }
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG (tight layout, 90 dpi) and close it."""
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -56,7 +57,7 @@ def plot_readpath(data: dict[str, Any], path: Path) -> Path:
     ax.set_title("Read path: cost to obtain the latest window")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(True, which="major", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_memory(data: dict[str, Any], path: Path) -> Path:
@@ -79,7 +80,7 @@ def plot_memory(data: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("PSS of master + workers (MiB)")
     ax.set_title(f"Memory serving one {data['window_mib']:.0f} MiB window")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_http(data: dict[str, Any], path: Path) -> Path:
@@ -130,7 +131,7 @@ def plot_http(data: dict[str, Any], path: Path) -> Path:
     bottom.set_xticks(range(len(keys)), labels, fontsize=8)
     bottom.set_title("HTTP /predict: latency percentiles")
     bottom.legend(fontsize=7, ncol=4)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_freshness(data: dict[str, Any], path: Path) -> Path:
@@ -168,7 +169,7 @@ def plot_freshness(data: dict[str, Any], path: Path) -> Path:
         f"Freshness at {data['rate_per_s']:g} events/s (light p50, dark p99, grey control)"
     )
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_all(results: dict[str, Any], directory: Path) -> list[Path]:

@@ -12,8 +12,10 @@ from shm import segments_for
 
 
 def test_tiny_series_scale_writes_sane_figures(tmp_path: Path) -> None:
+    plot = tmp_path / "series-scale.png"
     argv = ["--quick", "--sizes", "50,600", "--publications", "3", "--results-dir", str(tmp_path)]
-    assert series_scale.main(argv) == 0
+    assert series_scale.main([*argv, "--requests", "40", "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((tmp_path / "series_scale.json").read_text())
     sizes = results["sizes"]
     assert [s["series"] for s in sizes] == [50, 600]
@@ -33,9 +35,16 @@ def test_tiny_series_scale_writes_sane_figures(tmp_path: Path) -> None:
         # The web service's way (view, catalog, memo) answers every lookup too.
         assert 0 < size["webapp_lookup_us"] < 10_000
         assert 0 < size["webapp_first_request_us"] < 100_000
+        # Whole POST /predict requests through the application: a memo hit skips the
+        # model, a miss runs it (the benchmark checks the memo's counters).
+        assert 0 < size["request_hit_us"] < size["request_miss_us"] < 1_000_000
+        assert size["request_memo_series"] == 10  # a quarter of the 40 series asked for
+        assert size["request_pss_kib"] > 0
     assert set(results["verdicts"]) >= {
         "publish_ms_ratio",
         "first_request_us_ratio",
         "lookup_us_ratio",
         "webapp_first_request_us_ratio",
+        "request_hit_us_ratio",
+        "request_miss_us_ratio",
     }
