@@ -22,6 +22,7 @@ import csv
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +55,27 @@ class Locust:
         self.seconds = max(1, round(seconds))
         self._prefix = workdir / f"locust-{tag}"
         self._cpu_json = workdir / f"locust-{tag}-cpu.json"
+        self._running = workdir / f"locust-{tag}-running"
+        self._running.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
         cmd += ["--only-summary", "--reset-stats", "--skip-log-setup", "--loglevel", "ERROR"]
         cmd += ["-u", str(users), "-r", str(users), "-t", f"{self.seconds}s"]
         cmd += ["--host", f"http://127.0.0.1:{port}", "--csv", str(self._prefix)]
         cmd += ["--exit-code-on-error", "0", "--target", target]
-        cmd += ["--cpu-json", str(self._cpu_json)]
+        cmd += ["--cpu-json", str(self._cpu_json), "--running-file", str(self._running)]
         cmd += ["--check-generation"] if check_generation else []
         self._child = Child(f"locust-{tag}", cmd, log=workdir / f"locust-{tag}.log")
+
+    def wait_running(self, timeout: float = 120.0) -> bool:
+        """Wait until all the users run (the locustfile then creates its running file).
+        False when Locust exited first or ``timeout`` passed: on a loaded machine starting
+        Locust alone can take many seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._child.proc.poll() is None:
+            if self._running.exists():
+                return True
+            time.sleep(0.05)
+        return self._running.exists()
 
     def result(self, timeout: float = 300.0) -> dict[str, Any]:
         """Wait for the run; its aggregated figures (req/s, times in ms, failures) and
