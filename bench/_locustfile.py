@@ -6,7 +6,8 @@ must answer 200 with exactly one prediction, so a design that answers fast but w
 failures; ``--check-generation`` also requires the service's ``X-Cache-Generation`` header to
 name the body's generation. ``--cpu-json`` writes this process's CPU from the moment every
 user runs (when ``--reset-stats`` starts the figures) to the end of the test
-(:class:`locustfiles.CpuUsage`): the generator's own share of the machine.
+(:class:`locustfiles.CpuUsage`): the generator's own share of the machine. ``--running-file``
+is created at that moment too.
 """
 
 from __future__ import annotations
@@ -28,11 +29,24 @@ def _options(parser: Any) -> None:
     parser.add_argument("--target", choices=["healthz", "predict"], default="predict")
     parser.add_argument("--check-generation", action="store_true", default=False)
     parser.add_argument("--cpu-json", default="", help="write Locust's own CPU here as JSON")
+    parser.add_argument("--running-file", default="", help="created once every user runs")
+
+
+_ENVIRONMENT: list[Any] = []
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def _init(environment: Any, **_: Any) -> None:
+    _ENVIRONMENT.append(environment)  # spawning_complete does not pass it
 
 
 @events.spawning_complete.add_listener  # type: ignore[untyped-decorator]
 def _steady(**_: Any) -> None:
     _METER.start()
+    options = _ENVIRONMENT[0].parsed_options if _ENVIRONMENT else None
+    if options is not None and options.running_file:
+        with open(options.running_file, "w", encoding="utf-8"):
+            pass
 
 
 @events.test_stop.add_listener  # type: ignore[untyped-decorator]

@@ -55,7 +55,8 @@ class Settings(SharedSettings):
     follow_interval_ms: int = env(
         "WORKER_FOLLOW_INTERVAL_MS",
         20,
-        "how often each worker, even idle, opens a new generation and prepares its forecast",
+        "the longest each worker, even idle, waits before it opens a new generation and "
+        "prepares its forecast (a rename into the shm directory wakes it at once, on Linux)",
         ge=10,
     )
     forecast_memo_series: int = env(

@@ -61,6 +61,31 @@ class _GracefulClose:
         util.close_graceful(self._sock, max_drain=MAX_DRAIN_BYTES)
 
 
+class _NamedListener:
+    """A listening socket whose ``getsockname()`` is the address it had when the worker
+    started; everything else is the wrapped socket's.
+
+    Gunicorn's handler asks the listening socket for its address when a connection's
+    greenlet starts. A worker that stops closes its listening socket at once, and a
+    connection it accepted in the same turn of its event loop (a wait of
+    :class:`FairShareServer` ending there, or a plain accept) starts after that: asking the
+    closed socket fails with EBADF and Gunicorn closes that connection unanswered. The
+    address never changes, so it is read once, while the socket is open.
+    """
+
+    __slots__ = ("_name", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._name = sock.getsockname()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def getsockname(self) -> Any:
+        return self._name
+
+
 class FairShareServer(StreamServer):  # type: ignore[misc]
     """gevent's ``StreamServer`` that publishes how many connections it holds in ``table``
     and, while another worker holds fewer, waits up to ``defer_s`` before an ``accept()``.
@@ -150,7 +175,8 @@ _table: ConnectionTable | None = None
 
 class GeventWorker(ggevent.GeventWorker):  # type: ignore[misc]
     """:class:`gunicorn.workers.ggevent.GeventWorker` with graceful connection close and
-    :class:`FairShareServer`'s accept (unless ``WEB_ACCEPT_DEFER_MS`` is 0)."""
+    :class:`FairShareServer`'s accept (unless ``WEB_ACCEPT_DEFER_MS`` is 0), and
+    handlers that never ask a listening socket for its address (:class:`_NamedListener`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Runs in the master, before the fork: the table must exist before any worker.
@@ -158,12 +184,14 @@ class GeventWorker(ggevent.GeventWorker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._defer_s = settings_or_exit(os.environ).accept_defer_ms / 1000
         self._slot: int | None = None
+        self._listeners: dict[int, _NamedListener] = {}
         if self._defer_s > 0:
             if _table is None:
                 _table = ConnectionTable(max(8, 2 * self.cfg.workers))
             self._slot = _table.reserve(self)
 
     def run(self) -> None:
+        self._listeners = {id(s): _NamedListener(s) for s in self.sockets}
         # One listening socket: its server's count is the worker's (several: Gunicorn's way).
         if _table is not None and self._slot is not None and len(self.sockets) == 1:
             FairShareServer.table = _table
@@ -175,4 +203,6 @@ class GeventWorker(ggevent.GeventWorker):  # type: ignore[misc]
         super().run()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        # Gunicorn's run() passes its own listening socket objects, open when run() began.
+        listener = self._listeners.get(id(listener), listener)
         super().handle(listener, _GracefulClose(client), addr)

@@ -72,10 +72,10 @@ class GunicornSettings(EnvSettings):
     )
     accept_defer_ms: float = env(
         "WEB_ACCEPT_DEFER_MS",
-        0.0,
+        20.0,
         "gevent: ms a worker holding more connections than another waits (at most twice) "
         "before accepting one, so the worker holding fewest takes it first (20 measured "
-        "best); 0: no waiting (the default until a worker's shutdown is safe with it)",
+        "best); 0: no waiting",
         ge=0,
         le=1000,
     )

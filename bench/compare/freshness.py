@@ -381,9 +381,13 @@ def _phase(
             # The probe's connections first, one per worker, before Locust's.
             probe.connect()
             if phase == "load":
-                # Ramp-up (2 s), probe start (0.5 s), the events, the drain (1.5 s), 1 s spare.
-                load = Locust(server.port, users, seconds + 5, logdir, f"fresh-{server.name}")
-                time.sleep(2.0)
+                # Until every user runs (Locust can take seconds to start and spawn on a loaded
+                # machine, and the phase then passed unloaded), one second more, probe start
+                # (0.5 s), the events, the drain (1.5 s); Locust's time limit counts from its
+                # spawning, which takes 1 s on an idle machine: 5 s spare for a slow one.
+                load = Locust(server.port, users, seconds + 8, logdir, f"fresh-{server.name}")
+                load.wait_running()
+                time.sleep(1.0)
             with probe:
                 time.sleep(0.5)
                 run.go()

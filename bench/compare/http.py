@@ -13,6 +13,10 @@ per core: each Locust figure carries ``locust_cpu_share``, the generator's own C
 after each Locust run, wrk (a generator in C, :mod:`bench._wrk`) drives the same server with
 as many connections as Locust had users: the server's throughput ceiling, under ``wrk``
 (``{"skipped": why}`` without wrk).
+
+A Locust run that completed no request (the seed design at 10 M rows may answer nothing within
+a phase) is kept as such (:func:`bench._locust.no_answer`): the report and the plots say
+"no answer within N s" for it, and the benchmark goes on with the next run.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _servers as servers
-from bench._locust import COUNTS, Locust, medians
+from bench._locust import COUNTS, Locust, medians, no_answer
 from bench._series import series_table, write_ipc
 from bench._window import LiveWindow
 from bench._wrk import Wrk, missing
@@ -46,6 +50,19 @@ def _warm_up(port: int, requests: int = 20) -> None:
             conn.close()
 
 
+def _line(stats: dict[str, Any]) -> str:
+    """One Locust run's figures on one line."""
+    head = f"{stats['users']:>4} users: {stats['rps']:>8,.1f} req/s  "
+    cpu = f"Locust CPU {stats['locust_cpu_share']:.0%}"
+    if empty := no_answer(stats):
+        return f"{head}{empty}  failures {stats['failures']}  {cpu}"
+    return (
+        f"{head}p50 {stats['p50_ms']:g}  p95 {stats['p95_ms']:g}  p99 {stats['p99_ms']:g} ms  "
+        f"failures {stats['failures']}  {cpu} "
+        f"({stats['locust_cpu_ms_per_request']:.2f} ms/request)"
+    )
+
+
 def _merge(
     raw: list[dict[str, Any]], counts: tuple[str, ...] = COUNTS
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, float | None]]]:
@@ -54,8 +71,12 @@ def _merge(
     groups: dict[Key, list[dict[str, Any]]] = {}
     for one in raw:
         groups.setdefault((one["design"], one["rows"], one["users"]), []).append(one)
-    merged = (medians(group, counts) for group in groups.values())
-    runs = [{k: v for k, v in run.items() if k != "rep"} for run in merged]
+    # The key's numbers stay as they were (a median of two ints is a float).
+    merged = ((key, medians(group, counts)) for key, group in groups.items())
+    runs = [
+        {**{k: v for k, v in run.items() if k != "rep"}, "rows": rows, "users": users}
+        for (_, rows, users), run in merged
+    ]
     by_key = {(r["design"], r["rows"], r["users"]): r["rps"] for r in runs}
     ratios: dict[str, dict[str, float | None]] = {}
     for (design, rows, users), rps in by_key.items():
@@ -110,15 +131,7 @@ def measure(
                             key = {"design": design, "rows": rows, "rep": rep}
                             stats = Locust(server.port, users, seconds, logdir, tag).result()
                             raw.append({**key, **stats})
-                            print(
-                                f"  {design:<5} {rows:>10,} rows {users:>4} users: "
-                                f"{stats['rps']:>8,.1f} req/s  p50 {stats['p50_ms']:g}  "
-                                f"p95 {stats['p95_ms']:g}  p99 {stats['p99_ms']:g} ms  "
-                                f"failures {stats['failures']}  "
-                                f"Locust CPU {stats['locust_cpu_share']:.0%} "
-                                f"({stats['locust_cpu_ms_per_request']:.2f} ms/request)",
-                                flush=True,
-                            )
+                            print(f"  {design:<5} {rows:>10,} rows {_line(stats)}", flush=True)
                             if wrk_missing:
                                 continue
                             run = Wrk(

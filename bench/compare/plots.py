@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench._locust import no_answer
 from bench.compare.goals import TARGETS
 
 __all__ = ["plot_all", "plt", "save_figure"]
@@ -118,12 +119,27 @@ def plot_http(data: dict[str, Any], path: Path) -> Path:
     slot = 0
     for design in ("ours", "seed"):
         for pct, alpha in shades.items():
-            values = [by[(design, *k)][pct] if (design, *k) in by else 0 for k in keys]
+            values = [(by.get((design, *k)) or {}).get(pct) or 0 for k in keys]
             xs = [i + (slot - 2.5) * width for i in range(len(keys))]
             bottom.bar(
                 xs, values, width, color=_COLORS[design], alpha=alpha, label=f"{design} {pct[:-3]}"
             )
             slot += 1
+        # A run that completed nothing has no bar: say so where its bars would be.
+        for i, k in enumerate(keys):
+            if (design, *k) in by and (empty := no_answer(by[(design, *k)])):
+                x = i + (1.5 if design == "seed" else -1.5) * width
+                for axes in (top, bottom):
+                    axes.annotate(
+                        f"{design}: {empty}",
+                        (x, 0.02),
+                        xycoords=("data", "axes fraction"),
+                        rotation=90,
+                        fontsize=7,
+                        color=_COLORS[design],
+                        ha="center",
+                        va="bottom",
+                    )
     goal = TARGETS["http_p99_ms"]
     bottom.axhline(goal, color="grey", lw=0.8, ls=":", label=f"goal: p99 ≤ {goal:g} ms at 20 users")
     bottom.set_yscale("log")

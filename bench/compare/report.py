@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench._locust import no_answer
+
 __all__ = ["goals_table", "markdown"]
 
 _VERDICT = {True: "met", False: "**missed**", None: "not measured"}
@@ -59,6 +61,15 @@ def _share(run: dict[str, Any]) -> str:
     return "-" if share is None else f"{share:.0%}"
 
 
+def _times(run: dict[str, Any]) -> str:
+    """A Locust run's p50 / p95 / p99, or that it completed nothing."""
+    return no_answer(run) or f"{run['p50_ms']:g} / {run['p95_ms']:g} / {run['p99_ms']:g}"
+
+
+def _ratio(ours: float, seed: float) -> str:
+    return f"{ours / seed:.1f}x" if seed else "-"
+
+
 def _http(data: dict[str, Any]) -> list[str]:
     runs = {(r["design"], r["rows"], r["users"]): r for r in data["runs"]}
     lines = [
@@ -70,10 +81,8 @@ def _http(data: dict[str, Any]) -> list[str]:
         for users in data["users"]:
             o, s = runs[("ours", rows, users)], runs[("seed", rows, users)]
             lines.append(
-                f"| {rows:,} | {users} | {o['rps']:,.0f} | "
-                f"{o['p50_ms']:g} / {o['p95_ms']:g} / {o['p99_ms']:g} | {s['rps']:,.1f} | "
-                f"{s['p50_ms']:g} / {s['p95_ms']:g} / {s['p99_ms']:g} | "
-                f"{o['rps'] / s['rps']:.1f}x | {_share(o)} / {_share(s)} |"
+                f"| {rows:,} | {users} | {o['rps']:,.0f} | {_times(o)} | {s['rps']:,.1f} | "
+                f"{_times(s)} | {_ratio(o['rps'], s['rps'])} | {_share(o)} / {_share(s)} |"
             )
     return lines
 
@@ -101,7 +110,7 @@ def _wrk(data: dict[str, Any]) -> list[str]:
                 f"{_num(o['p50_ms'], 1)} / {_num(o['p99_ms'], 1)} | "
                 f"{s['rps']:,.1f} / {ls['rps']:,.1f} | "
                 f"{_num(s['p50_ms'], 1)} / {_num(s['p99_ms'], 1)} | "
-                f"{o['rps'] / s['rps']:.1f}x / {lo['rps'] / ls['rps']:.1f}x | {errors} | "
+                f"{_ratio(o['rps'], s['rps'])} / {_ratio(lo['rps'], ls['rps'])} | {errors} | "
                 f"{o['wrk_cpu_share']:.0%} / {_share(lo)} |"
             )
     return lines

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from bench import compare
+from bench._locust import Locust
 from bench._series import train_model
 from bench._wrk import missing
-from bench.compare import freshness
+from bench.compare import freshness, goals, plots, report
+from bench.compare.http import _merge
 from tests._stack import StackHandle
 
 
@@ -136,3 +139,58 @@ def test_freshness_of_ours_against_a_real_broker(stack: StackHandle) -> None:
         assert len(per_worker) == ours["workers"], where
         assert all(w["answers"] > 10 and w["connections"] >= 1 for w in per_worker.values())
     assert ours["load"]["load"]["requests"] > 0
+
+
+def test_a_locust_phase_without_an_answer_is_a_result_the_report_shows(tmp_path: Path) -> None:
+    """A server that answers nothing within a phase (the seed design at 10 M rows once did
+    not) gives a recorded run, "no answer within N s", in the goals, the Markdown and the
+    plot, instead of stopping the benchmark."""
+    silent = socket.create_server(("127.0.0.1", 0), backlog=64)  # accepts, never answers
+    try:
+        empty = Locust(silent.getsockname()[1], 2, 1, tmp_path, "silent").result()
+    finally:
+        silent.close()
+    assert empty["requests"] == 0 and empty["rps"] == 0.0, empty
+    assert empty["p50_ms"] is None and empty["p99_ms"] is None, empty
+    assert empty["no_answer_within_s"] == 1, empty
+    empty["users"] = 20  # as in the goals' runs
+    answered = {
+        **empty,
+        "requests": 500,
+        "rps": 100.0,
+        "avg_ms": 9.0,
+        "p50_ms": 8.0,
+        "p95_ms": 15.0,
+        "p99_ms": 18.0,
+        "max_ms": 30.0,
+        "no_answer_within_s": None,
+        "locust_cpu_ms_per_request": 0.5,
+    }
+    raw = [
+        {"design": design, "rows": 10_000_000, "rep": rep, **run}
+        for rep in range(2)
+        for design, run in (("ours", answered), ("seed", empty))
+    ]
+    runs, ratios = _merge(raw)
+    seed = next(r for r in runs if r["design"] == "seed")
+    assert seed["requests"] == 0 and seed["no_answer_within_s"] == 1 and seed["p99_ms"] is None
+    # ours / seed throughput: none when the seed design completed nothing.
+    assert ratios == {"10000000": {"20": None}}
+    http = {
+        "sizes": [10_000_000],
+        "users": [20],
+        "runs": runs,
+        "throughput_ratio": ratios,
+        "wrk": {"skipped": "not in this test"},
+    }
+    results = {"http": http}
+    results["goals"] = goals.check(results)
+    text = report.markdown(results)
+    assert "| 10,000,000 | 20 | 100 | 8 / 15 / 18 | 0.0 | no answer within 1 s | - |" in text
+    named = {goal["goal"]: goal for goal in results["goals"]}
+    p99 = named["/predict p99, 10,000,000 rows, 20 users"]
+    assert p99["measured"] == "18 ms (seed: no answer within 1 s)", p99
+    throughput = named["/predict throughput vs seed, 10,000,000 rows, 20 users"]
+    assert throughput["measured"] == "100 req/s vs seed: no answer within 1 s", throughput
+    png = plots.plot_http(http, tmp_path / "http.png").read_bytes()
+    assert png.startswith(b"\x89PNG")

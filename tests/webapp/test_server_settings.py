@@ -24,7 +24,7 @@ def test_defaults_suit_one_container() -> None:
     assert (s.threads_per_worker, s.keepalive, s.preload, s.access_log) == (1, 5, True, "-")
     assert s.workers >= 2
     assert s.blas_environment() == dict.fromkeys(BLAS_VARIABLES, "1")
-    assert s.accept_defer_ms == 0.0  # opt-in (docs/web-api.md)
+    assert s.accept_defer_ms == 20.0  # docs/web-api.md, "Which worker takes a new connection"
 
 
 def test_values_are_read() -> None:

@@ -1,0 +1,71 @@
+"""A worker's follower prepares a new generation as soon as it is published (a rename into
+the shm directory wakes it), not an interval later."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from tests.webapp._support import ShmWindow
+from tests.webapp.conftest import make_app
+from webapp.follower import DirectoryRenames, Follower
+from webapp.worker_state import WorkerState
+
+# Far longer than any wait below: only a rename can explain a prompt poll.
+INTERVAL_S = 30.0
+
+
+def _until(check: object, timeout: float) -> float:
+    started = time.monotonic()
+    while not check():  # type: ignore[operator]
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.002)
+    return time.monotonic() - started
+
+
+def test_renames_into_the_directory_are_seen_and_consumed(tmp_path: Path) -> None:
+    assert DirectoryRenames.watch(tmp_path / "absent") is None
+    renames = DirectoryRenames.watch(tmp_path)
+    assert renames is not None
+    try:
+        assert renames.wait(0.05) is False
+        (tmp_path / "other").write_bytes(b"x")  # created in place: not a publication
+        assert renames.wait(0.05) is False
+        for n in range(3):
+            (tmp_path / f"tmp{n}").write_bytes(b"x")
+            os.replace(tmp_path / f"tmp{n}", tmp_path / f"file{n}")
+        assert renames.wait(5.0) is True
+        assert renames.wait(0.05) is False  # all three were consumed at once
+    finally:
+        renames.close()
+
+
+def test_the_follower_prepares_each_publication_at_once(window: ShmWindow) -> None:
+    window.publish(1000)
+    window.write_status()
+    app = make_app(window)
+    state: WorkerState = app.extensions["webapp"]
+    follower = Follower(state, INTERVAL_S)
+    follower.poll()
+    follower.start()
+    client = app.test_client()
+    try:
+        _until(lambda: follower.watching, 5.0)
+        for n in range(3):
+            generation = window.publish(1000, end=2000 + n)
+            # Reported by the follower's thread, woken by the rename (its interval is 30 s).
+            _until(lambda g=generation: follower.reported == g, 5.0)
+            misses = state.forecasts.misses
+            reply = client.post("/predict", data=b"{}", content_type="application/json")
+            assert reply.status_code == 200, reply.data
+            assert reply.json is not None and reply.json["generation"] == generation
+            # The forecast of the new generation was ready before the request.
+            assert state.forecasts.misses == misses
+    finally:
+        follower.stop()
+        window.publish(1000)  # wakes the follower, which sees it is stopped
+        assert follower._thread is not None
+        follower._thread.join(5.0)
+        assert not follower._thread.is_alive()
