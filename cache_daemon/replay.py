@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_BATCH = 2000
 _MAX_NS = int(pd.Timestamp.max.value)  # the last time a nanosecond timestamp holds
+# The stream ends this many steps before the last nanosecond time, so that the times of a
+# forecast after its newest row (any frequency's horizon is shorter) stay representable and
+# the service stays ready on what was replayed.
+_FORECAST_ROOM = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +172,7 @@ class ReplaySource:
                 extra={"cycle": round_},
             )
         time_ns = cycle.time_of(index)
-        if time_ns is None:
+        if time_ns is None or cycle.time_of(index + _FORECAST_ROOM) is None:
             return None
         stamp = (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat()
         body: dict[str, object] = {"time": stamp}
@@ -177,7 +181,11 @@ class ReplaySource:
         return time_ns, json.dumps(body).encode(), key
 
     def poll(self, timeout_s: float) -> list[Record]:
-        """Return the events due at ``rate`` since :meth:`start`, waiting up to ``timeout_s``."""
+        """Return the events due at ``rate`` since :meth:`start`, waiting up to ``timeout_s``
+        (the whole of it once the stream has ended, so the daemon's loop does not spin)."""
+        if self._ended:
+            self._sleep(timeout_s)
+            return []
         due = int((self._clock() - self._started_at) * self.rate) - self._emitted
         if due <= 0:
             wait = (self._emitted + 1) / self.rate - (self._clock() - self._started_at)
@@ -188,7 +196,11 @@ class ReplaySource:
             event = self._event(self._emitted)
             if event is None:
                 if not self._ended:
-                    log.warning("replay reached the last nanosecond time (2262): no more events")
+                    log.warning(
+                        "replay reached the last nanosecond time (2262) less %d steps of room"
+                        " for forecasts: no more events",
+                        _FORECAST_ROOM,
+                    )
                     self._ended = True
                 break
             _, value, key = event

@@ -93,7 +93,12 @@ def run_local(run_dir: Path, **settings: str) -> Iterator[RunLocal]:
     log = run_dir / "run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scripts.run_local"], cwd=ROOT, env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "scripts.run_local"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,  # its own process group: a failed test ends its children too
         )
     run = RunLocal(proc, port, log)
     try:
@@ -109,6 +114,9 @@ def run_local(run_dir: Path, **settings: str) -> Iterator[RunLocal]:
         assert proc.wait(timeout=40) == 0, run.tail()
     finally:
         if proc.poll() is None:
-            proc.kill()
+            # The supervisor's daemon and Gunicorn would outlive a SIGKILL of the supervisor
+            # alone, and go on using CPU and the shm directory.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         remove_tree(parent)
