@@ -19,6 +19,7 @@ BENCHMARKS = [
     "validation",
     "decode",
     "latency",
+    "follower_idle",
     "ingest",
     "sharding",
     "http",

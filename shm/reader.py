@@ -111,6 +111,11 @@ class Reader:
             return snapshot
         return self._refresh()
 
+    def recheck(self) -> None:
+        """Make the next :meth:`current` check which directory the path names (a caller that
+        learnt the directory was removed or replaced), instead of up to ``recheck_s`` later."""
+        self._recheck_at = 0
+
     def _after_fork(self) -> None:
         with self._lock:
             if self._pid == os.getpid():

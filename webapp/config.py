@@ -55,8 +55,10 @@ class Settings(SharedSettings):
     follow_interval_ms: int = env(
         "WORKER_FOLLOW_INTERVAL_MS",
         20,
-        "the longest each worker, even idle, waits before it opens a new generation and "
-        "prepares its forecast (a rename into the shm directory wakes it at once, on Linux)",
+        "where the shm directory cannot be watched (inotify missing, or no directory yet), the "
+        "longest each worker, even idle, waits before it opens a new generation and prepares "
+        "its forecast; with the watch, a rename into the directory wakes it at once and it "
+        "also looks at least every second",
         ge=10,
     )
     forecast_memo_series: int = env(

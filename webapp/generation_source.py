@@ -63,6 +63,10 @@ class GenerationSource:
                 self._last = snapshot
         return snapshot
 
+    def recheck(self) -> None:
+        """The directory was removed or replaced: the next read looks at it afresh."""
+        self._reader.recheck()
+
     def no_data_reason(self) -> str:
         """Why :meth:`current` returned None."""
         skipped = self.skipped_files()

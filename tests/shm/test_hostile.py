@@ -258,6 +258,22 @@ def test_a_restart_on_a_wiped_directory_is_followed_at_once(shm_dir: Path, layou
         assert value_of(snapshot, layout) == 1000.0
 
 
+def test_recheck_makes_the_next_read_follow_a_replaced_directory(shm_dir: Path) -> None:
+    with live(shm_dir, count=3):
+        pass
+    reader = Reader(shm_dir, recheck_s=3600.0)  # its periodic check never comes here
+    held = reader.current()
+    assert held is not None and held.generation == 3
+    shutil.rmtree(shm_dir)
+    with Publisher(shm_dir) as publisher:
+        assert publisher.publish(make_table(4, 9.0)) == 1
+        assert reader.current() is held  # the old directory's hint is still mapped
+        reader.recheck()
+        snapshot = reader.current()
+        assert snapshot is not None and snapshot.generation == 1
+        assert snapshot.epoch == publisher.epoch != held.epoch
+
+
 def test_a_restart_that_lost_the_hint_is_followed_despite_lower_numbers(shm_dir: Path) -> None:
     with live(shm_dir, count=5, keep=2):
         pass

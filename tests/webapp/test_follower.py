@@ -7,6 +7,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+import webapp.follower as follower_module
 from tests.webapp._support import ShmWindow
 from tests.webapp.conftest import make_app
 from webapp.follower import DirectoryRenames, Follower
@@ -66,6 +69,58 @@ def test_the_follower_prepares_each_publication_at_once(window: ShmWindow) -> No
     finally:
         follower.stop()
         window.publish(1000)  # wakes the follower, which sees it is stopped
+        assert follower._thread is not None
+        follower._thread.join(5.0)
+        assert not follower._thread.is_alive()
+
+
+def test_a_watch_ends_with_its_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "shm"
+    directory.mkdir()
+    renames = DirectoryRenames.watch(directory)
+    assert renames is not None
+    try:
+        (directory / "tmp").write_bytes(b"x")
+        os.replace(directory / "tmp", directory / "file")
+        assert renames.wait(5.0) is True
+        assert renames.ended is False  # a rename into it does not end it
+        os.replace(directory, tmp_path / "moved")
+        assert renames.wait(5.0) is True
+        assert renames.ended is True
+    finally:
+        renames.close()
+
+
+def test_the_follower_watches_a_replaced_directory_again(
+    window: ShmWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator or a restarted pod may remove and make the shm directory again: the old
+    watch ends with the old directory and the follower watches the new one. Its interval is
+    50 ms (it polls while no directory is there) and a watched follower's safety poll 30 s
+    here, so only the new watch can report the new directory's first publication in time."""
+    monkeypatch.setattr(follower_module, "WATCHED_POLL_S", 30.0)
+    window.publish(1000)
+    window.write_status()
+    app = make_app(window)
+    state: WorkerState = app.extensions["webapp"]
+    follower = Follower(state, 0.05)
+    follower.start()
+    directory = window.directory
+    try:
+        _until(lambda: follower.watching, 5.0)
+        before = window.publish(1000, end=2000)
+        _until(lambda: follower.reported == before, 5.0)
+        window.close()
+        os.replace(directory, directory.with_name("old"))
+        directory.mkdir()
+        window = ShmWindow(directory, window.artifact)
+        _until(lambda: follower.watches == 2, 5.0)
+        generation = window.publish(1000, end=3000)
+        _until(lambda: follower.reported == generation, 5.0)
+    finally:
+        follower.stop()
+        window.publish(1000)
+        window.close()
         assert follower._thread is not None
         follower._thread.join(5.0)
         assert not follower._thread.is_alive()
