@@ -36,10 +36,9 @@ __all__ = [
     "UnknownSeriesError",
     "UnusableWindowError",
     "WindowSummary",
+    "window_gap_bound",
 ]
 
-# The window may miss events (late or lost); interpolating short holes keeps /predict usable.
-_WINDOW_MAX_GAP_STEPS = 48
 _VIEW_KEY = "webapp.view"
 T = TypeVar("T")
 # A series' forecast, or the reason it has none (kept in the memo too: a series that cannot
@@ -185,9 +184,18 @@ def _series_origin(rows: SeriesRows, model: Forecaster) -> Origin | str:
     try:
         values = tail.values(model.target)
         with np.errstate(over="ignore", invalid="ignore"):
-            return model.prepare(tail.times_ns(), values, max_gap_steps=_WINDOW_MAX_GAP_STEPS)
+            return model.prepare(tail.times_ns(), values, max_gap_steps=window_gap_bound(model))
     except (ForecastingError, ValueError, TypeError) as exc:
         return f"{_which(rows)} cannot feed the model: {exc}"
+
+
+def window_gap_bound(model: Forecaster) -> int:
+    """The longest run of missing steps interpolated in a series of the window: one season of
+    the model's frequency (48 half-hours, 24 hours, 12 months...), or the model's own bound
+    if larger. The window may miss events (late or lost), and filling short holes keeps the
+    series forecastable; a longer hole would be filled with a line where the season's shape
+    belongs, so the forecast starts from the run after it instead."""
+    return max(model.max_gap_steps, model.season)
 
 
 def _which(rows: SeriesRows) -> str:
