@@ -67,8 +67,13 @@ def running(config: DaemonConfig) -> Iterator[threading.Thread]:
     assert not failure, failure
 
 
+# How long a daemon may take to reach a state: generous, as a bound on a wait and not a
+# speed requirement (a daemon starting on a machine at load average 12 took over 15 s).
+REACH_S = 60.0
+
+
 def wait_for(
-    reader: Reader, pred: Callable[[Snapshot], bool], timeout: float = 15, what: str = ""
+    reader: Reader, pred: Callable[[Snapshot], bool], timeout: float = REACH_S, what: str = ""
 ) -> Snapshot:
     """The first snapshot satisfying ``pred`` within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -84,7 +89,10 @@ def wait_for(
 
 
 def wait_status(
-    directory: Path, pred: Callable[[dict[str, Any]], bool], timeout: float = 15, what: str = ""
+    directory: Path,
+    pred: Callable[[dict[str, Any]], bool],
+    timeout: float = REACH_S,
+    what: str = "",
 ) -> dict[str, Any]:
     """The first status-file content satisfying ``pred`` within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
