@@ -3,12 +3,19 @@
 Each evaluated series' last segment ends with windows of ``holdout`` rows: up to three
 *calibration* folds and, after them, the *holdout*. Every origin whose whole horizon lies in
 a window is scored (all horizon steps, every origin, stride one), by a model fitted on
-everything before that window (expanding-window cross-validation).
+everything before that window (expanding-window cross-validation) or, for the conformal
+residuals, on everything before the holdout but that window (step 2).
 
 1. Each candidate kind (Ridge, gradient boosting) is fitted at the deepest tier for each
    calibration fold and scored on it; the lower mean MASE over the folds wins.
-2. Each tier of the winner is fitted likewise; its scaled residuals on the folds are its
-   conformal residuals.
+2. Each tier of the winner is fitted for each calibration fold on every origin before the
+   holdout except those whose lags or horizon touch that fold (leave one fold out, with the
+   rows around it: :func:`train_designs`), and scored on it; its scaled residuals on the folds
+   are its conformal residuals. A fold's model thus also learns from the folds after it: it
+   is trained on nearly as much data as the holdout's model, whose errors the residuals stand
+   for (an expanding-window fold's model, trained on less, errs more and widens the bounds).
+   Where no origin after the fold clears its lags and horizon (always for the last fold) the
+   model is step 1's.
 3. Each tier is refitted on everything before the holdout and scored on it; its intervals
    (from step 2) are checked against the holdout: the empirical coverage.
 4. The residuals of steps 2 and 3 (all out of sample) go into the artifact.
@@ -92,10 +99,18 @@ def _origins(first: int, last: int) -> IntArray:
 
 
 def train_designs(
-    data: Sequence[SeriesData], setup: Setup, lags: int, kind: ModelKind, cutoff: int | None
+    data: Sequence[SeriesData],
+    setup: Setup,
+    lags: int,
+    kind: ModelKind,
+    cutoff: int | None,
+    *,
+    left_out: int | None = None,
 ) -> list[Design]:
     """Rows of every origin with full lags whose horizon ends before ``cutoff`` rows from the
-    end of each series' last segment (None: every origin)."""
+    end of each series' last segment (None: every origin). With ``left_out`` (a window number
+    as in :func:`_score`: 2 the last calibration fold), the origins of the last segment whose
+    lags or horizon overlap that window are left out too."""
     out = []
     for item in data:
         for i, part in enumerate(item.parts):
@@ -103,6 +118,12 @@ def train_designs(
             if i == len(item.parts) - 1 and cutoff is not None:
                 end = len(part) - cutoff
             origins = _origins(lags, end - setup.horizon)
+            if i == len(item.parts) - 1 and left_out is not None:
+                start = len(part) - left_out * setup.holdout
+                clear = (origins + setup.horizon <= start) | (
+                    origins - lags >= start + setup.holdout
+                )
+                origins = origins[clear]
             if len(origins):
                 out.append(_design(part, origins, setup, lags, kind))
     if not out:
@@ -263,11 +284,44 @@ def rows_needed(setup: Setup, folds: int) -> int:
 def _fold_scores(
     data: Sequence[SeriesData], setup: Setup, lags: int, kind: ModelKind, folds: int
 ) -> list[Scored]:
-    """The calibration folds, oldest first (window ``folds + 1`` ... window 2)."""
+    """The calibration folds, oldest first (window ``folds + 1`` ... window 2), each scored by
+    a model fitted on everything before it (expanding window: the model choice)."""
     out = []
     for window in range(folds + 1, 1, -1):
         estimator = fit_tier(
             train_designs(data, setup, lags, kind, window * setup.holdout),
+            kind,
+            horizon=setup.horizon,
+        )
+        out.append(_score(estimator, data=data, setup=setup, lags=lags, kind=kind, window=window))
+    return out
+
+
+def _clears_after(setup: Setup, lags: int, window: int) -> bool:
+    """Whether an origin after calibration window ``window`` clears its lags and horizon
+    before the holdout: ``(window - 2) * holdout`` rows lie between them."""
+    return (window - 2) * setup.holdout >= lags + setup.horizon
+
+
+def _calibration_scores(
+    data: Sequence[SeriesData],
+    setup: Setup,
+    lags: int,
+    kind: ModelKind,
+    folds: int,
+    *,
+    expanding: Sequence[Scored] | None = None,
+) -> list[Scored]:
+    """The calibration folds, oldest first, each scored by a model fitted on every origin
+    before the holdout but those touching it (step 2 of the module docstring). ``expanding``:
+    the same tier's :func:`_fold_scores`, reused for the folds with nothing after them."""
+    out = []
+    for k, window in enumerate(range(folds + 1, 1, -1)):
+        if expanding is not None and not _clears_after(setup, lags, window):
+            out.append(expanding[k])
+            continue
+        estimator = fit_tier(
+            train_designs(data, setup, lags, kind, setup.holdout, left_out=window),
             kind,
             horizon=setup.horizon,
         )
@@ -293,8 +347,8 @@ def run_backtest(
     holdout: dict[str, dict[str, float]] = {}
     residuals: dict[int, FloatArray] = {}
     for lags in setup.tiers:
-        calibration = (
-            fitted[kind] if lags == deepest else _fold_scores(data, setup, lags, kind, folds)
+        calibration = _calibration_scores(
+            data, setup, lags, kind, folds, expanding=fitted[kind] if lags == deepest else None
         )
         cal_res = np.vstack([r for fold in calibration for r in fold.residuals])
         estimator = fit_tier(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from forecasting.features import FloatArray, IntArray
-from forecasting.train import load_series
+from forecasting.train import Options, Trained, load_series, train_evaluated
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "electricity_demand_halfhourly.parquet"
 STEP = 30 * 60 * 1_000_000_000
@@ -34,3 +34,28 @@ def ramp() -> tuple[IntArray, FloatArray]:
     start = np.datetime64("2000-01-03T00:00", "ns").astype(np.int64)
     t = start + STEP * np.arange(20, dtype=np.int64)
     return t, np.arange(20, dtype=np.float64)
+
+
+@pytest.fixture(scope="session")
+def quarterly_frame() -> pd.DataFrame:
+    """Two quarterly series (``s``: a, b) of 60 rows from 2000: a seasonal pattern on a
+    trend, with noise."""
+    rng = np.random.default_rng(7)
+    times = pd.date_range("2000-01-01", periods=60, freq="QS-JAN")
+    frames = []
+    for sid, level in (("a", 10.0), ("b", 200.0)):
+        y = level + np.tile([1.0, 3.0, 2.0, 0.0], 15) + 0.1 * np.arange(60)
+        frames.append(pd.DataFrame({"time": times, "s": sid, "y": y + rng.normal(0, 0.3, 60)}))
+    return pd.concat(frames)
+
+
+@pytest.fixture(scope="session")
+def tiny(quarterly_frame: pd.DataFrame) -> Trained:
+    """:data:`quarterly_frame` trained with tiers 8 and 4, horizon 3, holdout 6, Ridge only:
+    three calibration folds (rows 36, 42 and 48 on) and the holdout (rows 54 to 59)."""
+    options = Options(
+        tiers=(8, 4), horizon=3, holdout=6, season=4, candidates=("ridge",), frequency="QS-JAN"
+    )
+    return train_evaluated(
+        quarterly_frame, time_col="time", target="y", series_col="s", options=options
+    )

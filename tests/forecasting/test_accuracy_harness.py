@@ -9,11 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from forecasting import metrics
-from forecasting.train import Options, train_evaluated
 from scripts.accuracy import PeerError, _peer_arrays, goals, run_peer, score
 
 
@@ -45,25 +43,6 @@ def test_naive_forecasts_repeat_the_last_period():
     )
     np.testing.assert_array_equal(
         metrics.naive_forecasts(values, origins, 2, 1), [[4.0, 4.0], [5.0, 5.0]]
-    )
-
-
-TINY = Options(
-    tiers=(8, 4), horizon=3, holdout=6, season=4, candidates=("ridge",), frequency="QS-JAN"
-)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """Two quarterly series of 60 rows: a seasonal pattern on a trend, with noise."""
-    rng = np.random.default_rng(7)
-    times = pd.date_range("2000-01-01", periods=60, freq="QS-JAN")
-    frames = []
-    for sid, level in (("a", 10.0), ("b", 200.0)):
-        y = level + np.tile([1.0, 3.0, 2.0, 0.0], 15) + 0.1 * np.arange(60)
-        frames.append(pd.DataFrame({"time": times, "s": sid, "y": y + rng.normal(0, 0.3, 60)}))
-    return train_evaluated(
-        pd.concat(frames), time_col="time", target="y", series_col="s", options=TINY
     )
 
 

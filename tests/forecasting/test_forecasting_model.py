@@ -40,7 +40,7 @@ def test_holdout_beats_the_baselines_and_the_interval_covers_about_80_percent(tr
     holdout = report["holdout"]
     assert holdout["model"]["mase"] < 0.5 * holdout["seasonal_naive"]["mase"]
     assert holdout["model"]["mae"] < holdout["naive"]["mae"]
-    assert 0.7 <= report["coverage_80"] <= 0.92  # measured 0.902
+    assert 0.7 <= report["coverage_80"] <= 0.9  # measured 0.892
     assert report["frequency"] == "30min" and report["tiers"] == [336, 96]
 
 
