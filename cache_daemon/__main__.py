@@ -5,7 +5,10 @@ The process first takes the nice value ``DAEMON_NICE`` (:mod:`cache_daemon.prior
 Exit status: 0 after a clean stop (the first SIGTERM/SIGINT finishes the current publication,
 publishes what was read, and exits); 2 for a configuration error (a message naming the
 variable, ``SHM_DIR`` included when the directory may not be adopted) or a shm directory another
-daemon holds; a second signal kills the process at once (default action).
+daemon holds. A second SIGINT (Ctrl-C again) kills the process at once; a repeated SIGTERM
+does not: orchestrators send SIGTERM once and SIGKILL when their grace period ends, and a
+SIGTERM delivered twice (seen under tini in a container) must not cut short the publication
+of what was read.
 """
 
 from __future__ import annotations
@@ -33,8 +36,13 @@ def _install_signal_handlers(stop: threading.Event) -> None:
     def handle(signum: int, frame: FrameType | None) -> None:
         del frame
         stop.set()
-        # The next signal gets the default action: the process ends at once.
-        signal.signal(signum, signal.SIG_DFL)
+        if signum == signal.SIGINT:
+            # Ctrl-C again gets the default action: the process ends at once.
+            signal.signal(signum, signal.SIG_DFL)
+        else:
+            # Ignored, not left to this handler: the interpreter resets a Python handler to
+            # the default action while it finalizes, and a repeat then would kill it (143).
+            signal.signal(signum, signal.SIG_IGN)
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)

@@ -99,6 +99,28 @@ def test_sigterm_publishes_and_exits_zero_second_daemon_refused(
                 started_proc.wait()
 
 
+def test_a_repeated_sigterm_still_stops_cleanly(shm_dir: Path, tmp_path: Path) -> None:
+    """SIGTERM may reach the daemon more than once (it did under tini in the image): every
+    repeat during the stop is ignored, and the stop finishes with exit 0 and "stopped"."""
+    log = tmp_path / "daemon.log"
+    proc = spawn({"SHM_DIR": str(shm_dir), "REPLAY_RATE": "50"}, log)
+    try:
+        reader = Reader(shm_dir)
+        wait_for(reader, lambda s: s.table.num_rows > 0, what="a first publication")
+        sent = 0
+        while proc.poll() is None and sent < 2000:
+            proc.send_signal(signal.SIGTERM)
+            sent += 1
+            time.sleep(0.001)
+        assert proc.wait(15) == 0, log.read_text()[-2000:]
+        assert sent >= 2  # the process was still there for at least one repeat
+        assert '"message": "stopped"' in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_bad_configuration_exits_2_naming_the_variable(shm_dir: Path, tmp_path: Path) -> None:
     proc = spawn({"SHM_DIR": str(shm_dir), "WINDOW_ROWS": "many"}, tmp_path / "log")
     assert proc.wait(15) == 2
