@@ -55,6 +55,9 @@ class LiveWindow:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-heartbeat", daemon=True)
         self._publisher: Publisher | None = None
+        # The heartbeat thread and the caller both write the status file, through the same
+        # per-process temp name: one at a time.
+        self._lock = threading.Lock()
 
     def __enter__(self) -> LiveWindow:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -79,7 +82,9 @@ class LiveWindow:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def publish(self, table: pa.Table) -> int:
-        """Publish ``table`` with the daemon's metadata and a fresh status; its generation."""
+        """Publish ``table`` with the daemon's metadata and a fresh status; its generation.
+
+        Safe to call from any thread while the heartbeat runs."""
         assert self._publisher is not None
         times = table.column("time")
         meta = replace(
@@ -90,11 +95,12 @@ class LiveWindow:
             schema_fingerprint=schema_fingerprint(table.schema),
             window_checksum=table_checksum(table),
         )
-        self.generation = self._publisher.publish(table, metadata=meta.to_metadata())
-        self.generations += 1
-        self._published_ns = time.time_ns()
-        self._write_status()
-        return self.generation
+        with self._lock:
+            self.generation = self._publisher.publish(table, metadata=meta.to_metadata())
+            self.generations += 1
+            self._published_ns = time.time_ns()
+            self._write_status_locked()
+            return self.generation
 
     def file_bytes(self) -> int:
         """Bytes of the published generation files (what the window costs in tmpfs)."""
@@ -105,9 +111,10 @@ class LiveWindow:
             if self._tables is not None:
                 self.publish(self._tables())
             else:
-                self._write_status()
+                with self._lock:
+                    self._write_status_locked()
 
-    def _write_status(self) -> None:
+    def _write_status_locked(self) -> None:
         status = DaemonStatus(
             state="live",
             source="replay",

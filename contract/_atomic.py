@@ -22,7 +22,10 @@ def temp_target(name: str) -> str | None:
 def write_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new content, never a mix.
 
-    The temp name (``.<name>.<pid>.part``) is private to this process and removed on failure.
+    The temp name (``.<name>.<pid>.part``) is private to this process and removed on failure;
+    threads of one process that write the same ``path`` must take turns (the daemon's
+    :class:`cache_daemon.status.StatusFile` holds a lock), or one thread's rename finds the
+    temp file already renamed by the other.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     fd = os.open(
