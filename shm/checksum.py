@@ -3,12 +3,12 @@ of a table published in segments, kept current in O(changed segments)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
 from contract.series import SERIES_ID_COLUMN
 
@@ -16,7 +16,7 @@ __all__ = ["SegmentsChecksum", "segment_checksum", "table_checksum"]
 
 
 def table_checksum(table: pa.Table) -> str:
-    """Hex BLAKE2b-128 digest of ``table``'s column names, types, validity and values.
+    """Hex XXH3-128 digest of ``table``'s column names, types, validity and values.
 
     Two tables with equal contents give equal digests whether they are chunked, sliced, built in
     memory or mapped from a file, so a publisher can record it and a reader can recompute it to
@@ -24,8 +24,13 @@ def table_checksum(table: pa.Table) -> str:
     their buffers without conversion; string and binary columns from their value lengths and
     bytes (two streams, so chunk boundaries do not matter); other types fall back to their
     Python values (slow, fine for small tables).
+
+    XXH3 is not a cryptographic hash: the digest detects a torn, mixed or corrupted table,
+    not a forger (nothing here defends against one who can write the shm directory). It is
+    many times faster than a cryptographic hash (docs/shm-protocol.md), and the daemon
+    computes it at every publication, on the path from an event to the readers.
     """
-    digest = hashlib.blake2b(digest_size=16)
+    digest = xxhash.xxh3_128()
     digest.update(str(table.num_rows).encode())
     for name, column in zip(table.column_names, table.columns, strict=True):
         digest.update(f"\x00{name}\x00{column.type}\x00".encode())
@@ -50,10 +55,10 @@ def _is_variable_binary(kind: pa.DataType) -> bool:
     )
 
 
-def _hash_variable(digest: hashlib.blake2b, chunks: list[pa.Array[Any]]) -> None:
+def _hash_variable(digest: xxhash.xxh3_128, chunks: list[pa.Array[Any]]) -> None:
     """Lengths of the values (int64) and their bytes, each as one stream over the chunks."""
-    lengths = hashlib.blake2b(digest_size=16)
-    data = hashlib.blake2b(digest_size=16)
+    lengths = xxhash.xxh3_128()
+    data = xxhash.xxh3_128()
     for raw in chunks:
         chunk = raw
         if chunk.null_count:
@@ -85,7 +90,7 @@ def _is_binary(kind: pa.DataType) -> bool:
     return bool(pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
 
 
-def _hash_values(digest: hashlib.blake2b, array: pa.Array[Any]) -> None:
+def _hash_values(digest: xxhash.xxh3_128, array: pa.Array[Any]) -> None:
     if pa.types.is_primitive(array.type) and not pa.types.is_boolean(array.type):
         if array.null_count:
             # Bytes under a null slot are unspecified: hash zeros there instead.
@@ -101,7 +106,7 @@ def _hash_values(digest: hashlib.blake2b, array: pa.Array[Any]) -> None:
 
 
 def segment_checksum(table: pa.Table) -> str:
-    """Hex BLAKE2b-128 digest of a multi-series table (a segment's: a ``series_id`` column in
+    """Hex XXH3-128 digest of a multi-series table (a segment's: a ``series_id`` column in
     which each series is one contiguous run, and the other columns): its ``series_id``
     column run-length encoded (each run's id once, and where the run ends), then the other
     columns, each part as :func:`table_checksum` hashes it. Any change of content changes it,
@@ -112,7 +117,7 @@ def segment_checksum(table: pa.Table) -> str:
     runs: Any = pc.call_function("run_end_encode", [ids])
     encoded = pa.table({"run_id": runs.values, "run_end": runs.run_ends.cast(pa.int64())})
     rest = table.drop_columns([SERIES_ID_COLUMN])
-    digest = hashlib.blake2b(digest_size=16)
+    digest = xxhash.xxh3_128()
     digest.update(table_checksum(encoded).encode())
     digest.update(table_checksum(rest).encode())
     return digest.hexdigest()
@@ -123,8 +128,8 @@ class SegmentsChecksum:
     :func:`segment_checksum`, so that a publisher that rewrites a few segments updates it
     in O(those segments).
 
-    Its value (:meth:`hexdigest`) is the hex BLAKE2b-128 of the segment count and of the XOR of
-    one BLAKE2b-128 per non-empty segment over its number and its checksum: equal contents
+    Its value (:meth:`hexdigest`) is the hex XXH3-128 of the segment count and of the XOR of
+    one XXH3-128 per non-empty segment over its number and its checksum: equal contents
     split the same way give equal values whatever order the segments were set in, and a
     change of any segment's content, or of the segment count, changes it (up to the chance
     collisions of a 128-bit digest; the XOR makes it a check against corruption, not against
@@ -162,9 +167,8 @@ class SegmentsChecksum:
     def hexdigest(self) -> str:
         """The checksum of the whole table, O(1)."""
         text = f"segments\x00{self.segments}\x00{self._combined:032x}"
-        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        return xxhash.xxh3_128_hexdigest(text.encode())
 
 
 def _term(segment: int, checksum: str) -> int:
-    digest = hashlib.blake2b(f"{segment}\x00{checksum}".encode(), digest_size=16).digest()
-    return int.from_bytes(digest, "big")
+    return xxhash.xxh3_128_intdigest(f"{segment}\x00{checksum}".encode())
