@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -68,9 +68,15 @@ class CacheInfo:
         )
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The body as a dict, field order kept. Shallow: every value is immutable but
+        ``offsets``, a dict made for this object (``dataclasses.asdict`` deep-copies: 34 µs
+        per answer against 3 µs)."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+_FIELDS = tuple(f.name for f in fields(CacheInfo))
 
 
 def cache_fields() -> tuple[str, ...]:
     """The names of the body's fields, in order."""
-    return tuple(f.name for f in fields(CacheInfo))
+    return _FIELDS
