@@ -58,6 +58,9 @@ from shm import Reader
 
 __all__ = ["measure"]
 
+# One answer of the probe: arrival (monotonic s), pid, newest event ns, send time.
+Sample = tuple[float, int, int, float]
+
 WINDOW_ROWS = 10_000
 _POLL_PAUSE_S = 0.005
 # Gunicorn's default in gunicorn.conf.py, for ours and the private caches alike.
@@ -84,9 +87,9 @@ class _Probe:
         self._shm_dir = shm_dir
         self._stop = threading.Event()
         self._conns: list[http.client.HTTPConnection] = []
-        self.samples: list[tuple[float, int, int]] = []
+        self.samples: list[Sample] = []
         self.round_trips: list[tuple[int, float]] = []
-        self.published: list[tuple[float, int, int]] = []
+        self.published: list[Sample] = []
         self._threads: list[threading.Thread] = []
 
     def connect(self, timeout: float = 60.0) -> None:
@@ -158,12 +161,13 @@ class _Probe:
         reader = Reader(shm_dir)
         generation = 0
         while not self._stop.is_set():
+            asked = time.monotonic()
             snapshot = reader.current()
             if snapshot is not None and snapshot.generation != generation:
                 generation = snapshot.generation
                 times = snapshot.table.column("time")
                 newest = int(times[len(times) - 1].value)
-                self.published.append((time.monotonic(), 0, newest))
+                self.published.append((time.monotonic(), 0, newest, asked))
             time.sleep(0.001)
 
     def _poll(self, conn: http.client.HTTPConnection) -> None:
@@ -178,46 +182,70 @@ class _Probe:
                     continue
                 self.round_trips.append((pid, took))
                 if newest is not None:
-                    self.samples.append((time.monotonic(), pid, newest))
+                    arrival = time.monotonic()
+                    self.samples.append((arrival, pid, newest, arrival - took / 1000))
         finally:
             conn.close()
 
 
 def _first_answers(
-    sends: list[tuple[float, int]], samples: list[tuple[float, int, int]]
+    sends: list[tuple[float, int]], samples: list[Sample]
 ) -> dict[int, list[float | None]]:
     """Per pid in ``samples``, per event: the arrival of that worker's first answer sent
     after the event and showing it (None if it never answered so)."""
-    seen: dict[int, list[float | None]] = {}
+    return {
+        pid: [firsts for firsts, _ in bounds] for pid, bounds in _bounds(sends, samples).items()
+    }
+
+
+def _bounds(
+    sends: list[tuple[float, int]], samples: list[Sample]
+) -> dict[int, list[tuple[float | None, float]]]:
+    """Per pid in ``samples``, per event: (the arrival of that worker's first answer sent
+    after the event and showing it, or None; the send time of its last answer that did not
+    show it, or -inf). The event became visible in that worker between the two: a request
+    sent at the second was read before it was there."""
+    result: dict[int, list[tuple[float | None, float]]] = {}
     for pid in sorted({s[1] for s in samples}):
-        mine = sorted((t, newest) for t, p, newest in samples if p == pid)
-        arrival = np.array([t for t, _ in mine])
-        newest = np.maximum.accumulate(np.array([n for _, n in mine]))
-        firsts: list[float | None] = []
+        mine = sorted((t, newest, asked) for t, p, newest, asked in samples if p == pid)
+        arrival = np.array([t for t, _, _ in mine])
+        newest = np.maximum.accumulate(np.array([n for _, n, _ in mine]))
+        asked = np.array([a for _, _, a in mine])
+        bounds: list[tuple[float | None, float]] = []
         for sent, event_ns in sends:
-            i = max(int(np.searchsorted(newest, event_ns)), int(np.searchsorted(arrival, sent)))
-            firsts.append(float(arrival[i]) if i < len(arrival) else None)
-        seen[pid] = firsts
-    return seen
+            shows = int(np.searchsorted(newest, event_ns))
+            i = max(shows, int(np.searchsorted(arrival, sent)))
+            first = float(arrival[i]) if i < len(arrival) else None
+            bounds.append((first, float(asked[shows - 1]) if shows else -np.inf))
+        result[pid] = bounds
+    return result
 
 
 def _latencies(
-    sends: list[tuple[float, int]], samples: list[tuple[float, int, int]], expected: int
+    sends: list[tuple[float, int]], samples: list[Sample], expected: int
 ) -> dict[str, Any]:
-    """Per event: when every worker seen in ``samples`` first answered with it."""
-    seen = _first_answers(sends, samples)
-    everywhere, spread, missing = [], [], 0
+    """Per event: when every worker seen in ``samples`` first answered with it (the figure
+    the goals judge), and ``not_before``: the latest send time of an answer that did not
+    show it yet, from any worker (0 when none was sent after the event).
+
+    The true moment the event was visible in every worker lies between the two. The first
+    is late by the probe's sampling: about half a probe gap for one process, about 3/4 of
+    it for the latest of three; the second is early by about as much. Both are reported so
+    that designs with different numbers of processes can be compared on either bound."""
+    seen = _bounds(sends, samples)
+    everywhere, spread, floor, missing = [], [], [], 0
     for i, (sent, _) in enumerate(sends):
-        arrivals = [firsts[i] for firsts in seen.values()]
+        arrivals = [bounds[i][0] for bounds in seen.values()]
         if not arrivals or None in arrivals:
             missing += 1
             continue
         known = [a for a in arrivals if a is not None]
         everywhere.append((max(known) - sent) * 1000)
         spread.append((max(known) - min(known)) * 1000)
+        floor.append(max(0.0, max(bounds[i][1] for bounds in seen.values()) - sent) * 1000)
     gaps = []
     for pid in seen:
-        arrival = np.sort(np.array([t for t, p, _ in samples if p == pid]))
+        arrival = np.sort(np.array([t for t, p, *_ in samples if p == pid]))
         if len(arrival) > 1:
             gaps.append(float(np.median(np.diff(arrival))) * 1000)
     result: dict[str, Any] = {
@@ -235,6 +263,8 @@ def _latencies(
             max_ms=pct(everywhere, 100),
             spread_p50_ms=pct(spread, 50),
             spread_p99_ms=pct(spread, 99),
+            not_before_p50_ms=pct(floor, 50),
+            not_before_p99_ms=pct(floor, 99),
             latencies_ms=[round(v, 1) for v in everywhere],
         )
     return result
@@ -426,7 +456,8 @@ def _line(r: Mapping[str, Any]) -> str:
         return f"no event seen by every worker ({r['missing']} missing)"
     pub = r.get("published")
     return (
-        f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  spread p99 {r['spread_p99_ms']} ms  "
+        f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  not before p50 {r['not_before_p50_ms']} "
+        f"p99 {r['not_before_p99_ms']} ms  spread p99 {r['spread_p99_ms']} ms  "
         f"missing {r['missing']}/{r['events']}  workers {r['workers_seen']}/"
         f"{r['workers_expected']}  probe gap {r['probe_gap_ms']} ms"
         + (f"  in shm: p50 {pub['p50_ms']} p99 {pub['p99_ms']} ms" if pub else "")

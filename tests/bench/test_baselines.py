@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench import _servers as servers
 from bench._series import STEP_NS, event_record, series_table, train_model, write_ipc
@@ -169,17 +171,69 @@ def test_redis_cache_round_trip(redis_server: str) -> None:
 
 def test_freshness_latency_is_the_last_worker_to_show_the_event() -> None:
     # Event 1 sent at t=10.0 with event time 100; worker 1 shows it at 10.02, worker 2 at
-    # 10.05; event 2 (event time 200, sent at 11.0) is shown by worker 1 only.
+    # 10.05; event 2 (event time 200, sent at 11.0) is shown by worker 1 only. Each answer:
+    # (arrival, pid, newest event, send time).
     samples = [
-        (9.99, 1, 50),
-        (10.02, 1, 100),
-        (10.03, 2, 50),
-        (10.05, 2, 100),
-        (11.01, 1, 200),
-        (11.50, 2, 100),
+        (9.99, 1, 50, 9.985),
+        (10.02, 1, 100, 10.015),
+        (10.03, 2, 50, 10.025),
+        (10.05, 2, 100, 10.045),
+        (11.01, 1, 200, 11.005),
+        (11.50, 2, 100, 11.495),
     ]
     result = _latencies([(10.0, 100), (11.0, 200)], samples, expected=2)
     assert result["workers_seen"] == 2
     assert result["missing"] == 1
     assert result["p50_ms"] == pytest.approx(50.0)
     assert result["spread_p50_ms"] == pytest.approx(30.0)
+    # Worker 2's answer sent at 10.025 did not show event 1 yet: it was not visible in every
+    # worker before 25 ms after it was sent.
+    assert result["not_before_p50_ms"] == pytest.approx(25.0)
+
+
+def test_freshness_lower_bound_is_zero_when_no_answer_after_the_event_missed_it() -> None:
+    # Both workers' last answers without the event were sent before it was produced.
+    samples = [
+        (9.99, 1, 50, 9.98),
+        (10.01, 1, 100, 10.004),
+        (9.995, 2, 50, 9.99),
+        (10.02, 2, 100, 10.012),
+    ]
+    result = _latencies([(10.0, 100)], samples, expected=2)
+    assert result["not_before_p50_ms"] == 0.0
+    assert result["p50_ms"] == pytest.approx(20.0)
+    # The bounds always bracket the figure the goals judge.
+    assert result["not_before_p50_ms"] <= result["p50_ms"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    workers=st.lists(
+        st.lists(
+            st.tuples(
+                st.floats(0.0005, 0.02),  # pause before the request
+                st.floats(0.0001, 0.01),  # its round trip
+                st.integers(0, 5),  # newest event it shows
+            ),
+            min_size=1,
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    events=st.lists(st.tuples(st.floats(0.0, 0.3), st.integers(0, 5)), min_size=1, max_size=5),
+)
+def test_freshness_bounds_bracket_every_event(
+    workers: list[list[tuple[float, float, int]]], events: list[tuple[float, int]]
+) -> None:
+    samples = []
+    for pid, answers in enumerate(workers, start=1):
+        clock = 0.0
+        for pause, trip, newest in answers:
+            sent = clock + pause
+            clock = sent + trip
+            samples.append((clock, pid, newest, sent))
+    result = _latencies(sorted(events), samples, expected=len(workers))
+    if "p50_ms" in result:
+        assert 0.0 <= result["not_before_p50_ms"] <= result["p50_ms"]
+        assert 0.0 <= result["not_before_p99_ms"] <= result["p99_ms"]
