@@ -105,8 +105,12 @@ def lingering_temp_files(service: Service) -> list[str]:
     """The temp files (:func:`temp_files`) left behind by a failed write. The daemon goes on
     publishing, so one listing may catch the temp file of a publication in flight, which is
     renamed or removed within it: only a file still there, the same file (inode), once two
-    later generations are live was left behind."""
-    first = {name: (service.shm_dir / name).stat().st_ino for name in temp_files(service.shm_dir)}
+    later generations are live was left behind. A file listed and renamed before its
+    ``stat`` was in flight too."""
+    first = {}
+    for name in temp_files(service.shm_dir):
+        with suppress(FileNotFoundError):
+            first[name] = (service.shm_dir / name).stat().st_ino
     if not first:
         return []
     now = service.generation()
