@@ -21,7 +21,12 @@ EXEC_OVERHEAD_S = 20.0
 
 
 class ImageCheckError(AssertionError):
-    """A check of the image test failed; the message says which and carries the logs."""
+    """A check of the image test failed: ``str()`` says which; ``logs`` holds the containers'
+    output at that moment (empty when no container ran yet)."""
+
+    def __init__(self, message: str, logs: str = "") -> None:
+        super().__init__(message)
+        self.logs = logs
 
 
 @dataclass
@@ -58,7 +63,7 @@ class PodRun:
         return "\n".join(parts)
 
     def fail(self, message: str) -> ImageCheckError:
-        return ImageCheckError(f"{message}\n{self.logs()}")
+        return ImageCheckError(message, self.logs())
 
     def running(self, container: str) -> None:
         state = self.engine.state(self.name(container))

@@ -395,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         print("cleanup left: " + "; ".join(problems), file=sys.stderr)
     figures["total_s"] = round(time.monotonic() - _started, 1)
     if failed is not None:
+        # The verdict goes last: a CI log is often read from its tail, below the logs.
+        if isinstance(failed, ImageCheckError) and failed.logs:
+            print(failed.logs, file=sys.stderr)
         print(f"IMAGE TEST FAILED: {failed}", file=sys.stderr)
         return 1
     say("cleaned up every container, volume and image of this run")
