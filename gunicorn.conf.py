@@ -23,6 +23,7 @@ import gc
 import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,14 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    """Remove the metrics directory this master created (a given one is left in place)."""
+    """The master's last step before it exits: ignore further stop signals, then remove the
+    metrics directory this master created (a given one is left in place).
+
+    The interpreter resets the master's Python signal handlers to the default action while it
+    finalizes, so a SIGTERM repeated then (an orchestrator or tini may send it again) would
+    kill the stopping master with 143 instead of letting it exit 0.
+    """
+    for stop_signal in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(stop_signal, signal.SIG_IGN)
     if _metrics_dir.created:
         shutil.rmtree(_metrics_dir.path, ignore_errors=True)

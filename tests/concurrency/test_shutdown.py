@@ -6,7 +6,8 @@
 * SIGHUP to Gunicorn: every worker is replaced and every request still gets a complete 200.
 * SIGTERM to Gunicorn: each request either gets a complete response, or is refused (nothing
   listens any more), or is closed before a single byte came back (it was still in the listen
-  backlog, never taken by a worker); never a truncated response, never a 5xx.
+  backlog, never taken by a worker); never a truncated response, never a 5xx. SIGTERM repeated
+  every millisecond until the master is gone changes none of that, and the exit code stays 0.
 """
 
 from __future__ import annotations
@@ -191,3 +192,24 @@ def test_sigterm_to_gunicorn_never_truncates_a_response(artifact: bytes) -> None
         server_errors=sum(v for k, v in counts.items() if k.startswith("ok 5")),
         exit_code=code,
     )
+
+
+def test_a_repeated_sigterm_to_gunicorn_still_exits_0(artifact: bytes) -> None:
+    """SIGTERM may reach the master more than once (tini, an orchestrator): every repeat,
+    up to the master's very end, leaves the stop graceful and the exit code 0, not 143."""
+    with running_service(artifact, workers=3, daemon_env={"REPLAY_RATE": "20"}) as service:
+        web = service.web
+        assert web is not None
+        web._sock.close()  # as above: Gunicorn's close must really stop the listening
+        with Load(service.port, "POST", "/predict", b"{}", threads=2, timeout=30) as load:
+            time.sleep(1.0)
+            sent = 0
+            while web.proc.poll() is None and sent < 20_000:
+                web.proc.send_signal(signal.SIGTERM)
+                sent += 1
+                time.sleep(0.001)
+            code = web.proc.wait(60)
+        counts = summarize(load.results())
+    assert sent >= 2  # the master was still there for at least one repeat
+    assert code == 0, (sent, counts)
+    assert set(counts) <= ALLOWED, counts
