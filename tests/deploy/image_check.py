@@ -201,9 +201,18 @@ def check_volume(run: PodRun) -> None:
     say(f"/dev/shm: tmpfs {seen['root']}, entries {seen['entries']}; root fs read-only")
 
 
+# Longer than a worker takes to follow a publication (inotify, or its poll without it).
+_FOLLOW_S = 1.0
+
+
 def _generation(port: int) -> int:
     reply = _http.call(port, "GET", "/cache", timeout=10)
     return int(reply.json()["generation"]) if reply.status == 200 else -1
+
+
+def _starts_logged(run: PodRun) -> int:
+    """How many runs of the daemon container have logged their start."""
+    return run.engine.logs(run.name("cache-daemon"), -1).count('"message": "starting"')
 
 
 def kill_daemon_under_traffic(run: PodRun) -> dict[str, Any]:
@@ -214,13 +223,25 @@ def kill_daemon_under_traffic(run: PodRun) -> dict[str, Any]:
     readiness = _http.Load(port, "GET", "/readyz", threads=1).start()
     try:
         time.sleep(2.0)
-        before = _generation(port)
         killed_ns = time.monotonic_ns()
         run.signal("cache-daemon", "KILL")
         code, _ = run.engine.wait_exit(run.name("cache-daemon"), 30)
         if code != 137:
             raise run.fail(f"the SIGKILLed daemon container exited {code}, not 137")
+        # Read only now: the killed daemon may have published after the signal was sent, and
+        # a generation it published must not pass for one of the restarted daemon.
+        time.sleep(_FOLLOW_S)
+        before = _generation(port)
         run.restart("cache-daemon")
+        # The startup probe can pass on the killed daemon's heartbeat, still fresh in the
+        # shared volume, while the new process is still importing; its own log line comes
+        # after its signal handlers are in place.
+        run.until(
+            "cache-daemon",
+            "the restarted daemon's start",
+            lambda: _starts_logged(run) >= 2,
+            60,
+        )
         run.wait_started("cache-daemon")
         run.until(
             "cache-daemon",
@@ -310,7 +331,8 @@ def stop_with_sigterm(run: PodRun) -> dict[str, float]:
     run.signal("cache-daemon", "TERM")
     code, took_daemon = run.engine.wait_exit(run.name("cache-daemon"), plan.grace_period_s)
     if code != 0:
-        raise run.fail(f"the daemon exited {code} after SIGTERM")
+        state = run.engine.state(run.name("cache-daemon"))
+        raise run.fail(f"the daemon exited {code} after SIGTERM (state {state})")
     _logged(run, "cache-daemon", '"message": "stopped"')
     say(f"daemon: SIGTERM -> exit 0 in {took_daemon:.1f}s")
     return {"web_stop_s": round(took_web + 1, 1), "daemon_stop_s": round(took_daemon, 1)}
