@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,7 +49,7 @@ class WindowFacts:
         by series, so the oldest and newest rows are found by a scan of ``time``;
         ``checksum`` is :func:`shm.table_checksum`."""
         bounds = pc.min_max(table.column("time"))
-        oldest, newest = (bounds[end].cast(pa.int64()).as_py() for end in ("min", "max"))
+        oldest, newest = (cast(pa.TimestampScalar, bounds[end]).value for end in ("min", "max"))
         return cls(table.num_rows, oldest, newest, table.schema, table_checksum(table))
 
 

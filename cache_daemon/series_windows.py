@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cache_daemon.errors import SnapshotError
+from cache_daemon.id_column import repeated_ids
 from cache_daemon.window import TIME_TYPE, Outcome, Window, reindex_regular, table_arrays
 from contract.series import (
     DEFAULT_SERIES_ID,
@@ -290,9 +291,8 @@ class SeriesWindows:
                 times, values = parts[0]
             else:
                 times, values = np.concatenate(times_parts), np.concatenate(values_parts)
-        positions = np.repeat(np.arange(len(ids), dtype=np.int64), counts)
-        series = pa.array(ids, type=pa.string()).take(positions)
-        arrays: list[pa.Array[Any]] = [series, pa.array(times, pa.int64()).cast(TIME_TYPE)]
+        series = repeated_ids(ids, counts)
+        arrays: list[pa.Array[Any]] = [series, pa.array(times, TIME_TYPE)]
         arrays += [pa.array(np.ascontiguousarray(values[:, i])) for i in range(width)]
         return pa.Table.from_arrays(arrays, names=[SERIES_ID_COLUMN, "time", *self.columns])
 

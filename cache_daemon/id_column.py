@@ -1,0 +1,42 @@
+"""The ``series_id`` column of a window table, built from its buffers.
+
+A window table repeats each series' id on every row of that series. Building that column by
+``pa.array(ids).take(positions)`` costs about 100 µs for a 10,000-row window even with one
+series; assembling the offsets and the bytes directly costs about 13 µs, and this column is
+built at every publication, on the path from an event to the readers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["repeated_ids"]
+
+_INT32_MAX = 2**31 - 1
+
+
+def repeated_ids(ids: Sequence[str], counts: Sequence[int]) -> pa.StringArray:
+    """A ``string`` array holding ``ids[i]`` ``counts[i]`` times, in order, without nulls:
+    equal to ``pa.array(ids, pa.string()).take(np.repeat(range(len(ids)), counts))``.
+
+    Raises ValueError when ``ids`` and ``counts`` differ in length or a count is negative;
+    pyarrow's own error (``ArrowInvalid``) when the bytes exceed a ``string`` array's 2 GiB.
+    """
+    if len(ids) != len(counts):
+        raise ValueError(f"{len(ids)} ids for {len(counts)} counts")
+    if any(count < 0 for count in counts):
+        raise ValueError(f"a negative count in {list(counts)}")
+    encoded = [series_id.encode() for series_id in ids]
+    sizes = np.repeat(np.fromiter(map(len, encoded), np.int64, len(encoded)), counts)
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    if offsets[-1] > _INT32_MAX:
+        # Too large for int32 offsets: let pyarrow raise its own error.
+        return pa.array(ids, pa.string()).take(np.repeat(np.arange(len(ids)), counts))
+    data = b"".join(raw * count for raw, count in zip(encoded, counts, strict=True))
+    return pa.StringArray.from_buffers(
+        len(sizes), pa.py_buffer(offsets.astype(np.int32).tobytes()), pa.py_buffer(data)
+    )
