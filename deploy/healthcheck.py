@@ -12,6 +12,10 @@ daemon rewrites it at least once a second, also while Kafka or S3 are down (stat
 loop is stuck or gone, never merely that its sources are. Whether the data is fresh enough to
 serve is the web container's ``/readyz``.
 
+The heartbeat must also be the running daemon's: a restarted container finds the previous
+run's status in the shared volume, still fresh, and its probes wait for the new process's own
+(``_writer_gone``: the status's ``pid`` must be running, created before its ``started_ns``).
+
 The probe imports only :mod:`contract.defaults` and :mod:`contract.status`, which use the
 standard library alone: an exec probe runs every few seconds and must cost a bare
 interpreter start, not an import of pyarrow or pydantic.
@@ -62,6 +66,44 @@ def check_daemon(environ: Mapping[str, str], now_ns: int | None = None) -> str |
     age_ms = ((time.time_ns() if now_ns is None else now_ns) - status.heartbeat_ns) // 1_000_000
     if age_ms > max_age_ms:
         return f"heartbeat is {age_ms} ms old (bound {max_age_ms} ms, state {status.state})"
+    return _writer_gone(status)
+
+
+def _writer_gone(status: DaemonStatus, proc: Path = Path("/proc")) -> str | None:
+    """Why the status cannot be the running daemon's, or None.
+
+    A restarted container keeps the shared volume, and with it the status file of the daemon
+    that ran before, whose heartbeat stays fresh for up to ``MAX_DATA_AGE_MS``: the probe runs
+    in the daemon's container (its PID namespace), so the writer must be a running process
+    with the status's ``pid`` that already existed when the status's ``started_ns`` was taken.
+    A process with that pid created later is a new daemon still starting. ``/proc`` gives the
+    creation time (boot time in whole seconds plus clock ticks), so 1 s of slack is allowed.
+    None also when the status names no pid or start, or ``/proc`` cannot tell.
+    """
+    if status.pid is None or status.started_ns is None or not (proc / "self").exists():
+        return None
+    try:
+        stat = (proc / str(status.pid) / "stat").read_text()
+    except FileNotFoundError:
+        return f"the daemon that wrote the status (pid {status.pid}) is not running"
+    except OSError:
+        return None
+    try:
+        boot_s = next(
+            int(line.split()[1])
+            for line in (proc / "stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        # Field 22, starttime, counted from the first field after the command's ")".
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    created_ns = boot_s * 1_000_000_000 + ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    if created_ns > status.started_ns + 1_000_000_000:
+        return (
+            f"the status was written by an earlier daemon: pid {status.pid} was started after "
+            "it (a restarted container; the new daemon has not written its own yet)"
+        )
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from types import ModuleType
 
 import pytest
 
+from contract.status import DaemonStatus
 from tests.deploy._manifests import ROOT
 
 
@@ -105,3 +107,50 @@ def test_auto_mode_picks_the_daemon_by_pid1_command_line(tmp_path: Path) -> None
     assert hc.role_of_pid1(cmdline) == "web"
     assert hc.role_of_pid1(tmp_path / "absent") == "web"
     assert hc.main(["nonsense"], {}) == 2
+
+
+def _fake_proc(root: Path, pid: int, *, boot_s: int, start_ticks: int) -> Path:
+    """A /proc with ``pid``'s stat (its command holding a ") " to parse around) and btime."""
+    (root / "self").mkdir(parents=True)
+    (root / "stat").write_text(f"cpu  1 2 3\nbtime {boot_s}\nprocesses 9\n")
+    fields = ["S", *["0"] * 18, str(start_ticks), "0"]  # fields 3.. ; 22 is starttime
+    (root / str(pid)).mkdir()
+    (root / str(pid) / "stat").write_text(f"{pid} (python ) x) {' '.join(fields)}\n")
+    return root
+
+
+def test_a_status_left_by_an_earlier_run_of_the_container_is_not_healthy(tmp_path: Path) -> None:
+    """After a restart the volume still holds the killed daemon's status, heartbeat fresh:
+    until the new process writes its own, the pid it names is missing or younger than it."""
+    tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    boot_s, started_ns = 1_000, 1_050 * 1_000_000_000  # the writer stamped its start at 1,050 s
+    written = DaemonStatus(pid=7, started_ns=started_ns, heartbeat_ns=started_ns)
+    # The writer, created at 1,040 s (before its stamp): healthy.
+    proc = _fake_proc(tmp_path / "a", 7, boot_s=boot_s, start_ticks=40 * 1_000_000_000 // tick)
+    assert hc._writer_gone(written, proc) is None
+    # Within the 1 s the boot time's rounding allows: still healthy.
+    proc = _fake_proc(tmp_path / "b", 7, boot_s=boot_s, start_ticks=509 * 100_000_000 // tick)
+    assert hc._writer_gone(written, proc) is None
+    # Pid 7 is a process created at 1,060 s, after the stamp: a new daemon, still starting.
+    proc = _fake_proc(tmp_path / "c", 7, boot_s=boot_s, start_ticks=60 * 1_000_000_000 // tick)
+    problem = hc._writer_gone(written, proc)
+    assert problem is not None and "earlier daemon" in problem and "pid 7" in problem
+    # No process 7 at all.
+    problem = hc._writer_gone(DaemonStatus(pid=8, started_ns=started_ns), proc)
+    assert problem is not None and "pid 8" in problem and "not running" in problem
+    # Nothing to check with: no pid or start in the status, or no /proc.
+    assert hc._writer_gone(DaemonStatus(pid=7), proc) is None
+    assert hc._writer_gone(written, tmp_path / "no-proc") is None
+
+
+def test_the_running_process_passes_and_a_start_before_it_does_not(tmp_path: Path) -> None:
+    """Against the real /proc: this process wrote a status now (healthy); a status whose
+    start is an hour before this process was created was written by another one."""
+    env = {"SHM_DIR": str(tmp_path), "MAX_DATA_AGE_MS": "10000"}
+    now = time.time_ns()
+    _status(tmp_path, pid=os.getpid(), started_ns=now)
+    assert hc.check_daemon(env) is None
+    _status(tmp_path, pid=os.getpid(), started_ns=now - 3_600 * 1_000_000_000)
+    problem = hc.check_daemon(env)
+    assert problem is not None and "earlier daemon" in problem
+    assert hc.main(["daemon"], env) == 1
