@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections import deque
 from typing import Any
 
 import pandas as pd
@@ -23,6 +25,9 @@ from forecasting import Forecaster
 
 __all__ = ["WindowState"]
 
+# Swaps remembered for ``/swaps``: a freshness phase makes a few hundred.
+_SWAPS_KEPT = 100_000
+
 
 class WindowState:
     """One process's copy of the window.
@@ -38,6 +43,9 @@ class WindowState:
         self.model: Forecaster | None = None
         self.config: BaselineConfig | None = None
         self.consumer: ConsumerThread | None = None
+        # (CLOCK_MONOTONIC ns, newest event ns) of each swap: from that instant on, every
+        # request of this process reads a frame holding that event (``/swaps``).
+        self.swaps: deque[tuple[int, int]] = deque(maxlen=_SWAPS_KEPT)
 
     def start(self, config: BaselineConfig) -> None:
         """Preload the window (a private copy) and the model, then start this process's
@@ -75,8 +83,13 @@ class WindowState:
         updated = append_events(
             self.df, times_ns, values, column=self.config.column, max_rows=self.config.window_rows
         )
+        newest = int(updated["time"].iloc[-1].value) if len(updated) else None
         with self.lock:
             self.df = updated
+            if newest is not None:
+                # Stamped before the lock is released: a request that reads the frame after
+                # this instant waits for the lock and gets the new frame.
+                self.swaps.append((time.monotonic_ns(), newest))
 
     def frame_for_request(self) -> pd.DataFrame:
         """The frame a request forecasts from: the design's read path."""
@@ -94,3 +107,11 @@ class WindowState:
         with self.lock:
             frame = self.df
         return {"pid": os.getpid(), **describe(frame)}
+
+    def swap_log(self) -> dict[str, Any]:
+        """What ``/swaps`` answers: this process's pid and its swaps, oldest first, as
+        ``[monotonic ns, newest event ns]`` pairs (the clock is the machine's, shared by every
+        process, so a benchmark can line them up with its own)."""
+        with self.lock:
+            swaps = list(self.swaps)
+        return {"pid": os.getpid(), "swaps": [list(swap) for swap in swaps]}

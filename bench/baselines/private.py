@@ -63,7 +63,7 @@ def _json(payload: dict[str, Any], status: int = 200) -> Response:
 
 
 def create_app() -> Flask:
-    """The Flask app: ``POST /predict``, ``GET /cache``, ``GET /healthz``."""
+    """The Flask app: ``POST /predict``, ``GET /cache``, ``GET /swaps``, ``GET /healthz``."""
     flask_app = Flask(__name__)
 
     @flask_app.post("/predict")
@@ -76,6 +76,10 @@ def create_app() -> Flask:
     @flask_app.get("/cache")
     def describe() -> Response:
         return _json(cache.cache())
+
+    @flask_app.get("/swaps")
+    def swaps() -> Response:
+        return _json(cache.swap_log())
 
     @flask_app.get("/healthz")
     def healthz() -> Response:

@@ -20,7 +20,8 @@ Run (``bench.compare`` does)::
     python -m uvicorn bench.baselines.seed:app --fd 3
 
 Endpoints: ``POST /predict`` (``{}`` or ``{"inference_length": k}``), ``GET /cache`` (pid,
-rows, newest time), ``GET /healthz``.
+rows, newest time), ``GET /swaps`` (when each frame was swapped in: the benchmark's exact
+freshness), ``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await _send_json(send, exc.status, {"status": exc.status, "detail": str(exc)})
     elif route == ("GET", "/cache"):
         await _send_json(send, 200, service.cache())
+    elif route == ("GET", "/swaps"):
+        await _send_json(send, 200, service.swap_log())
     elif route == ("GET", "/healthz"):
         await _send_json(send, 200, {"status": "ok"})
     else:

@@ -25,6 +25,17 @@ kept-alive connections were answered from the new generation all along. The sync
 the private caches close every connection after one answer; their pollers reconnect, each
 answer coming from whichever worker accepts.
 
+Exact instants (``exact``, what the goals judge). Each design also says, without sampling,
+from which instant every one of its processes serves an event: the baselines stamp each
+frame they swap in under their lock (``GET /swaps``: CLOCK_MONOTONIC, shared by every process
+of the machine); ours serves from the shm directory, whose newest generation every worker
+reads at each request (the hint, a memory load), so an event is visible in all workers from
+the rename of the first generation holding it, taken here as the moment the 1 ms reader
+above sees it (late by up to that reader's period: never early). "Visible in every worker"
+is the latest instant over the processes. The probe checks each one: an answer to a request
+sent after an event's instant that does not show the event is a violation, and a run with
+one is judged on the probe's figures instead.
+
 Per worker, each phase also reports its connections on the port (Locust's land where the
 kernel and the workers' accept loops put them), the probe's round trips and event -> that
 worker's first answer showing it (``per_worker``).
@@ -60,6 +71,9 @@ __all__ = ["measure"]
 
 # One answer of the probe: arrival (monotonic s), pid, newest event ns, send time.
 Sample = tuple[float, int, int, float]
+# An instant (monotonic s) from which every request of one process shows every event up to
+# the newest (event ns): a frame swapped in (the baselines' ``/swaps``), a generation in shm.
+Visible = tuple[float, int]
 
 WINDOW_ROWS = 10_000
 _POLL_PAUSE_S = 0.005
@@ -270,6 +284,85 @@ def _latencies(
     return result
 
 
+def _visible_from(sends: Sequence[tuple[float, int]], log: Sequence[Visible]) -> list[float | None]:
+    """Per event of ``sends``: the first instant of ``log`` from which the process showed it
+    (None: never within the log)."""
+    entries = sorted(log)
+    instants = np.array([t for t, _ in entries], dtype=np.float64)
+    newest = np.maximum.accumulate(np.array([n for _, n in entries], dtype=np.int64))
+    found = np.searchsorted(newest, np.array([e for _, e in sends], dtype=np.int64))
+    return [float(instants[i]) if i < len(instants) else None for i in found]
+
+
+def _exact(
+    sends: Sequence[tuple[float, int]],
+    logs: Mapping[int, Sequence[Visible]],
+    expected: int,
+    samples: Sequence[Sample],
+) -> dict[str, Any]:
+    """Event produced -> the instant from which every process showed it: the latest over the
+    ``expected`` processes of ``logs`` (their own record of when they changed what they
+    serve, so no probe sampling is in it).
+
+    The probe checks every instant: per event, every probe answer to a request sent after
+    the event's instant must show the event; ``checked`` counts those (event, answer) pairs
+    and ``violations`` the ones that did not show it (any would mean an instant too early).
+    An event some process never showed, or a process missing from ``logs``, counts as
+    ``missing``."""
+    per_process = [_visible_from(sends, log) for log in logs.values()]
+    latencies: list[float] = []
+    instants: list[float | None] = []
+    for i, (sent, _) in enumerate(sends):
+        found = [instants_of[i] for instants_of in per_process]
+        if len(per_process) < expected or not found or None in found:
+            instants.append(None)
+            continue
+        latest = max(f for f in found if f is not None)
+        instants.append(latest)
+        latencies.append((latest - sent) * 1000)
+    asked = np.array([s[3] for s in samples], dtype=np.float64)
+    shown = np.array([s[2] for s in samples], dtype=np.int64)
+    violations = checked = 0
+    for at, (_, event_ns) in zip(instants, sends, strict=True):
+        if at is None:
+            continue
+        after = asked > at
+        checked += int(after.sum())
+        violations += int((shown[after] < event_ns).sum())
+    result: dict[str, Any] = {
+        "missing": sum(1 for i in instants if i is None),
+        "violations": violations,
+        "checked": checked,
+    }
+    if latencies:
+        result.update(
+            p50_ms=pct(latencies, 50),
+            p90_ms=pct(latencies, 90),
+            p99_ms=pct(latencies, 99),
+            max_ms=pct(latencies, 100),
+        )
+    return result
+
+
+def _swap_logs(port: int, processes: int, timeout: float = 30.0) -> dict[int, list[Visible]]:
+    """Every process's ``GET /swaps`` (a baseline's record of its swaps), asking on new
+    connections until each of ``processes`` pids answered or ``timeout`` s passed."""
+    logs: dict[int, list[Visible]] = {}
+    deadline = time.monotonic() + timeout
+    while len(logs) < processes and time.monotonic() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", "/swaps")
+            body = json.loads(conn.getresponse().read())
+        except (OSError, http.client.HTTPException, ValueError):
+            time.sleep(0.01)
+            continue
+        finally:
+            conn.close()
+        logs[int(body["pid"])] = [(mono / 1e9, int(newest)) for mono, newest in body["swaps"]]
+    return logs
+
+
 def _per_worker(
     sends: list[tuple[float, int]], probe: _Probe, counts: list[dict[int, int]]
 ) -> dict[str, dict[str, Any]]:
@@ -446,6 +539,19 @@ def _phase(
         result["published"] = {
             k: published.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "missing")
         }
+        # Every worker reads the shm directory's newest generation at each request (a
+        # memory load of the hint, webapp.generation_source), so a generation is visible in
+        # all of them from its rename; the reader polling every 1 ms sees it a little later.
+        logs = {0: [(arrival, newest) for arrival, _, newest, _ in probe.published]}
+        result["exact"] = {
+            **_exact(sends, logs, 1, probe.samples),
+            "instant": "the generation seen in shm by a reader polling every 1 ms",
+        }
+    else:
+        result["exact"] = {
+            **_exact(sends, _swap_logs(server.port, workers), workers, probe.samples),
+            "instant": "the frame swapped in, stamped by each process (/swaps)",
+        }
     if load is not None:
         result["load"] = load.result()
     return result
@@ -461,12 +567,23 @@ def _line(r: Mapping[str, Any]) -> str:
         f"missing {r['missing']}/{r['events']}  workers {r['workers_seen']}/"
         f"{r['workers_expected']}  probe gap {r['probe_gap_ms']} ms"
         + (f"  in shm: p50 {pub['p50_ms']} p99 {pub['p99_ms']} ms" if pub else "")
+        + _exact_line(r.get("exact"))
         + f"  kafka alone: p50 {r['kafka_alone']['p50_ms']} p99 {r['kafka_alone']['p99_ms']} ms"
         + "\n           per worker (connections: visible p50/p99 ms): "
         + ", ".join(
             f"{w['connections']}: {w['visible_p50_ms']}/{w['visible_p99_ms']}"
             for w in r.get("per_worker", {}).values()
         )
+    )
+
+
+def _exact_line(exact: Mapping[str, Any] | None) -> str:
+    if not exact or "p50_ms" not in exact:
+        return ""
+    return (
+        f"  exact: p50 {exact['p50_ms']} p99 {exact['p99_ms']} ms "
+        f"(checked against {exact['checked']} probe answers to requests sent after an "
+        f"instant: {exact['violations']} without the event)"
     )
 
 

@@ -26,7 +26,7 @@ from bench.baselines.redis_cache import (
     find_redis_server,
 )
 from bench.baselines.seed import SeedService
-from bench.compare.freshness import _latencies
+from bench.compare.freshness import _exact, _latencies, _visible_from
 from tests._stack import StackHandle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,8 +110,12 @@ def test_seed_consumer_applies_kafka_events(
             time.sleep(0.05)
         assert service.consumer is not None and service.consumer.bad_records == 1
         frame = service.frame_for_request()
+        swaps = service.swap_log()["swaps"]
     finally:
         service.stop()
+    # Each swap is logged with its instant (rising) and the newest event it made visible.
+    assert swaps and swaps[-1][1] == first + 4 * STEP_NS
+    assert [at for at, _ in swaps] == sorted(at for at, _ in swaps)
     # Bounded to the newest 4 rows, sorted, the correction applied (last value wins).
     times = frame["time"].astype("int64").tolist()
     assert times == [first + i * STEP_NS for i in range(1, 5)]
@@ -237,3 +241,72 @@ def test_freshness_bounds_bracket_every_event(
     if "p50_ms" in result:
         assert 0.0 <= result["not_before_p50_ms"] <= result["p50_ms"]
         assert 0.0 <= result["not_before_p99_ms"] <= result["p99_ms"]
+
+
+def test_visible_from_is_the_first_instant_showing_the_event() -> None:
+    # A log in any order; the newest event shown never goes back (a later entry with an
+    # older newest still shows what an earlier one did).
+    log = [(2.0, 300), (1.0, 100), (1.5, 90), (3.0, 250)]
+    assert _visible_from([(0.0, 100), (0.0, 101), (0.0, 300), (0.0, 301)], log) == [
+        1.0,
+        2.0,
+        2.0,
+        None,
+    ]
+
+
+def test_exact_freshness_is_the_last_process_and_the_probe_checks_it() -> None:
+    # Event time 100 sent at t=10.0: process 1 shows it from 10.02, process 2 from 10.04.
+    logs = {1: [(9.0, 50), (10.02, 100)], 2: [(9.5, 50), (10.04, 100)]}
+    samples = [
+        (10.031, 2, 50, 10.03),  # sent before process 2's instant: not a violation
+        (10.051, 2, 100, 10.05),
+        (10.061, 1, 100, 10.06),
+    ]
+    result = _exact([(10.0, 100)], logs, 2, samples)
+    assert result["p50_ms"] == pytest.approx(40.0)
+    assert (result["violations"], result["checked"], result["missing"]) == (0, 2, 0)
+    # An answer to a request sent after the instant that still lacks the event: the instant
+    # was too early, and the check says so.
+    late = _exact([(10.0, 100)], logs, 2, [*samples, (10.071, 2, 50, 10.07)])
+    assert (late["violations"], late["checked"]) == (1, 3)
+    # A process that never showed it, or one missing from the logs: the event is missing.
+    assert _exact([(10.0, 100)], {1: logs[1], 2: [(9.5, 50)]}, 2, samples)["missing"] == 1
+    assert _exact([(10.0, 100)], {1: logs[1]}, 2, samples)["missing"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    delays=st.lists(st.floats(0.0, 0.05), min_size=1, max_size=3),
+    polls=st.lists(
+        st.tuples(
+            st.floats(0.0005, 0.01),  # pause before the request
+            st.floats(0.0001, 0.005),  # its round trip
+            st.floats(0.0, 1.0),  # where in the round trip the process read its window
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_exact_freshness_lies_between_the_probe_bounds(
+    delays: list[float], polls: list[tuple[float, float, float]]
+) -> None:
+    # One event (time 100) sent at t=1.0; process p shows it from 1.0 + delays[p]. Each probe
+    # answer shows what its process held when it read, somewhere within its round trip.
+    logs = {pid: [(0.5, 50), (1.0 + delay, 100)] for pid, delay in enumerate(delays, start=1)}
+    samples = []
+    for pid, delay in enumerate(delays, start=1):
+        clock = 0.99
+        for pause, trip, where in polls:
+            sent = clock + pause
+            clock = sent + trip
+            shown = 100 if sent + where * trip >= 1.0 + delay else 50
+            samples.append((clock, pid, shown, sent))
+    exact = _exact([(1.0, 100)], logs, len(delays), samples)
+    assert exact["violations"] == 0
+    # Figures are rounded to 0.1 ms.
+    assert exact["p50_ms"] == pytest.approx(max(delays) * 1000, abs=0.051)
+    probe = _latencies([(1.0, 100)], samples, expected=len(delays))
+    if "p50_ms" in probe:
+        assert probe["not_before_p50_ms"] <= exact["p50_ms"] + 0.1
+        assert exact["p50_ms"] <= probe["p50_ms"] + 0.1

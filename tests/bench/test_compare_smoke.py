@@ -101,8 +101,9 @@ def test_quick_compare_writes_sane_figures(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(600)
 def test_freshness_of_ours_against_a_real_broker(stack: StackHandle) -> None:
-    """The freshness part on the session's Kafka, short and for ours only (the full run
-    measures all three designs): every event produced reaches every worker."""
+    """The freshness part on the session's Kafka, short and for ours and the seed design
+    (the full run measures the private caches too): every event produced reaches every
+    worker, and each design's exact instants pass the probe's check."""
     # The daemon's shm directory lives under the work directory, as in bench.compare.
     workdir = Path(tempfile.mkdtemp(prefix="bench-fresh-test-", dir="/dev/shm"))
     try:
@@ -118,11 +119,24 @@ def test_freshness_of_ours_against_a_real_broker(stack: StackHandle) -> None:
             rate=20.0,
             users=5,
             initial=500,
-            designs=("ours",),
+            designs=("ours", "seed"),
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    assert set(fresh["designs"]) == {"ours"}
+    assert set(fresh["designs"]) == {"ours", "seed"}
+    for design, phases in fresh["designs"].items():
+        for phase in ("idle", "load"):
+            figures, exact = phases[phase], phases[phase]["exact"]
+            where = f"{design} {phase}: {exact}"
+            # No probe answer to a request sent after an event's instant lacked the event, and
+            # the probe asked after most of them.
+            assert exact["violations"] == 0 and exact["checked"] > 0, where
+            assert exact["missing"] <= (0 if phase == "idle" else 10), where
+            assert 0 < exact["p50_ms"] <= exact["p99_ms"] <= exact["max_ms"] < 10_000, where
+            # The probe's bounds bracket it (its figures are rounded to 0.1 ms).
+            if "p50_ms" in figures and not figures["missing"] and not exact["missing"]:
+                assert figures["not_before_p50_ms"] <= exact["p50_ms"] + 0.1, where
+                assert exact["p50_ms"] <= figures["p50_ms"] + 0.1, where
     ours = fresh["designs"]["ours"]
     for phase in ("idle", "load"):
         figures = ours[phase]

@@ -1,0 +1,57 @@
+"""The freshness goals judge the exact figures when both designs have them, checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.compare.goals import check
+
+
+def _phase(probe: float, exact: float | None, violations: int = 0) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "events": 200,
+        "missing": 0,
+        "p50_ms": probe,
+        "p99_ms": probe * 2,
+        "kafka_alone": {"p50_ms": 5.0, "p99_ms": 20.0},
+    }
+    if exact is not None:
+        figures["exact"] = {
+            "missing": 0,
+            "violations": violations,
+            "checked": 1000,
+            "p50_ms": exact,
+            "p99_ms": exact * 2,
+        }
+    return figures
+
+
+def _verdicts(ours: dict[str, Any], seed: dict[str, Any]) -> dict[str, Any]:
+    results = {
+        "freshness": {
+            "designs": {"ours": {"idle": ours, "load": ours}, "seed": {"idle": seed, "load": seed}}
+        }
+    }
+    return {
+        g["goal"]: (g["met"], g["measured"])
+        for g in check(results)
+        if g["goal"].startswith("freshness p50 (idle)")
+    }
+
+
+def test_the_exact_figures_are_judged_when_both_designs_have_them() -> None:
+    # The probe says ours is later (20 against 14 ms); the exact instants say it is not.
+    verdicts = _verdicts(_phase(20.0, 11.0), _phase(14.0, 12.0))
+    [(met, measured)] = verdicts.values()
+    assert met is True
+    assert measured.startswith("11 vs 12 ms exact (probe 20.0 / 14.0 ms")
+
+
+def test_a_violation_or_a_missing_exact_figure_falls_back_to_the_probe() -> None:
+    for ours, seed in (
+        (_phase(20.0, 11.0, violations=1), _phase(14.0, 12.0)),
+        (_phase(20.0, 11.0), _phase(14.0, None)),
+    ):
+        [(met, measured)] = _verdicts(ours, seed).values()
+        assert met is False
+        assert measured.startswith("20 vs 14 ms probe"), measured
