@@ -30,8 +30,9 @@ from which instant every one of its processes serves an event: the baselines sta
 frame they swap in under their lock (``GET /swaps``: CLOCK_MONOTONIC, shared by every process
 of the machine); ours serves from the shm directory, whose newest generation every worker
 reads at each request (the hint, a memory load), so an event is visible in all workers from
-the rename of the first generation holding it, taken here as the moment the 1 ms reader
-above sees it (late by up to that reader's period: never early). "Visible in every worker"
+the rename of the first generation holding it, taken here as the moment a reader woken by
+that rename in a process of its own had it (``bench._shm_watch``: late by its wake-up and
+read, never early). "Visible in every worker"
 is the latest instant over the processes. The probe checks each one: an answer to a request
 sent after an event's instant that does not show the event is a violation, and a run with
 one is judged on the probe's figures instead.
@@ -65,6 +66,7 @@ from bench._locust import Locust
 from bench._paced import PacedRun
 from bench._proc import Child, Server, child_env
 from bench._series import END_NS, STEP_NS, event_record
+from bench._shm_watch import ShmWatch
 from shm import Reader
 
 __all__ = ["measure"]
@@ -91,8 +93,9 @@ class _Probe:
     stays with its worker, so every process is asked equally often: every ``_POLL_PAUSE_S``
     plus one round trip. A poller whose connection fails (a worker recycled) opens a new one.
 
-    With ``shm_dir`` (ours), one more thread reads the shm directory itself every 1 ms
-    and records its samples under pid 0: when the daemon published, before any worker.
+    With ``shm_dir`` (ours), a process of its own (:class:`bench._shm_watch.ShmWatch`)
+    records when each generation appeared in the shm directory, before any worker answered
+    with it (``published``, under pid 0).
     """
 
     def __init__(self, port: int, processes: int, shm_dir: Path | None = None) -> None:
@@ -105,6 +108,7 @@ class _Probe:
         self.round_trips: list[tuple[int, float]] = []
         self.published: list[Sample] = []
         self._threads: list[threading.Thread] = []
+        self._shm_watch: ShmWatch | None = None
 
     def connect(self, timeout: float = 60.0) -> None:
         """One kept-alive connection per process (``TimeoutError`` if some process never
@@ -118,7 +122,7 @@ class _Probe:
                 raise TimeoutError(f"/cache answered from {len(by_pid)} of {self._processes}")
             conn = self._new_connection()
             try:
-                pid = self._ask(conn)[1]
+                pid = self._ask(conn)[2]
             except (OSError, http.client.HTTPException, ValueError):
                 conn.close()
                 time.sleep(0.01)
@@ -136,9 +140,7 @@ class _Probe:
             threading.Thread(target=self._poll, args=(conn,), daemon=True) for conn in self._conns
         ]
         if self._shm_dir is not None:
-            self._threads.append(
-                threading.Thread(target=self._watch, args=(self._shm_dir,), daemon=True)
-            )
+            self._shm_watch = ShmWatch(self._shm_dir).__enter__()
         for thread in self._threads:
             thread.start()
         return self
@@ -147,6 +149,10 @@ class _Probe:
         self._stop.set()
         for thread in self._threads:
             thread.join(60)
+        if self._shm_watch is not None:
+            self._shm_watch.__exit__(*exc)
+            # No send time: the watch is woken by the rename, not asking at intervals.
+            self.published = [(at, 0, newest, at) for at, newest in self._shm_watch.seen]
         self.close()
 
     def close(self) -> None:
@@ -157,47 +163,40 @@ class _Probe:
     def _new_connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
 
-    def _ask(self, conn: http.client.HTTPConnection) -> tuple[float, int, int | None]:
-        """One ``GET /cache``: (round trip ms, pid, newest event ns or None)."""
-        start = time.monotonic()
+    def _ask(self, conn: http.client.HTTPConnection) -> tuple[float, float, int, int | None]:
+        """One ``GET /cache``: (send, arrival: monotonic s; pid; newest event ns or None).
+
+        The send time is taken before the request is written and the arrival as soon as the
+        body is read: a thread switch between either and the socket only widens the
+        interval, so a request stamped as sent after an instant really was (what the exact
+        instants' check relies on)."""
+        sent = time.monotonic()
         conn.request("GET", "/cache")
         response = conn.getresponse()
-        body = json.loads(response.read())
-        took = (time.monotonic() - start) * 1000
+        raw = response.read()
+        arrival = time.monotonic()
+        body = json.loads(raw)
         if not isinstance(body, dict):
-            return took, 0, None
+            return sent, arrival, 0, None
         pid = int(body.get("pid", 0))
         if response.status != 200 or not body.get("time_max"):
-            return took, pid, None
-        return took, pid, int(np.datetime64(body["time_max"].rstrip("Z"), "ns").astype(np.int64))
-
-    def _watch(self, shm_dir: Path) -> None:
-        reader = Reader(shm_dir)
-        generation = 0
-        while not self._stop.is_set():
-            asked = time.monotonic()
-            snapshot = reader.current()
-            if snapshot is not None and snapshot.generation != generation:
-                generation = snapshot.generation
-                times = snapshot.table.column("time")
-                newest = int(times[len(times) - 1].value)
-                self.published.append((time.monotonic(), 0, newest, asked))
-            time.sleep(0.001)
+            return sent, arrival, pid, None
+        newest = int(np.datetime64(body["time_max"].rstrip("Z"), "ns").astype(np.int64))
+        return sent, arrival, pid, newest
 
     def _poll(self, conn: http.client.HTTPConnection) -> None:
         # A pause between polls keeps the probe from loading the machine it measures.
         try:
             while not self._stop.wait(_POLL_PAUSE_S):
                 try:
-                    took, pid, newest = self._ask(conn)
+                    sent, arrival, pid, newest = self._ask(conn)
                 except (OSError, http.client.HTTPException, ValueError):
                     conn.close()
                     conn = self._new_connection()
                     continue
-                self.round_trips.append((pid, took))
+                self.round_trips.append((pid, (arrival - sent) * 1000))
                 if newest is not None:
-                    arrival = time.monotonic()
-                    self.samples.append((arrival, pid, newest, arrival - took / 1000))
+                    self.samples.append((arrival, pid, newest, sent))
         finally:
             conn.close()
 
@@ -340,6 +339,10 @@ def _exact(
             p90_ms=pct(latencies, 90),
             p99_ms=pct(latencies, 99),
             max_ms=pct(latencies, 100),
+            latencies_ms=[
+                None if at is None else round((at - sent) * 1000, 1)
+                for at, (sent, _) in zip(instants, sends, strict=True)
+            ],
         )
     return result
 
@@ -527,11 +530,16 @@ def _phase(
                 load.stop()
             raise
     sends = [(float(t), END_NS + (first + i) * STEP_NS) for i, t in enumerate(sent) if t == t]
+    # Per event sent, like the exact latencies, for a comparison event by event.
+    paired = [
+        None if c != c else round(float(c), 1) for c, t in zip(control, sent, strict=True) if t == t
+    ]
     control = control[~np.isnan(control)]
     result = _latencies(sends, probe.samples, workers)
     result["per_worker"] = _per_worker(sends, probe, counts)
     result["kafka_alone"] = {
         "received": int(control.size),
+        "latencies_ms": paired,
         **{key: pct(control, q) for key, q in (("p50_ms", 50), ("p99_ms", 99), ("max_ms", 100))},
     }
     if shm_dir is not None:
@@ -541,20 +549,36 @@ def _phase(
         }
         # Every worker reads the shm directory's newest generation at each request (a
         # memory load of the hint, webapp.generation_source), so a generation is visible in
-        # all of them from its rename; the reader polling every 1 ms sees it a little later.
+        # all of them from its rename; the watching process sees it a little later.
         logs = {0: [(arrival, newest) for arrival, _, newest, _ in probe.published]}
         result["exact"] = {
             **_exact(sends, logs, 1, probe.samples),
-            "instant": "the generation seen in shm by a reader polling every 1 ms",
+            "instant": "the generation in shm, seen by a reader woken by its rename",
         }
     else:
         result["exact"] = {
             **_exact(sends, _swap_logs(server.port, workers), workers, probe.samples),
             "instant": "the frame swapped in, stamped by each process (/swaps)",
         }
+    result["exact"].update(_over_kafka(result["exact"].get("latencies_ms"), paired))
     if load is not None:
         result["load"] = load.result()
     return result
+
+
+def _over_kafka(
+    exact: Sequence[float | None] | None, kafka: Sequence[float | None]
+) -> dict[str, Any]:
+    """Event by event, what a design adds to the bare consumer's latency measured at the
+    same moment (``over_kafka_p50_ms``/``_p99_ms``): Kafka's own latency moves from phase
+    to phase (its p50 was 4.5 ms in one phase and 12.9 ms in the next of the same run), and
+    the designs' phases run one after the other."""
+    if not exact:
+        return {}
+    added = [e - k for e, k in zip(exact, kafka, strict=True) if e is not None and k is not None]
+    if not added:
+        return {}
+    return {"over_kafka_p50_ms": pct(added, 50), "over_kafka_p99_ms": pct(added, 99)}
 
 
 def _line(r: Mapping[str, Any]) -> str:
@@ -581,7 +605,8 @@ def _exact_line(exact: Mapping[str, Any] | None) -> str:
     if not exact or "p50_ms" not in exact:
         return ""
     return (
-        f"  exact: p50 {exact['p50_ms']} p99 {exact['p99_ms']} ms "
+        f"  exact: p50 {exact['p50_ms']} p99 {exact['p99_ms']} ms, over Kafka alone p50 "
+        f"{exact.get('over_kafka_p50_ms')} p99 {exact.get('over_kafka_p99_ms')} ms "
         f"(checked against {exact['checked']} probe answers to requests sent after an "
         f"instant: {exact['violations']} without the event)"
     )

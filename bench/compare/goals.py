@@ -201,6 +201,16 @@ def _judged(phase: Mapping[str, Any] | None, pct: str) -> tuple[float | None, st
     return phase.get(f"{pct}_ms"), "probe"
 
 
+def _over_kafka(ours: Mapping[str, Any], seed: Mapping[str, Any], pct: str) -> str:
+    """Each design's exact figure less the bare consumer's, event by event, when both have
+    it: what the design itself adds, free of Kafka's own swings between phases."""
+    key = f"over_kafka_{pct}_ms"
+    mine, theirs = (ours.get("exact") or {}).get(key), (seed.get("exact") or {}).get(key)
+    if mine is None or theirs is None:
+        return ""
+    return f"; over Kafka alone {mine:g} / {theirs:g} ms"
+
+
 def _freshness(data: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Per phase: ours' p50 and p99 against the seed design's in the same run, and ours' p99
     against its absolute bound; each figure next to the probe's and to the bare Kafka
@@ -229,7 +239,9 @@ def _freshness(data: dict[str, Any] | None) -> list[dict[str, Any]]:
                 measured = (
                     f"{mine:g} vs {theirs:g} ms {kind} (probe {ours.get(f'{pct}_ms')} / "
                     f"{seed.get(f'{pct}_ms')} ms; Kafka alone {kafka.get(f'{pct}_ms', '-')} / "
-                    f"{seed['kafka_alone'].get(f'{pct}_ms', '-')} ms)"
+                    f"{seed['kafka_alone'].get(f'{pct}_ms', '-')} ms"
+                    + _over_kafka(ours, seed, pct)
+                    + ")"
                 )
             goals.append(
                 _goal(
