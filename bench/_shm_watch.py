@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from shm import Reader
+from shm import Reader, ShmError
 from webapp.follower import DirectoryRenames
 
 __all__ = ["ShmWatch"]
@@ -29,8 +29,13 @@ _WAIT_S = 0.1
 
 
 def _newest(reader: Reader) -> tuple[int, int] | None:
-    """(generation, newest event ns of its last row) of the reader's current generation."""
-    snapshot = reader.current()
+    """(generation, newest event ns of its last row) of the reader's current generation;
+    None without one, or when the directory cannot be read this time (the next wake-up
+    tries again)."""
+    try:
+        snapshot = reader.current()
+    except (ShmError, OSError):
+        return None
     if snapshot is None or snapshot.table.num_rows == 0:
         return None
     times = snapshot.table.column("time")
@@ -45,15 +50,19 @@ def _watch(directory: str, stop: Event, ready: Event, sink: Connection) -> None:
     current = _newest(reader)
     ready.set()
     try:
-        while not stop.is_set():
-            if renames is None or renames.ended:
-                time.sleep(_POLL_S)
-            else:
-                renames.wait(_WAIT_S)
+        while True:
+            stopping = stop.is_set()  # then one last look: nothing published before is lost
+            if not stopping:
+                if renames is None or renames.ended:
+                    time.sleep(_POLL_S)
+                else:
+                    renames.wait(_WAIT_S)
             newest = _newest(reader)
             if newest is not None and newest != current:
                 seen.append((time.monotonic(), newest[1]))
                 current = newest
+            if stopping:
+                break
     finally:
         if renames is not None:
             renames.close()
@@ -79,15 +88,22 @@ class ShmWatch:
 
     def __enter__(self) -> ShmWatch:
         self._proc.start()
-        if not self._ready.wait(60):
-            self._proc.kill()
-            raise TimeoutError(f"the shm watch of {self._shm_dir} did not start within 60 s")
+        # The child holds the sending end now: with this copy closed, its death reads as EOF.
+        self._send.close()
+        deadline = time.monotonic() + 60
+        while not self._ready.wait(0.1):
+            if not self._proc.is_alive() or time.monotonic() > deadline:
+                self._proc.kill()
+                raise RuntimeError(f"the shm watch of {self._shm_dir} did not start")
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._receive.poll(30):
-            self.seen = list(self._receive.recv())
+        try:
+            if self._receive.poll(30):
+                self.seen = list(self._receive.recv())
+        except EOFError:
+            pass  # the watch died: nothing recorded, which the results show as missing
         self._proc.join(10)
         if self._proc.is_alive():
             self._proc.kill()

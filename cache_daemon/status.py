@@ -17,7 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from contract.metadata import Counters
-from contract.status import STATUS_FILE, DaemonStatus, read_status, write_status
+from contract.status import (
+    STATUS_FILE,
+    DaemonStatus,
+    process_start_ticks,
+    read_status,
+    write_status,
+)
 
 __all__ = ["STATUS_FILE", "Heartbeat", "Liveness", "StatusFile", "read_status"]
 
@@ -37,6 +43,7 @@ class StatusFile:
         self.directory = directory
         self.path = directory / STATUS_FILE
         self.started_ns = time.time_ns() if started_ns is None else started_ns
+        self.start_ticks = process_start_ticks(os.getpid())
         self._lock = threading.Lock()
         self._status: DaemonStatus | None = None
         self._written_at = 0.0
@@ -59,6 +66,7 @@ class StatusFile:
             state=state,
             source=source,
             started_ns=self.started_ns,
+            start_ticks=self.start_ticks,
             last_publish_ns=last_publish_ns,
             generation=generation,
             lag={str(p): n for p, n in sorted(lag.items())},

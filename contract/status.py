@@ -6,6 +6,7 @@ Content (one JSON object)::
 
     {"pid": int, "state": "starting"|"restoring"|"live"|"degraded"|"stopping"|"crashed",
      "source": "kafka"|"replay", "started_ns": int (time.time_ns() at process start),
+     "start_ticks": int|null (the process's start in clock ticks after boot, /proc),
      "heartbeat_ns": int (time.time_ns()),
      "last_publish_ns": int|null, "generation": int, "lag": {"<partition>": int},
      "counters": {"events", "dead_letters": {"<reason>": n}, "dropped_late", "publish_errors",
@@ -13,7 +14,9 @@ Content (one JSON object)::
      "last_error": str|null}
 
 A reader decides liveness from ``heartbeat_ns`` (younger than ``MAX_DATA_AGE_MS``); a change of
-``started_ns`` means the daemon was restarted. Standard library only: the exec health probe
+``started_ns`` means the daemon was restarted. ``start_ticks`` identifies the writing process
+exactly, whatever the wall clock does: a probe in the daemon's PID namespace compares it with
+:func:`process_start_ticks` of ``pid``. Standard library only: the exec health probe
 imports this module.
 """
 
@@ -27,7 +30,7 @@ from pathlib import Path
 from contract._atomic import write_atomic
 from contract.metadata import Counters
 
-__all__ = ["STATUS_FILE", "DaemonStatus", "read_status", "write_status"]
+__all__ = ["STATUS_FILE", "DaemonStatus", "process_start_ticks", "read_status", "write_status"]
 
 STATUS_FILE = "daemon-status.json"
 
@@ -44,6 +47,7 @@ class DaemonStatus:
     source: str | None = None
     pid: int | None = None
     started_ns: int | None = None
+    start_ticks: int | None = None
     heartbeat_ns: int | None = None
     last_publish_ns: int | None = None
     generation: int | None = None
@@ -71,6 +75,7 @@ class DaemonStatus:
             source=source if isinstance(source, str) else None,
             pid=_int(raw.get("pid")),
             started_ns=_int(raw.get("started_ns")),
+            start_ticks=_int(raw.get("start_ticks")),
             heartbeat_ns=_int(raw.get("heartbeat_ns")),
             last_publish_ns=_int(raw.get("last_publish_ns")),
             generation=_int(raw.get("generation")),
@@ -91,6 +96,18 @@ class DaemonStatus:
         except ValueError:
             return None
         return cls.from_mapping(raw) if isinstance(raw, dict) else None
+
+
+def process_start_ticks(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """When process ``pid`` started, in clock ticks after boot (``/proc/<pid>/stat`` field
+    22: the kernel's own, unmoved by changes of the wall clock); None when no such process
+    is running or ``proc`` cannot tell (not Linux)."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+        # Fields after the command's closing ")" start at field 3.
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def write_status(directory: Path, status: DaemonStatus) -> None:

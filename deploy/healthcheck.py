@@ -14,7 +14,7 @@ serve is the web container's ``/readyz``.
 
 The heartbeat must also be the running daemon's: a restarted container finds the previous
 run's status in the shared volume, still fresh, and its probes wait for the new process's own
-(``_writer_gone``: the status's ``pid`` must be running, created before its ``started_ns``).
+(``_writer_gone``: the status's ``pid`` must be running, with the start it records).
 
 The probe imports only :mod:`contract.defaults` and :mod:`contract.status`, which use the
 standard library alone: an exec probe runs every few seconds and must cost a bare
@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from contract import defaults
-from contract.status import STATUS_FILE, DaemonStatus
+from contract.status import STATUS_FILE, DaemonStatus, process_start_ticks
 
 HTTP_TIMEOUT_S = 2.0
 
@@ -73,36 +73,22 @@ def _writer_gone(status: DaemonStatus, proc: Path = Path("/proc")) -> str | None
     """Why the status cannot be the running daemon's, or None.
 
     A restarted container keeps the shared volume, and with it the status file of the daemon
-    that ran before, whose heartbeat stays fresh for up to ``MAX_DATA_AGE_MS``: the probe runs
-    in the daemon's container (its PID namespace), so the writer must be a running process
-    with the status's ``pid`` that already existed when the status's ``started_ns`` was taken.
-    A process with that pid created later is a new daemon still starting. ``/proc`` gives the
-    creation time (boot time in whole seconds plus clock ticks), so 1 s of slack is allowed.
-    None also when the status names no pid or start, or ``/proc`` cannot tell.
+    that ran before, whose heartbeat stays fresh for up to ``MAX_DATA_AGE_MS``. The probe runs
+    in the daemon's container (its PID namespace), so the writer must be the running process
+    ``pid`` with the start the status records (``start_ticks``, clock ticks after boot: exact,
+    and unmoved by a step of the wall clock). A process with that pid and another start is a
+    new daemon still starting. None also when the status names no pid or start (an older
+    daemon), or ``proc`` cannot tell (not Linux).
     """
-    if status.pid is None or status.started_ns is None or not (proc / "self").exists():
+    if status.pid is None or status.start_ticks is None or not (proc / "self").exists():
         return None
-    try:
-        stat = (proc / str(status.pid) / "stat").read_text()
-    except FileNotFoundError:
+    ticks = process_start_ticks(status.pid, proc)
+    if ticks is None:
         return f"the daemon that wrote the status (pid {status.pid}) is not running"
-    except OSError:
-        return None
-    try:
-        boot_s = next(
-            int(line.split()[1])
-            for line in (proc / "stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        # Field 22, starttime, counted from the first field after the command's ")".
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
-    created_ns = boot_s * 1_000_000_000 + ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-    if created_ns > status.started_ns + 1_000_000_000:
+    if ticks != status.start_ticks:
         return (
-            f"the status was written by an earlier daemon: pid {status.pid} was started after "
-            "it (a restarted container; the new daemon has not written its own yet)"
+            f"the status was written by an earlier daemon: pid {status.pid} is another "
+            "process (a restarted container; the new daemon has not written its own yet)"
         )
     return None
 

@@ -80,7 +80,7 @@ Visible = tuple[float, int]
 WINDOW_ROWS = 10_000
 # 20 ms: the goals judge the exact instants, which the probe only checks, and at 5 ms its
 # three pollers loaded ours' phase enough to slow Kafka itself (the bare consumer's idle p50
-# 6.1-6.7 ms against 4.9-5.4 ms at 20 ms, docs/benchmarks.md).
+# 5.2-6.7 ms against 4.9-5.4 ms at 20 ms, docs/benchmarks.md).
 _POLL_PAUSE_S = 0.02
 # Gunicorn's default in gunicorn.conf.py, for ours and the private caches alike.
 _WORKERS = len(os.sched_getaffinity(0)) + 1
@@ -240,9 +240,10 @@ def _bounds(
 def _latencies(
     sends: list[tuple[float, int]], samples: list[Sample], expected: int
 ) -> dict[str, Any]:
-    """Per event: when every worker seen in ``samples`` first answered with it (the figure
-    the goals judge), and ``not_before``: the latest send time of an answer that did not
-    show it yet, from any worker (0 when none was sent after the event).
+    """Per event: when every worker seen in ``samples`` first answered with it (the probe's
+    figure, judged when a run has no exact one), and ``not_before``: the latest send time
+    of an answer that did not show it yet, from any worker (0 when none was sent after the
+    event).
 
     The true moment the event was visible in every worker lies between the two. The first
     is late by the probe's sampling: about half a probe gap for one process, about 3/4 of

@@ -14,7 +14,8 @@ from types import ModuleType
 
 import pytest
 
-from contract.status import DaemonStatus
+from cache_daemon.status import StatusFile
+from contract.status import DaemonStatus, process_start_ticks
 from tests.deploy._manifests import ROOT
 
 
@@ -109,10 +110,9 @@ def test_auto_mode_picks_the_daemon_by_pid1_command_line(tmp_path: Path) -> None
     assert hc.main(["nonsense"], {}) == 2
 
 
-def _fake_proc(root: Path, pid: int, *, boot_s: int, start_ticks: int) -> Path:
-    """A /proc with ``pid``'s stat (its command holding a ") " to parse around) and btime."""
+def _fake_proc(root: Path, pid: int, start_ticks: int) -> Path:
+    """A /proc holding ``pid``'s stat (its command holding a ") " to parse around)."""
     (root / "self").mkdir(parents=True)
-    (root / "stat").write_text(f"cpu  1 2 3\nbtime {boot_s}\nprocesses 9\n")
     fields = ["S", *["0"] * 18, str(start_ticks), "0"]  # fields 3.. ; 22 is starttime
     (root / str(pid)).mkdir()
     (root / str(pid) / "stat").write_text(f"{pid} (python ) x) {' '.join(fields)}\n")
@@ -121,36 +121,36 @@ def _fake_proc(root: Path, pid: int, *, boot_s: int, start_ticks: int) -> Path:
 
 def test_a_status_left_by_an_earlier_run_of_the_container_is_not_healthy(tmp_path: Path) -> None:
     """After a restart the volume still holds the killed daemon's status, heartbeat fresh:
-    until the new process writes its own, the pid it names is missing or younger than it."""
-    tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-    boot_s, started_ns = 1_000, 1_050 * 1_000_000_000  # the writer stamped its start at 1,050 s
-    written = DaemonStatus(pid=7, started_ns=started_ns, heartbeat_ns=started_ns)
-    # The writer, created at 1,040 s (before its stamp): healthy.
-    proc = _fake_proc(tmp_path / "a", 7, boot_s=boot_s, start_ticks=40 * 1_000_000_000 // tick)
-    assert hc._writer_gone(written, proc) is None
-    # Within the 1 s the boot time's rounding allows: still healthy.
-    proc = _fake_proc(tmp_path / "b", 7, boot_s=boot_s, start_ticks=509 * 100_000_000 // tick)
-    assert hc._writer_gone(written, proc) is None
-    # Pid 7 is a process created at 1,060 s, after the stamp: a new daemon, still starting.
-    proc = _fake_proc(tmp_path / "c", 7, boot_s=boot_s, start_ticks=60 * 1_000_000_000 // tick)
-    problem = hc._writer_gone(written, proc)
+    until the new process writes its own, the pid it names is missing or another process."""
+    written = DaemonStatus(pid=7, start_ticks=4_000, heartbeat_ns=time.time_ns())
+    assert hc._writer_gone(written, _fake_proc(tmp_path / "a", 7, 4_000)) is None
+    # Pid 7 is a process that started later: a new daemon, still starting.
+    problem = hc._writer_gone(written, _fake_proc(tmp_path / "b", 7, 6_000))
     assert problem is not None and "earlier daemon" in problem and "pid 7" in problem
     # No process 7 at all.
-    problem = hc._writer_gone(DaemonStatus(pid=8, started_ns=started_ns), proc)
-    assert problem is not None and "pid 8" in problem and "not running" in problem
-    # Nothing to check with: no pid or start in the status, or no /proc.
-    assert hc._writer_gone(DaemonStatus(pid=7), proc) is None
+    problem = hc._writer_gone(written, _fake_proc(tmp_path / "c", 8, 4_000))
+    assert problem is not None and "pid 7" in problem and "not running" in problem
+    # Nothing to check with: no pid or start in the status (an older daemon), or no /proc.
+    assert hc._writer_gone(DaemonStatus(pid=7), tmp_path / "b") is None
     assert hc._writer_gone(written, tmp_path / "no-proc") is None
 
 
-def test_the_running_process_passes_and_a_start_before_it_does_not(tmp_path: Path) -> None:
-    """Against the real /proc: this process wrote a status now (healthy); a status whose
-    start is an hour before this process was created was written by another one."""
+def test_the_running_process_passes_and_another_start_does_not(tmp_path: Path) -> None:
+    """Against the real /proc: a status naming this process and its start is healthy; one
+    naming this pid with another start was written by another process."""
     env = {"SHM_DIR": str(tmp_path), "MAX_DATA_AGE_MS": "10000"}
-    now = time.time_ns()
-    _status(tmp_path, pid=os.getpid(), started_ns=now)
+    ticks = process_start_ticks(os.getpid())
+    assert ticks is not None
+    _status(tmp_path, pid=os.getpid(), start_ticks=ticks)
     assert hc.check_daemon(env) is None
-    _status(tmp_path, pid=os.getpid(), started_ns=now - 3_600 * 1_000_000_000)
+    _status(tmp_path, pid=os.getpid(), start_ticks=ticks - 1)
     problem = hc.check_daemon(env)
     assert problem is not None and "earlier daemon" in problem
     assert hc.main(["daemon"], env) == 1
+
+
+def test_the_daemon_records_its_own_start() -> None:
+    """What the daemon writes is what the probe reads for its pid."""
+    status = StatusFile(Path("/nonexistent"))
+    assert status.start_ticks is not None
+    assert status.start_ticks == process_start_ticks(os.getpid())
