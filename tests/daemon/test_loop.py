@@ -20,6 +20,7 @@ from cache_daemon.status import read_status
 from cache_daemon.writer import PublishLayout
 from contract.metadata import Counters
 from contract.series import SeriesIdError, series_id_of_key
+from contract.status import process_start_ticks
 from shm import Publisher, Reader, Snapshot
 from tests._wait import wait_until
 from tests.daemon.conftest import ListSource
@@ -208,6 +209,7 @@ def test_status_file_contract(shm_dir: Path) -> None:
         "state",
         "source",
         "started_ns",
+        "start_ticks",
         "heartbeat_ns",
         "last_publish_ns",
         "generation",
@@ -217,6 +219,8 @@ def test_status_file_contract(shm_dir: Path) -> None:
     }
     assert status["generation"] == 1 and status["state"] == "live"
     assert 0 < status["started_ns"] <= status["heartbeat_ns"]
+    # The writer's start as the kernel counts it: what the health probe checks its pid by.
+    assert status["start_ticks"] == process_start_ticks(status["pid"])
     assert status["counters"] == {
         "events": 1,
         "dead_letters": {"bad_json": 1},
