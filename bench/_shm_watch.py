@@ -3,10 +3,16 @@
 :class:`ShmWatch` runs a reader in a separate process (spawned, so it shares no interpreter
 lock with the benchmark's probe threads) that waits for renames into the directory the way a
 web worker's follower does (:class:`webapp.follower.DirectoryRenames`, inotify; every 1 ms
-where inotify is unavailable) and, at each new generation, records the instant its reader
-returned it (CLOCK_MONOTONIC, shared by every process of the machine) and the newest event
-time in it. The instant is never before the generation's rename (the reader had it in hand),
-so it is an upper bound of when any worker's next request could serve it.
+where inotify is unavailable) and, at each new generation, records an instant
+(CLOCK_MONOTONIC, shared by every process of the machine) and the newest event time in it.
+
+The instant is never before the generation's rename, so it is an upper bound of when any
+worker's next request could serve it: when the watch names that generation's file among the
+renames it reported, the moment it woke with them (the rename was complete then); otherwise
+the moment its reader returned the generation. The watch's own read (open, map, check: about
+a millisecond) is thus not part of the instant: what "visible" means here is that a request
+sent after it is answered from the generation, however long that answer takes, as a
+baseline's request sent after its swap is answered from the new frame.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from shm import Reader, ShmError
+from shm._layout import generation_name
 from webapp.follower import DirectoryRenames
 
 __all__ = ["ShmWatch"]
@@ -52,14 +59,19 @@ def _watch(directory: str, stop: Event, ready: Event, sink: Connection) -> None:
     try:
         while True:
             stopping = stop.is_set()  # then one last look: nothing published before is lost
+            renamed: list[str] = []
             if not stopping:
                 if renames is None or renames.ended:
                     time.sleep(_POLL_S)
                 else:
-                    renames.wait(_WAIT_S)
+                    renamed = renames.renamed(_WAIT_S) or []
+            woke = time.monotonic()
             newest = _newest(reader)
             if newest is not None and newest != current:
-                seen.append((time.monotonic(), newest[1]))
+                # Its rename was among those reported before ``woke``: it was in place then.
+                # Else it came later, and the reader's return is the first instant known.
+                at = woke if generation_name(newest[0]) in renamed else time.monotonic()
+                seen.append((at, newest[1]))
                 current = newest
             if stopping:
                 break

@@ -91,30 +91,42 @@ class DirectoryRenames:
     def wait(self, timeout_s: float) -> bool:
         """Whether a file was renamed into the directory, or the watch ended, since the last
         call, waiting up to ``timeout_s`` for either; what arrived meanwhile is consumed."""
+        return self.renamed(timeout_s) is not None
+
+    def renamed(self, timeout_s: float) -> list[str] | None:
+        """As :meth:`wait`, but naming the files renamed into the directory since the last
+        call, in order (empty when only the watch's end arrived); None when nothing arrived
+        within ``timeout_s``. Each of those renames was complete when this returned."""
         ready, _, _ = select.select([self._fd], [], [], timeout_s)
         if not ready:
-            return False
+            return None
+        names: list[str] = []
         try:
             while chunk := os.read(self._fd, 65536):
-                self.ended = self.ended or _any_ended(chunk)
+                self.ended = _parse(chunk, names) or self.ended
         except BlockingIOError:
             pass
-        return True
+        return names
 
     def close(self) -> None:
         os.close(self._fd)
 
 
-def _any_ended(events: bytes) -> bool:
-    """Whether the inotify events in ``events`` (whole events, as one read returns them)
-    include the end of the watched directory or of the watch itself."""
+def _parse(events: bytes, names: list[str]) -> bool:
+    """Append to ``names`` the files renamed in by the inotify events in ``events`` (whole
+    events, as one read returns them); return whether they include the end of the watched
+    directory or of the watch itself."""
+    ended = False
     offset = 0
     while offset + _EVENT.size <= len(events):
         _, mask, _, name_len = _EVENT.unpack_from(events, offset)
+        start = offset + _EVENT.size
         if mask & _ENDED:
-            return True
-        offset += _EVENT.size + name_len
-    return False
+            ended = True
+        elif mask & _IN_MOVED_TO:
+            names.append(os.fsdecode(events[start : start + name_len].rstrip(b"\0")))
+        offset = start + name_len
+    return ended
 
 
 class Follower:

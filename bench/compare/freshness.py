@@ -30,10 +30,11 @@ from which instant every one of its processes serves an event: the baselines sta
 frame they swap in under their lock (``GET /swaps``: CLOCK_MONOTONIC, shared by every process
 of the machine); ours serves from the shm directory, whose newest generation every worker
 reads at each request (the hint, a memory load), so an event is visible in all workers from
-the rename of the first generation holding it, taken here as the moment a reader woken by
-that rename in a process of its own had it (``bench._shm_watch``: late by its wake-up and
-read, never early). "Visible in every worker"
-is the latest instant over the processes. The probe checks each one: an answer to a request
+the rename of the first generation holding it, taken here as the moment a process of its
+own was woken by that rename, inotify naming the generation's file (``bench._shm_watch``:
+late by its wake-up, never early; when it was woken by an earlier rename, the moment its
+reader had the generation). "Visible in every worker" is the latest instant over the
+processes. The probe checks each one: an answer to a request
 sent after an event's instant that does not show the event is a violation, and a run with
 one is judged on the probe's figures instead.
 
@@ -557,7 +558,7 @@ def _phase(
         logs = {0: [(arrival, newest) for arrival, _, newest, _ in probe.published]}
         result["exact"] = {
             **_exact(sends, logs, 1, probe.samples),
-            "instant": "the generation in shm, seen by a reader woken by its rename",
+            "instant": "the generation's rename in shm, seen by a process woken by it",
         }
     else:
         result["exact"] = {

@@ -45,6 +45,35 @@ def test_renames_into_the_directory_are_seen_and_consumed(tmp_path: Path) -> Non
         renames.close()
 
 
+def test_renamed_names_each_file_renamed_in_and_only_those(tmp_path: Path) -> None:
+    renames = DirectoryRenames.watch(tmp_path)
+    assert renames is not None
+    try:
+        assert renames.renamed(0.05) is None
+        (tmp_path / "created-in-place").write_bytes(b"x")
+        names = [f"gen-{n:020d}.arrow" for n in range(3)] + ["a name with spaces é"]
+        for name in names:
+            (tmp_path / "tmp").write_bytes(b"x")
+            os.replace(tmp_path / "tmp", tmp_path / name)
+        assert renames.renamed(5.0) == names
+        assert renames.renamed(0.05) is None
+    finally:
+        renames.close()
+
+
+def test_renamed_reports_the_end_of_the_watched_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "watched"
+    directory.mkdir()
+    renames = DirectoryRenames.watch(directory)
+    assert renames is not None
+    try:
+        os.rename(directory, tmp_path / "moved")
+        assert renames.renamed(5.0) == []
+        assert renames.ended
+    finally:
+        renames.close()
+
+
 def test_the_follower_prepares_each_publication_at_once(window: ShmWindow) -> None:
     window.publish(1000)
     window.write_status()
