@@ -13,9 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["repeated_ids"]
+__all__ = ["IdColumns", "repeated_ids"]
 
 _INT32_MAX = 2**31 - 1
+# Room to grow of a remembered column: an eighth of its rows, and at least this many.
+_SLACK_MIN = 1024
 
 
 def repeated_ids(ids: Sequence[str], counts: Sequence[int]) -> pa.StringArray:
@@ -40,3 +42,33 @@ def repeated_ids(ids: Sequence[str], counts: Sequence[int]) -> pa.StringArray:
     return pa.StringArray.from_buffers(
         len(sizes), pa.py_buffer(offsets.astype(np.int32).tobytes()), pa.py_buffer(data)
     )
+
+
+class IdColumns:
+    """:func:`repeated_ids` that remembers the column of one series: asked again for that
+    series with at most as many rows, it returns a slice of the remembered column (equal to
+    what :func:`repeated_ids` builds). The remembered column has room for an eighth more rows
+    (at least 1,024) than asked, so a growing window rebuilds it only now and then; it is
+    built anew, and the old one let go, when the series changes, more rows are asked, or
+    fewer than half of them. Several series: :func:`repeated_ids`, nothing remembered.
+    Not thread-safe (the daemon's loop is its only user)."""
+
+    __slots__ = ("_column", "_series_id")
+
+    def __init__(self) -> None:
+        self._series_id: str | None = None
+        self._column: pa.StringArray | None = None
+
+    def __call__(self, ids: Sequence[str], counts: Sequence[int]) -> pa.StringArray:
+        if len(ids) != 1 or len(counts) != 1 or counts[0] < 0:
+            return repeated_ids(ids, counts)
+        series_id, count = ids[0], counts[0]
+        column = self._column
+        if (
+            column is None
+            or self._series_id != series_id
+            or not count <= len(column) <= 2 * count + _SLACK_MIN
+        ):
+            column = repeated_ids(ids, [count + max(count // 8, _SLACK_MIN)])
+            self._series_id, self._column = series_id, column
+        return column.slice(0, count)

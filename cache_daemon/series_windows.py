@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cache_daemon.errors import SnapshotError
-from cache_daemon.id_column import repeated_ids
+from cache_daemon.id_column import IdColumns, repeated_ids
 from cache_daemon.window import TIME_TYPE, Outcome, Window, reindex_regular, table_arrays
 from contract.series import (
     DEFAULT_SERIES_ID,
@@ -108,6 +108,8 @@ class SeriesWindows:
         self._heap: list[tuple[int, str]] = []
         # Series ids per segment, for one segment count, built on first use.
         self._segments: tuple[int, list[set[str]]] | None = None
+        # The whole table's id column (to_table): with one series, remembered across calls.
+        self._id_columns = IdColumns()
 
     # -- size -------------------------------------------------------------------------------
 
@@ -249,12 +251,12 @@ class SeriesWindows:
         ``gap_policy="reindex"`` puts each series on its own regular grid
         (:func:`~cache_daemon.window.reindex_regular`); the windows are not changed.
         """
-        return self._table(self.series_ids(), gap_policy)
+        return self._table(self.series_ids(), gap_policy, self._id_columns)
 
     @property
     def schema(self) -> pa.Schema:
         """The schema of every table this builds (:meth:`to_table`, :meth:`segment_table`)."""
-        return self._table((), "keep").schema
+        return self._table((), "keep", repeated_ids).schema
 
     def segment_series(self, segment: int, segments: int) -> list[str]:
         """The sorted ids of the series held in ``segment`` of ``segments``."""
@@ -273,9 +275,14 @@ class SeriesWindows:
         """The rows of the series in ``segment`` of ``segments`` (in the form of
         :meth:`to_table`), or ``None`` when that segment holds no series."""
         ids = self.segment_series(segment, segments)
-        return self._table(ids, gap_policy) if ids else None
+        return self._table(ids, gap_policy, repeated_ids) if ids else None
 
-    def _table(self, ids: Sequence[str], gap_policy: str) -> pa.Table:
+    def _table(
+        self,
+        ids: Sequence[str],
+        gap_policy: str,
+        id_column: Callable[[Sequence[str], Sequence[int]], pa.StringArray],
+    ) -> pa.Table:
         width = len(self.columns)
         if not ids:
             times, values, counts = np.empty(0, np.int64), np.empty((0, width)), []
@@ -291,7 +298,7 @@ class SeriesWindows:
                 times, values = parts[0]
             else:
                 times, values = np.concatenate(times_parts), np.concatenate(values_parts)
-        series = repeated_ids(ids, counts)
+        series = id_column(ids, counts)
         arrays: list[pa.Array[Any]] = [series, pa.array(times, TIME_TYPE)]
         arrays += [pa.array(np.ascontiguousarray(values[:, i])) for i in range(width)]
         return pa.Table.from_arrays(arrays, names=[SERIES_ID_COLUMN, "time", *self.columns])

@@ -74,12 +74,22 @@ class Commit:
 
 
 def write_file(path: Path, schema: pa.Schema, batch: pa.RecordBatch) -> None:
-    """``batch`` as an uncompressed Arrow IPC file at ``path`` (created, mode 0640)."""
+    """``batch`` as an uncompressed Arrow IPC file at ``path`` (created, mode 0640).
+
+    The file is serialised in memory and written with one system call: on the path from an
+    event to the readers, writing through a Python file object cost about 200 µs more for a
+    2,000-row window (pyarrow calls back into Python for each of its small writes).
+    """
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, schema, options=_WRITE_OPTIONS) as writer:
+        writer.write_batch(batch)
+    data = memoryview(sink.getvalue())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | OPEN_FLAGS, FILE_MODE)
-    # The mode given to open() is filtered by the umask; set it explicitly.
-    os.fchmod(fd, FILE_MODE)
-    with os.fdopen(fd, "wb") as handle:
-        with pa.ipc.new_file(handle, schema, options=_WRITE_OPTIONS) as writer:
-            writer.write_batch(batch)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        # The mode given to open() is filtered by the umask; set it explicitly.
+        os.fchmod(fd, FILE_MODE)
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)

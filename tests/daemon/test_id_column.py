@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cache_daemon.id_column import repeated_ids
+from cache_daemon.id_column import IdColumns, repeated_ids
 
 _RUNS = st.lists(st.tuples(st.text(max_size=12), st.integers(0, 40)), max_size=20)
 
@@ -30,3 +30,37 @@ def test_mismatched_lengths_and_negative_counts_are_refused() -> None:
         repeated_ids(["a", "b"], [1])
     with pytest.raises(ValueError, match="negative"):
         repeated_ids(["a"], [-1])
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "meter-7", "zählér"]), st.integers(0, 3000))))
+def test_remembered_columns_equal_built_ones(calls: list[tuple[str, int]]) -> None:
+    columns = IdColumns()
+    for series_id, count in calls:
+        got = columns([series_id], [count])
+        got.validate(full=True)
+        assert got.equals(repeated_ids([series_id], [count]))
+    assert columns(["a", "b"], [2, 3]).equals(repeated_ids(["a", "b"], [2, 3]))
+
+
+def test_a_growing_window_of_one_series_reuses_its_column() -> None:
+    columns = IdColumns()
+    data = columns(["meter"], [2_000]).buffers()[2].address
+    for count in range(2_001, 2_250):
+        assert columns(["meter"], [count]).buffers()[2].address == data
+    assert columns(["other"], [2_000]).buffers()[2].address != data
+    assert columns(["other"], [50_000]).buffers()[2].address != data
+
+
+def test_a_slice_is_written_as_its_rows_only() -> None:
+    # Published windows must not carry the remembered column's spare room into shm.
+    def ipc_size(column: pa.StringArray) -> int:
+        sink = pa.BufferOutputStream()
+        table = pa.table({"series_id": column})
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return int(sink.getvalue().size)
+
+    columns = IdColumns()
+    columns(["meter"], [10_000])
+    sliced = columns(["meter"], [9_000])
+    assert ipc_size(sliced) <= ipc_size(repeated_ids(["meter"], [9_000])) + 64
