@@ -8,13 +8,17 @@ event time than the last, first with the server idle and then under Locust load 
 ``/predict``.
 
 Visibility is observed the way a client sees it: one thread per server process polls
-``GET /cache`` (20 ms apart) on a kept-alive connection that reached that process, and each
+``GET /cache`` on a kept-alive connection that reached that process, and each
 answer names the answering worker's pid and its newest event time. An event is visible in a
 worker from the first answer of that worker that includes it (arrival time of the answer),
 and visible everywhere at the latest of those over the workers that answered during the
 phase. Under load a poll waits in its worker behind Locust's requests like any request, so
 that wait is part of the figure. The polls' spacing per worker (``probe_gap_ms``) bounds the
-sampling error; every process is polled equally often, whatever the number of processes.
+sampling error. Every design is asked equally often, every 20 ms, the polls spread evenly
+over its processes (each of ours' three workers every 60 ms): the probe's own load slows
+Kafka and the server it measures, and asking each of three workers every 20 ms gave ours'
+phases three times the seed's load (the bare consumer's idle p50 and p99 0.5-1 ms and 3-5 ms
+slower than without the probe, against 0.4 and 2.5 ms in the seed's phase).
 
 Why per process and kept alive: with new connections from three pollers (as before), the
 seed design's one process was asked every 1.3 ms and each of ours' three workers every
@@ -79,10 +83,9 @@ Sample = tuple[float, int, int, float]
 Visible = tuple[float, int]
 
 WINDOW_ROWS = 10_000
-# 20 ms: the goals judge the exact instants, which the probe only checks, and at 5 ms its
-# three pollers loaded ours' phase enough to slow Kafka itself (the bare consumer's idle p50
-# 5.2-6.7 ms against 4.9-5.4 ms at 20 ms, docs/benchmarks.md).
-_POLL_PAUSE_S = 0.02
+# A poll of the design every 20 ms, spread over its processes. The goals judge the exact
+# instants, which the probe only checks; its load slows Kafka itself (docs/benchmarks.md).
+_DESIGN_GAP_S = 0.02
 # Gunicorn's default in gunicorn.conf.py, for ours and the private caches alike.
 _WORKERS = len(os.sched_getaffinity(0)) + 1
 
@@ -94,8 +97,10 @@ class _Probe:
 
     :meth:`connect` opens connections until one reaches each of ``processes`` pids (the
     kernel hands a new connection to whichever worker accepts first); a connection then
-    stays with its worker, so every process is asked equally often: every ``_POLL_PAUSE_S``
-    plus one round trip. A poller whose connection fails (a worker recycled) opens a new one.
+    stays with its worker, so every process is asked equally often: every ``processes``
+    times ``_DESIGN_GAP_S`` plus one round trip, the pollers staggered so that the design is
+    asked about every ``_DESIGN_GAP_S`` whatever its number of processes. A poller whose
+    connection fails (a worker recycled) opens a new one.
 
     With ``shm_dir`` (ours), a process of its own (:class:`bench._shm_watch.ShmWatch`)
     records when each generation appeared in the shm directory, before any worker answered
@@ -140,13 +145,21 @@ class _Probe:
     def __enter__(self) -> _Probe:
         if not self._conns:
             self.connect()
+        pause = _DESIGN_GAP_S * len(self._conns)
         self._threads = [
-            threading.Thread(target=self._poll, args=(conn,), daemon=True) for conn in self._conns
+            threading.Thread(target=self._poll, args=(conn, i * _DESIGN_GAP_S, pause), daemon=True)
+            for i, conn in enumerate(self._conns)
         ]
-        if self._shm_dir is not None:
-            self._shm_watch = ShmWatch(self._shm_dir).__enter__()
+        # The pollers first: the watch's process takes seconds to start on a loaded machine,
+        # and a connection idle that long was closed by Gunicorn's keep-alive (5 s).
         for thread in self._threads:
             thread.start()
+        if self._shm_dir is not None:
+            try:
+                self._shm_watch = ShmWatch(self._shm_dir).__enter__()
+            except BaseException:
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -188,10 +201,12 @@ class _Probe:
         newest = int(np.datetime64(body["time_max"].rstrip("Z"), "ns").astype(np.int64))
         return sent, arrival, pid, newest
 
-    def _poll(self, conn: http.client.HTTPConnection) -> None:
+    def _poll(self, conn: http.client.HTTPConnection, first: float, pause: float) -> None:
         # A pause between polls keeps the probe from loading the machine it measures.
         try:
-            while not self._stop.wait(_POLL_PAUSE_S):
+            if self._stop.wait(first):
+                return
+            while not self._stop.wait(pause):
                 try:
                     sent, arrival, pid, newest = self._ask(conn)
                 except (OSError, http.client.HTTPException, ValueError):
@@ -509,17 +524,20 @@ def _phase(
     with feed.paced(rate, seconds) as run:
         probe = _Probe(server.port, workers, shm_dir)
         try:
-            # The probe's connections first, one per worker, before Locust's.
+            # The probe's connections first, one per worker, before Locust's. Its pollers run
+            # from then on: a connection left idle while Locust starts (4-11 s) was closed by
+            # Gunicorn's keep-alive (5 s) and opened again on whichever worker accepted, at
+            # times the same one for two pollers.
             probe.connect()
-            if phase == "load":
-                # Until every user runs (Locust can take seconds to start and spawn on a loaded
-                # machine, and the phase then passed unloaded), one second more, probe start
-                # (0.5 s), the events, the drain (1.5 s); Locust's time limit counts from its
-                # spawning, which takes 1 s on an idle machine: 5 s spare for a slow one.
-                load = Locust(server.port, users, seconds + 8, logdir, f"fresh-{server.name}")
-                load.wait_running()
-                time.sleep(1.0)
             with probe:
+                if phase == "load":
+                    # Until every user runs (Locust can take seconds to start and spawn on a
+                    # loaded machine, and the phase then passed unloaded), one second more,
+                    # 0.5 s, the events, the drain (1.5 s); Locust's time limit counts from
+                    # its spawning, which takes 1 s on an idle machine: 5 s spare for a slow one.
+                    load = Locust(server.port, users, seconds + 8, logdir, f"fresh-{server.name}")
+                    load.wait_running()
+                    time.sleep(1.0)
                 time.sleep(0.5)
                 run.go()
                 end = time.monotonic() + seconds
