@@ -50,7 +50,8 @@ class IdColumns:
     what :func:`repeated_ids` builds). The remembered column has room for an eighth more rows
     (at least 1,024) than asked, so a growing window rebuilds it only now and then; it is
     built anew, and the old one let go, when the series changes, more rows are asked, or
-    fewer than half of them. Several series: :func:`repeated_ids`, nothing remembered.
+    fewer than half of them. Several series: :func:`repeated_ids`, and the remembered column
+    is let go.
     Not thread-safe (the daemon's loop is its only user)."""
 
     __slots__ = ("_column", "_series_id")
@@ -61,6 +62,7 @@ class IdColumns:
 
     def __call__(self, ids: Sequence[str], counts: Sequence[int]) -> pa.StringArray:
         if len(ids) != 1 or len(counts) != 1 or counts[0] < 0:
+            self._series_id = self._column = None
             return repeated_ids(ids, counts)
         series_id, count = ids[0], counts[0]
         column = self._column
@@ -69,6 +71,9 @@ class IdColumns:
             or self._series_id != series_id
             or not count <= len(column) <= 2 * count + _SLACK_MIN
         ):
-            column = repeated_ids(ids, [count + max(count // 8, _SLACK_MIN)])
+            room = max(count // 8, _SLACK_MIN)
+            # Never past a string array's 2 GiB of bytes where ``count`` alone fits.
+            room = max(0, min(room, _INT32_MAX // max(1, len(series_id.encode())) - count))
+            column = repeated_ids(ids, [count + room])
             self._series_id, self._column = series_id, column
         return column.slice(0, count)

@@ -14,11 +14,15 @@ worker from the first answer of that worker that includes it (arrival time of th
 and visible everywhere at the latest of those over the workers that answered during the
 phase. Under load a poll waits in its worker behind Locust's requests like any request, so
 that wait is part of the figure. The polls' spacing per worker (``probe_gap_ms``) bounds the
-sampling error. Every design is asked equally often, every 20 ms, the polls spread evenly
-over its processes (each of ours' three workers every 60 ms): the probe's own load slows
-Kafka and the server it measures, and asking each of three workers every 20 ms gave ours'
-phases three times the seed's load (the bare consumer's idle p50 and p99 0.5-1 ms and 3-5 ms
-slower than without the probe, against 0.4 and 2.5 ms in the seed's phase).
+sampling error. Every design is asked equally often: one slot every 20 ms, the slots dealt
+in turn to its processes (each of ours' workers every 60 ms where there are three); a slot
+missed behind a slower answer is skipped, so a design that answers slowly (under load) is
+asked less often. The probe's own load slows Kafka and the server it measures, and asking
+each of three workers every 20 ms gave ours' phases three times the seed's load (the bare
+consumer's idle p50 4.2-4.8 ms against 3.7-4.0 ms without the probe, p99 13.8-15.5 against
+10.4-11.6; in the seed's phase 3.8 against 3.4 and 8.8 against 6.3). Answers to requests
+sent before the phase's half second of lead-in are left out (the pollers run while Locust
+and the shm watch start).
 
 Why per process and kept alive: with new connections from three pollers (as before), the
 seed design's one process was asked every 1.3 ms and each of ours' three workers every
@@ -52,6 +56,7 @@ from __future__ import annotations
 import functools
 import http.client
 import json
+import math
 import os
 import sys
 import threading
@@ -93,14 +98,15 @@ _WORKERS = len(os.sched_getaffinity(0)) + 1
 class _Probe:
     """Pollers of ``GET /cache``, one per server process, each on a kept-alive connection
     of its own: (arrival monotonic s, pid, newest event ns) per answer in ``samples``, and
-    each answer's round trip in ``round_trips`` (pid, ms).
+    each answer's round trip in ``round_trips`` (pid, ms, send time).
 
     :meth:`connect` opens connections until one reaches each of ``processes`` pids (the
     kernel hands a new connection to whichever worker accepts first); a connection then
-    stays with its worker, so every process is asked equally often: every ``processes``
-    times ``_DESIGN_GAP_S`` plus one round trip, the pollers staggered so that the design is
-    asked about every ``_DESIGN_GAP_S`` whatever its number of processes. A poller whose
-    connection fails (a worker recycled) opens a new one.
+    stays with its worker, so every process is asked equally often: poller ``i`` on the slots
+    ``i``, ``i + processes``, ... of a clock ticking every ``_DESIGN_GAP_S``, so that the
+    design is asked once a tick whatever its number of processes (a slot missed behind a
+    slower answer is skipped). A poller whose connection fails (a worker recycled) opens a
+    new one. :meth:`keep_from` drops the answers of a lead-in.
 
     With ``shm_dir`` (ours), a process of its own (:class:`bench._shm_watch.ShmWatch`)
     records when each generation appeared in the shm directory, before any worker answered
@@ -114,7 +120,7 @@ class _Probe:
         self._stop = threading.Event()
         self._conns: list[http.client.HTTPConnection] = []
         self.samples: list[Sample] = []
-        self.round_trips: list[tuple[int, float]] = []
+        self.round_trips: list[tuple[int, float, float]] = []
         self.published: list[Sample] = []
         self._threads: list[threading.Thread] = []
         self._shm_watch: ShmWatch | None = None
@@ -146,8 +152,11 @@ class _Probe:
         if not self._conns:
             self.connect()
         pause = _DESIGN_GAP_S * len(self._conns)
+        start = time.monotonic() + _DESIGN_GAP_S
         self._threads = [
-            threading.Thread(target=self._poll, args=(conn, i * _DESIGN_GAP_S, pause), daemon=True)
+            threading.Thread(
+                target=self._poll, args=(conn, start + i * _DESIGN_GAP_S, pause), daemon=True
+            )
             for i, conn in enumerate(self._conns)
         ]
         # The pollers first: the watch's process takes seconds to start on a loaded machine,
@@ -201,23 +210,31 @@ class _Probe:
         newest = int(np.datetime64(body["time_max"].rstrip("Z"), "ns").astype(np.int64))
         return sent, arrival, pid, newest
 
-    def _poll(self, conn: http.client.HTTPConnection, first: float, pause: float) -> None:
-        # A pause between polls keeps the probe from loading the machine it measures.
+    def _poll(self, conn: http.client.HTTPConnection, due: float, pause: float) -> None:
+        # Polls on fixed slots (``due``, then every ``pause``), so that the pollers stay
+        # staggered whatever their round trips; a slot missed behind a slow answer is
+        # skipped, not made up. The gaps keep the probe from loading the machine it measures.
         try:
-            if self._stop.wait(first):
-                return
-            while not self._stop.wait(pause):
+            while not self._stop.wait(max(0.0, due - time.monotonic())):
                 try:
                     sent, arrival, pid, newest = self._ask(conn)
                 except (OSError, http.client.HTTPException, ValueError):
                     conn.close()
                     conn = self._new_connection()
-                    continue
-                self.round_trips.append((pid, (arrival - sent) * 1000))
-                if newest is not None:
-                    self.samples.append((arrival, pid, newest, sent))
+                    arrival = time.monotonic()
+                else:
+                    self.round_trips.append((pid, (arrival - sent) * 1000, sent))
+                    if newest is not None:
+                        self.samples.append((arrival, pid, newest, sent))
+                due += pause * max(1, math.ceil((arrival - due) / pause))
         finally:
             conn.close()
+
+    def keep_from(self, start: float) -> None:
+        """Forget the answers to requests sent before ``start`` (monotonic s): those of the
+        pollers' lead-in, while Locust and the shm watch started."""
+        self.samples = [s for s in self.samples if s[3] >= start]
+        self.round_trips = [r for r in self.round_trips if r[2] >= start]
 
 
 def _first_answers(
@@ -395,7 +412,7 @@ def _per_worker(
     result: dict[str, dict[str, Any]] = {}
     for pid, firsts in _first_answers(sends, probe.samples).items():
         delays = [(f - sent) * 1000 for f, (sent, _) in zip(firsts, sends, strict=True) if f]
-        trips = [ms for p, ms in probe.round_trips if p == pid]
+        trips = [ms for p, ms, _ in probe.round_trips if p == pid]
         result[str(pid)] = {
             "connections": float(np.median([c.get(pid, 0) for c in counts])) if counts else None,
             "answers": len(trips),
@@ -538,6 +555,7 @@ def _phase(
                     load = Locust(server.port, users, seconds + 8, logdir, f"fresh-{server.name}")
                     load.wait_running()
                     time.sleep(1.0)
+                window = time.monotonic()
                 time.sleep(0.5)
                 run.go()
                 end = time.monotonic() + seconds
@@ -546,6 +564,7 @@ def _phase(
                     time.sleep(1.0)
                 sent = run.sent()
                 time.sleep(1.5)
+            probe.keep_from(window)
             control = (run.received() - sent) * 1000
         except BaseException:
             probe.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -64,3 +66,18 @@ def test_a_slice_is_written_as_its_rows_only() -> None:
     columns(["meter"], [10_000])
     sliced = columns(["meter"], [9_000])
     assert ipc_size(sliced) <= ipc_size(repeated_ids(["meter"], [9_000])) + 64
+
+
+def test_several_series_let_the_remembered_column_go() -> None:
+    # A window that held one large series and now holds several keeps no copy of the old
+    # column (its bytes and offsets are Python bytes objects, which tracemalloc sees).
+    tracemalloc.start()
+    try:
+        columns = IdColumns()
+        columns(["meter"], [1_000_000])
+        held = tracemalloc.get_traced_memory()[0]
+        assert columns(["a", "b"], [1, 1]).equals(repeated_ids(["a", "b"], [1, 1]))
+        released = held - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert released > 8_000_000  # 5.6 MB of bytes and 4.5 MB of offsets, room included
