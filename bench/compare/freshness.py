@@ -46,6 +46,13 @@ processes. The probe checks each one: an answer to a request
 sent after an event's instant that does not show the event is a violation, and a run with
 one is judged on the probe's figures instead.
 
+Side by side (``side_by_side``): after each design's phases alone, ours and the seed design
+run at once on the same topic, and one idle phase feeds both the same events, with one bare
+consumer and each design's probe and exact instants; ``paired`` compares them event by event.
+The phases alone run one after the other, and Kafka's own latency moves between them by
+more than either design adds to it (the bare consumer's idle p99 was 14-29 ms in ours' phase
+and 8-19 ms in the seed's, docs/benchmarks.md), so the comparison at idle is judged here.
+
 Per worker, each phase also reports its connections on the port (Locust's land where the
 kernel and the workers' accept loops put them), the probe's round trips and event -> that
 worker's first answer showing it (``per_worker``).
@@ -53,6 +60,7 @@ worker's first answer showing it (``per_worker``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import json
@@ -61,7 +69,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -469,6 +478,16 @@ class _Feed:
         return run
 
 
+@dataclass(frozen=True)
+class _Target:
+    """One design's server in a phase: its processes, and ours' shm directory."""
+
+    design: str
+    server: Server
+    workers: int
+    shm_dir: Path | None = None
+
+
 def measure(
     bootstrap: str,
     model_path: Path,
@@ -480,9 +499,12 @@ def measure(
     users: int,
     initial: int = 2_000,
     designs: Sequence[str] = ("ours", "seed", "private"),
+    side_by_side: bool = True,
 ) -> dict[str, Any]:
     """Freshness p50/p99 per design (``designs``, all three by default), idle and under
-    ``users`` Locust users."""
+    ``users`` Locust users, each design alone; then, with ``side_by_side`` and both ours and
+    the seed design among ``designs``, those two idle at once on the same events
+    (``side_by_side``: each one's figures, and the comparison event by event)."""
     topic = new_topic(bootstrap, "bench-freshness")
     feed = _Feed(bootstrap, topic)
     common = {
@@ -499,59 +521,95 @@ def measure(
         "designs": {},
     }
     feed.burst(initial)
-    starters: dict[str, Callable[[], tuple[Server, Callable[[], None]]]] = {
-        "ours": lambda: _start_ours(common, workdir, logdir, initial),
-        "seed": lambda: (servers.seed(common, logdir), lambda: None),
-        "private": lambda: (servers.private(common, logdir, workers=_WORKERS), lambda: None),
-    }
     for design in designs:
-        server, stop_extra = starters[design]()
-        try:
-            server.wait_http("/cache", timeout=180)
-            workers = 1 if design == "seed" else _WORKERS
-            servers.wait_workers(server, workers, ready=lambda body: body["rows"] >= feed.next)
+        with _started(design, common, workdir, logdir, feed) as target:
             phases = {}
-            shm_dir = _ours_shm(workdir) if design == "ours" else None
             for phase in ("idle", "load"):
-                phases[phase] = _phase(
-                    server, feed, workers, logdir, phase, seconds, rate, users, shm_dir
-                )
+                phases[phase] = _phase([target], feed, logdir, phase, seconds, rate, users)[design]
                 print(f"  {design:<8} {phase:<5} {_line(phases[phase])}", flush=True)
-            result["designs"][design] = {"workers": workers, **phases}
-        finally:
-            server.stop()
-            stop_extra()
+            result["designs"][design] = {"workers": target.workers, **phases}
+    if side_by_side and {"ours", "seed"} <= set(designs):
+        with contextlib.ExitStack() as stack:
+            targets = [
+                stack.enter_context(_started(d, common, workdir, logdir, feed, "side-by-side"))
+                for d in ("ours", "seed")
+            ]
+            both = _phase(targets, feed, logdir, "idle", seconds, rate, users)
+        for design, figures in both.items():
+            print(f"  {design:<8} idle, side by side: {_line(figures)}", flush=True)
+        both["paired"] = _paired(both["ours"]["exact"], both["seed"]["exact"])
+        result["side_by_side"] = {"idle": both}
     return result
 
 
-def _phase(
-    server: Server,
+@contextlib.contextmanager
+def _started(
+    design: str,
+    common: Mapping[str, str],
+    workdir: Path,
+    logdir: Path,
     feed: _Feed,
-    workers: int,
+    label: str = "alone",
+) -> Iterator[_Target]:
+    """``design``'s server on the topic, every process of it serving every event produced so
+    far; stopped on exit. ``label`` names ours' shm directory (a daemon of its own each time)."""
+    stop_extra: Callable[[], None] | None = None
+    shm_dir = None
+    if design == "ours":
+        shm_dir = workdir / f"freshness-shm-{label}"
+        server, stop_extra = _start_ours(common, shm_dir, logdir, feed.next)
+    elif design == "seed":
+        server = servers.seed(common, logdir)
+    else:
+        server = servers.private(common, logdir, workers=_WORKERS)
+    try:
+        server.wait_http("/cache", timeout=180)
+        workers = 1 if design == "seed" else _WORKERS
+        servers.wait_workers(server, workers, ready=lambda body: body["rows"] >= feed.next)
+        yield _Target(design, server, workers, shm_dir)
+    finally:
+        server.stop()
+        if stop_extra is not None:
+            stop_extra()
+
+
+def _phase(
+    targets: Sequence[_Target],
+    feed: _Feed,
     logdir: Path,
     phase: str,
     seconds: float,
     rate: float,
     users: int,
-    shm_dir: Path | None,
-) -> dict[str, Any]:
+) -> dict[str, dict[str, Any]]:
+    """One phase of ``rate * seconds`` events, every design of ``targets`` probed at once
+    (under ``load``, the one design of ``targets`` loaded by Locust): each design's figures,
+    all against the same events and the same bare consumer."""
+    if phase == "load" and len(targets) != 1:
+        raise ValueError("Locust loads one design at a time")
     first = feed.next
     load = None
-    counts: list[dict[int, int]] = []
-    with feed.paced(rate, seconds) as run:
-        probe = _Probe(server.port, workers, shm_dir)
+    counts: dict[str, list[dict[int, int]]] = {t.design: [] for t in targets}
+    with feed.paced(rate, seconds) as run, contextlib.ExitStack() as probing:
+        probes = [_Probe(t.server.port, t.workers, t.shm_dir) for t in targets]
+        for probe in probes:
+            probing.callback(probe.close)
         try:
             # The probe's connections first, one per worker, before Locust's. Its pollers run
             # from then on: a connection left idle while Locust starts (4-11 s) was closed by
             # Gunicorn's keep-alive (5 s) and opened again on whichever worker accepted, at
             # times the same one for two pollers.
-            probe.connect()
-            with probe:
+            for probe in probes:
+                probe.connect()
+            with contextlib.ExitStack() as polling:
+                for probe in probes:
+                    polling.enter_context(probe)
                 if phase == "load":
                     # Until every user runs (Locust can take seconds to start and spawn on a
                     # loaded machine, and the phase then passed unloaded), one second more,
                     # 0.5 s, the events, the drain (1.5 s); Locust's time limit counts from
                     # its spawning, which takes 1 s on an idle machine: 5 s spare for a slow one.
+                    server = targets[0].server
                     load = Locust(server.port, users, seconds + 8, logdir, f"fresh-{server.name}")
                     load.wait_running()
                     time.sleep(1.0)
@@ -560,14 +618,15 @@ def _phase(
                 run.go()
                 end = time.monotonic() + seconds
                 while time.monotonic() < end:
-                    counts.append(_connections(server))
+                    for target in targets:
+                        counts[target.design].append(_connections(target.server))
                     time.sleep(1.0)
                 sent = run.sent()
                 time.sleep(1.5)
-            probe.keep_from(window)
+            for probe in probes:
+                probe.keep_from(window)
             control = (run.received() - sent) * 1000
         except BaseException:
-            probe.close()
             if load is not None:
                 load.stop()
             raise
@@ -577,14 +636,33 @@ def _phase(
         None if c != c else round(float(c), 1) for c, t in zip(control, sent, strict=True) if t == t
     ]
     control = control[~np.isnan(control)]
-    result = _latencies(sends, probe.samples, workers)
-    result["per_worker"] = _per_worker(sends, probe, counts)
-    result["kafka_alone"] = {
+    kafka_alone = {
         "received": int(control.size),
         "latencies_ms": paired,
         **{key: pct(control, q) for key, q in (("p50_ms", 50), ("p99_ms", 99), ("max_ms", 100))},
     }
-    if shm_dir is not None:
+    results = {
+        target.design: _figures(target, probe, sends, counts[target.design], kafka_alone)
+        for target, probe in zip(targets, probes, strict=True)
+    }
+    if load is not None:
+        results[targets[0].design]["load"] = load.result()
+    return results
+
+
+def _figures(
+    target: _Target,
+    probe: _Probe,
+    sends: list[tuple[float, int]],
+    counts: list[dict[int, int]],
+    kafka_alone: dict[str, Any],
+) -> dict[str, Any]:
+    """One design's figures for a phase: the probe's, per worker, the exact ones (with what
+    they add to the bare consumer's, event by event) and, for ours, the time to shm."""
+    result = _latencies(sends, probe.samples, target.workers)
+    result["per_worker"] = _per_worker(sends, probe, counts)
+    result["kafka_alone"] = kafka_alone
+    if target.shm_dir is not None:
         published = _latencies(sends, probe.published, 1)
         result["published"] = {
             k: published.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "missing")
@@ -598,14 +676,35 @@ def _phase(
             "instant": "the generation's rename in shm, seen by a process woken by it",
         }
     else:
+        swaps = _swap_logs(target.server.port, target.workers)
         result["exact"] = {
-            **_exact(sends, _swap_logs(server.port, workers), workers, probe.samples),
+            **_exact(sends, swaps, target.workers, probe.samples),
             "instant": "the frame swapped in, stamped by each process (/swaps)",
         }
-    result["exact"].update(_over_kafka(result["exact"].get("latencies_ms"), paired))
-    if load is not None:
-        result["load"] = load.result()
+    result["exact"].update(
+        _over_kafka(result["exact"].get("latencies_ms"), kafka_alone["latencies_ms"])
+    )
     return result
+
+
+def _paired(ours: Mapping[str, Any], seed: Mapping[str, Any]) -> dict[str, Any]:
+    """Ours' exact latency less the seed design's, event by event, over the events both
+    showed (both designs were fed the same events at once): its p50 and p99, and the share of
+    events ours showed first (or at the same instant)."""
+    both = [
+        (o, s)
+        for o, s in zip(ours.get("latencies_ms") or [], seed.get("latencies_ms") or [], strict=True)
+        if o is not None and s is not None
+    ]
+    if not both:
+        return {"events": 0}
+    diff = [o - s for o, s in both]
+    return {
+        "events": len(both),
+        "ours_minus_seed_p50_ms": pct(diff, 50),
+        "ours_minus_seed_p99_ms": pct(diff, 99),
+        "ours_not_later_share": round(sum(d <= 0 for d in diff) / len(diff), 3),
+    }
 
 
 def _over_kafka(
@@ -654,24 +753,19 @@ def _exact_line(exact: Mapping[str, Any] | None) -> str:
     )
 
 
-def _ours_shm(workdir: Path) -> Path:
-    return workdir / "freshness-shm"
-
-
 def _published_rows(shm_dir: Path) -> int:
     snapshot = Reader(shm_dir).current() if (shm_dir / "generation.hint").exists() else None
     return 0 if snapshot is None else snapshot.table.num_rows
 
 
 def _start_ours(
-    common: Mapping[str, str], workdir: Path, logdir: Path, initial: int
+    common: Mapping[str, str], shm_dir: Path, logdir: Path, initial: int
 ) -> tuple[Server, Callable[[], None]]:
-    """The daemon on the topic, then Gunicorn once the daemon published the backlog."""
-    shm_dir = _ours_shm(workdir)
+    """The daemon on the topic publishing into ``shm_dir``, then Gunicorn once the daemon
+    published the backlog (``initial`` rows)."""
     env = child_env({**common, "SHM_DIR": str(shm_dir)})
-    daemon = Child(
-        "cache_daemon", [sys.executable, "-m", "cache_daemon"], env=env, log=logdir / "daemon.log"
-    )
+    log = logdir / f"daemon-{shm_dir.name}.log"
+    daemon = Child("cache_daemon", [sys.executable, "-m", "cache_daemon"], env=env, log=log)
     try:
         daemon.wait_for(
             lambda: _published_rows(shm_dir) >= initial,

@@ -151,11 +151,14 @@ def plot_http(data: dict[str, Any], path: Path) -> Path:
 
 
 def plot_freshness(data: dict[str, Any], path: Path) -> Path:
-    cats = [(d, p) for d in data["designs"] for p in ("idle", "load")]
+    phases = {(d, p): data["designs"][d][p] for d in data["designs"] for p in ("idle", "load")}
+    for phase, both in (data.get("side_by_side") or {}).items():
+        phases.update({(d, f"{phase}, side by side"): both[d] for d in ("ours", "seed")})
+    cats = list(phases)
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     width = 0.27
     for offset, pct, alpha in ((-width, "p50_ms", 0.55), (0.0, "p99_ms", 1.0)):
-        values = [data["designs"][d][p].get(pct) or 0 for d, p in cats]
+        values = [phases[c].get(pct) or 0 for c in cats]
         colors = [_COLORS[d] for d, _ in cats]
         bars = ax.bar(
             [i + offset for i in range(len(cats))],
@@ -166,7 +169,7 @@ def plot_freshness(data: dict[str, Any], path: Path) -> Path:
             label=f"{pct[:-3]}, event -> every worker",
         )
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
-    control = [data["designs"][d][p].get("kafka_alone", {}).get("p99_ms") or 0 for d, p in cats]
+    control = [phases[c].get("kafka_alone", {}).get("p99_ms") or 0 for c in cats]
     bars = ax.bar(
         [i + width for i in range(len(cats))],
         control,
@@ -179,7 +182,8 @@ def plot_freshness(data: dict[str, Any], path: Path) -> Path:
     for phase, style in (("idle", ":"), ("load", "--")):
         goal = TARGETS[f"freshness_p99_{phase}_ms"]
         ax.axhline(goal, color="grey", lw=0.8, ls=style, label=f"goal: p99 <= {goal:g} ms {phase}")
-    ax.set_xticks(range(len(cats)), [f"{d}\n{p}" for d, p in cats], fontsize=8)
+    labels = ["\n".join((d, *p.split(", "))) for d, p in cats]
+    ax.set_xticks(range(len(cats)), labels, fontsize=8)
     ax.set_ylabel("ms after the produce call")
     ax.set_title(
         f"Freshness at {data['rate_per_s']:g} events/s (light p50, dark p99, grey control)"

@@ -138,15 +138,16 @@ def _freshness(data: dict[str, Any]) -> list[str]:
         "bare Kafka consumer p50 / p99 ms (control) |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for design, phases in data["designs"].items():
-        for phase in ("idle", "load"):
-            r = phases[phase]
-            control = r.get("kafka_alone", {})
-            lines.append(
-                f"| {design} | {phase} | {_num(r.get('p50_ms'), 1)} | {_num(r.get('p99_ms'), 1)}"
-                f" | {_num(r.get('spread_p99_ms'), 1)} | {_num(control.get('p50_ms'), 1)} / "
-                f"{_num(control.get('p99_ms'), 1)} |"
-            )
+    rows = [(d, p, phases[p]) for d, phases in data["designs"].items() for p in ("idle", "load")]
+    for phase, both in (data.get("side_by_side") or {}).items():
+        rows += [(d, f"{phase}, side by side", both[d]) for d in ("ours", "seed")]
+    for design, phase, r in rows:
+        control = r.get("kafka_alone", {})
+        lines.append(
+            f"| {design} | {phase} | {_num(r.get('p50_ms'), 1)} | {_num(r.get('p99_ms'), 1)}"
+            f" | {_num(r.get('spread_p99_ms'), 1)} | {_num(control.get('p50_ms'), 1)} / "
+            f"{_num(control.get('p99_ms'), 1)} |"
+        )
     return lines
 
 

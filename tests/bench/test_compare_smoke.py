@@ -103,7 +103,8 @@ def test_quick_compare_writes_sane_figures(tmp_path: Path) -> None:
 def test_freshness_of_ours_against_a_real_broker(stack: StackHandle) -> None:
     """The freshness part on the session's Kafka, short and for ours and the seed design
     (the full run measures the private caches too): every event produced reaches every
-    worker, and each design's exact instants pass the probe's check."""
+    worker, and each design's exact instants pass the probe's check, alone and side by
+    side."""
     # The daemon's shm directory lives under the work directory, as in bench.compare.
     workdir = Path(tempfile.mkdtemp(prefix="bench-fresh-test-", dir="/dev/shm"))
     try:
@@ -156,6 +157,23 @@ def test_freshness_of_ours_against_a_real_broker(stack: StackHandle) -> None:
         assert len(per_worker) == ours["workers"], where
         assert all(w["answers"] > 10 and w["connections"] >= 1 for w in per_worker.values())
     assert ours["load"]["load"]["requests"] > 0
+    # Side by side, idle: both designs on the same events, judged against the same consumer.
+    side = fresh["side_by_side"]["idle"]
+    for design in ("ours", "seed"):
+        figures, exact = side[design], side[design]["exact"]
+        where = f"{design} side by side: {exact}"
+        assert (
+            figures["events"] == 40
+            and figures["workers_seen"] == fresh["designs"][design]["workers"]
+        ), where
+        assert exact["violations"] == 0 and exact["checked"] > 0 and exact["missing"] == 0, where
+        assert 0 < exact["p50_ms"] <= exact["p99_ms"] < 10_000, where
+    assert side["ours"]["kafka_alone"] is side["seed"]["kafka_alone"]
+    assert side["ours"]["kafka_alone"]["received"] == 40
+    paired = side["paired"]
+    assert paired["events"] == 40, paired
+    assert 0 <= paired["ours_not_later_share"] <= 1, paired
+    assert paired["ours_minus_seed_p50_ms"] <= paired["ours_minus_seed_p99_ms"], paired
 
 
 def test_a_locust_phase_without_an_answer_is_a_result_the_report_shows(tmp_path: Path) -> None:
