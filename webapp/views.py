@@ -115,6 +115,7 @@ def _window_forecast(
     state: WorkerState, view: SnapshotView, model: LoadedModel, rows: SeriesRows
 ) -> Forecast:
     """The series' forecast, or the 503 ``window-unusable``."""
+    state.forecast_wanted()
     try:
         return view.forecast_of(model, rows)
     except UnusableWindowError as exc:

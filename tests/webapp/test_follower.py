@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import webapp.follower as follower_module
+import webapp.worker_state as worker_state_module
 from tests.webapp._support import ShmWindow
 from tests.webapp.conftest import make_app
 from webapp.follower import DirectoryRenames, Follower
@@ -88,6 +89,49 @@ def test_the_follower_prepares_each_publication_at_once(window: ShmWindow) -> No
         assert follower._thread is not None
         follower._thread.join(5.0)
         assert not follower._thread.is_alive()
+
+
+def test_an_idle_worker_leaves_the_forecast_to_the_first_request_for_it(
+    window: ShmWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``FORECAST_DEMAND_S`` without a ``/predict``, the follower prepares a new
+    generation but not its forecast; the request computes it, and from then on the follower
+    forecasts each new generation ahead again."""
+    monkeypatch.setattr(worker_state_module, "FORECAST_DEMAND_S", 0.3)
+    window.publish(1000)
+    window.write_status()
+    app = make_app(window)
+    state: WorkerState = app.extensions["webapp"]
+    follower = Follower(state, INTERVAL_S)
+    follower.poll()
+    follower.start()
+    client = app.test_client()
+
+    def predict(generation: int) -> None:
+        reply = client.post("/predict", data=b"{}", content_type="application/json")
+        assert reply.status_code == 200, reply.data
+        assert reply.json is not None and reply.json["generation"] == generation
+
+    try:
+        _until(lambda: follower.watching, 5.0)
+        time.sleep(0.4)
+        assert not state.forecasts_in_demand()
+        generation = window.publish(1000, end=2000)
+        _until(lambda: follower.reported == generation, 5.0)
+        misses = state.forecasts.misses
+        predict(generation)
+        assert state.forecasts.misses == misses + 1  # not prepared: the request forecast it
+        assert state.forecasts_in_demand()
+        generation = window.publish(1000, end=2001)
+        _until(lambda: follower.reported == generation, 5.0)
+        misses = state.forecasts.misses
+        predict(generation)
+        assert state.forecasts.misses == misses  # prepared by the follower again
+    finally:
+        follower.stop()
+        window.publish(1000)
+        assert follower._thread is not None
+        follower._thread.join(5.0)
 
 
 def test_a_watch_ends_with_its_directory(tmp_path: Path) -> None:
