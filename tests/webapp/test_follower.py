@@ -3,11 +3,14 @@ the shm directory wakes it), not an interval later."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 import webapp.follower as follower_module
 import webapp.worker_state as worker_state_module
@@ -62,7 +65,11 @@ def test_renamed_names_each_file_renamed_in_and_only_those(tmp_path: Path) -> No
         renames.close()
 
 
-def test_the_follower_prepares_each_publication_at_once(window: ShmWindow) -> None:
+@contextlib.contextmanager
+def _following(window: ShmWindow) -> Iterator[tuple[WorkerState, Follower, FlaskClient]]:
+    """A worker's state on ``window`` (one generation published), its follower running (with
+    a 30 s interval, so only a rename can explain a prompt poll) and a client of its app;
+    the follower stopped and joined after."""
     window.publish(1000)
     window.write_status()
     app = make_app(window)
@@ -70,25 +77,38 @@ def test_the_follower_prepares_each_publication_at_once(window: ShmWindow) -> No
     follower = Follower(state, INTERVAL_S)
     follower.poll()
     follower.start()
-    client = app.test_client()
     try:
         _until(lambda: follower.watching, 5.0)
-        for n in range(3):
-            generation = window.publish(1000, end=2000 + n)
-            # Reported by the follower's thread, woken by the rename (its interval is 30 s).
-            _until(lambda g=generation: follower.reported == g, 5.0)
-            misses = state.forecasts.misses
-            reply = client.post("/predict", data=b"{}", content_type="application/json")
-            assert reply.status_code == 200, reply.data
-            assert reply.json is not None and reply.json["generation"] == generation
-            # The forecast of the new generation was ready before the request.
-            assert state.forecasts.misses == misses
+        yield state, follower, app.test_client()
     finally:
         follower.stop()
         window.publish(1000)  # wakes the follower, which sees it is stopped
         assert follower._thread is not None
         follower._thread.join(5.0)
         assert not follower._thread.is_alive()
+
+
+def _predict(client: FlaskClient, generation: int) -> None:
+    reply = client.post("/predict", data=b"{}", content_type="application/json")
+    assert reply.status_code == 200, reply.data
+    assert reply.json is not None and reply.json["generation"] == generation
+
+
+def _publish(window: ShmWindow, follower: Follower, end: int) -> int:
+    """Publish a generation and wait until the follower reported it (woken by the rename)."""
+    generation = window.publish(1000, end=end)
+    _until(lambda: follower.reported == generation, 5.0)
+    return generation
+
+
+def test_the_follower_prepares_each_publication_at_once(window: ShmWindow) -> None:
+    with _following(window) as (state, follower, client):
+        for n in range(3):
+            generation = _publish(window, follower, 2000 + n)
+            misses = state.forecasts.misses
+            _predict(client, generation)
+            # The forecast of the new generation was ready before the request.
+            assert state.forecasts.misses == misses
 
 
 def test_an_idle_worker_leaves_the_forecast_to_the_first_request_for_it(
@@ -98,40 +118,18 @@ def test_an_idle_worker_leaves_the_forecast_to_the_first_request_for_it(
     generation but not its forecast; the request computes it, and from then on the follower
     forecasts each new generation ahead again."""
     monkeypatch.setattr(worker_state_module, "FORECAST_DEMAND_S", 0.3)
-    window.publish(1000)
-    window.write_status()
-    app = make_app(window)
-    state: WorkerState = app.extensions["webapp"]
-    follower = Follower(state, INTERVAL_S)
-    follower.poll()
-    follower.start()
-    client = app.test_client()
-
-    def predict(generation: int) -> None:
-        reply = client.post("/predict", data=b"{}", content_type="application/json")
-        assert reply.status_code == 200, reply.data
-        assert reply.json is not None and reply.json["generation"] == generation
-
-    try:
-        _until(lambda: follower.watching, 5.0)
+    with _following(window) as (state, follower, client):
         time.sleep(0.4)
         assert not state.forecasts_in_demand()
-        generation = window.publish(1000, end=2000)
-        _until(lambda: follower.reported == generation, 5.0)
+        generation = _publish(window, follower, 2000)
         misses = state.forecasts.misses
-        predict(generation)
+        _predict(client, generation)
         assert state.forecasts.misses == misses + 1  # not prepared: the request forecast it
         assert state.forecasts_in_demand()
-        generation = window.publish(1000, end=2001)
-        _until(lambda: follower.reported == generation, 5.0)
+        generation = _publish(window, follower, 2001)
         misses = state.forecasts.misses
-        predict(generation)
+        _predict(client, generation)
         assert state.forecasts.misses == misses  # prepared by the follower again
-    finally:
-        follower.stop()
-        window.publish(1000)
-        assert follower._thread is not None
-        follower._thread.join(5.0)
 
 
 def test_a_watch_ends_with_its_directory(tmp_path: Path) -> None:
