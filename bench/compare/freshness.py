@@ -47,8 +47,9 @@ sent after an event's instant that does not show the event is a violation, and a
 one is judged on the probe's figures instead.
 
 Side by side (``side_by_side``): after each design's phases alone, ours and the seed design
-run at once on the same topic, and one idle phase feeds both the same events, with one bare
-consumer and each design's probe and exact instants; ``paired`` compares them event by event.
+run at once on the same topic, every process at nice 0 (ours' daemon too), and one idle
+phase feeds both the same events, with one bare consumer and each design's probe and exact
+instants; ``paired`` compares them event by event.
 The phases alone run one after the other, and Kafka's own latency moves between them by
 more than either design adds to it (the bare consumer's idle p99 was 14-29 ms in ours' phase
 and 8-19 ms in the seed's, docs/benchmarks.md), so the comparison at idle is judged here.
@@ -529,9 +530,12 @@ def measure(
                 print(f"  {design:<8} {phase:<5} {_line(phases[phase])}", flush=True)
             result["designs"][design] = {"workers": target.workers, **phases}
     if side_by_side and {"ours", "seed"} <= set(designs):
+        # Every process at the same nice value: ours' daemon's default (-5) would hand it
+        # the CPU ahead of the seed design's process.
+        level = {**common, "DAEMON_NICE": "0"}
         with contextlib.ExitStack() as stack:
             targets = [
-                stack.enter_context(_started(d, common, workdir, logdir, feed, "side-by-side"))
+                stack.enter_context(_started(d, level, workdir, logdir, feed, "side-by-side"))
                 for d in ("ours", "seed")
             ]
             both = _phase(targets, feed, logdir, "idle", seconds, rate, users)
