@@ -187,9 +187,18 @@ class DaemonConfig(SharedSettings):
     publish_interval_ms: int = env(
         "PUBLISH_INTERVAL_MS",
         20,
-        "minimum time between generations (a change after a quieter spell is published at "
+        "time between generations on average (a change after a quieter spell is published at "
         "once; faster changes are coalesced)",
         ge=1,
+    )
+    publish_burst: int = env(
+        "PUBLISH_BURST",
+        4,
+        "generations that may follow each other sooner than `PUBLISH_INTERVAL_MS` after a "
+        "quieter spell (events held up together then go out as they arrive); 1 makes the "
+        "interval a minimum between any two",
+        ge=1,
+        le=1_000,
     )
     nice: int = env(
         "DAEMON_NICE",

@@ -15,7 +15,8 @@ Loop contract:
   unexpected error while handling one record is logged and dead-lettered as ``internal``.
   Input never stops it.
 * Publication: on the leading edge (a change after a quiet interval is published in the same
-  step), at most once per ``PUBLISH_INTERVAL_MS`` (a burst is coalesced) and, when a
+  step, and so are up to ``PUBLISH_BURST - 1`` more that follow it sooner), at most once per
+  ``PUBLISH_INTERVAL_MS`` on average (a sustained burst is coalesced) and, when a
   publication takes longer than that, at most half of the time (the next waits as long as it
   took), and only when what a
   reader would see changed (window content, restoring/live, model); offsets and counters that
@@ -80,6 +81,7 @@ class Daemon:
         topic: str,
         shm_dir: Path,
         publish_interval_ms: int,
+        publish_burst: int = 1,
         gap_policy: str = "keep",
         layout: PublishLayout = "auto",
         series_per_segment: int = SERIES_PER_SEGMENT,
@@ -111,7 +113,7 @@ class Daemon:
         self.state = "starting"
         self.last_error: str | None = None
         self.last_publish_ns: int | None = None
-        self._coalescer = Coalescer(publish_interval_ms * 1_000_000)
+        self._coalescer = Coalescer(publish_interval_ms * 1_000_000, burst=publish_burst)
         self._caught_up = False
         self._trickle = False
         self._publish_failures = 0

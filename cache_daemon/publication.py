@@ -84,13 +84,20 @@ def build_metadata(
 
 
 class Coalescer:
-    """Decides when to publish: on the leading edge of a change, at most once per
-    ``interval_ns``, and only when something changed.
+    """Decides when to publish: on the leading edge of a change, at most ``burst``
+    publications back to back and one per ``interval_ns`` on average, and only when something
+    changed.
 
-    A change that arrives when the last publication is at least ``interval_ns`` old is due at
-    once (a lone event after a quiet spell is never held back). Changes that arrive sooner are
-    held until the interval since the last publication has passed and then go out together:
-    only a burst is coalesced, into at most one publication per interval.
+    The rate is a token bucket, kept as the generic cell rate algorithm keeps it: one
+    instant (``_tat``) that each publication moves one interval later (from now, if it lies
+    in the past); a change is due once now is within ``burst - 1`` intervals of it. So a
+    change that arrives after a quiet spell is due at once (a lone event is never held back),
+    and so are the next ``burst - 1`` changes if they come sooner: a few events held up
+    together (a pause of the broker, the network or this process) each go out as they arrive,
+    instead of waiting together for the next interval. Past that, changes are held and go out
+    together once an interval's allowance is back: a sustained stream is coalesced into at
+    most one publication per interval (plus the ``burst`` at its start). ``burst=1`` is a
+    plain minimum interval between publications.
 
     The interval is counted from the moment the caller captured the published content (the
     ``now_ns`` it passes to :meth:`published`), not from the end of the write: otherwise the
@@ -108,31 +115,30 @@ class Coalescer:
     restart does not re-read a long run of records that changed nothing.
     """
 
-    def __init__(self, interval_ns: int, *, checkpoint_ns: int = 1_000_000_000) -> None:
+    def __init__(
+        self, interval_ns: int, *, burst: int = 1, checkpoint_ns: int = 1_000_000_000
+    ) -> None:
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst}")
         self.interval_ns = interval_ns
+        self.burst = burst
         self.checkpoint_ns = checkpoint_ns
         self._last_ns: int | None = None
+        self._tat = 0
         self._content: object = None
         self._progress: object = None
         self._not_before_ns = 0
 
     def due(self, now_ns: int, content: object, progress: object) -> bool:
         """True when a publication should happen now."""
-        if now_ns < self._not_before_ns:
-            return False
-        if self._last_ns is None:
-            return True
-        elapsed = now_ns - self._last_ns
-        if content != self._content:
-            return elapsed >= self.interval_ns
-        return progress != self._progress and elapsed >= self.checkpoint_ns
+        return self.wait_ns(now_ns, content, progress) == 0
 
     def wait_ns(self, now_ns: int, content: object, progress: object) -> int | None:
         """Nanoseconds until :meth:`due` could turn true for these values; None if never."""
         if self._last_ns is None:
             return max(0, self._not_before_ns - now_ns)
         if content != self._content:
-            target = self._last_ns + self.interval_ns
+            target = self._tat - (self.burst - 1) * self.interval_ns
         elif progress != self._progress:
             target = self._last_ns + self.checkpoint_ns
         else:
@@ -144,6 +150,7 @@ class Coalescer:
     ) -> None:
         """Record a successful publication of ``content``/``progress`` as captured at
         ``now_ns``, whose capture and write took ``took_ns``."""
+        self._tat = max(self._tat, now_ns) + self.interval_ns
         self._last_ns = now_ns
         self._content = content
         self._progress = progress

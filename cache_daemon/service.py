@@ -74,6 +74,7 @@ def run_service(config: DaemonConfig, stop: threading.Event) -> None:
                 topic=config.kafka_topic if config.source == "kafka" else "",
                 shm_dir=config.shm_dir,
                 publish_interval_ms=config.publish_interval_ms,
+                publish_burst=config.publish_burst,
                 gap_policy=config.gap_policy,
                 layout=config.publish_layout,
                 series_per_segment=config.series_per_segment,

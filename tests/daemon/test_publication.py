@@ -6,6 +6,7 @@ import itertools
 import json
 
 import pyarrow as pa
+import pytest
 
 from cache_daemon.publication import Coalescer, ModelInfo, WindowFacts, build_metadata
 from cache_daemon.window import TIME_TYPE
@@ -49,6 +50,51 @@ def test_a_burst_is_coalesced_to_at_most_one_publication_per_interval() -> None:
     gaps = [b - a for a, b in itertools.pairwise(published)]
     assert min(gaps) >= 50 * MS
     assert len(published) == 20  # 0, 50, ..., 950 ms
+
+
+def test_a_few_changes_held_up_together_go_out_as_they_arrive() -> None:
+    # After a quiet spell, a stall releases four events 1 ms apart: with a burst of 4 each is
+    # published at once; with the plain interval (burst 1) the last three wait for the next
+    # slot, 20 ms after the first.
+    for burst, expected in ((4, [100, 101, 102, 103]), (1, [100, 120])):
+        c = Coalescer(20 * MS, burst=burst)
+        c.published(0, 0, 0)
+        published: list[int] = []
+        content = 0
+        for now in range(100 * MS, 200 * MS, MS // 2):
+            if now in (100 * MS, 101 * MS, 102 * MS, 103 * MS):
+                content += 1
+            if c.due(now, content, 0):
+                c.published(now, content, 0)
+                published.append(now // MS)
+        assert published == expected, (burst, published)
+
+
+def test_a_sustained_stream_is_held_to_the_interval_after_its_burst() -> None:
+    # A change every millisecond for a second: `burst` publications at once, then one per
+    # interval; in no span of T ms more than burst + T / interval.
+    c = Coalescer(20 * MS, burst=4)
+    published: list[int] = []
+    for now in range(0, 1000 * MS, MS):
+        if c.due(now, now, 0):
+            c.published(now, now, 0)
+            published.append(now)
+    assert published == [0, MS, 2 * MS, 3 * MS, *range(20 * MS, 1000 * MS, 20 * MS)]
+    for i, start in enumerate(published):
+        for j in range(i, len(published)):
+            span = published[j] - start
+            assert j - i + 1 <= 4 + span // (20 * MS), (start, published[j])
+    # After the stream, a quiet spell of four intervals gives the whole burst back.
+    quiet = published[-1] + 4 * 20 * MS
+    for k in range(4):
+        assert c.due(quiet + k, ("after", k), 0)
+        c.published(quiet + k, ("after", k), 0)
+    assert not c.due(quiet + 4, ("after", 4), 0)
+
+
+def test_a_burst_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="burst must be at least 1"):
+        Coalescer(20 * MS, burst=0)
 
 
 def test_nothing_changed_means_no_publication() -> None:
