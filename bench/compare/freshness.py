@@ -51,8 +51,8 @@ run at once on the same topic, every process at nice 0 (ours' daemon too), and o
 phase feeds both the same events, with one bare consumer and each design's probe and exact
 instants; ``paired`` compares them event by event.
 The phases alone run one after the other, and Kafka's own latency moves between them by
-more than either design adds to it (the bare consumer's idle p99 was 14-29 ms in ours' phase
-and 8-19 ms in the seed's, docs/benchmarks.md), so the comparison at idle is judged here.
+as much as either design adds to it (the bare consumer's idle p99 was 14-29 ms in ours' phase
+and 8-19 ms in the seed's, docs/benchmarks.md); the comparison at idle is judged in both.
 
 Per worker, each phase also reports its connections on the port (Locust's land where the
 kernel and the workers' accept loops put them), the probe's round trips and event -> that

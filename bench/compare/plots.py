@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench._locust import no_answer
-from bench.compare.goals import TARGETS
+from bench.compare.goals import TARGETS, judged
 
 __all__ = ["plot_all", "plt", "save_figure"]
 
@@ -157,8 +157,8 @@ def plot_freshness(data: dict[str, Any], path: Path) -> Path:
     cats = list(phases)
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     width = 0.27
-    for offset, pct, alpha in ((-width, "p50_ms", 0.55), (0.0, "p99_ms", 1.0)):
-        values = [phases[c].get(pct) or 0 for c in cats]
+    for offset, pct, alpha in ((-width, "p50", 0.55), (0.0, "p99", 1.0)):
+        values = [judged(phases[c], pct)[0] or 0 for c in cats]
         colors = [_COLORS[d] for d, _ in cats]
         bars = ax.bar(
             [i + offset for i in range(len(cats))],
@@ -166,7 +166,7 @@ def plot_freshness(data: dict[str, Any], path: Path) -> Path:
             width,
             color=colors,
             alpha=alpha,
-            label=f"{pct[:-3]}, event -> every worker",
+            label=f"{pct}, event -> every worker",
         )
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     control = [phases[c].get("kafka_alone", {}).get("p99_ms") or 0 for c in cats]
@@ -186,7 +186,8 @@ def plot_freshness(data: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(range(len(cats)), labels, fontsize=8)
     ax.set_ylabel("ms after the produce call")
     ax.set_title(
-        f"Freshness at {data['rate_per_s']:g} events/s (light p50, dark p99, grey control)"
+        f"Freshness at {data['rate_per_s']:g} events/s (light p50, dark p99, grey control;\n"
+        "exact instants where the probe's check passed, else the probe's figures)"
     )
     ax.legend(fontsize=7)
     return save_figure(fig, path)
