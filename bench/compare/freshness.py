@@ -559,9 +559,10 @@ def _started(
     far; stopped on exit. ``label`` names ours' shm directory (a daemon of its own each time)."""
     stop_extra: Callable[[], None] | None = None
     shm_dir = None
+    rows = min(feed.next, WINDOW_ROWS)  # the window keeps the newest WINDOW_ROWS events
     if design == "ours":
         shm_dir = workdir / f"freshness-shm-{label}"
-        server, stop_extra = _start_ours(common, shm_dir, logdir, feed.next)
+        server, stop_extra = _start_ours(common, shm_dir, logdir, rows)
     elif design == "seed":
         server = servers.seed(common, logdir)
     else:
@@ -569,7 +570,7 @@ def _started(
     try:
         server.wait_http("/cache", timeout=180)
         workers = 1 if design == "seed" else _WORKERS
-        servers.wait_workers(server, workers, ready=lambda body: body["rows"] >= feed.next)
+        servers.wait_workers(server, workers, ready=lambda body: body["rows"] >= rows)
         yield _Target(design, server, workers, shm_dir)
     finally:
         server.stop()
