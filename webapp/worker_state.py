@@ -103,3 +103,4 @@ class WorkerState:
         self.source.after_fork()
         self.models.after_fork()
         self.forecasts.after_fork()
+        self._forecast_wanted = time.monotonic()  # counted from this worker's start

@@ -11,7 +11,7 @@ from typing import Any
 
 from bench._locust import no_answer
 
-__all__ = ["HTTP_RATIO", "MIX_TARGETS", "TARGETS", "check", "judged"]
+__all__ = ["HTTP_RATIO", "MIX_TARGETS", "TARGETS", "check", "freshness_phases", "judged"]
 
 TARGETS: dict[str, float] = {
     "read_unchanged_us": 5.0,
@@ -239,11 +239,8 @@ def _freshness(data: dict[str, Any] | None) -> list[dict[str, Any]]:
         for pct in ("p50", "p99"):
             goals.append(_against_seed(alone, designs.get("seed", {}).get(phase), pct, phase))
             if side:
-                goals.append(
-                    _against_seed(side["ours"], side["seed"], pct, f"{phase}, side by side")
-                )
-                if goals[-1]["measured"] is not None:
-                    goals[-1]["measured"] = goals[-1]["measured"][:-1] + _paired(side, pct) + ")"
+                label, note = f"{phase}, side by side", _paired(side, pct)
+                goals.append(_against_seed(side["ours"], side["seed"], pct, label, note))
         bound = TARGETS[f"freshness_p99_{phase}_ms"]
         p99, kind = judged(alone, "p99")
         kafka = alone.get("kafka_alone", {})
@@ -267,9 +264,10 @@ def _complete(phase: Mapping[str, Any]) -> bool:
 
 
 def _against_seed(
-    ours: Mapping[str, Any], seed: Mapping[str, Any] | None, pct: str, label: str
+    ours: Mapping[str, Any], seed: Mapping[str, Any] | None, pct: str, label: str, note: str = ""
 ) -> dict[str, Any]:
-    """The goal "ours' ``pct`` no later than the seed's" for one phase's figures."""
+    """The goal "ours' ``pct`` no later than the seed's" for one phase's figures (``note``
+    ends the figures' parenthesis)."""
     (mine, mine_kind), (theirs, theirs_kind) = judged(ours, pct), judged(seed, pct)
     kind = mine_kind if mine_kind == theirs_kind else "probe"
     if kind == "probe":
@@ -282,6 +280,7 @@ def _against_seed(
             f"{seed.get(f'{pct}_ms')} ms; Kafka alone {kafka.get(f'{pct}_ms', '-')} / "
             f"{theirs_kafka.get(f'{pct}_ms', '-')} ms"
             + (_over_kafka(ours, seed, pct) if kind == "exact" else "")
+            + note
             + ")"
         )
     return _goal(
@@ -301,6 +300,15 @@ def _paired(side: Mapping[str, Any], pct: str) -> str:
     if diff is None:
         return ""
     return f"; ours - seed event by event {diff:g} ms"
+
+
+def freshness_phases(data: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """The freshness part's phases as (design, phase label, figures): each design alone,
+    idle and under load, then ours and the seed side by side where the run has it."""
+    rows = [(d, p, phases[p]) for d, phases in data["designs"].items() for p in ("idle", "load")]
+    for phase, both in (data.get("side_by_side") or {}).items():
+        rows += [(d, f"{phase}, side by side", both[d]) for d in ("ours", "seed")]
+    return rows
 
 
 def check(results: dict[str, Any]) -> list[dict[str, Any]]:

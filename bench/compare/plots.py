@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench._locust import no_answer
-from bench.compare.goals import TARGETS, judged
+from bench.compare.goals import TARGETS, freshness_phases, judged
 
 __all__ = ["plot_all", "plt", "save_figure"]
 
@@ -151,9 +151,7 @@ def plot_http(data: dict[str, Any], path: Path) -> Path:
 
 
 def plot_freshness(data: dict[str, Any], path: Path) -> Path:
-    phases = {(d, p): data["designs"][d][p] for d in data["designs"] for p in ("idle", "load")}
-    for phase, both in (data.get("side_by_side") or {}).items():
-        phases.update({(d, f"{phase}, side by side"): both[d] for d in ("ours", "seed")})
+    phases = {(d, p): figures for d, p, figures in freshness_phases(data)}
     cats = list(phases)
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     width = 0.27

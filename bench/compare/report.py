@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench._locust import no_answer
+from bench.compare.goals import freshness_phases
 
 __all__ = ["goals_table", "markdown"]
 
@@ -138,10 +139,7 @@ def _freshness(data: dict[str, Any]) -> list[str]:
         "bare Kafka consumer p50 / p99 ms (control) |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    rows = [(d, p, phases[p]) for d, phases in data["designs"].items() for p in ("idle", "load")]
-    for phase, both in (data.get("side_by_side") or {}).items():
-        rows += [(d, f"{phase}, side by side", both[d]) for d in ("ours", "seed")]
-    for design, phase, r in rows:
+    for design, phase, r in freshness_phases(data):
         control = r.get("kafka_alone", {})
         lines.append(
             f"| {design} | {phase} | {_num(r.get('p50_ms'), 1)} | {_num(r.get('p99_ms'), 1)}"
