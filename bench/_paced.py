@@ -5,9 +5,10 @@
 topic at ``rate`` per second, and a bare kafka-python
 consumer positioned at the end of that topic: the control, what Kafka and the client cost on
 this machine at that moment with no cache, window or web worker behind them. Both connect
-first and start on :meth:`PacedRun.go`. Times are ``time.monotonic()``, system-wide on Linux,
-so the caller compares them with its own clock; separate processes keep them free of the
-caller's threads competing for its GIL.
+first, freeze what they allocated so far (:func:`bench._proc.freeze_heap`: no full collection
+of their imports pauses them mid-run) and start on :meth:`PacedRun.go`. Times are
+``time.monotonic()``, system-wide on Linux, so the caller compares them with its own clock;
+separate processes keep them free of the caller's threads competing for its GIL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from multiprocessing.synchronize import Event
 import numpy as np
 import numpy.typing as npt
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench._proc import freeze_heap
 
 __all__ = ["PacedRun"]
 
@@ -43,6 +46,7 @@ def _produce(
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
     try:
         producer.partitions_for(topic)  # connected, metadata fetched before the clock starts
+        freeze_heap()
         ready.set()
         go.wait()
         start = time.monotonic()
@@ -77,6 +81,7 @@ def _consume(
         consumer.assign([tp])
         consumer.seek_to_end(tp)
         start = consumer.position(tp)  # the seek resolved now: `ready` means positioned
+        freeze_heap()
         ready.set()
         go.wait()
         deadline = time.monotonic() + len(received) / rate + 30

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+from bench._proc import freeze_heap
 from shm import Reader, ShmError
 from shm._layout import generation_name
 from webapp.follower import DirectoryRenames
@@ -55,6 +56,7 @@ def _watch(directory: str, stop: Event, ready: Event, sink: Connection) -> None:
     renames = DirectoryRenames.watch(shm_dir)
     seen: list[tuple[float, int]] = []
     current = _newest(reader)
+    freeze_heap()
     ready.set()
     try:
         while True:
