@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bench._common import difference_interval
 from bench._locust import no_answer
 
 __all__ = ["HTTP_RATIO", "MIX_TARGETS", "TARGETS", "check", "freshness_phases", "judged"]
@@ -281,6 +282,7 @@ def _against_seed(
             f"{theirs_kafka.get(f'{pct}_ms', '-')} ms"
             + (_over_kafka(ours, seed, pct) if kind == "exact" else "")
             + note
+            + (_interval(ours, seed, pct, paired=bool(note)) if kind == "exact" else "")
             + ")"
         )
     return _goal(
@@ -291,6 +293,26 @@ def _against_seed(
         if measured is None or mine is None or theirs is None
         else _complete(ours) and mine <= theirs,
     )
+
+
+def _interval(ours: Mapping[str, Any], seed: Mapping[str, Any], pct: str, *, paired: bool) -> str:
+    """The 95 % bootstrap interval of ours' exact ``pct`` less the seed's, from the events'
+    latencies (:func:`bench._common.difference_interval`; ``paired``: the same events, side
+    by side): a difference whose interval holds 0 is one these events cannot tell from
+    chance here. Empty when either design lacks its latencies."""
+    mine = (ours.get("exact") or {}).get("latencies_ms") or []
+    theirs = (seed.get("exact") or {}).get("latencies_ms") or []
+    if paired:
+        both = [
+            (m, t) for m, t in zip(mine, theirs, strict=False) if m is not None and t is not None
+        ]
+        mine, theirs = [m for m, _ in both], [t for _, t in both]
+    else:
+        mine, theirs = [m for m in mine if m is not None], [t for t in theirs if t is not None]
+    if not mine or not theirs:
+        return ""
+    low, high = difference_interval(mine, theirs, float(pct[1:]), paired=paired)
+    return f"; ours - seed {pct}, 95 % interval {low:+g} to {high:+g} ms"
 
 
 def _paired(side: Mapping[str, Any], pct: str) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pytest
+
+from bench._common import difference_interval
 from bench.compare.goals import check
 
 
@@ -85,3 +89,39 @@ def test_idle_is_judged_alone_and_side_by_side_when_the_run_has_both() -> None:
     del results["freshness"]["side_by_side"]
     verdicts = {g["goal"]: (g["met"], g["measured"]) for g in check(results)}
     assert not [g for g in verdicts if "side by side" in g]
+
+
+def test_the_interval_of_a_difference_holds_zero_only_when_chance_could_explain_it() -> None:
+    rng = np.random.default_rng(7)
+    kafka = rng.gamma(2.0, 5.0, 600)  # what both designs wait for, event by event
+    ours, seed = kafka + rng.gamma(2.0, 0.5, 600), kafka + rng.gamma(2.0, 0.5, 600)
+    # A tail is known less well than a middle: p99 needs a larger shift to stand out.
+    for q, shift in ((50.0, 3.0), (99.0, 15.0)):
+        low, high = difference_interval(ours, seed, q, paired=False)
+        assert low <= 0.0 <= high, (q, low, high)
+        low, high = difference_interval(ours + shift, seed, q, paired=False)
+        assert low > 0.0, (q, low, high)
+    # The same events measured twice: resampling them together removes Kafka's share of the
+    # spread, so the interval is narrower than if the two were independent.
+    paired = difference_interval(ours, seed, 50.0, paired=True)
+    apart = difference_interval(ours, seed, 50.0, paired=False)
+    assert paired[1] - paired[0] < (apart[1] - apart[0]) / 2, (paired, apart)
+    assert difference_interval(ours, seed, 50.0, paired=True) == paired  # seeded
+    with pytest.raises(ValueError):
+        difference_interval(ours, seed[:10], 50.0, paired=True)
+
+
+def test_each_exact_comparison_shows_the_interval_of_its_difference() -> None:
+    rng = np.random.default_rng(3)
+    ours, seed = _phase(14.0, 9.0), _phase(12.0, 10.0)
+    ours["exact"]["latencies_ms"] = [*rng.normal(9.0, 1.0, 300).round(1), None]
+    seed["exact"]["latencies_ms"] = [*rng.normal(10.0, 1.0, 300).round(1), 12.0]
+    [(met, measured)] = _verdicts(ours, seed).values()
+    assert met is True
+    interval = measured.rsplit("; ours - seed p50, 95 % interval ", 1)[1].rstrip(")")
+    low, high = (float(x) for x in interval.removesuffix(" ms").split(" to "))
+    assert low < high < 0.0, measured  # ours earlier by about 1 ms, beyond chance
+    # Without the events' latencies there is nothing to resample: no interval.
+    del ours["exact"]["latencies_ms"]
+    [(_, measured)] = _verdicts(ours, seed).values()
+    assert "interval" not in measured
