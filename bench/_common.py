@@ -50,11 +50,12 @@ def difference_interval(
     draws: int = 2_000,
 ) -> tuple[float, float]:
     """The 95 % bootstrap interval of the ``q``-th percentile of ``mine`` less that of
-    ``theirs`` (ms, rounded to 0.1): how far the difference of two measured percentiles could
-    move with other samples of the same kind. ``paired``: the two are measurements of the same
-    events, index by index (equal lengths), so the events are resampled together; otherwise
-    each sample is resampled on its own. Both samples must be non-empty. Seeded: the same
-    samples give the same interval."""
+    ``theirs`` (rounded to 0.1): how far the difference of the two percentiles moves when the
+    samples are drawn again from themselves, each value taken as independent of the others.
+    ``paired``: the two are measurements of the same events, index by index (equal lengths),
+    so the events are resampled together; otherwise each sample is resampled on its own.
+    ``ValueError`` when either is empty (or, paired, when their lengths differ). Seeded: the
+    same samples give the same interval."""
     a, b = np.asarray(mine, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
     if not a.size or not b.size or (paired and a.size != b.size):
         raise ValueError("two non-empty samples are needed (of equal length when paired)")

@@ -60,9 +60,10 @@ def freeze_heap() -> None:
     reach (``gc.freeze``), after a last collection.
 
     For a spawned measuring process, once set up and before it measures: its imports leave
-    about 180,000 objects, and the first full collection after them, due after some seconds of
-    steady allocation, took 80-310 ms on this machine, in the middle of a phase and at the
-    same event in every run (docs/benchmarks.md)."""
+    tens to hundreds of thousands of objects, and the first full collection after them, due
+    after some seconds of steady allocation, paused the paced producer (184,000 objects) for
+    107-314 ms on this machine, mid-phase and at the same event in every run
+    (docs/benchmarks.md)."""
     gc.collect()
     gc.freeze()
 
