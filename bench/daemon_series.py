@@ -25,7 +25,6 @@ process (so that one size's memory does not hide in another's):
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import random
 import shutil
@@ -41,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench._common import add_results_dir_option, comma_ints, write_results
+from bench._proc import freeze_heap
 from cache_daemon.publication import WindowFacts
 from cache_daemon.series_windows import SeriesWindows
 from cache_daemon.writer import WindowWriter
@@ -92,8 +92,7 @@ def measure_one(
     del table
     # As the daemon does once it has bootstrapped (cache_daemon/service.py): what start-up
     # allocated stays out of the cyclic collector's passes.
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
     loaded = _rss_bytes()
     workdir = Path(tempfile.mkdtemp(prefix="bench-daemon-series-", dir="/dev/shm"))
     out: dict[str, Any] = {
